@@ -1,0 +1,116 @@
+"""The builder step: inspect, render, tag, ask the registry, build and push when missing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import engines
+from .codeset import Codeset, load_codeset
+from .environments import DockerEnv
+from .options import BuildOptions
+from .problems import StepError
+from .recipe import Recipe, render
+from .registry import RegistryClient
+from .tag import environment_tag
+
+Log = Callable[[str], None]
+
+
+def stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+@dataclass
+class Plan:
+    codeset: Codeset
+    recipe: Recipe | None
+    tag: str
+    push_reference: str
+    pull_reference: str
+
+
+@dataclass
+class BuildResult:
+    image: str
+    digest: str
+    built: bool
+
+
+def plan(path: Path | str, options: BuildOptions) -> Plan:
+    codeset = load_codeset(path)
+    env = codeset.environment
+    if isinstance(env, DockerEnv):
+        return Plan(codeset, None, "", env.image, env.image)
+    recipe = render(env, options)
+    tag = environment_tag(env, recipe, options)
+    return Plan(codeset, recipe, tag, options.push_reference(tag), options.pull_reference(tag))
+
+
+def build(path: Path | str, options: BuildOptions, log: Log = stderr) -> BuildResult:
+    the_plan = plan(path, options)
+    if the_plan.recipe is None:
+        log(f"docker_env: nothing to build, the image is {the_plan.pull_reference}")
+        return BuildResult(the_plan.pull_reference, "", built=False)
+    client = RegistryClient(options.registry, insecure=options.insecure)
+    digest = client.manifest_digest(options.repository, the_plan.tag)
+    if digest is not None:
+        log(f"{the_plan.push_reference} is already in the registry: nothing to build")
+        return BuildResult(the_plan.pull_reference, digest, built=False)
+    log(f"{the_plan.push_reference} not in the registry: building")
+    digest = run_build(the_plan, options, log)
+    return BuildResult(the_plan.pull_reference, digest, built=True)
+
+
+def run_build(the_plan: Plan, options: BuildOptions, log: Log) -> str:
+    assert the_plan.recipe is not None
+    engine = engines.pick_engine(options.engine)
+    with tempfile.TemporaryDirectory(prefix="mlflow-steps-") as tmp:
+        context = the_plan.recipe.write_context(Path(tmp) / "context")
+        job = engines.BuildJob(
+            dockerfile=context / "Dockerfile",
+            context=context,
+            destination=the_plan.push_reference,
+            digest_file=Path(tmp) / "digest",
+            build_args=options.build_args(),
+            insecure=options.insecure,
+            verbose=options.verbose,
+            compressed_caching=options.compressed_caching,
+        )
+        printed = ""
+        for command in engines.ENGINES[engine](job):
+            if options.verbose:
+                log("+ " + command.redacted(job.build_args))
+            printed = run(command, job, engine)
+        if job.digest_file.exists():
+            return job.digest_file.read_text().strip()
+        return printed.rpartition("@")[2].strip()
+
+
+def run(command: engines.Command, job: engines.BuildJob, engine: str) -> str:
+    env = {**os.environ, **job.build_args}
+    try:
+        done = subprocess.run(
+            command.argv,
+            env=env,
+            stdout=subprocess.PIPE if command.prints_digest else None,
+            text=True,
+            check=False,
+        )
+    except FileNotFoundError:
+        raise StepError(
+            f"build engine `{engine}`: `{command.argv[0]}` is not installed here; install it "
+            "or choose another engine (kaniko, buildah, podman, docker)"
+        ) from None
+    if done.returncode != 0:
+        raise StepError(
+            f"build engine `{engine}` failed (exit {done.returncode}) running "
+            f"`{command.redacted(job.build_args)}`; its output above shows why. No image was "
+            "pushed and no output was written."
+        )
+    return done.stdout or ""

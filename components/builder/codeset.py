@@ -1,0 +1,187 @@
+"""Read an MLflow codeset: its MLproject, entry points and environment file.
+
+Every problem is collected and raised at once (as `StepError`), each naming the file, what is
+wrong and how to fix it. Detection never depends on the current directory: pass the root.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .environments import DETECTION_ORDER, KINDS_BY_KEY, DockerEnv, Environment
+from .problems import StepError
+
+PARAMETER_TYPES = ("string", "str", "int", "float", "path", "uri")
+KNOWN_KEYS = {"name", "conda_env", "python_env", "docker_env", "entry_points"}
+
+
+@dataclass(frozen=True)
+class Parameter:
+    name: str
+    type: str = "string"
+    default: Any = None
+
+    @property
+    def required(self) -> bool:
+        return self.default is None
+
+
+@dataclass(frozen=True)
+class EntryPoint:
+    name: str
+    command: str
+    parameters: dict[str, Parameter] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Codeset:
+    root: Path
+    mlproject: Path
+    name: str | None
+    entry_points: dict[str, EntryPoint]
+    environment: Environment
+
+
+def find_mlproject(root: Path) -> list[Path]:
+    """MLflow looks the file up case-insensitively (`MLproject`, `MLProject`, `mlproject`)."""
+    return sorted(p for p in root.iterdir() if p.name.lower() == "mlproject" and p.is_file())
+
+
+def load_yaml(path: Path, problems: list[str]) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        reason = getattr(exc, "problem", None) or str(exc)
+        problems.append(f"{path.name}: not valid YAML{where}: {reason}; fix the syntax")
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.append(f"{path.name}: cannot be read ({exc})")
+    return None
+
+
+def load_codeset(root: Path | str) -> Codeset:
+    root = Path(root)
+    if not root.is_dir():
+        raise StepError(f"codeset {root}: not a directory; pass the folder that holds MLproject")
+    candidates = find_mlproject(root)
+    if not candidates:
+        raise StepError(
+            f"codeset {root}: no MLproject file at its root; add one (name, environment file, "
+            "entry_points with at least `main`), see https://mlflow.org/docs/latest/projects.html"
+        )
+    if len(candidates) > 1:
+        names = ", ".join(p.name for p in candidates)
+        raise StepError(f"codeset {root}: several MLproject files ({names}); keep exactly one")
+    mlproject = candidates[0]
+    problems: list[str] = []
+    spec = load_yaml(mlproject, problems)
+    if problems:
+        raise StepError(problems)
+    if not isinstance(spec, dict):
+        raise StepError(
+            f"{mlproject.name}: must be a YAML mapping with keys {sorted(KNOWN_KEYS)}, "
+            f"got {type(spec).__name__}"
+        )
+    unknown = sorted(set(map(str, spec)) - KNOWN_KEYS)
+    if unknown:
+        problems.append(
+            f"{mlproject.name}: unknown key(s) {unknown}; valid keys are {sorted(KNOWN_KEYS)}"
+        )
+    name = spec.get("name")
+    if name is not None and not isinstance(name, str):
+        problems.append(f"{mlproject.name}: `name` must be a string")
+    entry_points = read_entry_points(mlproject.name, spec.get("entry_points"), problems)
+    environment = detect_environment(root, mlproject.name, spec, problems)
+    if problems or environment is None:
+        raise StepError(problems)
+    return Codeset(root, mlproject, name, entry_points, environment)
+
+
+def read_entry_points(where: str, raw: Any, problems: list[str]) -> dict[str, EntryPoint]:
+    if raw is None:
+        problems.append(f"{where}: no `entry_points`; declare at least a `main` entry point")
+        return {}
+    if not isinstance(raw, dict):
+        problems.append(f"{where}: `entry_points` must be a mapping of name -> entry point")
+        return {}
+    entry_points: dict[str, EntryPoint] = {}
+    for ep_name, ep in raw.items():
+        ep_where = f"{where}: entry point `{ep_name}`"
+        if not isinstance(ep, dict):
+            problems.append(f"{ep_where}: must be a mapping with `command` (and `parameters`)")
+            continue
+        command = ep.get("command")
+        if not isinstance(command, str) or not command.strip():
+            problems.append(f"{ep_where}: `command` is missing or not a string")
+            continue
+        params = read_parameters(ep_where, ep.get("parameters") or {}, problems)
+        entry_points[str(ep_name)] = EntryPoint(str(ep_name), command, params)
+    if "main" not in raw:
+        valid = ", ".join(map(str, raw)) or "none"
+        problems.append(f"{where}: no `main` entry point (found: {valid}); add `main`")
+    return entry_points
+
+
+def read_parameters(where: str, raw: Any, problems: list[str]) -> dict[str, Parameter]:
+    if not isinstance(raw, dict):
+        problems.append(f"{where}: `parameters` must be a mapping of name -> type or spec")
+        return {}
+    params: dict[str, Parameter] = {}
+    for p_name, p in raw.items():
+        if isinstance(p, str):
+            p_type, default = p, None
+        elif isinstance(p, dict):
+            p_type, default = p.get("type", "string"), p.get("default")
+        else:
+            problems.append(f"{where}: parameter `{p_name}` must be a type or {{type, default}}")
+            continue
+        if p_type not in PARAMETER_TYPES:
+            problems.append(
+                f"{where}: parameter `{p_name}` has unknown type `{p_type}`; "
+                f"valid types: {', '.join(PARAMETER_TYPES)}"
+            )
+            continue
+        params[str(p_name)] = Parameter(str(p_name), str(p_type), default)
+    return params
+
+
+def detect_environment(
+    root: Path, where: str, spec: dict, problems: list[str]
+) -> Environment | None:
+    """The file MLproject names wins; otherwise the first default file in DETECTION_ORDER."""
+    declared = [key for key in KINDS_BY_KEY if key in spec]
+    if len(declared) > 1:
+        problems.append(f"{where}: declares {' and '.join(declared)}; keep only one")
+        return None
+    if declared:
+        key = declared[0]
+        kind = KINDS_BY_KEY[key]
+        if kind is DockerEnv:
+            return DockerEnv.from_mlproject(where, spec[key], problems)
+        value = spec[key]
+        if not isinstance(value, str) or not value.strip():
+            problems.append(f"{where}: `{key}` must name a file in the codeset")
+            return None
+        path = (root / value).resolve()
+        if not path.is_relative_to(root.resolve()):
+            problems.append(f"{where}: `{key}: {value}` points outside the codeset")
+            return None
+        if not path.is_file():
+            problems.append(f"{where}: `{key}` names {value}, which does not exist; add it")
+            return None
+        return kind.load(path, problems)
+    for kind in DETECTION_ORDER:
+        path = root / kind.default_file
+        if path.is_file():
+            return kind.load(path, problems)
+    files = ", ".join(kind.default_file for kind in DETECTION_ORDER)
+    problems.append(
+        f"codeset {root}: no environment file; add one of {files} at its root, or name one "
+        f"in {where} (conda_env / python_env / docker_env)"
+    )
+    return None

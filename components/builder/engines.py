@@ -1,0 +1,105 @@
+"""Build engines: the exact command lines that build and push the rendered recipe.
+
+Build-argument values reach buildah, podman and docker through the environment (`--build-arg
+NAME` reads `$NAME`), so index credentials never show in a command line or a log. Kaniko takes
+`NAME=VALUE`; logs redact the value.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+KANIKO_EXECUTOR = "/kaniko/executor"
+
+
+@dataclass(frozen=True)
+class BuildJob:
+    dockerfile: Path
+    context: Path
+    destination: str
+    digest_file: Path
+    build_args: dict[str, str] = field(default_factory=dict)
+    insecure: bool = False
+    verbose: bool = False
+    compressed_caching: bool = False
+
+
+@dataclass(frozen=True)
+class Command:
+    argv: list[str]
+    # docker writes no digest file: the digest is read from this command's output instead.
+    prints_digest: bool = False
+
+    def redacted(self, secrets: dict[str, str]) -> str:
+        text = " ".join(self.argv)
+        for value in secrets.values():
+            if value:
+                text = text.replace(value, "***")
+        return text
+
+
+def kaniko(job: BuildJob) -> list[Command]:
+    argv = [
+        KANIKO_EXECUTOR,
+        f"--dockerfile={job.dockerfile}",
+        f"--context=dir://{job.context}",
+        f"--destination={job.destination}",
+        f"--digest-file={job.digest_file}",
+        f"--compressed-caching={str(job.compressed_caching).lower()}",
+        "--single-snapshot",
+        f"--verbosity={'debug' if job.verbose else 'info'}",
+    ]
+    argv += [f"--build-arg={name}={value}" for name, value in sorted(job.build_args.items())]
+    if job.insecure:
+        argv += ["--insecure", "--insecure-pull", "--skip-tls-verify", "--skip-tls-verify-pull"]
+    return [Command(argv)]
+
+
+def buildah(job: BuildJob, program: str = "buildah") -> list[Command]:
+    tls = f"--tls-verify={str(not job.insecure).lower()}"
+    build = [program]
+    if job.verbose:
+        build.append("--log-level=debug")
+    build += ["build", tls, "--format=oci", f"--file={job.dockerfile}", f"--tag={job.destination}"]
+    build += [f"--build-arg={name}" for name in sorted(job.build_args)]
+    build.append(str(job.context))
+    push = [program, "push", tls, f"--digestfile={job.digest_file}", job.destination]
+    if program == "buildah":
+        push.append(f"docker://{job.destination}")
+    return [Command(build), Command(push)]
+
+
+def podman(job: BuildJob) -> list[Command]:
+    return buildah(job, program="podman")
+
+
+def docker(job: BuildJob) -> list[Command]:
+    build = ["docker", "build", f"--file={job.dockerfile}", f"--tag={job.destination}"]
+    build += [f"--build-arg={name}" for name in sorted(job.build_args)]
+    build.append(str(job.context))
+    inspect = [
+        "docker",
+        "image",
+        "inspect",
+        "--format={{index .RepoDigests 0}}",
+        job.destination,
+    ]
+    return [Command(build), Command(["docker", "push", job.destination]), Command(inspect, True)]
+
+
+ENGINES = {"kaniko": kaniko, "buildah": buildah, "podman": podman, "docker": docker}
+
+
+def pick_engine(name: str) -> str:
+    """`auto`: Kaniko inside its image, else the first of buildah, podman, docker found."""
+    if name != "auto":
+        return name
+    if os.path.exists(KANIKO_EXECUTOR):
+        return "kaniko"
+    for candidate in ("buildah", "podman", "docker"):
+        if shutil.which(candidate):
+            return candidate
+    return "buildah"

@@ -1,0 +1,269 @@
+"""One small class per environment kind (repo2docker's buildpack shape).
+
+Each kind knows its default file, how to load and check it, its normal form (what the tag
+hashes) and the files and base image its recipe needs. `DETECTION_ORDER` is the order in which
+default files are looked for when MLproject names none: first match wins.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import yaml
+
+from . import requirements as reqs
+
+DEFAULT_PIP_BASE = "python:3.6.13"
+DEFAULT_MINICONDA_VERSION = "4.10.3"
+
+
+@dataclass
+class Environment:
+    """An environment file, loaded and checked. Subclasses fill in the hooks."""
+
+    kind: ClassVar[str]
+    default_file: ClassVar[str] = ""
+    path: Path | None = None
+
+    @classmethod
+    def load(cls, path: Path, problems: list[str]) -> Environment | None:
+        raise NotImplementedError
+
+    def canonical(self) -> dict[str, Any]:
+        """The normal form: what decides the environment, and nothing else."""
+        raise NotImplementedError
+
+    def has_mlflow(self) -> bool:
+        raise NotImplementedError
+
+    def builds(self) -> bool:
+        return True
+
+    def python_version(self) -> str | None:
+        return None
+
+
+@dataclass
+class PipEnv(Environment):
+    """`requirements.txt`: installed into a virtual environment on `base_image`."""
+
+    kind: ClassVar[str] = "pip"
+    default_file: ClassVar[str] = "requirements.txt"
+    lines: list[str] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, path: Path, problems: list[str]) -> PipEnv | None:
+        found: list[str] = []
+        lines = reqs.read_requirements_file(path, found)
+        if not found and not any(not line.startswith("-") for line in lines):
+            found.append(f"{path.name}: lists no packages; add the packages the project needs")
+        problems.extend(found)
+        return None if found else cls(path=path, lines=lines)
+
+    def canonical(self) -> dict[str, Any]:
+        return {"requirements": self.lines}
+
+    def has_mlflow(self) -> bool:
+        return reqs.mentions_mlflow(self.lines)
+
+
+@dataclass
+class PythonEnv(Environment):
+    """MLflow's `python_env.yaml`: `python`, `build_dependencies`, `dependencies`."""
+
+    kind: ClassVar[str] = "python_env"
+    default_file: ClassVar[str] = "python_env.yaml"
+    python: str = ""
+    build_dependencies: list[str] = field(default_factory=list)
+    dependencies: list[str] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, path: Path, problems: list[str]) -> PythonEnv | None:
+        from .codeset import load_yaml
+
+        found: list[str] = []
+        data = load_yaml(path, found)
+        if not found and not isinstance(data, dict):
+            found.append(f"{path.name}: must be a mapping with `python` and `dependencies`")
+        if found:
+            problems.extend(found)
+            return None
+        python = data.get("python")
+        if not isinstance(python, (str, float)) or not str(python).strip():
+            found.append(f'{path.name}: `python` is missing; set it to a version, e.g. "3.10"')
+        lists = {}
+        for key in ("build_dependencies", "dependencies"):
+            value = data.get(key) or []
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                found.append(f"{path.name}: `{key}` must be a list of requirement strings")
+                value = []
+            lists[key] = reqs.normalise_lines(value, f"{path.name} {key}", path.parent, found)
+        problems.extend(found)
+        if found:
+            return None
+        return cls(
+            path=path,
+            python=str(python).strip(),
+            build_dependencies=lists["build_dependencies"],
+            dependencies=lists["dependencies"],
+        )
+
+    def canonical(self) -> dict[str, Any]:
+        return {
+            "python": self.python,
+            "build_dependencies": self.build_dependencies,
+            "dependencies": self.dependencies,
+        }
+
+    def has_mlflow(self) -> bool:
+        return reqs.mentions_mlflow(self.dependencies)
+
+    def python_version(self) -> str | None:
+        return self.python
+
+
+@dataclass
+class CondaEnv(Environment):
+    """`conda.yaml`: applied to the base environment of `continuumio/miniconda3`.
+
+    Normal form: the env `name`/`prefix` are dropped (they do not change what is installed),
+    conda specs lose their whitespace around operators and are sorted, the pip sub-list is
+    normalised like requirements.txt. Channel ORDER is kept: conda uses it for priority.
+    """
+
+    kind: ClassVar[str] = "conda"
+    default_file: ClassVar[str] = "conda.yaml"
+    channels: list[str] = field(default_factory=list)
+    dependencies: list[str] = field(default_factory=list)
+    pip: list[str] = field(default_factory=list)
+    variables: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path, problems: list[str]) -> CondaEnv | None:
+        from .codeset import load_yaml
+
+        found: list[str] = []
+        data = load_yaml(path, found)
+        if not found and not isinstance(data, dict):
+            found.append(f"{path.name}: must be a mapping with `channels` and `dependencies`")
+        if found:
+            problems.extend(found)
+            return None
+        channels = data.get("channels") or []
+        if not isinstance(channels, list) or not all(isinstance(c, str) for c in channels):
+            found.append(f"{path.name}: `channels` must be a list of channel names")
+            channels = []
+        deps, pip = [], []
+        raw_deps = data.get("dependencies")
+        if not isinstance(raw_deps, list) or not raw_deps:
+            found.append(f"{path.name}: `dependencies` must be a non-empty list of packages")
+            raw_deps = []
+        for dep in raw_deps:
+            if isinstance(dep, dict) and set(dep) == {"pip"} and isinstance(dep["pip"], list):
+                pip += reqs.normalise_lines(
+                    [str(p) for p in dep["pip"]], f"{path.name} pip", path.parent, found
+                )
+            elif isinstance(dep, (str, int, float)):
+                deps.append(normalise_conda_spec(str(dep)))
+            else:
+                found.append(f"{path.name}: dependency {dep!r} must be a string or {{pip: [...]}}")
+        variables = data.get("variables") or {}
+        if not isinstance(variables, dict):
+            found.append(f"{path.name}: `variables` must be a mapping")
+            variables = {}
+        problems.extend(found)
+        if found:
+            return None
+        return cls(
+            path=path,
+            channels=[c.strip() for c in channels],
+            dependencies=sorted(set(deps)),
+            pip=sorted(set(pip)),
+            variables={str(k): str(v) for k, v in sorted(variables.items())},
+        )
+
+    def canonical(self) -> dict[str, Any]:
+        return {
+            "channels": self.channels,
+            "dependencies": self.dependencies,
+            "pip": self.pip,
+            "variables": self.variables,
+        }
+
+    def has_mlflow(self) -> bool:
+        conda_names = {conda_name(spec) for spec in self.dependencies}
+        return bool(conda_names & reqs.MLFLOW_DISTRIBUTIONS) or reqs.mentions_mlflow(self.pip)
+
+    def python_version(self) -> str | None:
+        for spec in self.dependencies:
+            if conda_name(spec) == "python" and "=" in spec:
+                return spec.split("=")[-1]
+        return None
+
+    def environment_yaml(self, extra_pip: list[str]) -> str:
+        """The file `conda env update` reads; `pip` is listed when any pip package is."""
+        pip = self.pip + extra_pip
+        deps: list[Any] = list(self.dependencies)
+        if pip and "pip" not in {conda_name(d) for d in self.dependencies}:
+            deps.append("pip")
+        if pip:
+            deps.append({"pip": pip})
+        data: dict[str, Any] = {"channels": self.channels, "dependencies": deps}
+        if self.variables:
+            data["variables"] = self.variables
+        return yaml.safe_dump(data, sort_keys=False)
+
+
+@dataclass
+class DockerEnv(Environment):
+    """`docker_env` in MLproject: the image is given, nothing is built."""
+
+    kind: ClassVar[str] = "docker_env"
+    image: str = ""
+
+    @classmethod
+    def from_mlproject(cls, where: str, value: Any, problems: list[str]) -> DockerEnv | None:
+        image = value.get("image") if isinstance(value, dict) else None
+        if not isinstance(image, str) or not image.strip():
+            problems.append(f"{where}: `docker_env` needs an `image`, e.g. image: my/env:1.0")
+            return None
+        return cls(image=image.strip())
+
+    def canonical(self) -> dict[str, Any]:
+        return {"image": self.image}
+
+    def has_mlflow(self) -> bool:
+        return True
+
+    def builds(self) -> bool:
+        return False
+
+
+def normalise_conda_spec(spec: str) -> str:
+    """`NumPy >= 1.2` -> `numpy>=1.2`; `numpy  1.2   py_0` -> `numpy 1.2 py_0`."""
+    first, *rest = re.sub(r"\s*([<>=!,]+)\s*", r"\1", spec.strip()).split()
+    name = re.match(r"^[^<>=!]*", first)
+    head = name[0].lower() + first[len(name[0]) :] if name else first
+    return " ".join([head, *rest])
+
+
+def conda_name(spec: str) -> str:
+    """`conda-forge::mlflow>=2` -> `mlflow`."""
+    return re.split(r"[\s<>=!]", spec, maxsplit=1)[0].split("::")[-1]
+
+
+# MLproject key -> kind, and the order default files are looked for (first match wins).
+KINDS_BY_KEY: dict[str, type[Environment]] = {
+    "conda_env": CondaEnv,
+    "python_env": PythonEnv,
+    "docker_env": DockerEnv,
+}
+DETECTION_ORDER: list[type[Environment]] = [PythonEnv, CondaEnv, PipEnv]
+
+
+def canonical_json(env: Environment) -> str:
+    return json.dumps({"kind": env.kind, **env.canonical()}, sort_keys=True, separators=(",", ":"))

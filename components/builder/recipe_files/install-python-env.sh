@@ -1,0 +1,38 @@
+#!/bin/sh
+# mlflow-steps: install a pip / python_env environment into a virtual environment.
+# Usage: install-python-env.sh VENV REQUIREMENTS_FILE...   (files are installed in order)
+# uv when it runs here and supports the interpreter (3.8+), else pip. No cache is kept.
+# Index settings come from the PIP_* build arguments and are never written into the image.
+set -eu
+venv="$1"
+shift
+here="$(cd "$(dirname "$0")" && pwd)"
+python="$(command -v python3 || command -v python || true)"
+if [ -z "$python" ]; then
+  echo "mlflow-steps: the base image has neither python3 nor python; choose another base_image" >&2
+  exit 1
+fi
+for name in PIP_INDEX_URL PIP_EXTRA_INDEX_URL PIP_TRUSTED_HOST; do
+  eval "value=\${$name:-}"
+  if [ -z "$value" ]; then unset "$name"; fi
+done
+if [ -x "$here/uv" ] && "$here/uv" --version >/dev/null 2>&1 \
+  && "$python" -c 'import sys; sys.exit(sys.version_info < (3, 8))'; then
+  if [ -n "${PIP_INDEX_URL:-}" ]; then export UV_INDEX_URL="$PIP_INDEX_URL"; fi
+  if [ -n "${PIP_EXTRA_INDEX_URL:-}" ]; then export UV_EXTRA_INDEX_URL="$PIP_EXTRA_INDEX_URL"; fi
+  if [ -n "${PIP_TRUSTED_HOST:-}" ]; then export UV_INSECURE_HOST="$PIP_TRUSTED_HOST"; fi
+  echo "mlflow-steps: installing with uv into $venv ($("$python" --version 2>&1))"
+  "$here/uv" venv --quiet --python "$python" "$venv"
+  for requirements in "$@"; do
+    "$here/uv" pip install --no-cache --compile-bytecode --python "$venv/bin/python" \
+      -r "$here/$requirements"
+  done
+else
+  echo "mlflow-steps: installing with pip into $venv ($("$python" --version 2>&1))"
+  "$python" -m venv "$venv"
+  for requirements in "$@"; do
+    "$venv/bin/pip" install --no-cache-dir --disable-pip-version-check -r "$here/$requirements"
+  done
+fi
+site="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+echo /opt/mlflow-steps > "$site/mlflow_steps_runtime.pth"

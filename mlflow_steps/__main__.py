@@ -1,0 +1,3 @@
+from mlflow_steps.cli import main
+
+raise SystemExit(main())

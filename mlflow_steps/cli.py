@@ -1,0 +1,108 @@
+"""`mlflow-steps`: inspect a codeset, build its environment image."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from mlflow_steps import __version__
+from mlflow_steps.components.builder import build as builder
+from mlflow_steps.components.builder.options import BuildOptions
+from mlflow_steps.components.builder.outputs import output_paths, publish
+from mlflow_steps.components.builder.problems import StepError
+from mlflow_steps.components.builder.step import BUILDER
+from mlflow_steps.components.spec import StepSpec, resolve
+
+EXIT_FAILED = 1
+
+
+def add_spec_flags(parser: argparse.ArgumentParser, spec: StepSpec) -> None:
+    """One flag per input of the step spec; each also read from FUSEML_<NAME>."""
+    for item in spec.inputs:
+        default = f" (env {item.env}; default: {item.default or 'empty'})"
+        if item.type == "boolean":
+            parser.add_argument(
+                item.flag,
+                dest=item.name,
+                nargs="?",
+                const="true",
+                default=None,
+                metavar="true|false",
+                help=item.description + default,
+            )
+        else:
+            parser.add_argument(
+                item.flag, dest=item.name, default=None, help=item.description + default
+            )
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mlflow-steps", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"mlflow-steps {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    inspect = commands.add_parser("inspect", help="show what the builder finds and would build")
+    inspect.add_argument("path", help="the codeset folder (holds MLproject)")
+    add_spec_flags(inspect, BUILDER)
+
+    build = commands.add_parser("build", help="build and push the codeset's environment image")
+    build.add_argument("path", help="the codeset folder (holds MLproject)")
+    add_spec_flags(build, BUILDER)
+    build.add_argument("--output", help="write the image reference to this file")
+    build.add_argument("--digest-output", help="write the image digest to this file")
+    return parser
+
+
+def builder_options(args: argparse.Namespace) -> BuildOptions:
+    return BuildOptions.from_values(resolve(BUILDER, vars(args)))
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    options = builder_options(args)
+    the_plan = builder.plan(args.path, options)
+    codeset, env = the_plan.codeset, the_plan.codeset.environment
+    print(f"codeset:      {codeset.root}")
+    print(f"mlproject:    {codeset.mlproject.name} (name: {codeset.name or '-'})")
+    print(f"environment:  {env.kind} ({env.path.name if env.path else 'MLproject docker_env'})")
+    if the_plan.recipe:
+        print(f"base image:   {the_plan.recipe.base_image}")
+    print("entry points:")
+    for entry in codeset.entry_points.values():
+        params = ", ".join(
+            f"{p.name}: {p.type}" + ("" if p.required else f" = {p.default!r}")
+            for p in entry.parameters.values()
+        )
+        print(f"  {entry.name}({params})")
+        print(f"      {entry.command}")
+    print(f"tag:          {the_plan.tag or '-'}")
+    print(f"image:        {the_plan.pull_reference}")
+    print(f"push to:      {the_plan.push_reference}")
+    return 0
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    options = builder_options(args)
+    result = builder.build(args.path, options)
+    publish(result.image, output_paths(args.output))
+    if args.digest_output and result.digest:
+        publish(result.digest, [Path(args.digest_output)])
+    print(result.image)
+    return 0
+
+
+COMMANDS = {"inspect": cmd_inspect, "build": cmd_build}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except StepError as exc:
+        print(f"mlflow-steps {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
