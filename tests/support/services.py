@@ -1,0 +1,116 @@
+"""Start real servers on 127.0.0.1: a CNCF distribution registry and a pypiserver index."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 20.0, ok=(200, 401)) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url, timeout=1).status_code in ok:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up in {timeout}s")
+
+
+@dataclass
+class Service:
+    host: str
+    process: subprocess.Popen
+    log: Path
+    extra: dict = field(default_factory=dict)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+    def access_log_lines(self) -> list[str]:
+        return self.log.read_text(errors="replace").splitlines()
+
+
+REGISTRY_CONFIG = """\
+version: 0.1
+log:
+  level: info
+  accesslog:
+    disabled: false
+storage:
+  filesystem:
+    rootdirectory: {data}
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:{port}
+"""
+
+HTPASSWD_AUTH = """\
+auth:
+  htpasswd:
+    realm: mlflow-steps-test
+    path: {htpasswd}
+"""
+
+
+def start_registry(workdir: Path, users: dict[str, str] | None = None) -> Service:
+    """`docker-registry serve` (Debian's CNCF distribution), optionally with htpasswd auth."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    config = REGISTRY_CONFIG.format(data=workdir / "data", port=port)
+    if users:
+        htpasswd = workdir / "htpasswd"
+        htpasswd.write_text(
+            "".join(
+                subprocess.run(
+                    ["htpasswd", "-Bbn", user, password], capture_output=True, text=True,
+                    check=True,
+                ).stdout.strip() + "\n"
+                for user, password in users.items()
+            )
+        )
+        config += HTPASSWD_AUTH.format(htpasswd=htpasswd)
+    (workdir / "config.yml").write_text(config)
+    log = workdir / "registry.log"
+    process = subprocess.Popen(
+        ["docker-registry", "serve", str(workdir / "config.yml")],
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    host = f"127.0.0.1:{port}"
+    wait_http(f"http://{host}/v2/")
+    return Service(host, process, log)
+
+
+def start_index(wheelhouse: Path, workdir: Path) -> Service:
+    """pypiserver over a wheelhouse; its simple index is at http://HOST/simple/."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    log = workdir / "pypiserver.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pypiserver", "run", "-i", "127.0.0.1", "-p", str(port),
+         "--disable-fallback", str(wheelhouse)],
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    host = f"127.0.0.1:{port}"
+    wait_http(f"http://{host}/simple/", timeout=30)
+    return Service(host, process, log, {"url": f"http://{host}/simple/"})
