@@ -1,0 +1,119 @@
+"""End to end, all real: debootstrapped base images in a local registry, a pypiserver index,
+buildah builds (chroot isolation, vfs), pushes, and registry lookups."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.images import BUILDAH_ENV
+
+pytestmark = pytest.mark.e2e
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
+
+
+def build(codeset: Path, registry, index, base: str, out: Path, *extra: str):
+    argv = [
+        sys.executable, "-m", "mlflow_steps", "build", str(codeset),
+        "--registry", registry.host, "--pull-registry", "", "--repository", "e2e/trainer",
+        "--insecure", "--engine", "buildah", "--base-image", base,
+        "--pip-index-url", index.extra["url"], "--output", str(out),
+        "--digest-output", str(out) + ".digest", *extra,
+    ]
+    return subprocess.run(argv, capture_output=True, text=True, env=BUILDAH_ENV)
+
+
+def pushes(registry) -> int:
+    return sum('"PUT /v2/e2e/trainer/manifests/' in line for line in registry.access_log_lines())
+
+
+def run_in_image(image: str, *command: str) -> subprocess.CompletedProcess:
+    ctr = subprocess.run(["buildah", "from", "--tls-verify=false", image], capture_output=True,
+                         text=True, check=True, env=BUILDAH_ENV).stdout.strip().splitlines()[-1]
+    try:
+        return subprocess.run(["buildah", "run", "--isolation", "chroot", ctr, "--", *command],
+                              capture_output=True, text=True, env=BUILDAH_ENV)
+    finally:
+        subprocess.run(["buildah", "rm", ctr], capture_output=True, env=BUILDAH_ENV)
+
+
+@pytest.fixture
+def codeset(tmp_path):
+    root = tmp_path / "sklearn"
+    shutil.copytree(EXAMPLES / "sklearn-pip", root)
+    with (root / "requirements.txt").open("a") as handle:
+        handle.write("six==1.16.0\n")
+    return root
+
+
+def test_build_cache_and_tag_rules_on_debian_base(codeset, registry, package_index, base_images,
+                                                  tmp_path):
+    base = base_images["debian"]
+    out = tmp_path / "image"
+    first = build(codeset, registry, package_index, base, out)
+    assert first.returncode == 0, first.stderr[-3000:]
+    image = out.read_text()
+    assert image.startswith(f"{registry.host}/e2e/trainer:") and image in first.stdout
+    assert Path(str(out) + ".digest").read_text().startswith("sha256:")
+    assert pushes(registry) == 1
+
+    check = run_in_image(image, "python", "-c",
+                         "import mlflow, sklearn, pandas, six; print(six.__version__)")
+    assert check.returncode == 0, check.stderr
+    assert check.stdout.strip() == "1.16.0"
+    assert run_in_image(image, "sh", "-c", "test ! -e /root/.cache && test ! -e /tmp/mlflow-steps"
+                        " && test ! -e /project/train.py").returncode == 0
+
+    # Same codeset again: one registry lookup, no build, no push, same output.
+    again = build(codeset, registry, package_index, base, tmp_path / "again")
+    assert again.returncode == 0 and "nothing to build" in again.stderr
+    assert (tmp_path / "again").read_text() == image and pushes(registry) == 1
+
+    # A comment-only change keeps the tag; a code-only change keeps the tag.
+    with (codeset / "requirements.txt").open("a") as handle:
+        handle.write("\n# a comment, and a blank line above\n")
+    (codeset / "train.py").write_text((codeset / "train.py").read_text() + "\n# tweak\n")
+    (codeset / "new_module.py").write_text("X = 1\n")
+    same = build(codeset, registry, package_index, base, tmp_path / "same")
+    assert same.returncode == 0 and (tmp_path / "same").read_text() == image
+    assert pushes(registry) == 1
+
+    # A version change makes a new tag, built and pushed.
+    text = (codeset / "requirements.txt").read_text().replace("six==1.16.0", "six==1.17.0")
+    (codeset / "requirements.txt").write_text(text)
+    changed = build(codeset, registry, package_index, base, tmp_path / "changed")
+    assert changed.returncode == 0, changed.stderr[-3000:]
+    new_image = (tmp_path / "changed").read_text()
+    assert new_image != image and pushes(registry) == 2
+    check = run_in_image(new_image, "python", "-c", "import six; print(six.__version__)")
+    assert check.stdout.strip() == "1.17.0"
+
+
+def test_python_env_on_python_shaped_base(registry, package_index, base_images, tmp_path):
+    """The official python:3.x shape: `python` on PATH and pip allowed system-wide."""
+    out = tmp_path / "image"
+    done = build(EXAMPLES / "python-env", registry, package_index, base_images["python"], out)
+    assert done.returncode == 0, done.stderr[-3000:]
+    check = run_in_image(out.read_text(), "sh", "-c",
+                         "command -v python && python -c 'import mlflow, six; print(six.__version__)'")
+    assert check.returncode == 0, check.stderr
+    assert check.stdout.split() == ["/opt/mlflow-env/bin/python", "1.16.0"]
+
+
+def test_failed_install_fails_the_step_with_the_engine_error(registry, package_index, base_images,
+                                                             tmp_path):
+    codeset = tmp_path / "broken"
+    codeset.mkdir()
+    (codeset / "MLproject").write_text("entry_points:\n  main:\n    command: python t.py\n")
+    (codeset / "requirements.txt").write_text("no-such-package-mlflow-steps==9.9\n")
+    out = tmp_path / "image"
+    done = build(codeset, registry, package_index, base_images["debian"], out)
+    assert done.returncode != 0
+    assert "no-such-package-mlflow-steps" in done.stderr
+    assert "build engine `buildah` failed" in done.stderr
+    assert not out.exists() and not Path(str(out) + ".digest").exists()
