@@ -43,7 +43,9 @@ def package_index(tmp_path_factory):
 def base_images(registry):
     require_root()
     require_tools("buildah", "podman", "debootstrap")
-    require(Path("/etc/containers/storage.conf").exists(), "needs /etc/containers/storage.conf (vfs)")
+    require(
+        Path("/etc/containers/storage.conf").exists(), "needs /etc/containers/storage.conf (vfs)"
+    )
     return images.push_base_images(registry.host)
 
 

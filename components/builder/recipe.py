@@ -150,8 +150,9 @@ def render(env: Environment, options: BuildOptions) -> Recipe:
 
 def render_venv(env: PipEnv | PythonEnv, options: BuildOptions) -> Recipe:
     base = base_image_for(env, options)
-    files: dict[str, bytes] = {"mlflow-steps/install-python-env.sh": recipe_file(
-        "install-python-env.sh")}
+    files: dict[str, bytes] = {
+        "mlflow-steps/install-python-env.sh": recipe_file("install-python-env.sh")
+    }
     installs = []
     if isinstance(env, PythonEnv) and env.build_dependencies:
         files["mlflow-steps/build-requirements.txt"] = lines_file(env.build_dependencies)
@@ -177,8 +178,9 @@ def render_conda(env: CondaEnv, options: BuildOptions) -> Recipe:
     base = base_image_for(env, options)
     files = {
         "mlflow-steps/install-conda-env.sh": recipe_file("install-conda-env.sh"),
-        "mlflow-steps/environment.yaml": env.environment_yaml(mlflow_additions(env, options))
-        .encode(),
+        "mlflow-steps/environment.yaml": env.environment_yaml(
+            mlflow_additions(env, options)
+        ).encode(),
         **runtime_files(),
     }
     steps = [

@@ -147,18 +147,23 @@ class RegistryClient:
                     f"registry {self.host}: token service {params['realm']} unreachable"
                 ) from None
             if reply.status_code in (401, 403):
-                raise StepError(self.no_credentials() if not self.credentials else (
-                    f"registry {self.host}: the token service refused the credentials "
-                    f"(HTTP {reply.status_code}); check the entry for {self.host} in your "
-                    "docker config.json"))
+                raise StepError(
+                    self.no_credentials()
+                    if not self.credentials
+                    else (
+                        f"registry {self.host}: the token service refused the credentials "
+                        f"(HTTP {reply.status_code}); check the entry for {self.host} in your "
+                        "docker config.json"
+                    )
+                )
             body = reply.json() if reply.ok else {}
-            token = body.get("token") or body.get("access_token")
-            if not token:
+            bearer = body.get("token") or body.get("access_token")
+            if not bearer:
                 raise StepError(
                     f"registry {self.host}: token service answered HTTP {reply.status_code} "
                     "without a token"
                 )
-            return f"Bearer {token}"
+            return f"Bearer {bearer}"
         raise StepError(f"registry {self.host}: unsupported auth challenge `{scheme}`")
 
     def no_credentials(self) -> str:

@@ -50,7 +50,7 @@ def normalise_requirement(line: str) -> str:
     """One requirement in canonical form; raises InvalidRequirement."""
     head, *hashes = re.split(r"\s+(?=--hash[=\s])", line)
     req = Requirement(head)
-    text = canonicalize_name(req.name)
+    text: str = canonicalize_name(req.name)
     if req.extras:
         text += "[" + ",".join(sorted(canonicalize_name(e) for e in req.extras)) + "]"
     if req.url:
@@ -113,7 +113,7 @@ def read_requirements_file(
 
 
 def names(lines: list[str]) -> set[str]:
-    found = set()
+    found: set[str] = set()
     for line in lines:
         if not line.startswith("-"):
             found.add(canonicalize_name(Requirement(line.split(" --hash")[0]).name))

@@ -66,13 +66,17 @@ class _Handler(BaseHTTPRequestHandler):
             if self.headers.get("Authorization") != expected:
                 self.reply(401)
                 return
-            self.reply(200, {"Content-Type": "application/json"},
-                       b'{"token": "%s"}' % self.TOKEN.encode())
+            self.reply(
+                200, {"Content-Type": "application/json"}, b'{"token": "%s"}' % self.TOKEN.encode()
+            )
             return
         if self.headers.get("Authorization") != f"Bearer {self.TOKEN}":
             realm = f"http://{self.headers['Host']}/token"
-            self.reply(401, {"WWW-Authenticate":
-                             f'Bearer realm="{realm}",service="flaky",scope="repository:x:pull"'})
+            challenge = f'Bearer realm="{realm}",service="flaky",scope="repository:x:pull"'
+            self.reply(
+                401,
+                {"WWW-Authenticate": challenge},
+            )
             return
         self.reply(b.then_status, {"Docker-Content-Digest": "sha256:" + "b" * 64})
 

@@ -25,7 +25,13 @@ RUN ln -s /usr/bin/python3 /usr/local/bin/python \\
 
 # What the end-to-end builds install: the sklearn example, MLflow and two versions of `six`.
 WHEELHOUSE_REQUIREMENTS = [
-    "scikit-learn>=1.3", "pandas>=2", "mlflow-skinny", "six==1.17.0", "pip", "setuptools", "wheel",
+    "scikit-learn>=1.3",
+    "pandas>=2",
+    "mlflow-skinny",
+    "six==1.17.0",
+    "pip",
+    "setuptools",
+    "wheel",
 ]
 WHEELHOUSE_EXTRA_NO_DEPS = ["six==1.16.0"]
 
@@ -41,8 +47,14 @@ def debian_tarball() -> Path:
     CACHE.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
         rootfs = Path(tmp) / "rootfs"
-        sh("debootstrap", "--variant=minbase", "--include=python3,python3-venv,ca-certificates",
-           "bookworm", str(rootfs), stdout=subprocess.DEVNULL)
+        sh(
+            "debootstrap",
+            "--variant=minbase",
+            "--include=python3,python3-venv,ca-certificates",
+            "bookworm",
+            str(rootfs),
+            stdout=subprocess.DEVNULL,
+        )
         sh("tar", "-C", str(rootfs), "-cf", str(tarball) + ".part", ".")
         os.replace(str(tarball) + ".part", tarball)
     return tarball
@@ -54,13 +66,26 @@ def push_base_images(registry: str) -> dict[str, str]:
     python = f"{registry}/base/python:3.11"
     with debian_tarball().open("rb") as tar:
         sh("podman", "import", "-", debian, stdin=tar, stdout=subprocess.DEVNULL)
-    sh("podman", "push", "--tls-verify=false", debian, stdout=subprocess.DEVNULL,
-       stderr=subprocess.DEVNULL)
+    sh(
+        "podman",
+        "push",
+        "--tls-verify=false",
+        debian,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "Dockerfile").write_text(PYTHON_SHAPE_DOCKERFILE.format(base=debian))
         sh("buildah", "build", "--tls-verify=false", "-t", python, tmp, stdout=subprocess.DEVNULL)
-    sh("buildah", "push", "--tls-verify=false", python, f"docker://{python}",
-       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sh(
+        "buildah",
+        "push",
+        "--tls-verify=false",
+        python,
+        f"docker://{python}",
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     return {"debian": debian, "python": python}
 
 

@@ -71,19 +71,24 @@ auth:
 """
 
 
-def start_registry(workdir: Path, users: dict[str, str] | None = None) -> Service:
+def start_registry(
+    workdir: Path, users: dict[str, str] | None = None, port: int | None = None
+) -> Service:
     """`docker-registry serve` (Debian's CNCF distribution), optionally with htpasswd auth."""
     workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     config = REGISTRY_CONFIG.format(data=workdir / "data", port=port)
     if users:
         htpasswd = workdir / "htpasswd"
         htpasswd.write_text(
             "".join(
                 subprocess.run(
-                    ["htpasswd", "-Bbn", user, password], capture_output=True, text=True,
+                    ["htpasswd", "-Bbn", user, password],
+                    capture_output=True,
+                    text=True,
                     check=True,
-                ).stdout.strip() + "\n"
+                ).stdout.strip()
+                + "\n"
                 for user, password in users.items()
             )
         )
@@ -100,14 +105,24 @@ def start_registry(workdir: Path, users: dict[str, str] | None = None) -> Servic
     return Service(host, process, log)
 
 
-def start_index(wheelhouse: Path, workdir: Path) -> Service:
+def start_index(wheelhouse: Path, workdir: Path, port: int | None = None) -> Service:
     """pypiserver over a wheelhouse; its simple index is at http://HOST/simple/."""
     workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     log = workdir / "pypiserver.log"
     process = subprocess.Popen(
-        [sys.executable, "-m", "pypiserver", "run", "-i", "127.0.0.1", "-p", str(port),
-         "--disable-fallback", str(wheelhouse)],
+        [
+            sys.executable,
+            "-m",
+            "pypiserver",
+            "run",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "--disable-fallback",
+            str(wheelhouse),
+        ],
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
     )

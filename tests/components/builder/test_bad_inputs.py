@@ -16,46 +16,104 @@ MAIN = "entry_points:\n  main:\n    command: python train.py\n"
 # (case id, files of the codeset, expected fragments of the message)
 CODESET_CASES = [
     ("no MLproject", {"requirements.txt": "six\n"}, ["no MLproject file"]),
-    ("malformed MLproject", {"MLproject": "entry_points: [main\n", "requirements.txt": "six\n"},
-     ["MLproject: not valid YAML at line", "fix the syntax"]),
-    ("MLproject not a mapping", {"MLproject": "- main\n", "requirements.txt": "six\n"},
-     ["must be a YAML mapping"]),
-    ("no entry_points", {"MLproject": "name: x\n", "requirements.txt": "six\n"},
-     ["no `entry_points`"]),
-    ("no main", {"MLproject": "entry_points:\n  train:\n    command: python t.py\n",
-                 "requirements.txt": "six\n"}, ["no `main` entry point (found: train)"]),
-    ("no command", {"MLproject": "entry_points:\n  main:\n    parameters: {}\n",
-                    "requirements.txt": "six\n"}, ["`command` is missing"]),
-    ("unknown parameter type", {"MLproject": "entry_points:\n  main:\n    parameters:\n"
-                                "      n: {type: integer}\n    command: python t.py\n",
-                                "requirements.txt": "six\n"},
-     ["unknown type `integer`", "valid types: string, str, int, float, path, uri"]),
-    ("unknown MLproject key", {"MLproject": "conda: conda.yaml\n" + MAIN,
-                               "requirements.txt": "six\n"}, ["unknown key(s) ['conda']"]),
-    ("named env file missing", {"MLproject": "conda_env: env.yaml\n" + MAIN},
-     ["`conda_env` names env.yaml, which does not exist"]),
-    ("two env kinds", {"MLproject": "conda_env: c.yaml\npython_env: p.yaml\n" + MAIN},
-     ["declares conda_env and python_env; keep only one"]),
+    (
+        "malformed MLproject",
+        {"MLproject": "entry_points: [main\n", "requirements.txt": "six\n"},
+        ["MLproject: not valid YAML at line", "fix the syntax"],
+    ),
+    (
+        "MLproject not a mapping",
+        {"MLproject": "- main\n", "requirements.txt": "six\n"},
+        ["must be a YAML mapping"],
+    ),
+    (
+        "no entry_points",
+        {"MLproject": "name: x\n", "requirements.txt": "six\n"},
+        ["no `entry_points`"],
+    ),
+    (
+        "no main",
+        {
+            "MLproject": "entry_points:\n  train:\n    command: python t.py\n",
+            "requirements.txt": "six\n",
+        },
+        ["no `main` entry point (found: train)"],
+    ),
+    (
+        "no command",
+        {"MLproject": "entry_points:\n  main:\n    parameters: {}\n", "requirements.txt": "six\n"},
+        ["`command` is missing"],
+    ),
+    (
+        "unknown parameter type",
+        {
+            "MLproject": "entry_points:\n  main:\n    parameters:\n"
+            "      n: {type: integer}\n    command: python t.py\n",
+            "requirements.txt": "six\n",
+        },
+        ["unknown type `integer`", "valid types: string, str, int, float, path, uri"],
+    ),
+    (
+        "unknown MLproject key",
+        {"MLproject": "conda: conda.yaml\n" + MAIN, "requirements.txt": "six\n"},
+        ["unknown key(s) ['conda']"],
+    ),
+    (
+        "named env file missing",
+        {"MLproject": "conda_env: env.yaml\n" + MAIN},
+        ["`conda_env` names env.yaml, which does not exist"],
+    ),
+    (
+        "two env kinds",
+        {"MLproject": "conda_env: c.yaml\npython_env: p.yaml\n" + MAIN},
+        ["declares conda_env and python_env; keep only one"],
+    ),
     ("no env file", {"MLproject": MAIN}, ["no environment file", "requirements.txt"]),
-    ("empty requirements", {"MLproject": MAIN, "requirements.txt": "# nothing\n\n"},
-     ["lists no packages"]),
-    ("invalid requirement", {"MLproject": MAIN, "requirements.txt": "six\nnumpy=>1.0\n"},
-     ["requirements.txt line 2: `numpy=>1.0` is not a valid requirement"]),
-    ("editable install", {"MLproject": MAIN, "requirements.txt": "-e .\n"},
-     ["editable install", "mounted at /project"]),
-    ("missing -r include", {"MLproject": MAIN, "requirements.txt": "-r base.txt\n"},
-     ["base.txt: cannot be read"]),
-    ("conda without dependencies", {"MLproject": MAIN, "conda.yaml": "name: e\nchannels: [x]\n"},
-     ["`dependencies` must be a non-empty list"]),
-    ("malformed conda.yaml", {"MLproject": MAIN, "conda.yaml": "dependencies: [a\n"},
-     ["conda.yaml: not valid YAML"]),
-    ("python_env without python", {"MLproject": MAIN, "python_env.yaml": "dependencies: [six]\n"},
-     ["`python` is missing"]),
-    ("docker_env without image", {"MLproject": "docker_env: {}\n" + MAIN},
-     ["`docker_env` needs an `image`"]),
-    ("every problem at once", {"MLproject": "entry_points:\n  train:\n    command: x\n",
-                               "requirements.txt": "\n"},
-     ["2 problems", "no `main` entry point", "lists no packages"]),
+    (
+        "empty requirements",
+        {"MLproject": MAIN, "requirements.txt": "# nothing\n\n"},
+        ["lists no packages"],
+    ),
+    (
+        "invalid requirement",
+        {"MLproject": MAIN, "requirements.txt": "six\nnumpy=>1.0\n"},
+        ["requirements.txt line 2: `numpy=>1.0` is not a valid requirement"],
+    ),
+    (
+        "editable install",
+        {"MLproject": MAIN, "requirements.txt": "-e .\n"},
+        ["editable install", "mounted at /project"],
+    ),
+    (
+        "missing -r include",
+        {"MLproject": MAIN, "requirements.txt": "-r base.txt\n"},
+        ["base.txt: cannot be read"],
+    ),
+    (
+        "conda without dependencies",
+        {"MLproject": MAIN, "conda.yaml": "name: e\nchannels: [x]\n"},
+        ["`dependencies` must be a non-empty list"],
+    ),
+    (
+        "malformed conda.yaml",
+        {"MLproject": MAIN, "conda.yaml": "dependencies: [a\n"},
+        ["conda.yaml: not valid YAML"],
+    ),
+    (
+        "python_env without python",
+        {"MLproject": MAIN, "python_env.yaml": "dependencies: [six]\n"},
+        ["`python` is missing"],
+    ),
+    (
+        "docker_env without image",
+        {"MLproject": "docker_env: {}\n" + MAIN},
+        ["`docker_env` needs an `image`"],
+    ),
+    (
+        "every problem at once",
+        {"MLproject": "entry_points:\n  train:\n    command: x\n", "requirements.txt": "\n"},
+        ["2 problems", "no `main` entry point", "lists no packages"],
+    ),
 ]
 
 
@@ -72,8 +130,9 @@ def run_cli(argv: list[str], capsys) -> tuple[int, str]:
     return code, captured.err
 
 
-@pytest.mark.parametrize(("case", "files", "fragments"), CODESET_CASES,
-                         ids=[c[0] for c in CODESET_CASES])
+@pytest.mark.parametrize(
+    ("case", "files", "fragments"), CODESET_CASES, ids=[c[0] for c in CODESET_CASES]
+)
 @pytest.mark.parametrize("command", ["inspect", "build"])
 def test_bad_codeset(tmp_path, capsys, case, files, fragments, command):
     codeset = make_codeset(tmp_path / "codeset", files)
@@ -95,8 +154,10 @@ def test_codeset_path_is_not_a_directory(tmp_path, capsys):
 
 @pytest.mark.parametrize(
     ("env", "fragment"),
-    [({"FUSEML_VERBOSE": "maybe"}, "FUSEML_VERBOSE: `maybe` is not a boolean"),
-     ({"FUSEML_ENGINE": "bazel"}, "FUSEML_ENGINE: `bazel` is not one of auto, kaniko")],
+    [
+        ({"FUSEML_VERBOSE": "maybe"}, "FUSEML_VERBOSE: `maybe` is not a boolean"),
+        ({"FUSEML_ENGINE": "bazel"}, "FUSEML_ENGINE: `bazel` is not one of auto, kaniko"),
+    ],
 )
 def test_bad_step_inputs(tmp_path, capsys, monkeypatch, env, fragment):
     for key, value in env.items():
@@ -108,8 +169,18 @@ def test_bad_step_inputs(tmp_path, capsys, monkeypatch, env, fragment):
 
 def test_unreachable_registry(tmp_path, capsys):
     codeset = make_codeset(tmp_path / "c", {"MLproject": MAIN, "requirements.txt": "six\n"})
-    code, err = run_cli(["build", str(codeset), "--registry", f"127.0.0.1:{free_port()}",
-                         "--insecure", "--output", str(tmp_path / "o")], capsys)
+    code, err = run_cli(
+        [
+            "build",
+            str(codeset),
+            "--registry",
+            f"127.0.0.1:{free_port()}",
+            "--insecure",
+            "--output",
+            str(tmp_path / "o"),
+        ],
+        capsys,
+    )
     assert code != 0 and "cannot connect" in err and not (tmp_path / "o").exists()
 
 
@@ -118,23 +189,55 @@ def test_registry_requiring_auth(auth_registry, tmp_path, capsys, monkeypatch):
     for var in ("DOCKER_CONFIG", "REGISTRY_AUTH_FILE", "XDG_RUNTIME_DIR"):
         monkeypatch.delenv(var, raising=False)
     codeset = make_codeset(tmp_path / "c", {"MLproject": MAIN, "requirements.txt": "six\n"})
-    code, err = run_cli(["build", str(codeset), "--registry", auth_registry.host, "--insecure",
-                         "--output", str(tmp_path / "o")], capsys)
+    code, err = run_cli(
+        [
+            "build",
+            str(codeset),
+            "--registry",
+            auth_registry.host,
+            "--insecure",
+            "--output",
+            str(tmp_path / "o"),
+        ],
+        capsys,
+    )
     assert code != 0 and "requires authentication" in err and not (tmp_path / "o").exists()
 
 
 def test_registry_failing_with_5xx(tmp_path, capsys):
     codeset = make_codeset(tmp_path / "c", {"MLproject": MAIN, "requirements.txt": "six\n"})
     with FlakyServer(Behaviour(fail_first=1000, fail_status=500)) as server:
-        code, err = run_cli(["build", str(codeset), "--registry", server.host, "--insecure",
-                             "--output", str(tmp_path / "o")], capsys)
+        code, err = run_cli(
+            [
+                "build",
+                str(codeset),
+                "--registry",
+                server.host,
+                "--insecure",
+                "--output",
+                str(tmp_path / "o"),
+            ],
+            capsys,
+        )
     assert code != 0 and "HTTP 500 after" in err and not (tmp_path / "o").exists()
 
 
 def test_engine_not_installed(tmp_path, capsys, registry, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
     codeset = make_codeset(tmp_path / "c", {"MLproject": MAIN, "requirements.txt": "six\n"})
-    code, err = run_cli(["build", str(codeset), "--registry", registry.host, "--insecure",
-                         "--engine", "podman", "--output", str(tmp_path / "o")], capsys)
+    code, err = run_cli(
+        [
+            "build",
+            str(codeset),
+            "--registry",
+            registry.host,
+            "--insecure",
+            "--engine",
+            "podman",
+            "--output",
+            str(tmp_path / "o"),
+        ],
+        capsys,
+    )
     assert code != 0 and "`podman` is not installed here" in err
     assert not (tmp_path / "o").exists()

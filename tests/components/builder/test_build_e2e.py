@@ -3,7 +3,6 @@ buildah builds (chroot isolation, vfs), pushes, and registry lookups."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -19,11 +18,29 @@ EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
 def build(codeset: Path, registry, index, base: str, out: Path, *extra: str):
     argv = [
-        sys.executable, "-m", "mlflow_steps", "build", str(codeset),
-        "--registry", registry.host, "--pull-registry", "", "--repository", "e2e/trainer",
-        "--insecure", "--engine", "buildah", "--base-image", base,
-        "--pip-index-url", index.extra["url"], "--output", str(out),
-        "--digest-output", str(out) + ".digest", *extra,
+        sys.executable,
+        "-m",
+        "mlflow_steps",
+        "build",
+        str(codeset),
+        "--registry",
+        registry.host,
+        "--pull-registry",
+        "",
+        "--repository",
+        "e2e/trainer",
+        "--insecure",
+        "--engine",
+        "buildah",
+        "--base-image",
+        base,
+        "--pip-index-url",
+        index.extra["url"],
+        "--output",
+        str(out),
+        "--digest-output",
+        str(out) + ".digest",
+        *extra,
     ]
     return subprocess.run(argv, capture_output=True, text=True, env=BUILDAH_ENV)
 
@@ -33,11 +50,24 @@ def pushes(registry) -> int:
 
 
 def run_in_image(image: str, *command: str) -> subprocess.CompletedProcess:
-    ctr = subprocess.run(["buildah", "from", "--tls-verify=false", image], capture_output=True,
-                         text=True, check=True, env=BUILDAH_ENV).stdout.strip().splitlines()[-1]
+    ctr = (
+        subprocess.run(
+            ["buildah", "from", "--tls-verify=false", image],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=BUILDAH_ENV,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
     try:
-        return subprocess.run(["buildah", "run", "--isolation", "chroot", ctr, "--", *command],
-                              capture_output=True, text=True, env=BUILDAH_ENV)
+        return subprocess.run(
+            ["buildah", "run", "--isolation", "chroot", ctr, "--", *command],
+            capture_output=True,
+            text=True,
+            env=BUILDAH_ENV,
+        )
     finally:
         subprocess.run(["buildah", "rm", ctr], capture_output=True, env=BUILDAH_ENV)
 
@@ -51,8 +81,9 @@ def codeset(tmp_path):
     return root
 
 
-def test_build_cache_and_tag_rules_on_debian_base(codeset, registry, package_index, base_images,
-                                                  tmp_path):
+def test_build_cache_and_tag_rules_on_debian_base(
+    codeset, registry, package_index, base_images, tmp_path
+):
     base = base_images["debian"]
     out = tmp_path / "image"
     first = build(codeset, registry, package_index, base, out)
@@ -62,12 +93,20 @@ def test_build_cache_and_tag_rules_on_debian_base(codeset, registry, package_ind
     assert Path(str(out) + ".digest").read_text().startswith("sha256:")
     assert pushes(registry) == 1
 
-    check = run_in_image(image, "python", "-c",
-                         "import mlflow, sklearn, pandas, six; print(six.__version__)")
+    check = run_in_image(
+        image, "python", "-c", "import mlflow, sklearn, pandas, six; print(six.__version__)"
+    )
     assert check.returncode == 0, check.stderr
     assert check.stdout.strip() == "1.16.0"
-    assert run_in_image(image, "sh", "-c", "test ! -e /root/.cache && test ! -e /tmp/mlflow-steps"
-                        " && test ! -e /project/train.py").returncode == 0
+    assert (
+        run_in_image(
+            image,
+            "sh",
+            "-c",
+            "test ! -e /root/.cache && test ! -e /tmp/mlflow-steps && test ! -e /project/train.py",
+        ).returncode
+        == 0
+    )
 
     # Same codeset again: one registry lookup, no build, no push, same output.
     again = build(codeset, registry, package_index, base, tmp_path / "again")
@@ -99,14 +138,19 @@ def test_python_env_on_python_shaped_base(registry, package_index, base_images, 
     out = tmp_path / "image"
     done = build(EXAMPLES / "python-env", registry, package_index, base_images["python"], out)
     assert done.returncode == 0, done.stderr[-3000:]
-    check = run_in_image(out.read_text(), "sh", "-c",
-                         "command -v python && python -c 'import mlflow, six; print(six.__version__)'")
+    check = run_in_image(
+        out.read_text(),
+        "sh",
+        "-c",
+        "command -v python && python -c 'import mlflow, six; print(six.__version__)'",
+    )
     assert check.returncode == 0, check.stderr
     assert check.stdout.split() == ["/opt/mlflow-env/bin/python", "1.16.0"]
 
 
-def test_failed_install_fails_the_step_with_the_engine_error(registry, package_index, base_images,
-                                                             tmp_path):
+def test_failed_install_fails_the_step_with_the_engine_error(
+    registry, package_index, base_images, tmp_path
+):
     codeset = tmp_path / "broken"
     codeset.mkdir()
     (codeset / "MLproject").write_text("entry_points:\n  main:\n    command: python t.py\n")

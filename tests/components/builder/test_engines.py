@@ -50,12 +50,22 @@ def test_kaniko_defaults_follow_the_seed():
 def test_buildah_argv_passes_build_arg_values_through_the_environment():
     build, push = engines.buildah(JOB)
     assert build.argv == [
-        "buildah", "build", "--tls-verify=false", "--format=oci", "--file=/ctx/Dockerfile",
-        "--tag=reg.local:5000/mlflow/trainer:abc", "--build-arg=PIP_INDEX_URL", "/ctx",
+        "buildah",
+        "build",
+        "--tls-verify=false",
+        "--format=oci",
+        "--file=/ctx/Dockerfile",
+        "--tag=reg.local:5000/mlflow/trainer:abc",
+        "--build-arg=PIP_INDEX_URL",
+        "/ctx",
     ]
     assert push.argv == [
-        "buildah", "push", "--tls-verify=false", "--digestfile=/tmp/digest",
-        "reg.local:5000/mlflow/trainer:abc", "docker://reg.local:5000/mlflow/trainer:abc",
+        "buildah",
+        "push",
+        "--tls-verify=false",
+        "--digestfile=/tmp/digest",
+        "reg.local:5000/mlflow/trainer:abc",
+        "docker://reg.local:5000/mlflow/trainer:abc",
     ]
     assert "secret" not in " ".join(build.argv + push.argv)
 
@@ -64,7 +74,10 @@ def test_podman_argv():
     build, push = engines.podman(JOB)
     assert build.argv[:3] == ["podman", "build", "--tls-verify=false"]
     assert push.argv == [
-        "podman", "push", "--tls-verify=false", "--digestfile=/tmp/digest",
+        "podman",
+        "push",
+        "--tls-verify=false",
+        "--digestfile=/tmp/digest",
         "reg.local:5000/mlflow/trainer:abc",
     ]
 
@@ -72,8 +85,12 @@ def test_podman_argv():
 def test_docker_argv_reads_the_digest_from_inspect():
     build, push, inspect = engines.docker(JOB)
     assert build.argv == [
-        "docker", "build", "--file=/ctx/Dockerfile", "--tag=reg.local:5000/mlflow/trainer:abc",
-        "--build-arg=PIP_INDEX_URL", "/ctx",
+        "docker",
+        "build",
+        "--file=/ctx/Dockerfile",
+        "--tag=reg.local:5000/mlflow/trainer:abc",
+        "--build-arg=PIP_INDEX_URL",
+        "/ctx",
     ]
     assert push.argv == ["docker", "push", "reg.local:5000/mlflow/trainer:abc"]
     assert inspect.prints_digest and inspect.argv[-1] == "reg.local:5000/mlflow/trainer:abc"
@@ -83,6 +100,8 @@ def test_auto_picks_kaniko_only_inside_its_image(monkeypatch):
     monkeypatch.setattr(engines.os.path, "exists", lambda p: p == engines.KANIKO_EXECUTOR)
     assert engines.pick_engine("auto") == "kaniko"
     monkeypatch.setattr(engines.os.path, "exists", lambda p: False)
-    monkeypatch.setattr(engines.shutil, "which", lambda n: "/usr/bin/podman" if n == "podman" else None)
+    monkeypatch.setattr(
+        engines.shutil, "which", lambda n: "/usr/bin/podman" if n == "podman" else None
+    )
     assert engines.pick_engine("auto") == "podman"
     assert engines.pick_engine("docker") == "docker"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from pathlib import Path
 
 from mlflow_steps.components.builder.recipe import recipe_file
 
@@ -16,14 +15,26 @@ def test_pip_fallback_installs_from_the_index_and_keeps_no_cache(package_index, 
     (staging / "install-python-env.sh").write_bytes(recipe_file("install-python-env.sh"))
     (staging / "requirements.txt").write_text("six==1.16.0\n")
     venv = tmp_path / "venv"
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PIP_INDEX_URL": package_index.extra["url"],
-           "PIP_EXTRA_INDEX_URL": "", "PIP_CONFIG_FILE": "/dev/null"}
-    done = subprocess.run(["sh", str(staging / "install-python-env.sh"), str(venv), "requirements.txt"],
-                          capture_output=True, text=True, env=env)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "PIP_INDEX_URL": package_index.extra["url"],
+        "PIP_EXTRA_INDEX_URL": "",
+        "PIP_CONFIG_FILE": "/dev/null",
+    }
+    done = subprocess.run(
+        ["sh", str(staging / "install-python-env.sh"), str(venv), "requirements.txt"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert done.returncode == 0, done.stderr
     assert "installing with pip" in done.stdout
-    check = subprocess.run([str(venv / "bin/python"), "-c", "import six; print(six.__version__)"],
-                           capture_output=True, text=True)
+    check = subprocess.run(
+        [str(venv / "bin/python"), "-c", "import six; print(six.__version__)"],
+        capture_output=True,
+        text=True,
+    )
     assert check.stdout.strip() == "1.16.0"
     assert not (tmp_path / ".cache" / "pip").exists()
     pth = list(venv.glob("lib/python3*/site-packages/mlflow_steps_runtime.pth"))

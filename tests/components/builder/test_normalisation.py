@@ -6,7 +6,6 @@ import tempfile
 from pathlib import Path
 
 import pytest
-
 from mlflow_steps.components.builder.codeset import load_codeset
 from mlflow_steps.components.builder.options import BuildOptions
 from mlflow_steps.components.builder.recipe import render
@@ -57,17 +56,27 @@ def test_requirements_unequal_pairs_differ(tmp_path, case, a, b):
 
 CONDA = "name: {name}\nchannels:\n{channels}dependencies:\n{deps}"
 CONDA_BASE = CONDA.format(
-    name="env", channels="  - conda-forge\n", deps="  - python=3.10\n  - numpy >=1.2\n  - pip\n"
-    "  - pip:\n    - mlflow==2.9.2\n    - six\n"
+    name="env",
+    channels="  - conda-forge\n",
+    deps="  - python=3.10\n  - numpy >=1.2\n  - pip\n  - pip:\n    - mlflow==2.9.2\n    - six\n",
 )
 CONDA_EQUAL = [
     ("env name", CONDA_BASE.replace("name: env", "name: other")),
     ("comments", "# my env\n" + CONDA_BASE.replace("  - pip\n", "  - pip  # the installer\n")),
-    ("dependency order", CONDA.format(
-        name="env", channels="  - conda-forge\n", deps="  - numpy>=1.2\n  - pip\n  - python=3.10\n"
-        "  - pip:\n    - six\n    - mlflow==2.9.2\n")),
-    ("flow style", "name: env\nchannels: [conda-forge]\ndependencies: [python=3.10, numpy >= 1.2,"
-     " pip, {pip: [mlflow == 2.9.2, six]}]\n"),
+    (
+        "dependency order",
+        CONDA.format(
+            name="env",
+            channels="  - conda-forge\n",
+            deps="  - numpy>=1.2\n  - pip\n  - python=3.10\n"
+            "  - pip:\n    - six\n    - mlflow==2.9.2\n",
+        ),
+    ),
+    (
+        "flow style",
+        "name: env\nchannels: [conda-forge]\ndependencies: [python=3.10, numpy >= 1.2,"
+        " pip, {pip: [mlflow == 2.9.2, six]}]\n",
+    ),
 ]
 CONDA_UNEQUAL = [
     ("python", CONDA_BASE.replace("python=3.10", "python=3.11")),
@@ -90,11 +99,15 @@ def test_conda_unequal_pairs_differ(tmp_path, case, other):
 
 def test_python_env_version_and_dependencies_change_the_tag(tmp_path):
     base = 'python: "3.10"\nbuild_dependencies: [pip]\ndependencies: [six==1.16.0, numpy]\n'
-    same = '# env\npython: "3.10"\nbuild_dependencies:\n  - pip\ndependencies:\n  - numpy\n' \
-           "  - six == 1.16.0\n"
+    same = (
+        '# env\npython: "3.10"\nbuild_dependencies:\n  - pip\ndependencies:\n  - numpy\n'
+        "  - six == 1.16.0\n"
+    )
     assert tag_of(tmp_path, "python_env.yaml", base) == tag_of(tmp_path, "python_env.yaml", same)
     for other in (base.replace("3.10", "3.11"), base.replace("1.16.0", "1.17.0")):
-        assert tag_of(tmp_path, "python_env.yaml", base) != tag_of(tmp_path, "python_env.yaml", other)
+        assert tag_of(tmp_path, "python_env.yaml", base) != tag_of(
+            tmp_path, "python_env.yaml", other
+        )
 
 
 def test_included_requirements_file_is_part_of_the_tag(tmp_path):
@@ -115,12 +128,20 @@ def test_build_inputs_change_the_tag_but_registry_names_do_not(tmp_path):
     text = "six\n"
     plain = tag_of(tmp_path, "requirements.txt", text)
     assert tag_of(tmp_path, "requirements.txt", text, BuildOptions(base_image="debian:12")) != plain
-    assert tag_of(tmp_path, "requirements.txt", text,
-                  BuildOptions(pip_index_url="http://i/simple")) != plain
-    assert tag_of(tmp_path, "requirements.txt", text,
-                  BuildOptions(mlflow_requirement="mlflow")) != plain
-    assert tag_of(tmp_path, "requirements.txt", text,
-                  BuildOptions(registry="r.example", repository="x/y")) == plain
+    assert (
+        tag_of(tmp_path, "requirements.txt", text, BuildOptions(pip_index_url="http://i/simple"))
+        != plain
+    )
+    assert (
+        tag_of(tmp_path, "requirements.txt", text, BuildOptions(mlflow_requirement="mlflow"))
+        != plain
+    )
+    assert (
+        tag_of(
+            tmp_path, "requirements.txt", text, BuildOptions(registry="r.example", repository="x/y")
+        )
+        == plain
+    )
 
 
 def test_tag_is_deterministic_across_processes_and_pythons(tmp_path):
@@ -139,8 +160,13 @@ def test_tag_is_deterministic_across_processes_and_pythons(tmp_path):
         f"print(build.plan({str(root)!r}, BuildOptions()).tag)"
     )
     tags = {
-        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                       env={**os.environ, "PYTHONHASHSEED": seed}).stdout.strip()
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        ).stdout.strip()
         for seed in ("1", "2", "3")
     }
     assert len(tags) == 1 and len(tags.pop()) == 24

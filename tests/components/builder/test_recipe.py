@@ -7,11 +7,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
-from mlflow_steps import __version__
 from mlflow_steps.components.builder.codeset import load_codeset
 from mlflow_steps.components.builder.options import BuildOptions
 from mlflow_steps.components.builder.recipe import render
+
+from mlflow_steps import __version__
 from tests.support.require import require
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
@@ -48,7 +48,9 @@ def test_pip_dockerfile_exact_text():
 
 def test_pip_recipe_installs_normalised_requirements_plus_mlflow_when_missing():
     files = recipe_for("sklearn-pip").files
-    assert files["mlflow-steps/requirements.txt"] == b"pandas>=2\nscikit-learn>=1.3\nmlflow-skinny\n"
+    assert (
+        files["mlflow-steps/requirements.txt"] == b"pandas>=2\nscikit-learn>=1.3\nmlflow-skinny\n"
+    )
     assert any(name.startswith("mlflow-steps-runtime/") for name in files)
 
 

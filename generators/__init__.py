@@ -1,0 +1,1 @@
+"""Engine generators: one step spec in, Tekton/Argo/FuseML/KFP out."""

@@ -1,0 +1,1 @@
+"""Steps composed into pipelines, and the committed catalogs."""
