@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import sys
@@ -10,6 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
+
+
+ACCESS_LINE = re.compile(r'^\S+ - \S+ \[[^]]+\] "(?P<method>[A-Z]+) (?P<path>\S+) HTTP/')
 
 
 def free_port() -> int:
@@ -46,6 +50,14 @@ class Service:
 
     def access_log_lines(self) -> list[str]:
         return self.log.read_text(errors="replace").splitlines()
+
+    def requests_seen(self) -> list[str]:
+        """`METHOD /path` of every request in the registry's access log, in order."""
+        return [
+            f"{match['method']} {match['path']}"
+            for line in self.access_log_lines()
+            if (match := ACCESS_LINE.match(line))
+        ]
 
 
 REGISTRY_CONFIG = """\
