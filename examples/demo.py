@@ -18,7 +18,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from mlflow_steps.components.builder.registry import RegistryClient  # noqa: E402
-
 from tests.support import images, services  # noqa: E402
 
 STATE = Path.home() / ".cache" / "mlflow-steps-demo"

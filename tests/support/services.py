@@ -12,7 +12,6 @@ from pathlib import Path
 
 import requests
 
-
 ACCESS_LINE = re.compile(r'^\S+ - \S+ \[[^]]+\] "(?P<method>[A-Z]+) (?P<path>\S+) HTTP/')
 
 

@@ -7,11 +7,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
+from mlflow_steps import __version__
 from mlflow_steps.components.builder.codeset import load_codeset
 from mlflow_steps.components.builder.options import BuildOptions
 from mlflow_steps.components.builder.recipe import render
-
-from mlflow_steps import __version__
 from tests.support.require import require
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
