@@ -1,8 +1,10 @@
-"""`mlflow-steps`: inspect a codeset, build its environment image."""
+"""`mlflow-steps`: inspect a codeset, build its environment image, run its entry points."""
 
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,17 +12,29 @@ from pathlib import Path
 from mlflow_steps import __version__
 from mlflow_steps.components.builder import build as builder
 from mlflow_steps.components.builder.options import BuildOptions
-from mlflow_steps.components.builder.outputs import output_paths, publish
 from mlflow_steps.components.builder.problems import StepError
 from mlflow_steps.components.builder.step import BUILDER
+from mlflow_steps.components.launcher import run as launcher
+from mlflow_steps.components.runtime.outputs import output_paths, publish
 from mlflow_steps.components.spec import StepSpec, resolve
 
 EXIT_FAILED = 1
+# `mlflow-steps run` flag -> runtime input it sets.
+RUNTIME_FLAGS = {
+    "--experiment": "mlflow_experiment",
+    "--entrypoint": "mlflow_entrypoint",
+    "--entrypoint-args": "mlflow_entrypoint_args",
+    "--artifact-path": "mlflow_artifact_path",
+}
 
 
-def add_spec_flags(parser: argparse.ArgumentParser, spec: StepSpec) -> None:
+def add_spec_flags(
+    parser: argparse.ArgumentParser, spec: StepSpec, skip: tuple[str, ...] = ()
+) -> None:
     """One flag per input of the step spec; each also read from FUSEML_<NAME>."""
     for item in spec.inputs:
+        if item.name in skip:
+            continue
         default = f" (env {item.env}; default: {item.default or 'empty'})"
         if item.type == "boolean":
             parser.add_argument(
@@ -52,6 +66,24 @@ def make_parser() -> argparse.ArgumentParser:
     add_spec_flags(build, BUILDER)
     build.add_argument("--output", help="write the image reference to this file")
     build.add_argument("--digest-output", help="write the image digest to this file")
+
+    run = commands.add_parser(
+        "run", help="run an entry point (in the built image, or in a cached local venv)"
+    )
+    run.add_argument("path", help="the codeset folder (holds MLproject)")
+    run.add_argument("--image", help="the builder's output; without it, --engine local")
+    run.add_argument(
+        "--engine",
+        choices=launcher.ENGINES,
+        default=None,
+        help="local (default without --image), buildah, docker or podman",
+    )
+    for flag, name in RUNTIME_FLAGS.items():
+        run.add_argument(flag, dest=name, default=None, help=f"runtime input {name}")
+    run.add_argument("--verbose", action="store_true", help="verbose logging")
+    run.add_argument("--output", help="write the artifact (model) URL to this file")
+    group = run.add_argument_group("local environment (same inputs as build; they decide the tag)")
+    add_spec_flags(group, BUILDER, skip=("verbose", "engine"))  # type: ignore[arg-type]
     return parser
 
 
@@ -92,7 +124,34 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"inspect": cmd_inspect, "build": cmd_build}
+def cmd_run(args: argparse.Namespace) -> int:
+    engine = args.engine or (default_image_engine() if args.image else "local")
+    flags = [
+        f"--{name.replace('_', '-')}={getattr(args, name)}"
+        for name in RUNTIME_FLAGS.values()
+        if getattr(args, name) is not None
+    ]
+    if args.verbose:
+        flags.append("--verbose=true")
+    values = resolve(BUILDER, {**vars(args), "verbose": args.verbose, "engine": "auto"})
+    request = launcher.RunRequest(
+        project=Path(args.path),
+        engine=engine,
+        image=args.image,
+        runtime_flags=flags,
+        options=BuildOptions.from_values(values),
+    )
+    url = launcher.run(request, os.environ, builder.stderr)
+    publish(url, output_paths(args.output))
+    print(url)
+    return 0
+
+
+def default_image_engine() -> str:
+    return next((e for e in ("buildah", "podman", "docker") if shutil.which(e)), "buildah")
+
+
+COMMANDS = {"inspect": cmd_inspect, "build": cmd_build, "run": cmd_run}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

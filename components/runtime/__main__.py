@@ -1,7 +1,5 @@
 import sys
 
-sys.stderr.write(
-    "mlflow-steps runtime: not implemented yet in this version of the image; "
-    "rebuild the image with a newer mlflow-steps\n"
-)
-sys.exit(70)
+from .cli import main
+
+sys.exit(main())

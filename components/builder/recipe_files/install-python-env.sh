@@ -3,11 +3,13 @@
 # Usage: install-python-env.sh VENV REQUIREMENTS_FILE...   (files are installed in order)
 # uv when it runs here and supports the interpreter (3.8+), else pip. No cache is kept.
 # Index settings come from the PIP_* build arguments and are never written into the image.
+# The `local` engine runs this same script on the host, with MLFLOW_STEPS_PYTHON (interpreter)
+# and MLFLOW_STEPS_RUNTIME_PARENT (where the runtime module lives) set.
 set -eu
 venv="$1"
 shift
 here="$(cd "$(dirname "$0")" && pwd)"
-python="$(command -v python3 || command -v python || true)"
+python="${MLFLOW_STEPS_PYTHON:-$(command -v python3 || command -v python || true)}"
 if [ -z "$python" ]; then
   echo "mlflow-steps: the base image has neither python3 nor python; choose another base_image" >&2
   exit 1
@@ -35,4 +37,4 @@ else
   done
 fi
 site="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
-echo /opt/mlflow-steps > "$site/mlflow_steps_runtime.pth"
+echo "${MLFLOW_STEPS_RUNTIME_PARENT:-/opt/mlflow-steps}" > "$site/mlflow_steps_runtime.pth"

@@ -1,0 +1,77 @@
+"""Run the runtime module inside an image with the codeset mounted at /project.
+
+buildah: `from`, `run --isolation chroot -v`, `rm`. docker/podman: `run --rm -v`. The I/O
+folder (env file in, output file out) is mounted at /mlflow-steps-io.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from ..builder.problems import StepError
+
+IO_DIR = "/mlflow-steps-io"
+RUNTIME = ["python", "-m", "mlflow_steps_runtime"]
+
+
+def runtime_args(runtime_flags: list[str]) -> list[str]:
+    return [
+        "/project",
+        "--env-file",
+        f"{IO_DIR}/env.json",
+        "--output",
+        f"{IO_DIR}/output",
+        *runtime_flags,
+    ]
+
+
+def engine_run_argv(
+    engine: str, image: str, project: Path, io_dir: Path, flags: list[str], insecure: bool
+) -> list[str]:
+    """docker/podman: one command; the image's entrypoint is the runtime module."""
+    mounts = ["-v", f"{project}:/project", "-v", f"{io_dir}:{IO_DIR}"]
+    extra = ["--tls-verify=false"] if insecure and engine == "podman" else []
+    return [
+        engine,
+        "run",
+        "--rm",
+        *extra,
+        "--network=host",
+        "-w",
+        "/project",
+        *mounts,
+        image,
+        *runtime_args(flags),
+    ]
+
+
+def buildah_run(image: str, project: Path, io_dir: Path, flags: list[str], insecure: bool) -> int:
+    tls = f"--tls-verify={str(not insecure).lower()}"
+    created = subprocess.run(
+        ["buildah", "from", "--quiet", tls, image], capture_output=True, text=True
+    )
+    if created.returncode != 0:
+        raise StepError(f"buildah cannot use image {image}: {created.stderr.strip()[-500:]}")
+    container = created.stdout.strip().splitlines()[-1]
+    try:
+        return subprocess.run(
+            [
+                "buildah",
+                "run",
+                "--isolation",
+                "chroot",
+                "-v",
+                f"{project}:/project",
+                "-v",
+                f"{io_dir}:{IO_DIR}",
+                "--workingdir",
+                "/project",
+                container,
+                "--",
+                *RUNTIME,
+                *runtime_args(flags),
+            ]
+        ).returncode
+    finally:
+        subprocess.run(["buildah", "rm", container], capture_output=True)

@@ -1,0 +1,105 @@
+"""The `local` engine: the builder's tag names a virtual environment in a local cache.
+
+The environment is built once, by the very install script the image recipe runs (uv, pip
+fallback), and reused while the tag is unchanged. A `.complete` marker is written last, so an
+interrupted build is never reused.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from ..builder.build import Plan
+from ..builder.environments import PipEnv, PythonEnv
+from ..builder.options import BuildOptions
+from ..builder.problems import StepError
+
+# MLflow's SQLite tracking store (the local default) needs these beside mlflow-skinny.
+SQLITE_STORE_PACKAGES = ("sqlalchemy", "alembic")
+
+
+def cache_root() -> Path:
+    default = Path.home() / ".cache" / "mlflow-steps" / "envs"
+    return Path(os.environ.get("MLFLOW_STEPS_ENV_CACHE", default))
+
+
+def interpreter_for(the_plan: Plan) -> str:
+    env = the_plan.codeset.environment
+    if isinstance(env, PythonEnv):
+        found = subprocess.run(["uv", "python", "find", env.python], capture_output=True, text=True)
+        if found.returncode != 0:
+            raise StepError(
+                f"python_env.yaml asks for Python {env.python}, which is not installed here; "
+                f"install it (e.g. `uv python install {env.python}`) or use an image engine"
+            )
+        return found.stdout.strip()
+    if isinstance(env, PipEnv):
+        return sys.executable
+    raise StepError(
+        f"the local engine builds requirements.txt and python_env.yaml environments; this "
+        f"codeset's is {env.kind}: run it in an image (--engine buildah, docker or podman)"
+    )
+
+
+def ensure_local_env(the_plan: Plan, options: BuildOptions, log: Callable[[str], None]) -> Path:
+    assert the_plan.recipe is not None
+    target = cache_root() / the_plan.tag
+    if (target / ".complete").exists():
+        log(f"reusing local environment {target} (tag {the_plan.tag})")
+        return target
+    python = interpreter_for(the_plan)
+    shutil.rmtree(target, ignore_errors=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    log(f"building local environment {target} (tag {the_plan.tag})")
+    with tempfile.TemporaryDirectory(prefix="mlflow-steps-local-") as tmp:
+        context = the_plan.recipe.write_context(Path(tmp))
+        staging = context / "mlflow-steps"
+        runtime_parent = target / "mlflow-steps"
+        shutil.copytree(context / "mlflow-steps-runtime", runtime_parent / "mlflow_steps_runtime")
+        installs = [
+            f.name
+            for f in (staging / "build-requirements.txt", staging / "requirements.txt")
+            if f.exists()
+        ]
+        env = {
+            **os.environ,
+            **options.build_args(),
+            "MLFLOW_STEPS_PYTHON": python,
+            "MLFLOW_STEPS_RUNTIME_PARENT": str(runtime_parent),
+        }
+        done = subprocess.run(
+            ["sh", str(staging / "install-python-env.sh"), str(target / "venv"), *installs], env=env
+        )
+    if done.returncode != 0:
+        shutil.rmtree(target, ignore_errors=True)
+        raise StepError(
+            f"building the local environment failed (exit {done.returncode}); "
+            "the installer's output above shows why"
+        )
+    (target / ".complete").touch()
+    return target
+
+
+def ensure_packages(
+    target: Path, packages: tuple[str, ...], options: BuildOptions, log: Callable[[str], None]
+) -> None:
+    """Add what the default SQLite tracking store needs, once, when it is missing."""
+    python = str(target / "venv" / "bin" / "python")
+    modules = "; ".join(f"import {p}" for p in packages)
+    if subprocess.run([python, "-c", modules], capture_output=True).returncode == 0:
+        return
+    log(f"adding {', '.join(packages)} to {target} for the default SQLite tracking store")
+    env = dict(os.environ)
+    if options.pip_index_url:
+        env["UV_INDEX_URL"] = options.pip_index_url
+    if options.pip_extra_index_url:
+        env["UV_EXTRA_INDEX_URL"] = options.pip_extra_index_url
+    done = subprocess.run(["uv", "pip", "install", "-q", "--python", python, *packages], env=env)
+    if done.returncode != 0:
+        raise StepError(f"could not add {', '.join(packages)} to the local environment")

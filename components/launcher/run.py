@@ -1,0 +1,105 @@
+"""`mlflow-steps run`: the runtime step on this machine, in an image or in a local venv."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..builder.build import plan
+from ..builder.options import BuildOptions
+from ..builder.problems import StepError
+from . import containers, local_env
+from .environment import passed_environment, write_env_file
+
+ENGINES = ("local", "buildah", "docker", "podman")
+
+
+@dataclass
+class RunRequest:
+    project: Path
+    engine: str
+    image: str | None
+    runtime_flags: list[str]
+    options: BuildOptions
+
+
+def run(request: RunRequest, environ: Mapping[str, str], log: Callable[[str], None]) -> str:
+    """Run the entry point; returns the artifact URL the runtime module wrote."""
+    project = request.project.resolve()
+    passed = passed_environment(environ)
+    if request.engine != "local":
+        if not request.image:
+            raise StepError(f"--engine {request.engine} needs --image (the builder's output)")
+        if "MLFLOW_TRACKING_URI" not in passed:
+            raise StepError(
+                "set MLFLOW_TRACKING_URI to a tracking server the container can reach; "
+                "without one, runs would be lost with the container"
+            )
+    with tempfile.TemporaryDirectory(prefix="mlflow-steps-io-") as tmp:
+        io_dir = Path(tmp)
+        output = io_dir / "output"
+        if request.engine == "local":
+            code = run_local(request, project, passed, output, io_dir, log)
+        else:
+            write_env_file(io_dir, passed)
+            os.chmod(io_dir, 0o755)
+            if request.engine == "buildah":
+                code = containers.buildah_run(
+                    request.image or "",
+                    project,
+                    io_dir,
+                    request.runtime_flags,
+                    request.options.insecure,
+                )
+            else:
+                argv = containers.engine_run_argv(
+                    request.engine,
+                    request.image or "",
+                    project,
+                    io_dir,
+                    request.runtime_flags,
+                    request.options.insecure,
+                )
+                code = subprocess.run(argv).returncode
+        if code != 0 or not output.exists():
+            raise StepError(f"the runtime step failed (exit {code}); see its message above")
+        return output.read_text().strip()
+
+
+def run_local(
+    request: RunRequest,
+    project: Path,
+    passed: dict[str, str],
+    output: Path,
+    io_dir: Path,
+    log: Callable[[str], None],
+) -> int:
+    the_plan = plan(project, request.options)
+    target = local_env.ensure_local_env(the_plan, request.options, log)
+    if "MLFLOW_TRACKING_URI" not in passed:
+        passed["MLFLOW_TRACKING_URI"] = f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+        log(f"MLFLOW_TRACKING_URI not set: using {passed['MLFLOW_TRACKING_URI']}")
+        local_env.ensure_packages(target, local_env.SQLITE_STORE_PACKAGES, request.options, log)
+    env_file = write_env_file(io_dir, passed)
+    venv_bin = target / "venv" / "bin"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "AWS_"))}
+    env.update(
+        PATH=f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}", VIRTUAL_ENV=str(target / "venv")
+    )
+    env.pop("PYTHONPATH", None)
+    argv = [
+        str(venv_bin / "python"),
+        "-m",
+        "mlflow_steps_runtime",
+        str(project),
+        "--env-file",
+        str(env_file),
+        "--output",
+        str(output),
+        *request.runtime_flags,
+    ]
+    return subprocess.run(argv, env=env).returncode

@@ -1,0 +1,99 @@
+"""The runtime step's inputs (plain data: the host-side step spec is built from it) and the
+parsing of `mlflow_entrypoint_args`.
+
+`mlflow_entrypoint_args` is a list of `name=value` items separated by commas and/or spaces:
+`epochs=2,batch_size=64` or `epochs=2 batch_size=64`. A value that holds commas or spaces is
+quoted, shell style, with single or double quotes: `message="hello, world" tags='a b'`.
+A value may not start with `=` (`a==1` is rejected as a likely typo; quote nothing can change
+that, so pass such values through a workflow input named after the parameter instead).
+"""
+
+import os
+import shlex
+
+# (name, default, description); every input is also read from FUSEML_<NAME>.
+INPUTS = (
+    (
+        "mlflow_experiment",
+        "",
+        "Experiment name; empty: <org>.<project> from .fuseml/_org and .fuseml/_project, else the "
+        "MLproject name, else the codeset folder's name. Created if missing.",
+    ),
+    ("mlflow_entrypoint", "main", "Entry point of the MLproject to run."),
+    (
+        "mlflow_entrypoint_args",
+        "",
+        "name=value items, comma- or space-separated; quote values holding commas or spaces.",
+    ),
+    (
+        "mlflow_artifact_path",
+        "model",
+        "Artifact path of the run returned as the output (where the model was logged).",
+    ),
+    ("verbose", "false", "Verbose logging (secret values are never printed)."),
+)
+BOOLEAN_INPUTS = ("verbose",)
+
+
+class InputError(Exception):
+    """Bad input: the message says what is wrong and what is valid."""
+
+
+def env_name(name):
+    return "FUSEML_" + name.upper().replace("-", "_").replace(".", "_")
+
+
+def parse_entrypoint_args(text):
+    """`a=1,b=2` / `a=1 b=2` / `msg="x, y"` -> {"a": "1", ...}; raises InputError."""
+    lexer = shlex.shlex(text or "", posix=True)
+    lexer.whitespace = " \t\r\n,"
+    lexer.whitespace_split = True
+    lexer.commenters = ""
+    try:
+        items = list(lexer)
+    except ValueError as exc:
+        raise InputError(
+            "mlflow_entrypoint_args: {} in {!r}; close the quote".format(exc, text)
+        ) from None
+    values = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise InputError(
+                "mlflow_entrypoint_args: {!r} is not name=value; write items like "
+                "epochs=2,batch_size=64".format(item)
+            )
+        if value.startswith("="):
+            raise InputError(
+                "mlflow_entrypoint_args: {!r} has `==`; write {}=VALUE".format(item, name)
+            )
+        if name in values:
+            raise InputError("mlflow_entrypoint_args: {} is given twice".format(name))
+        values[name.strip()] = value
+    return values
+
+
+def parse_bool(value, what):
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise InputError("{}: {!r} is not a boolean; use true or false".format(what, value))
+
+
+def default_experiment(project_dir, project_name):
+    """<org>.<project> from FuseML's .fuseml files, else the MLproject name, else the folder."""
+    fuseml = os.path.join(project_dir, ".fuseml")
+    parts = []
+    for name in ("_org", "_project"):
+        try:
+            with open(os.path.join(fuseml, name)) as handle:
+                parts.append(handle.read().strip())
+        except OSError:
+            parts.append("")
+    if all(parts):
+        return ".".join(parts)
+    if project_name:
+        return project_name
+    return os.path.basename(os.path.abspath(project_dir)) or "Default"

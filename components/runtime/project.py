@@ -1,0 +1,108 @@
+"""MLflow's own project loader, behind one small adapter (its API is private and moves).
+
+Checks the entry point and its parameters before anything runs: unknown entry point, unknown
+parameter, missing required parameter and values that do not fit the declared type are errors
+that list what is valid.
+"""
+
+import os
+
+from .inputs import InputError
+
+
+def find_mlproject(project_dir):
+    if not os.path.isdir(project_dir):
+        raise InputError("codeset {}: not a directory; mount the codeset there".format(project_dir))
+    names = [n for n in os.listdir(project_dir) if n.lower() == "mlproject"]
+    if not names:
+        raise InputError(
+            "codeset {}: no MLproject file; the runtime step runs MLflow projects only".format(
+                project_dir
+            )
+        )
+    return os.path.join(project_dir, names[0])
+
+
+class Project(object):
+    """What the runtime needs of MLflow's project object, whatever the release calls it."""
+
+    def __init__(self, name, entry_points):
+        self.name = name
+        self.entry_points = entry_points  # {name: MLflow EntryPoint (.parameters, .command)}
+
+
+def load_project(project_dir):
+    find_mlproject(project_dir)
+    from mlflow.projects import _project_spec
+
+    try:
+        loaded = _project_spec.load_project(project_dir)
+    except Exception as exc:  # MLflow raises ExecutionException and others, by release
+        raise InputError("MLproject: {}".format(exc)) from None
+    entry_points = getattr(loaded, "_entry_points", None)
+    if entry_points is None:
+        entry_points = getattr(loaded, "entry_points", None) or {}
+    return Project(getattr(loaded, "name", None), dict(entry_points))
+
+
+def check_entry_point(project, name, project_dir):
+    if name in project.entry_points:
+        return project.entry_points[name]
+    if name.endswith((".py", ".sh")) and os.path.isfile(os.path.join(project_dir, name)):
+        return None  # MLflow runs a script of the codeset as an entry point
+    valid = ", ".join(sorted(project.entry_points)) or "none"
+    raise InputError(
+        "unknown entry point {!r}; the MLproject declares: {} (or name a .py/.sh file of "
+        "the codeset)".format(name, valid)
+    )
+
+
+def check_parameters(entry_point, values, project_dir):
+    """Values checked against the declared parameters and types; returns them unchanged."""
+    if entry_point is None:
+        return values
+    declared = entry_point.parameters
+    problems = []
+    for name in sorted(values):
+        if name not in declared:
+            problems.append(
+                "unknown parameter {!r}; valid parameters: {}".format(
+                    name, describe(declared) or "none"
+                )
+            )
+        else:
+            problem = type_problem(declared[name], values[name], project_dir)
+            if problem:
+                problems.append(problem)
+    for name, param in sorted(declared.items()):
+        if param.default is None and name not in values:
+            problems.append(
+                "parameter {!r} ({}) is required and has no default".format(name, param.type)
+            )
+    if problems:
+        raise InputError("; ".join(problems))
+    return values
+
+
+def type_problem(param, value, project_dir):
+    kind = param.type
+    try:
+        if kind == "int":
+            int(value)
+        elif kind == "float":
+            float(value)
+    except ValueError:
+        return "parameter {!r} must be {} {}, got {!r}".format(
+            param.name, "an" if kind == "int" else "a", kind, value
+        )
+    if kind in ("path", "uri") and not str(value).strip():
+        return "parameter {!r} must be a non-empty {}".format(param.name, kind)
+    if kind == "path" and "://" not in value:
+        local = value if os.path.isabs(value) else os.path.join(project_dir, value)
+        if not os.path.exists(local):
+            return "parameter {!r}: path {!r} does not exist".format(param.name, value)
+    return None
+
+
+def describe(declared):
+    return ", ".join("{} ({})".format(n, p.type) for n, p in sorted(declared.items()))
