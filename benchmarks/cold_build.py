@@ -87,7 +87,7 @@ def seed_build(host: str, base: str, index: str, requirements: bytes, tag: str) 
         return time.perf_counter() - start
 
 
-def ours_build(host: str, base: str, index: str, repo: str) -> float:
+def ours_build(host: str, base: str, index: str, repo: str, output: Path) -> float:
     start = time.perf_counter()
     subprocess.run(
         [
@@ -109,6 +109,8 @@ def ours_build(host: str, base: str, index: str, repo: str) -> float:
             base,
             "--pip-index-url",
             index,
+            "--output",
+            str(output),
         ],
         check=True,
         env=ENV,
@@ -145,11 +147,13 @@ def main() -> None:
             clean_local_storage()
             seed_times.append(seed_build(registry.host, base, index_url, requirements, f"r{run}"))
             clean_local_storage()
-            our_times.append(ours_build(registry.host, base, index_url, f"ours/run{run}"))
+            our_times.append(
+                ours_build(registry.host, base, index_url, f"ours/run{run}", work / "image")
+            )
         base_size = compressed_size(registry.host, "base/python", "3.11")
         seed_size = compressed_size(registry.host, "seed/trainer", "r0")
-        tag = plan(CODESET, options).tag
-        our_size = compressed_size(registry.host, "ours/run0", tag)
+        tag = (work / "image").read_text().rpartition(":")[2]  # as built, not recomputed
+        our_size = compressed_size(registry.host, f"ours/run{args.runs - 1}", tag)
     finally:
         index.stop()
         registry.stop()

@@ -102,13 +102,22 @@ def describe_env(environ):
     for name in MLFLOW_ENV:
         if name in environ:
             value = environ[name]
-            shown = "***" if SECRET.search(name) else re.sub(r"//[^/@]*@", "//***@", value)
+            shown = "***" if SECRET.search(name) else scrub(value, {})
             lines.append("  {}={}".format(name, shown))
     return "\n".join(lines) or "  (no MLflow variables set)"
 
 
+def scrub(text, environ=os.environ):
+    """No secret reaches a log: URL credentials and the values of secret variables go."""
+    text = re.sub(r"//[^/@\s]*@", "//***@", str(text))
+    for name, value in environ.items():
+        if SECRET.search(name) and len(value) >= 4:
+            text = text.replace(value, "***")
+    return text
+
+
 def log(message):
-    sys.stderr.write("mlflow-steps runtime: {}\n".format(message))
+    sys.stderr.write("mlflow-steps runtime: {}\n".format(scrub(message)))
     sys.stderr.flush()
 
 
@@ -139,6 +148,9 @@ def run(args, environ):
     values = resolve_inputs(args, environ)
     project_dir = os.path.abspath(args.project or os.getcwd())
     project = projects.load_project(project_dir)
+    # Run from the codeset, as in images (/project): MLflow 1.x records relative artifact
+    # roots (./mlruns) that must mean the same place to the runner and to this process.
+    os.chdir(project_dir)
     entry_name = values["mlflow_entrypoint"]
     entry_point = projects.check_entry_point(project, entry_name, project_dir)
     parameters = workflow_parameters(entry_point, environ)
@@ -166,7 +178,7 @@ def run(args, environ):
     except Exception as exc:
         raise InputError(
             "tracking server {}: cannot use experiment {!r} ({}: {})".format(
-                redact(client_uri()), experiment, exc.__class__.__name__, first_line(exc)
+                client_uri(), experiment, exc.__class__.__name__, first_line(exc)
             )
         ) from None
     log("running entry point {!r} in experiment {!r}".format(entry_name, experiment))
@@ -182,10 +194,6 @@ def client_uri():
     import mlflow
 
     return mlflow.get_tracking_uri()
-
-
-def redact(uri):
-    return re.sub(r"//[^/@]*@", "//***@", str(uri))
 
 
 def first_line(exc):

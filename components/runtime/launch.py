@@ -61,17 +61,16 @@ def resolve_artifact(client, run_id, artifact_path):
     it: that location is returned when a model named `artifact_path` came from this run.
     """
     run = client.get_run(run_id)
-    base = absolute(run.info.artifact_uri).rstrip("/")
     path = artifact_path.strip("/")
-    parent = path.rpartition("/")[0] or None
-    if client.list_artifacts(run_id, path) or any(
-        item.path == path for item in client.list_artifacts(run_id, parent)
-    ):
-        return base + "/" + path
     models = logged_models(client, run)
     for model in models:
         if model.name == path:
             return model.artifact_location.rstrip("/")
+    # Listing the parent, not the path: MLflow 3 answers list_artifacts(run, "model") with the
+    # files of a logged model that is not under the run's artifacts at all.
+    parent = path.rpartition("/")[0] or None
+    if any(item.path == path for item in client.list_artifacts(run_id, parent)):
+        return absolute(run.info.artifact_uri).rstrip("/") + "/" + path
     logged = [item.path for item in client.list_artifacts(run_id)]
     logged += ["logged model {!r}".format(m.name) for m in models]
     raise RunFailed(

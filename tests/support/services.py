@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import subprocess
@@ -27,7 +28,7 @@ def wait_http(url: str, timeout: float = 20.0, ok=(200, 401)) -> None:
         try:
             if requests.get(url, timeout=1).status_code in ok:
                 return
-        except requests.ConnectionError:
+        except requests.RequestException:
             pass
         time.sleep(0.1)
     raise RuntimeError(f"{url} did not come up in {timeout}s")
@@ -140,3 +141,63 @@ def start_index(wheelhouse: Path, workdir: Path, port: int | None = None) -> Ser
     host = f"127.0.0.1:{port}"
     wait_http(f"http://{host}/simple/", timeout=30)
     return Service(host, process, log, {"url": f"http://{host}/simple/"})
+
+
+S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing-key", "AWS_SECRET_ACCESS_KEY": "testing-secret"}
+
+
+def start_s3(workdir: Path, bucket: str = "mlflow") -> Service:
+    """An S3-compatible server on 127.0.0.1 (moto's standalone server: real HTTP, S3 API)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    log = workdir / "s3.log"
+    process = subprocess.Popen(
+        ["moto_server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_http(url + "/", ok=(200,))
+    import boto3
+
+    boto3.client(
+        "s3",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="testing-key",
+        aws_secret_access_key="testing-secret",
+    ).create_bucket(Bucket=bucket)
+    return Service(f"127.0.0.1:{port}", process, log, {"url": url, "bucket": bucket})
+
+
+def start_tracking_server(workdir: Path, s3: Service) -> Service:
+    """`mlflow server` with a SQLite backend and proxied artifact storage on the S3 server."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    log = workdir / "mlflow-server.log"
+    env = {**os.environ, **S3_CREDENTIALS, "MLFLOW_S3_ENDPOINT_URL": s3.extra["url"]}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{workdir / 'mlflow.db'}",
+            "--artifacts-destination",
+            f"s3://{s3.extra['bucket']}/artifacts",
+            "--workers",
+            "1",
+        ],
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=workdir,
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_http(url + "/health", timeout=90, ok=(200,))
+    return Service(f"127.0.0.1:{port}", process, log, {"url": url})

@@ -1,0 +1,76 @@
+"""Entry point and parameter checks, through MLflow's own project loader (host MLflow)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mlflow_steps.components.runtime.inputs import InputError
+from mlflow_steps.components.runtime.project import (
+    check_entry_point,
+    check_parameters,
+    load_project,
+)
+
+MLPROJECT = """\
+name: typed
+entry_points:
+  main:
+    parameters:
+      epochs: {type: int, default: 2}
+      lr: {type: float, default: 0.1}
+      data: {type: path, default: data.csv}
+      source: {type: uri, default: "s3://b/k"}
+      label: {type: string, default: x}
+    command: python train.py
+  evaluate:
+    parameters:
+      model: uri
+    command: python eval.py {model}
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path):
+    (tmp_path / "MLproject").write_text(MLPROJECT)
+    (tmp_path / "data.csv").write_text("a\n")
+    (tmp_path / "helper.py").write_text("")
+    return tmp_path, load_project(str(tmp_path))
+
+
+def test_entry_points_come_from_mlflow_loader(project):
+    path, loaded = project
+    assert loaded.name == "typed" and set(loaded.entry_points) == {"main", "evaluate"}
+    assert check_entry_point(loaded, "helper.py", str(path)) is None  # MLflow runs scripts too
+
+
+def test_unknown_entry_point_lists_valid_ones(project):
+    path, loaded = project
+    with pytest.raises(InputError, match=r"unknown entry point 'train'.*evaluate, main"):
+        check_entry_point(loaded, "train", str(path))
+
+
+@pytest.mark.parametrize(
+    ("values", "fragment"),
+    [
+        ({"epochs": "abc"}, "parameter 'epochs' must be an int, got 'abc'"),
+        ({"epochs": "2.5"}, "must be an int"),
+        ({"lr": "fast"}, "parameter 'lr' must be a float"),
+        ({"data": "missing.csv"}, "path 'missing.csv' does not exist"),
+        ({"source": ""}, "must be a non-empty uri"),
+        ({"epoch": "2"}, "unknown parameter 'epoch'; valid parameters: data .path., epochs .int."),
+    ],
+)
+def test_bad_parameter_values(project, values, fragment):
+    path, loaded = project
+    with pytest.raises(InputError, match=fragment):
+        check_parameters(loaded.entry_points["main"], values, str(path))
+
+
+def test_good_values_and_required_parameters(project):
+    path, loaded = project
+    good = {"epochs": "3", "lr": "1e-3", "data": "data.csv", "source": "s3://x/y"}
+    assert check_parameters(loaded.entry_points["main"], good, str(path)) == good
+    with pytest.raises(InputError, match=r"'model' .uri. is required"):
+        check_parameters(loaded.entry_points["evaluate"], {}, str(path))
