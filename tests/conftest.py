@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -53,3 +56,73 @@ def base_images(registry):
 def buildah_env(monkeypatch):
     monkeypatch.setenv("BUILDAH_ISOLATION", "chroot")
     return os.environ
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory):
+    require_tools("moto_server")
+    service = services.start_s3(tmp_path_factory.mktemp("s3"))
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def tracking_server(tmp_path_factory, s3):
+    service = services.start_tracking_server(tmp_path_factory.mktemp("tracking"), s3)
+    yield service
+    service.stop()
+
+
+@pytest.fixture
+def mlflow_env(tracking_server, s3, monkeypatch):
+    """What the mlflow-tracking and mlflow-store extensions hand a FuseML step."""
+    values = {
+        "MLFLOW_TRACKING_URI": tracking_server.extra["url"],
+        "MLFLOW_S3_ENDPOINT_URL": s3.extra["url"],
+        **services.S3_CREDENTIALS,
+    }
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    return values
+
+
+@pytest.fixture(scope="session")
+def sklearn_build(tmp_path_factory, registry, package_index, base_images):
+    """The sklearn example (plus six==1.16.0) built once with buildah: (codeset, image)."""
+    root = tmp_path_factory.mktemp("sklearn") / "sklearn"
+    shutil.copytree(EXAMPLES / "sklearn-pip", root)
+    with (root / "requirements.txt").open("a") as handle:
+        handle.write("six==1.16.0\n")
+    out = root.parent / "image"
+    done = build_with_cli(root, registry, package_index, base_images["debian"], out)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return root, out.read_text(), done
+
+
+def build_with_cli(codeset: Path, registry, index, base: str, out: Path, *extra: str):
+    argv = [
+        sys.executable,
+        "-m",
+        "mlflow_steps",
+        "build",
+        str(codeset),
+        "--registry",
+        registry.host,
+        "--pull-registry",
+        "",
+        "--repository",
+        "e2e/trainer",
+        "--insecure",
+        "--engine",
+        "buildah",
+        "--base-image",
+        base,
+        "--pip-index-url",
+        index.extra["url"],
+        "--output",
+        str(out),
+        "--digest-output",
+        str(out) + ".digest",
+        *extra,
+    ]
+    return subprocess.run(argv, capture_output=True, text=True, env=images.BUILDAH_ENV)

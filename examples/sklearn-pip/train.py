@@ -27,7 +27,8 @@ def main() -> None:
 
     mlflow.log_params(vars(args))
     mlflow.log_metric("rmse", rmse)
-    mlflow.sklearn.log_model(model, "model")
+    # cloudpickle: understood by MLflow 1.x to 3.x (3.x defaults to skops, not in mlflow-skinny)
+    mlflow.sklearn.log_model(model, "model", serialization_format="cloudpickle")
 
 
 if __name__ == "__main__":

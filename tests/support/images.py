@@ -23,7 +23,8 @@ RUN ln -s /usr/bin/python3 /usr/local/bin/python \\
  && python3 "$wheel/pip" install --no-index --no-cache-dir "$wheel" && pip --version
 """
 
-# What the end-to-end builds install: the sklearn example, MLflow and two versions of `six`.
+# What the end-to-end builds install: the sklearn example, MLflow, two versions of `six`, and
+# what MLflow's SQLite store needs (the `local` engine's default tracking store).
 WHEELHOUSE_REQUIREMENTS = [
     "scikit-learn>=1.3",
     "pandas>=2",
@@ -32,6 +33,8 @@ WHEELHOUSE_REQUIREMENTS = [
     "pip",
     "setuptools",
     "wheel",
+    "sqlalchemy",
+    "alembic",
 ]
 WHEELHOUSE_EXTRA_NO_DEPS = ["six==1.16.0"]
 

@@ -1,0 +1,119 @@
+"""`mlflow-steps run`, all real: an MLflow tracking server (SQLite backend, artifacts proxied to
+an S3-compatible server on 127.0.0.1), the entry point run in the built image with buildah and
+in the `local` engine's cached venv; the model is loaded from the output URL on the host."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+
+from tests.support.images import BUILDAH_ENV
+
+pytestmark = pytest.mark.e2e
+
+
+def mlflow_steps_run(codeset: Path, out: Path, *flags: str, cwd: Path | None = None, env=None):
+    return subprocess.run(
+        [sys.executable, "-m", "mlflow_steps", "run", str(codeset), "--output", str(out), *flags],
+        capture_output=True,
+        text=True,
+        env={**BUILDAH_ENV, **(env or os.environ)},
+        cwd=cwd,
+    )
+
+
+def assert_loadable_model(url: str) -> None:
+    model = mlflow.pyfunc.load_model(url)
+    prediction = model.predict(np.ones((3, 4)))
+    assert prediction.shape == (3,) and abs(float(prediction[0])) > 0.1
+
+
+def test_run_in_the_built_image_with_buildah(sklearn_build, mlflow_env, tmp_path):
+    codeset, image, _ = sklearn_build
+    out = tmp_path / "model-url"
+    done = mlflow_steps_run(
+        codeset,
+        out,
+        "--image",
+        image,
+        "--engine",
+        "buildah",
+        "--insecure",
+        "--experiment",
+        "e2e-image",
+        "--entrypoint-args",
+        "alpha=0.1",
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    url = out.read_text()
+    assert url.startswith("mlflow-artifacts:") and done.stdout.strip().endswith(url)
+    assert "Running command 'python train.py --alpha 0.1" in done.stderr
+    assert_loadable_model(url)
+    experiment = mlflow.get_experiment_by_name("e2e-image")
+    runs = mlflow.search_runs([experiment.experiment_id], output_format="list")
+    assert len(runs) == 1 and runs[0].data.params["alpha"] == "0.1"
+
+
+def test_run_with_the_local_engine_reuses_its_environment(
+    package_index, mlflow_env, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("MLFLOW_STEPS_ENV_CACHE", str(tmp_path / "envs"))
+    codeset = Path(__file__).resolve().parents[3] / "examples" / "sklearn-pip"
+    flags = [
+        "--engine",
+        "local",
+        "--pip-index-url",
+        package_index.extra["url"],
+        "--experiment",
+        "e2e-local",
+    ]
+    first = mlflow_steps_run(codeset, tmp_path / "url1", *flags)
+    assert first.returncode == 0, first.stderr[-4000:]
+    assert "building local environment" in first.stderr
+    assert_loadable_model((tmp_path / "url1").read_text())
+    second = mlflow_steps_run(codeset, tmp_path / "url2", *flags, "--entrypoint-args", "alpha=0.9")
+    assert second.returncode == 0, second.stderr[-4000:]
+    assert "reusing local environment" in second.stderr
+    assert (tmp_path / "url2").read_text() != (tmp_path / "url1").read_text()
+    assert len(list((tmp_path / "envs").iterdir())) == 1
+
+
+def test_local_engine_defaults_to_sqlite_in_the_working_directory(
+    package_index, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("MLFLOW_STEPS_ENV_CACHE", str(tmp_path / "envs"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_TRACKING", "AWS_"))}
+    work = tmp_path / "work"
+    work.mkdir()
+    codeset = Path(__file__).resolve().parents[3] / "examples" / "sklearn-pip"
+    done = mlflow_steps_run(
+        codeset,
+        tmp_path / "url",
+        "--engine",
+        "local",
+        "--pip-index-url",
+        package_index.extra["url"],
+        cwd=work,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert (work / "mlflow.db").exists()
+    mlflow.set_tracking_uri(f"sqlite:///{work / 'mlflow.db'}")
+    try:
+        assert_loadable_model((tmp_path / "url").read_text())
+    finally:
+        mlflow.set_tracking_uri(None)
+
+
+def test_image_run_without_tracking_server_is_refused(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    codeset = Path(__file__).resolve().parents[3] / "examples" / "sklearn-pip"
+    done = mlflow_steps_run(codeset, tmp_path / "url", "--image", "x/y:z", "--engine", "buildah")
+    assert done.returncode != 0 and "set MLFLOW_TRACKING_URI" in done.stderr
+    assert not (tmp_path / "url").exists()
