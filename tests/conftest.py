@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.support import images, services
+from tests.support.builds import build_with_cli
 from tests.support.require import require, require_root, require_tools
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -97,32 +96,3 @@ def sklearn_build(tmp_path_factory, registry, package_index, base_images):
     done = build_with_cli(root, registry, package_index, base_images["debian"], out)
     assert done.returncode == 0, done.stderr[-3000:]
     return root, out.read_text(), done
-
-
-def build_with_cli(codeset: Path, registry, index, base: str, out: Path, *extra: str):
-    argv = [
-        sys.executable,
-        "-m",
-        "mlflow_steps",
-        "build",
-        str(codeset),
-        "--registry",
-        registry.host,
-        "--pull-registry",
-        "",
-        "--repository",
-        "e2e/trainer",
-        "--insecure",
-        "--engine",
-        "buildah",
-        "--base-image",
-        base,
-        "--pip-index-url",
-        index.extra["url"],
-        "--output",
-        str(out),
-        "--digest-output",
-        str(out) + ".digest",
-        *extra,
-    ]
-    return subprocess.run(argv, capture_output=True, text=True, env=images.BUILDAH_ENV)

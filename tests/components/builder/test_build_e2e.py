@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.support.builds import build_with_cli
 from tests.support.images import BUILDAH_ENV
 
 pytestmark = pytest.mark.e2e
@@ -18,32 +18,7 @@ EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
 
 def build(codeset: Path, registry, index, base: str, out: Path, *extra: str):
-    argv = [
-        sys.executable,
-        "-m",
-        "mlflow_steps",
-        "build",
-        str(codeset),
-        "--registry",
-        registry.host,
-        "--pull-registry",
-        "",
-        "--repository",
-        "e2e/trainer",
-        "--insecure",
-        "--engine",
-        "buildah",
-        "--base-image",
-        base,
-        "--pip-index-url",
-        index.extra["url"],
-        "--output",
-        str(out),
-        "--digest-output",
-        str(out) + ".digest",
-        *extra,
-    ]
-    return subprocess.run(argv, capture_output=True, text=True, env=BUILDAH_ENV)
+    return build_with_cli(codeset, registry, index, base, out, *extra)
 
 
 def pushes(registry) -> int:
@@ -74,46 +49,31 @@ def run_in_image(image: str, *command: str) -> subprocess.CompletedProcess:
         subprocess.run(["buildah", "rm", ctr], capture_output=True, env=BUILDAH_ENV)
 
 
-@pytest.fixture
-def codeset(tmp_path):
-    root = tmp_path / "sklearn"
-    shutil.copytree(EXAMPLES / "sklearn-pip", root)
-    with (root / "requirements.txt").open("a") as handle:
-        handle.write("six==1.16.0\n")
-    return root
-
-
 def test_build_cache_and_tag_rules_on_debian_base(
-    codeset, registry, package_index, base_images, tmp_path
+    sklearn_build, registry, package_index, base_images, tmp_path
 ):
+    built_codeset, image, first = sklearn_build
     base = base_images["debian"]
-    out = tmp_path / "image"
-    first = build(codeset, registry, package_index, base, out)
-    assert first.returncode == 0, first.stderr[-3000:]
-    image = out.read_text()
     assert image.startswith(f"{registry.host}/e2e/trainer:") and image in first.stdout
-    assert Path(str(out) + ".digest").read_text().startswith("sha256:")
-    assert pushes(registry) == 1
+    assert "not in the registry: building" in first.stderr
+    digest_file = Path(str(built_codeset.parent / "image") + ".digest")
+    assert digest_file.read_text().startswith("sha256:")
 
     check = run_in_image(
         image, "python", "-c", "import mlflow, sklearn, pandas, six; print(six.__version__)"
     )
     assert check.returncode == 0, check.stderr
     assert check.stdout.strip() == "1.16.0"
-    assert (
-        run_in_image(
-            image,
-            "sh",
-            "-c",
-            "test ! -e /root/.cache && test ! -e /tmp/mlflow-steps && test ! -e /project/train.py",
-        ).returncode
-        == 0
-    )
+    clean = "test ! -e /root/.cache && test ! -e /tmp/mlflow-steps && test ! -e /project/train.py"
+    assert run_in_image(image, "sh", "-c", clean).returncode == 0
 
-    # Same codeset again: one registry lookup, no build, no push, same output.
+    # The same codeset, copied elsewhere: one registry lookup, no build, no push, same output.
+    codeset = tmp_path / "sklearn"
+    shutil.copytree(built_codeset, codeset)
+    pushed = pushes(registry)
     again = build(codeset, registry, package_index, base, tmp_path / "again")
     assert again.returncode == 0 and "nothing to build" in again.stderr
-    assert (tmp_path / "again").read_text() == image and pushes(registry) == 1
+    assert (tmp_path / "again").read_text() == image and pushes(registry) == pushed
 
     # A comment-only change keeps the tag; a code-only change keeps the tag.
     with (codeset / "requirements.txt").open("a") as handle:
@@ -122,7 +82,7 @@ def test_build_cache_and_tag_rules_on_debian_base(
     (codeset / "new_module.py").write_text("X = 1\n")
     same = build(codeset, registry, package_index, base, tmp_path / "same")
     assert same.returncode == 0 and (tmp_path / "same").read_text() == image
-    assert pushes(registry) == 1
+    assert pushes(registry) == pushed
 
     # A version change makes a new tag, built and pushed.
     text = (codeset / "requirements.txt").read_text().replace("six==1.16.0", "six==1.17.0")
@@ -130,7 +90,7 @@ def test_build_cache_and_tag_rules_on_debian_base(
     changed = build(codeset, registry, package_index, base, tmp_path / "changed")
     assert changed.returncode == 0, changed.stderr[-3000:]
     new_image = (tmp_path / "changed").read_text()
-    assert new_image != image and pushes(registry) == 2
+    assert new_image != image and pushes(registry) == pushed + 1
     check = run_in_image(new_image, "python", "-c", "import six; print(six.__version__)")
     assert check.stdout.strip() == "1.17.0"
 
