@@ -87,7 +87,7 @@ def seed_build(host: str, base: str, index: str, requirements: bytes, tag: str) 
         return time.perf_counter() - start
 
 
-def ours_build(host: str, base: str, index: str, repo: str, output: Path) -> float:
+def ours_build(host: str, base: str, index: str, repo: str, output: Path, *extra: str) -> float:
     start = time.perf_counter()
     subprocess.run(
         [
@@ -111,6 +111,7 @@ def ours_build(host: str, base: str, index: str, repo: str, output: Path) -> flo
             index,
             "--output",
             str(output),
+            *extra,
         ],
         check=True,
         env=ENV,
@@ -142,28 +143,33 @@ def main() -> None:
         recipe = plan(CODESET, options).recipe
         assert recipe is not None
         requirements = recipe.files["mlflow-steps/requirements.txt"]  # the very same packages
-        seed_times, our_times = [], []
+        times: dict[str, list[float]] = {"seed": [], "ours": [], "ours+pyc": []}
+        flags = {"ours": [], "ours+pyc": ["--compile-bytecode"]}
+        sizes: dict[str, int] = {}
         for run in range(args.runs):
             clean_local_storage()
-            seed_times.append(seed_build(registry.host, base, index_url, requirements, f"r{run}"))
-            clean_local_storage()
-            our_times.append(
-                ours_build(registry.host, base, index_url, f"ours/run{run}", work / "image")
-            )
+            times["seed"].append(seed_build(registry.host, base, index_url, requirements, "r"))
+            for name, extra in flags.items():
+                clean_local_storage()
+                repo = f"{name.replace('+', '-')}/run{run}"
+                out = work / f"{name}.image"
+                times[name].append(ours_build(registry.host, base, index_url, repo, out, *extra))
+                tag = out.read_text().rpartition(":")[2]  # as built, not recomputed
+                sizes[name] = compressed_size(registry.host, repo, tag)
         base_size = compressed_size(registry.host, "base/python", "3.11")
-        seed_size = compressed_size(registry.host, "seed/trainer", "r0")
-        tag = (work / "image").read_text().rpartition(":")[2]  # as built, not recomputed
-        our_size = compressed_size(registry.host, f"ours/run{args.runs - 1}", tag)
+        sizes["seed"] = compressed_size(registry.host, "seed/trainer", "r")
     finally:
         index.stop()
         registry.stop()
         shutil.rmtree(work, ignore_errors=True)
-    seed_t, our_t = statistics.median(seed_times), statistics.median(our_times)
     print(f"requirements: {requirements.decode().split()}")
-    print(f"runs each: {args.runs} (all local images removed before every build)")
-    report("seed recipe ", seed_times, seed_size, base_size)
-    report("mlflow-steps", our_times, our_size, base_size)
-    print(f"time ratio (ours / seed): {our_t / seed_t:.2f}  size ratio: {our_size / seed_size:.2f}")
+    print(f"runs each: {args.runs} (all local images removed before every build; build + push)")
+    seed_t = statistics.median(times["seed"])
+    for name in ("seed", "ours", "ours+pyc"):
+        report(f"{name:8}", times[name], sizes[name], base_size)
+        if name != "seed":
+            ratio = statistics.median(times[name]) / seed_t
+            print(f"          time ratio {ratio:.2f}, size ratio {sizes[name] / sizes['seed']:.2f}")
 
 
 def report(name: str, times: list[float], size: int, base_size: int) -> None:

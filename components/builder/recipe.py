@@ -1,9 +1,11 @@
 """Render the image recipe: a Dockerfile assembled from small ordered steps, plus its files.
 
-Layer order, for caching: the environment files are copied and installed first, in a build
-stage; the final stage copies only the installed environment onto a clean base (installers,
-caches and index settings stay behind); the runtime step's module comes next; labels go last.
-The project's code is never copied: it is mounted at /project when the step runs.
+Layer order, for caching: the environment files are copied and installed first; the install
+step deletes its own files, installer and caches in the same RUN (buildah commits a stage as
+one layer and Kaniko runs with --single-snapshot, so nothing of them reaches the image); the
+runtime step's module comes next; labels go last. One stage: with vfs storage, a second stage
+(FROM + COPY --from) cost 12 s of a 47 s build here. The project's code is never copied: it
+is mounted at /project when the step runs.
 """
 
 from __future__ import annotations
@@ -113,10 +115,6 @@ def install_step(script: str, *args: str) -> list[str]:
     ]
 
 
-def copy_environment_step(stage: str) -> list[str]:
-    return [f"COPY --from={stage} {VENV} {VENV}"]
-
-
 def runtime_step() -> list[str]:
     return [
         "# The runtime step's entry point (python -m mlflow_steps_runtime).",
@@ -163,11 +161,9 @@ def render_venv(env: PipEnv | PythonEnv, options: BuildOptions) -> Recipe:
     files.update(runtime_files())
     steps = [
         header(env),
-        from_step(base, "environment"),
-        build_args_step(),
-        install_step("install-python-env.sh", VENV, *installs),
         from_step(base),
-        copy_environment_step("environment"),
+        build_args_step(),
+        install_step("install-python-env.sh", VENV, compile_flag(options), *installs),
         runtime_step(),
         finish_step(env, f"{VENV}/bin:$PATH"),
     ]
@@ -192,6 +188,10 @@ def render_conda(env: CondaEnv, options: BuildOptions) -> Recipe:
         finish_step(env, None),
     ]
     return Recipe(base, join(steps), files)
+
+
+def compile_flag(options: BuildOptions) -> str:
+    return "--compile-bytecode" if options.compile_bytecode else "--no-compile-bytecode"
 
 
 def lines_file(lines: list[str]) -> bytes:

@@ -48,6 +48,13 @@ BUILDER = StepSpec(
             "space-separated).",
             "mlflow-skinny",
         ),
+        Input(
+            "compile_bytecode",
+            "Compile .pyc files into the image: about 8 s more per cold build and a third "
+            "larger environment, about 5 s less at every start of the example's entry point.",
+            "false",
+            "boolean",
+        ),
     ),
     outputs=(
         Output("image", "Reference of the environment image: <pull_registry>/<repository>:<tag>."),

@@ -19,6 +19,7 @@ from ..builder.build import Plan
 from ..builder.environments import PipEnv, PythonEnv
 from ..builder.options import BuildOptions
 from ..builder.problems import StepError
+from ..builder.recipe import compile_flag
 
 # MLflow's SQLite tracking store (the local default) needs these beside mlflow-skinny.
 SQLITE_STORE_PACKAGES = ("sqlalchemy", "alembic")
@@ -74,7 +75,14 @@ def ensure_local_env(the_plan: Plan, options: BuildOptions, log: Callable[[str],
             "MLFLOW_STEPS_RUNTIME_PARENT": str(runtime_parent),
         }
         done = subprocess.run(
-            ["sh", str(staging / "install-python-env.sh"), str(target / "venv"), *installs], env=env
+            [
+                "sh",
+                str(staging / "install-python-env.sh"),
+                str(target / "venv"),
+                compile_flag(options),
+                *installs,
+            ],
+            env=env,
         )
     if done.returncode != 0:
         shutil.rmtree(target, ignore_errors=True)

@@ -118,25 +118,30 @@ def start_registry(
 
 
 def start_index(wheelhouse: Path, workdir: Path, port: int | None = None) -> Service:
-    """pypiserver over a wheelhouse; its simple index is at http://HOST/simple/."""
+    """pypiserver over a wheelhouse, served by gunicorn with threads (pypiserver's own runner is
+    single-threaded, unlike any real index); its simple index is at http://HOST/simple/."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     log = workdir / "pypiserver.log"
+    root = Path(__file__).resolve().parents[2]
     process = subprocess.Popen(
         [
             sys.executable,
             "-m",
-            "pypiserver",
-            "run",
-            "-i",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "--disable-fallback",
-            str(wheelhouse),
+            "gunicorn",
+            "--chdir",
+            str(root),
+            "--workers",
+            "1",
+            "--threads",
+            "16",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "tests.support.index_app:app",
         ],
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
+        env={**os.environ, "MLFLOW_STEPS_WHEELHOUSE": str(wheelhouse)},
     )
     host = f"127.0.0.1:{port}"
     wait_http(f"http://{host}/simple/", timeout=30)
@@ -170,12 +175,19 @@ def start_s3(workdir: Path, bucket: str = "mlflow") -> Service:
     return Service(f"127.0.0.1:{port}", process, log, {"url": url, "bucket": bucket})
 
 
-def start_tracking_server(workdir: Path, s3: Service) -> Service:
-    """`mlflow server` with a SQLite backend and proxied artifact storage on the S3 server."""
+def start_tracking_server(
+    workdir: Path, s3: Service | None = None, port: int | None = None
+) -> Service:
+    """`mlflow server` with a SQLite backend and proxied artifact storage on the S3 server
+    (or in `workdir/artifacts` without one)."""
     workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     log = workdir / "mlflow-server.log"
-    env = {**os.environ, **S3_CREDENTIALS, "MLFLOW_S3_ENDPOINT_URL": s3.extra["url"]}
+    env = dict(os.environ)
+    destination = str(workdir / "artifacts")
+    if s3 is not None:
+        env.update(S3_CREDENTIALS, MLFLOW_S3_ENDPOINT_URL=s3.extra["url"])
+        destination = f"s3://{s3.extra['bucket']}/artifacts"
     process = subprocess.Popen(
         [
             sys.executable,
@@ -189,7 +201,7 @@ def start_tracking_server(workdir: Path, s3: Service) -> Service:
             "--backend-store-uri",
             f"sqlite:///{workdir / 'mlflow.db'}",
             "--artifacts-destination",
-            f"s3://{s3.extra['bucket']}/artifacts",
+            destination,
             "--workers",
             "1",
         ],

@@ -1,13 +1,15 @@
 #!/bin/sh
 # mlflow-steps: install a pip / python_env environment into a virtual environment.
-# Usage: install-python-env.sh VENV REQUIREMENTS_FILE...   (files are installed in order)
+# Usage: install-python-env.sh VENV --compile-bytecode|--no-compile-bytecode REQUIREMENTS_FILE...
+# (files are installed in order; the script's own folder is deleted at the end)
 # uv when it runs here and supports the interpreter (3.8+), else pip. No cache is kept.
 # Index settings come from the PIP_* build arguments and are never written into the image.
 # The `local` engine runs this same script on the host, with MLFLOW_STEPS_PYTHON (interpreter)
 # and MLFLOW_STEPS_RUNTIME_PARENT (where the runtime module lives) set.
 set -eu
 venv="$1"
-shift
+compile="$2"
+shift 2
 here="$(cd "$(dirname "$0")" && pwd)"
 python="${MLFLOW_STEPS_PYTHON:-$(command -v python3 || command -v python || true)}"
 if [ -z "$python" ]; then
@@ -25,16 +27,24 @@ if [ -x "$here/uv" ] && "$here/uv" --version >/dev/null 2>&1 \
   if [ -n "${PIP_TRUSTED_HOST:-}" ]; then export UV_INSECURE_HOST="$PIP_TRUSTED_HOST"; fi
   echo "mlflow-steps: installing with uv into $venv ($("$python" --version 2>&1))"
   "$here/uv" venv --quiet --python "$python" "$venv"
+  uv_compile=""
+  if [ "$compile" = --compile-bytecode ]; then uv_compile=--compile-bytecode; fi
   for requirements in "$@"; do
-    "$here/uv" pip install --no-cache --compile-bytecode --python "$venv/bin/python" \
+    # shellcheck disable=SC2086
+    "$here/uv" pip install --no-cache $uv_compile --python "$venv/bin/python" \
       -r "$here/$requirements"
   done
 else
   echo "mlflow-steps: installing with pip into $venv ($("$python" --version 2>&1))"
   "$python" -m venv "$venv"
+  no_compile=""
+  if [ "$compile" = --no-compile-bytecode ]; then no_compile=--no-compile; fi
   for requirements in "$@"; do
-    "$venv/bin/pip" install --no-cache-dir --disable-pip-version-check -r "$here/$requirements"
+    # shellcheck disable=SC2086
+    "$venv/bin/pip" install --no-cache-dir --disable-pip-version-check $no_compile \
+      -r "$here/$requirements"
   done
 fi
 site="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 echo "${MLFLOW_STEPS_RUNTIME_PARENT:-/opt/mlflow-steps}" > "$site/mlflow_steps_runtime.pth"
+rm -rf "$here"

@@ -23,7 +23,13 @@ def test_pip_fallback_installs_from_the_index_and_keeps_no_cache(package_index, 
         "PIP_CONFIG_FILE": "/dev/null",
     }
     done = subprocess.run(
-        ["sh", str(staging / "install-python-env.sh"), str(venv), "requirements.txt"],
+        [
+            "sh",
+            str(staging / "install-python-env.sh"),
+            str(venv),
+            "--no-compile-bytecode",
+            "requirements.txt",
+        ],
         capture_output=True,
         text=True,
         env=env,
