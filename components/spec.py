@@ -38,12 +38,23 @@ class Output:
 
 @dataclass(frozen=True)
 class StepSpec:
+    """A step, once: what every engine's generator reads.
+
+    `command` runs in `image` with the codeset at `workdir`; `output_flags` maps each output
+    to the CLI flag that writes it to a file; `secret_env` are variables that only ever come
+    from secrets; `image` is None when the image is an input (the runtime step).
+    """
+
     name: str
     description: str
     inputs: tuple[Input, ...]
     outputs: tuple[Output, ...]
     command: tuple[str, ...] = ()
-    env: tuple[str, ...] = field(default=())
+    image: str | None = None
+    workdir: str = "/project"
+    output_flags: dict[str, str] = field(default_factory=dict)
+    secret_env: tuple[str, ...] = ()
+    display_name: str = ""
 
     def input(self, name: str) -> Input:
         return next(i for i in self.inputs if i.name == name)

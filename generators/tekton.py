@@ -1,0 +1,381 @@
+"""Step specs -> Tekton v1 Tasks and a Pipeline, in the Tekton catalog's layout.
+
+Params are UPPER_SNAKE; they reach the step through `env` (FUSEML_<INPUT>), never pasted into
+a script. Credentials come from Secrets (`envFrom`), never literals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from mlflow_steps import __version__
+from mlflow_steps.components.spec import Input, StepSpec
+from mlflow_steps.components.steps import BUILDER, RUNTIME, builder_image
+
+from .naming import tekton_param, tekton_result
+
+MIN_PIPELINES_VERSION = "0.50.0"
+CATALOG_VERSION = ".".join(__version__.split(".")[:2])
+LOCAL_ONLY = {"engine"}  # fixed by the builder image the Task runs
+
+
+@dataclass(frozen=True)
+class TektonOptions:
+    build_engine: str = "kaniko"
+    builder_image: str = ""
+    version: str = CATALOG_VERSION
+
+    def image(self) -> str:
+        return self.builder_image or builder_image(self.build_engine)
+
+
+def metadata(spec: StepSpec, version: str, tags: str) -> dict[str, Any]:
+    return {
+        "name": spec.name,
+        "labels": {"app.kubernetes.io/version": version},
+        "annotations": {
+            "tekton.dev/pipelines.minVersion": MIN_PIPELINES_VERSION,
+            "tekton.dev/categories": "Machine Learning, Image Build",
+            "tekton.dev/tags": tags,
+            "tekton.dev/displayName": spec.display_name,
+            "tekton.dev/platforms": "linux/amd64",
+        },
+    }
+
+
+def param(item: Input) -> dict[str, Any]:
+    return {
+        "name": tekton_param(item.name),
+        "type": "string",
+        "description": item.description,
+        "default": item.default,
+    }
+
+
+def env_from_params(spec: StepSpec) -> list[dict[str, str]]:
+    return [
+        {"name": item.env, "value": f"$(params.{tekton_param(item.name)})"}
+        for item in spec.inputs
+        if item.name not in LOCAL_ONLY
+    ]
+
+
+def output_args(spec: StepSpec) -> list[str]:
+    args: list[str] = []
+    for output in spec.outputs:
+        args += [spec.output_flags[output.name], f"$(results.{tekton_result(output.name)}.path)"]
+    return args
+
+
+def results(spec: StepSpec) -> list[dict[str, str]]:
+    return [
+        {"name": tekton_result(o.name), "type": "string", "description": o.description}
+        for o in spec.outputs
+    ]
+
+
+def builder_task(options: TektonOptions) -> dict[str, Any]:
+    spec = BUILDER
+    env = [
+        *env_from_params(spec),
+        {"name": "FUSEML_ENGINE", "value": options.build_engine},
+        {"name": "DOCKER_CONFIG", "value": "$(workspaces.dockerconfig.path)"},
+    ]
+    security = {"runAsUser": 0} if options.build_engine == "kaniko" else {"privileged": True}
+    step = {
+        "name": "build",
+        "image": options.image(),
+        "workingDir": "$(workspaces.source.path)",
+        "env": env,
+        "command": ["mlflow-steps", "build"],
+        "args": ["$(workspaces.source.path)", *output_args(spec)],
+        "securityContext": security,
+    }
+    return {
+        "apiVersion": "tekton.dev/v1",
+        "kind": "Task",
+        "metadata": metadata(spec, options.version, "mlflow, image-build, " + options.build_engine),
+        "spec": {
+            "description": spec.description,
+            "params": [param(i) for i in spec.inputs if i.name not in LOCAL_ONLY],
+            "workspaces": [
+                {"name": "source", "description": "The MLflow codeset (MLproject at its root)."},
+                {
+                    "name": "dockerconfig",
+                    "description": "A docker config.json with registry credentials.",
+                    "optional": True,
+                },
+            ],
+            "results": results(spec),
+            "steps": [step],
+        },
+    }
+
+
+def runtime_task(options: TektonOptions) -> dict[str, Any]:
+    spec = RUNTIME
+    params = [
+        {
+            "name": "IMAGE",
+            "type": "string",
+            "description": "The environment image: mlflow-builder's IMAGE_URL.",
+        },
+        *[param(i) for i in spec.inputs],
+        {
+            "name": "MLFLOW_SECRET",
+            "type": "string",
+            "default": "mlflow-credentials",
+            "description": "Secret whose keys become env vars ("
+            + ", ".join(spec.secret_env)
+            + "); optional.",
+        },
+    ]
+    step = {
+        "name": "run",
+        "image": "$(params.IMAGE)",
+        "workingDir": "$(workspaces.source.path)",
+        "env": env_from_params(spec),
+        "envFrom": [{"secretRef": {"name": "$(params.MLFLOW_SECRET)", "optional": True}}],
+        "command": list(spec.command[:3]),
+        "args": ["$(workspaces.source.path)", *output_args(spec)],
+    }
+    return {
+        "apiVersion": "tekton.dev/v1",
+        "kind": "Task",
+        "metadata": metadata(spec, options.version, "mlflow, training"),
+        "spec": {
+            "description": spec.description,
+            "params": params,
+            "workspaces": [
+                {"name": "source", "description": "The same codeset the image was built from."}
+            ],
+            "results": results(spec),
+            "steps": [step],
+        },
+    }
+
+
+PIPELINE_PARAMS = ("registry", "pull_registry", "repository", "insecure")
+TRAIN_PARAMS = (
+    "mlflow_experiment",
+    "mlflow_entrypoint",
+    "mlflow_entrypoint_args",
+    "mlflow_artifact_path",
+)
+
+
+def pipeline(options: TektonOptions) -> dict[str, Any]:
+    build_inputs = [BUILDER.input(n) for n in PIPELINE_PARAMS]
+    train_inputs = [RUNTIME.input(n) for n in TRAIN_PARAMS]
+    passed = [
+        {"name": tekton_param(i.name), "value": f"$(params.{tekton_param(i.name)})"}
+        for i in build_inputs
+    ]
+    return {
+        "apiVersion": "tekton.dev/v1",
+        "kind": "Pipeline",
+        "metadata": {
+            "name": "mlflow-build-and-train",
+            "labels": {"app.kubernetes.io/version": options.version},
+            "annotations": metadata(BUILDER, options.version, "mlflow")["annotations"]
+            | {"tekton.dev/displayName": "MLflow build and train"},
+        },
+        "spec": {
+            "description": (
+                "Clones an MLflow codeset (or uses the one in the `source` workspace when "
+                "GIT_URL is empty), builds its environment image, runs an entry point in it "
+                "and returns the model URL."
+            ),
+            "params": [
+                {
+                    "name": "GIT_URL",
+                    "type": "string",
+                    "default": "",
+                    "description": "Git repository of the codeset; empty: `source` holds it.",
+                },
+                {
+                    "name": "GIT_REVISION",
+                    "type": "string",
+                    "default": "main",
+                    "description": "Revision to check out.",
+                },
+                *[param(i) for i in build_inputs + train_inputs],
+                {
+                    "name": "MLFLOW_SECRET",
+                    "type": "string",
+                    "default": "mlflow-credentials",
+                    "description": "Secret with MLFLOW_TRACKING_URI, AWS_* ... for the trainer.",
+                },
+            ],
+            "workspaces": [
+                {"name": "source", "description": "Holds the codeset."},
+                {
+                    "name": "dockerconfig",
+                    "optional": True,
+                    "description": "docker config.json with registry credentials.",
+                },
+            ],
+            "results": [
+                {
+                    "name": "IMAGE_URL",
+                    "value": "$(tasks.build.results.IMAGE_URL)",
+                    "description": "The environment image.",
+                },
+                {
+                    "name": "MODEL_URL",
+                    "value": "$(tasks.train.results.MODEL_URL)",
+                    "description": "The model the entry point logged.",
+                },
+            ],
+            "tasks": [
+                {
+                    "name": "fetch-source",
+                    "when": [{"input": "$(params.GIT_URL)", "operator": "notin", "values": [""]}],
+                    "taskRef": {
+                        "resolver": "hub",
+                        "params": [
+                            {"name": "catalog", "value": "tekton-catalog-tasks"},
+                            {"name": "type", "value": "artifact"},
+                            {"name": "kind", "value": "task"},
+                            {"name": "name", "value": "git-clone"},
+                            {"name": "version", "value": "0.9"},
+                        ],
+                    },
+                    "params": [
+                        {"name": "url", "value": "$(params.GIT_URL)"},
+                        {"name": "revision", "value": "$(params.GIT_REVISION)"},
+                    ],
+                    "workspaces": [{"name": "output", "workspace": "source"}],
+                },
+                {
+                    "name": "build",
+                    "runAfter": ["fetch-source"],
+                    "taskRef": {"name": BUILDER.name},
+                    "params": passed,
+                    "workspaces": [
+                        {"name": "source", "workspace": "source"},
+                        {"name": "dockerconfig", "workspace": "dockerconfig"},
+                    ],
+                },
+                {
+                    "name": "train",
+                    "taskRef": {"name": RUNTIME.name},
+                    "params": [
+                        {"name": "IMAGE", "value": "$(tasks.build.results.IMAGE_URL)"},
+                        *[
+                            {
+                                "name": tekton_param(i.name),
+                                "value": f"$(params.{tekton_param(i.name)})",
+                            }
+                            for i in train_inputs
+                        ],
+                        {"name": "MLFLOW_SECRET", "value": "$(params.MLFLOW_SECRET)"},
+                    ],
+                    "workspaces": [{"name": "source", "workspace": "source"}],
+                },
+            ],
+        },
+    }
+
+
+def pipeline_run_sample() -> dict[str, Any]:
+    return {
+        "apiVersion": "tekton.dev/v1",
+        "kind": "PipelineRun",
+        "metadata": {"generateName": "mlflow-build-and-train-"},
+        "spec": {
+            "pipelineRef": {"name": "mlflow-build-and-train"},
+            "params": [
+                {"name": "GIT_URL", "value": "https://github.com/mlflow/mlflow-example.git"},
+                {"name": "GIT_REVISION", "value": "master"},
+                {"name": "REGISTRY", "value": "registry.fuseml-registry"},
+                {"name": "MLFLOW_ENTRYPOINT_ARGS", "value": "alpha=0.4,l1_ratio=0.1"},
+            ],
+            "workspaces": [
+                {
+                    "name": "source",
+                    "volumeClaimTemplate": {
+                        "spec": {
+                            "accessModes": ["ReadWriteOnce"],
+                            "resources": {"requests": {"storage": "1Gi"}},
+                        }
+                    },
+                },
+                {"name": "dockerconfig", "secret": {"secretName": "registry-credentials"}},
+            ],
+        },
+    }
+
+
+def task_run_sample(task: dict[str, Any]) -> dict[str, Any]:
+    name = task["metadata"]["name"]
+    params = (
+        [{"name": "IMAGE", "value": "127.0.0.1:30500/mlflow/trainer:<tag>"}]
+        if (name == RUNTIME.name)
+        else []
+    )
+    return {
+        "apiVersion": "tekton.dev/v1",
+        "kind": "TaskRun",
+        "metadata": {"generateName": f"{name}-run-"},
+        "spec": {
+            "taskRef": {"name": name},
+            "params": params,
+            "workspaces": [{"name": "source", "persistentVolumeClaim": {"claimName": "codeset"}}],
+        },
+    }
+
+
+def files(options: TektonOptions) -> dict[str, Any]:
+    """Catalog path -> object (YAML documents) or str (README)."""
+    out: dict[str, Any] = {}
+    for task in (builder_task(options), runtime_task(options)):
+        name = task["metadata"]["name"]
+        base = f"task/{name}/{options.version}"
+        out[f"{base}/{name}.yaml"] = task
+        out[f"{base}/samples/{name}-run.yaml"] = task_run_sample(task)
+        out[f"{base}/README.md"] = task_readme(task)
+    base = f"pipeline/mlflow-build-and-train/{options.version}"
+    out[f"{base}/mlflow-build-and-train.yaml"] = pipeline(options)
+    out[f"{base}/samples/mlflow-build-and-train-run.yaml"] = pipeline_run_sample()
+    return out
+
+
+def task_readme(task: dict[str, Any]) -> str:
+    spec, meta = task["spec"], task["metadata"]
+    lines = [
+        f"# {meta['annotations']['tekton.dev/displayName']} (`{meta['name']}`)",
+        "",
+        spec["description"],
+        "",
+        "Generated by `mlflow-steps generate`; do not edit.",
+        "",
+        "## Install",
+        "",
+        "```sh",
+        f"kubectl apply -f {meta['name']}.yaml",
+        "```",
+        "",
+        "## Parameters",
+        "",
+        "| name | default | description |",
+        "| --- | --- | --- |",
+        *[
+            f"| `{p['name']}` | `{p.get('default', '(required)')}` | {p['description']} |"
+            for p in spec["params"]
+        ],
+        "",
+        "## Results",
+        "",
+        *[f"- `{r['name']}`: {r['description']}" for r in spec["results"]],
+        "",
+        "## Workspaces",
+        "",
+        *[
+            f"- `{w['name']}`{' (optional)' if w.get('optional') else ''}: {w['description']}"
+            for w in spec["workspaces"]
+        ],
+        "",
+    ]
+    return "\n".join(lines)
