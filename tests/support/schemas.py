@@ -48,3 +48,13 @@ def argo_schema() -> dict:
     path = SCHEMAS / "argo" / "schema.json"
     require(path.exists(), f"needs {path} (argo-workflows' JSON schema in ../shared/schemas)")
     return json.loads(path.read_text())
+
+
+@cache
+def argo_validator_schema(kind: str) -> dict:
+    """A schema for one Argo kind, its definitions closed like the Tekton ones."""
+    definitions = {k: closed(v) for k, v in argo_schema()["definitions"].items()}
+    return {
+        "$ref": f"#/definitions/io.argoproj.workflow.v1alpha1.{kind}",
+        "definitions": definitions,
+    }

@@ -1,0 +1,186 @@
+"""Step specs -> Argo Workflows objects, built with Hera: a ClusterWorkflowTemplate and a
+WorkflowTemplate holding both templates, and an example Workflow chaining them by templateRef.
+
+Parameters are kebab-case (`pull-registry`); they reach the step as FUSEML_<INPUT> env vars.
+The codeset is an input artifact at /project; outputs are parameters read from files;
+credentials come from a Secret (`envFrom`), never literals.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hera.workflows import (
+    DAG,
+    Artifact,
+    ClusterWorkflowTemplate,
+    Container,
+    Env,
+    GitArtifact,
+    Parameter,
+    Task,
+    Workflow,
+    WorkflowTemplate,
+)
+from hera.workflows import models as m
+
+from mlflow_steps.components.spec import StepSpec
+from mlflow_steps.components.steps import BUILDER, RUNTIME, builder_image
+
+from .naming import kebab
+
+OUTPUT_DIR = "/tmp/mlflow-steps"
+TEMPLATE_NAME = "mlflow-steps"
+LOCAL_ONLY = {"engine"}
+
+
+def inputs(spec: StepSpec) -> list[Parameter | Artifact]:
+    params: list[Parameter | Artifact] = [
+        Parameter(name=kebab(i.name), default=i.default, description=i.description)
+        for i in spec.inputs
+        if i.name not in LOCAL_ONLY
+    ]
+    return [*params, Artifact(name="codeset", path=spec.workdir)]
+
+
+def env(spec: StepSpec) -> list[Env]:
+    return [
+        Env(name=i.env, value=f"{{{{inputs.parameters.{kebab(i.name)}}}}}")
+        for i in spec.inputs
+        if i.name not in LOCAL_ONLY
+    ]
+
+
+def outputs(spec: StepSpec) -> list[Parameter]:
+    return [
+        Parameter(
+            name=kebab(o.name),
+            value_from=m.ValueFrom(path=f"{OUTPUT_DIR}/{kebab(o.name)}", default=""),
+            description=o.description,
+        )
+        for o in spec.outputs
+    ]
+
+
+def output_args(spec: StepSpec) -> list[str]:
+    args: list[str] = []
+    for o in spec.outputs:
+        args += [spec.output_flags[o.name], f"{OUTPUT_DIR}/{kebab(o.name)}"]
+    return args
+
+
+def builder_container(image: str = "", build_engine: str = "kaniko") -> Container:
+    security = (
+        m.SecurityContext(run_as_user=0)
+        if build_engine == "kaniko"
+        else m.SecurityContext(privileged=True)
+    )
+    return Container(
+        name=BUILDER.name,
+        image=image or builder_image(build_engine),
+        command=list(BUILDER.command[:2]),
+        args=[BUILDER.workdir, *output_args(BUILDER)],
+        working_dir=BUILDER.workdir,
+        inputs=inputs(BUILDER),
+        outputs=outputs(BUILDER),
+        env=[*env(BUILDER), Env(name="FUSEML_ENGINE", value=build_engine)],
+        security_context=security,
+    )
+
+
+def runtime_container() -> Container:
+    return Container(
+        name=RUNTIME.name,
+        image="{{inputs.parameters.image}}",
+        command=list(RUNTIME.command[:3]),
+        args=[RUNTIME.workdir, *output_args(RUNTIME)],
+        working_dir=RUNTIME.workdir,
+        inputs=[
+            Parameter(name="image", description="The environment image: mlflow-builder's image."),
+            Parameter(
+                name="mlflow-secret",
+                default="mlflow-credentials",
+                description="Secret whose keys become env vars: " + ", ".join(RUNTIME.secret_env),
+            ),
+            *inputs(RUNTIME),
+        ],
+        outputs=outputs(RUNTIME),
+        env=env(RUNTIME),
+        env_from=[
+            m.EnvFromSource(
+                secret_ref=m.SecretEnvSource(
+                    name="{{inputs.parameters.mlflow-secret}}", optional=True
+                )
+            )
+        ],
+    )
+
+
+def templates(image: str = "", build_engine: str = "kaniko") -> list[Container]:
+    return [builder_container(image, build_engine), runtime_container()]
+
+
+def cluster_workflow_template(image: str = "", build_engine: str = "kaniko") -> dict[str, Any]:
+    return ClusterWorkflowTemplate(
+        name=TEMPLATE_NAME, templates=templates(image, build_engine)
+    ).to_dict()
+
+
+def workflow_template(image: str = "", build_engine: str = "kaniko") -> dict[str, Any]:
+    return WorkflowTemplate(name=TEMPLATE_NAME, templates=templates(image, build_engine)).to_dict()
+
+
+def example_workflow() -> dict[str, Any]:
+    """build -> train, both by templateRef into the ClusterWorkflowTemplate."""
+    codeset = GitArtifact(
+        name="codeset",
+        repo="{{workflow.parameters.git-url}}",
+        revision="{{workflow.parameters.git-revision}}",
+    )
+
+    def ref(template: str) -> m.TemplateRef:
+        return m.TemplateRef(name=TEMPLATE_NAME, template=template, cluster_scope=True)
+
+    with (
+        Workflow(
+            generate_name="mlflow-build-and-train-",
+            entrypoint="build-and-train",
+            arguments=[
+                Parameter(name="git-url", value="https://github.com/mlflow/mlflow-example.git"),
+                Parameter(name="git-revision", value="master"),
+                Parameter(name="registry", value="registry.fuseml-registry"),
+                Parameter(name="pull-registry", value="127.0.0.1:30500"),
+            ],
+        ) as workflow,
+        DAG(name="build-and-train"),
+    ):
+        build = Task(
+            name="build",
+            template_ref=ref(BUILDER.name),
+            arguments=[
+                Parameter(name="registry", value="{{workflow.parameters.registry}}"),
+                Parameter(name="pull-registry", value="{{workflow.parameters.pull-registry}}"),
+                codeset,
+            ],
+        )
+        train = Task(
+            name="train",
+            template_ref=ref(RUNTIME.name),
+            arguments=[
+                Parameter(name="image", value="{{tasks.build.outputs.parameters.image}}"),
+                Parameter(name="mlflow-entrypoint-args", value="alpha=0.4,l1_ratio=0.1"),
+                codeset,
+            ],
+        )
+        build >> train
+    return workflow.to_dict()
+
+
+def files(image: str = "", build_engine: str = "kaniko") -> dict[str, Any]:
+    return {
+        "mlflow-steps-cluster-workflow-template.yaml": cluster_workflow_template(
+            image, build_engine
+        ),
+        "mlflow-steps-workflow-template.yaml": workflow_template(image, build_engine),
+        "examples/mlflow-build-and-train-workflow.yaml": example_workflow(),
+    }

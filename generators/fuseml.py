@@ -1,0 +1,96 @@
+"""Step specs -> the two FuseML workflows of the seed page: `build_mlflow_env` and
+`train_mlflow_model`.
+
+FuseML passes each step input `x_y` as FUSEML_X_Y and mounts the codeset at /project. The seed
+page names the builder's output `mlflow-runtime` in train_mlflow_model but references it as
+`steps.builder.outputs.image`; here it is named `image`, as referenced.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlflow_steps.components.steps import BUILDER, builder_image
+
+CODESET = "mlflow-codeset"
+
+
+def codeset_input() -> dict[str, Any]:
+    return {"name": CODESET, "description": "an MLFlow compatible codeset", "type": "codeset"}
+
+
+def codeset_mount() -> dict[str, Any]:
+    return {
+        "name": CODESET,
+        "codeset": {"name": f"{{{{ inputs.{CODESET} }}}}", "path": BUILDER.workdir},
+    }
+
+
+def builder_step(image: str, output: str) -> dict[str, Any]:
+    return {
+        "name": "builder",
+        "image": image,
+        "inputs": [codeset_mount()],
+        "outputs": [{"name": output}],
+    }
+
+
+def build_mlflow_env(image: str) -> dict[str, Any]:
+    return {
+        "name": "build_mlflow_env",
+        "description": "Example workflow that builds a MLflow environment container image\n"
+        'out of an MLflow compatible codeset."\n',
+        "inputs": [codeset_input()],
+        "outputs": [
+            {
+                "name": "mlflow-runtime-image",
+                "description": (
+                    "The location of the built MLflow runtime environment container image."
+                ),
+                "type": "string",
+            }
+        ],
+        "steps": [builder_step(image, "mlflow-runtime-image")],
+    }
+
+
+def train_mlflow_model(image: str) -> dict[str, Any]:
+    return {
+        "name": "train_mlflow_model",
+        "description": "Example workflow that builds a MLflow environment container image\n"
+        "out of an MLflow compatible codeset and then uses it to run the MLflow\n"
+        'code in the codeset to train and save a ML model."\n',
+        "inputs": [codeset_input()],
+        "outputs": [
+            {
+                "name": "model-url",
+                "description": "The URL where the model is saved in the MLflow artifact store.",
+                "type": "string",
+            }
+        ],
+        "steps": [
+            builder_step(image, "image"),
+            {
+                "name": "trainer",
+                "image": "{{ steps.builder.outputs.image }}",
+                "inputs": [codeset_mount()],
+                "outputs": [{"name": "model-url"}],
+                "extensions": [
+                    {
+                        "name": "mlflow-tracking",
+                        "product": "mlflow",
+                        "service_resource": "mlflow-tracking",
+                    },
+                    {"name": "mlflow-store", "product": "mlflow", "service_resource": "s3"},
+                ],
+            },
+        ],
+    }
+
+
+def files(image: str = "") -> dict[str, Any]:
+    image = image or builder_image("kaniko")
+    return {
+        "build_mlflow_env.yaml": build_mlflow_env(image),
+        "train_mlflow_model.yaml": train_mlflow_model(image),
+    }
