@@ -16,8 +16,9 @@ IMAGE_REGISTRY = "ghcr.io/mlflow-steps"
 BUILD_ENGINES = ("kaniko", "buildah")
 
 
-def builder_image(engine: str = "kaniko", registry: str = IMAGE_REGISTRY,
-                  tag: str = __version__) -> str:
+def builder_image(
+    engine: str = "kaniko", registry: str = IMAGE_REGISTRY, tag: str = __version__
+) -> str:
     """The project's own builder image; `tag` may be a tag or `@sha256:...` (digest pinning)."""
     separator = "" if tag.startswith("@") else ":"
     return f"{registry}/mlflow-builder-{engine}{separator}{tag}"

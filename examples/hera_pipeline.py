@@ -1,6 +1,6 @@
 """A Python pipeline with the Hera components: build the environment image, then train.
 
-    python examples/hera_pipeline.py > workflow.yaml && argo submit workflow.yaml
+python examples/hera_pipeline.py > workflow.yaml && argo submit workflow.yaml
 """
 
 from hera.workflows import DAG, GitArtifact, Parameter, Workflow

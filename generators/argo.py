@@ -116,7 +116,7 @@ def runtime_container() -> Container:
     )
 
 
-def templates(image: str = "", build_engine: str = "kaniko") -> list[Container]:
+def templates(image: str = "", build_engine: str = "kaniko") -> list[Any]:
     return [builder_container(image, build_engine), runtime_container()]
 
 

@@ -17,6 +17,7 @@ from mlflow_steps.components.builder.step import BUILDER
 from mlflow_steps.components.launcher import run as launcher
 from mlflow_steps.components.runtime.outputs import output_paths, publish
 from mlflow_steps.components.spec import StepSpec, resolve
+from mlflow_steps.generators import catalog
 
 EXIT_FAILED = 1
 # `mlflow-steps run` flag -> runtime input it sets.
@@ -82,6 +83,21 @@ def make_parser() -> argparse.ArgumentParser:
         run.add_argument(flag, dest=name, default=None, help=f"runtime input {name}")
     run.add_argument("--verbose", action="store_true", help="verbose logging")
     run.add_argument("--output", help="write the artifact (model) URL to this file")
+    generate = commands.add_parser("generate", help="write every engine's YAML for both steps")
+    generate.add_argument("--engine", choices=[*catalog.ENGINES, "all"], default="all")
+    generate.add_argument("--out", required=True, help="folder to write DIR/<engine>/... into")
+    generate.add_argument(
+        "--version",
+        default=catalog.GenerateOptions.version,
+        help="catalog version (Tekton task/<name>/<version>/)",
+    )
+    generate.add_argument(
+        "--builder-image",
+        default="",
+        help="builder image (tag or @sha256 digest); default: the project's",
+    )
+    generate.add_argument("--build-engine", choices=["kaniko", "buildah"], default="kaniko")
+
     group = run.add_argument_group("local environment (same inputs as build; they decide the tag)")
     add_spec_flags(group, BUILDER, skip=("verbose", "engine"))  # type: ignore[arg-type]
     return parser
@@ -151,7 +167,15 @@ def default_image_engine() -> str:
     return next((e for e in ("buildah", "podman", "docker") if shutil.which(e)), "buildah")
 
 
-COMMANDS = {"inspect": cmd_inspect, "build": cmd_build, "run": cmd_run}
+def cmd_generate(args: argparse.Namespace) -> int:
+    engines = list(catalog.ENGINES) if args.engine == "all" else [args.engine]
+    options = catalog.GenerateOptions(args.version, args.builder_image, args.build_engine)
+    for path in catalog.generate(engines, Path(args.out), options):
+        print(path)
+    return 0
+
+
+COMMANDS = {"inspect": cmd_inspect, "build": cmd_build, "run": cmd_run, "generate": cmd_generate}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

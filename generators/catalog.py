@@ -1,0 +1,75 @@
+"""`mlflow-steps generate`: write every engine's files for both steps under one folder."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import argo, fuseml, kfp, tekton
+
+ENGINES = ("tekton", "argo", "fuseml", "kfp")
+
+
+@dataclass(frozen=True)
+class GenerateOptions:
+    version: str = tekton.CATALOG_VERSION
+    builder_image: str = ""
+    build_engine: str = "kaniko"
+
+
+def dump(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return yaml.safe_dump(value, sort_keys=False, width=100)
+
+
+def tekton_files(o: GenerateOptions) -> dict[str, Any]:
+    return tekton.files(tekton.TektonOptions(o.build_engine, o.builder_image, o.version))
+
+
+def argo_files(o: GenerateOptions) -> dict[str, Any]:
+    return argo.files(o.builder_image, o.build_engine)
+
+
+def fuseml_files(o: GenerateOptions) -> dict[str, Any]:
+    return fuseml.files(o.builder_image)
+
+
+def kfp_files(o: GenerateOptions) -> dict[str, Any]:
+    from kfp import compiler
+
+    from mlflow_steps.pipelines.kfp import make_pipeline
+
+    out: dict[str, Any] = {
+        f"components/{name}.yaml": text
+        for name, text in kfp.component_texts(o.builder_image, o.build_engine).items()
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        target = Path(tmp) / "pipeline.yaml"
+        compiler.Compiler().compile(make_pipeline(o.builder_image, o.build_engine), str(target))
+        out["mlflow-build-and-train.yaml"] = target.read_text()
+    return out
+
+
+GENERATORS: dict[str, Callable[[GenerateOptions], dict[str, Any]]] = {
+    "tekton": tekton_files,
+    "argo": argo_files,
+    "fuseml": fuseml_files,
+    "kfp": kfp_files,
+}
+
+
+def generate(engines: list[str], out: Path, options: GenerateOptions) -> list[Path]:
+    written = []
+    for engine in engines:
+        for relative, value in sorted(GENERATORS[engine](options).items()):
+            path = out / engine / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(dump(value), encoding="utf-8")
+            written.append(path)
+    return written
