@@ -22,10 +22,12 @@ def write_atomically(path, value):
 
 
 def output_paths(explicit, environ=os.environ):
-    """`--output FILE`, and `/tekton/results/$TASK_RESULT` when FuseML/Tekton sets it."""
+    """`--output FILE`, and `/tekton/results/$TASK_RESULT` when FuseML/Tekton sets it
+    (MLFLOW_STEPS_RESULTS_DIR moves /tekton/results, for tests off-cluster)."""
     paths = [explicit] if explicit else []
     if environ.get("TASK_RESULT"):
-        paths.append(os.path.join("/tekton/results", environ["TASK_RESULT"]))
+        results = environ.get("MLFLOW_STEPS_RESULTS_DIR", "/tekton/results")
+        paths.append(os.path.join(results, environ["TASK_RESULT"]))
     return paths
 
 
