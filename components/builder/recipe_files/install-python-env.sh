@@ -16,6 +16,7 @@ if [ -z "$python" ]; then
   echo "mlflow-steps: the base image has neither python3 nor python; choose another base_image" >&2
   exit 1
 fi
+export UV_NO_CACHE=1  # every uv call, `uv venv` too: nothing of uv stays in the image
 for name in PIP_INDEX_URL PIP_EXTRA_INDEX_URL PIP_TRUSTED_HOST; do
   eval "value=\${$name:-}"
   if [ -z "$value" ]; then unset "$name"; fi
@@ -31,7 +32,7 @@ if [ -x "$here/uv" ] && "$here/uv" --version >/dev/null 2>&1 \
   if [ "$compile" = --compile-bytecode ]; then uv_compile=--compile-bytecode; fi
   for requirements in "$@"; do
     # shellcheck disable=SC2086
-    "$here/uv" pip install --no-cache $uv_compile --python "$venv/bin/python" \
+    "$here/uv" pip install $uv_compile --python "$venv/bin/python" \
       -r "$here/$requirements"
   done
 else

@@ -1,0 +1,44 @@
+"""The README's parameter tables, generated from the step specs (a test keeps them in sync)."""
+
+from __future__ import annotations
+
+from mlflow_steps.components.spec import StepSpec
+from mlflow_steps.components.steps import BUILDER, RUNTIME
+
+from .naming import kebab, tekton_param
+
+BEGIN, END = "<!-- parameters: generated, do not edit -->", "<!-- /parameters -->"
+LOCAL_ONLY = {"engine"}
+
+
+def table(spec: StepSpec) -> str:
+    rows = [
+        f"### `{spec.name}`",
+        "",
+        "| input | CLI flag | FuseML env | Tekton param | Argo param | KFP input | default |"
+        " description |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for i in spec.inputs:
+        engines = (
+            ["-"] * 3
+            if i.name in LOCAL_ONLY
+            else [f"`{tekton_param(i.name)}`", f"`{kebab(i.name)}`", f"`{i.name}`"]
+        )
+        default = f"`{i.default}`" if i.default else "(empty)"
+        rows.append(
+            f"| `{i.name}` | `{i.flag}` | `{i.env}` | {' | '.join(engines)} | "
+            f"{default} | {i.description} |"
+        )
+    outputs = ", ".join(f"`{o.name}` ({o.description})" for o in spec.outputs)
+    rows += ["", f"Outputs: {outputs}", ""]
+    return "\n".join(rows)
+
+
+def parameter_tables() -> str:
+    return "\n".join([BEGIN, "", table(BUILDER), table(RUNTIME), END])
+
+
+def update(readme: str) -> str:
+    start, end = readme.index(BEGIN), readme.index(END) + len(END)
+    return readme[:start] + parameter_tables() + readme[end:]
