@@ -20,6 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 from mlflow_steps.components.builder.build import plan  # noqa: E402
 from mlflow_steps.components.builder.options import BuildOptions  # noqa: E402
+from tests.support.builds import local_build_argv  # noqa: E402
 from tests.support.oci import push_tiny_image  # noqa: E402
 from tests.support.services import start_registry  # noqa: E402
 
@@ -38,18 +39,7 @@ def main() -> None:
             tag = plan(CODESET, options).tag
             others = [uuid.uuid4().hex[:24] for _ in range(args.tags - 1)]
             push_tiny_image(registry.host, options.repository, [*others, tag])
-            command = [
-                sys.executable,
-                "-m",
-                "mlflow_steps",
-                "build",
-                str(CODESET),
-                "--registry",
-                registry.host,
-                "--pull-registry",
-                "",
-                "--insecure",
-            ]
+            command = local_build_argv(CODESET, registry.host)
             times: list[float] = []
             requests: list[int] = []
             methods: set[str] = set()

@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 from mlflow_steps.components.builder.build import plan  # noqa: E402
 from mlflow_steps.components.builder.options import BuildOptions  # noqa: E402
 from tests.support import images, services  # noqa: E402
+from tests.support.builds import local_build_argv  # noqa: E402
 
 CODESET = ROOT / "examples" / "sklearn-pip"
 ENV = {**os.environ, "BUILDAH_ISOLATION": "chroot"}
@@ -88,35 +89,12 @@ def seed_build(host: str, base: str, index: str, requirements: bytes, tag: str) 
 
 
 def ours_build(host: str, base: str, index: str, repo: str, output: Path, *extra: str) -> float:
+    argv = local_build_argv(
+        CODESET, host, base=base, index_url=index, repository=repo, output=output
+    )
     start = time.perf_counter()
     subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mlflow_steps",
-            "build",
-            str(CODESET),
-            "--registry",
-            host,
-            "--pull-registry",
-            "",
-            "--repository",
-            repo,
-            "--insecure",
-            "--engine",
-            "buildah",
-            "--base-image",
-            base,
-            "--pip-index-url",
-            index,
-            "--output",
-            str(output),
-            *extra,
-        ],
-        check=True,
-        env=ENV,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        [*argv, *extra], check=True, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     return time.perf_counter() - start
 

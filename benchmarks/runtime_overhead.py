@@ -24,6 +24,7 @@ from mlflow_steps.components.builder.build import plan  # noqa: E402
 from mlflow_steps.components.builder.options import BuildOptions  # noqa: E402
 from mlflow_steps.components.launcher import local_env  # noqa: E402
 from tests.support import images, services  # noqa: E402
+from tests.support.builds import local_build_argv  # noqa: E402
 
 MLPROJECT = """\
 name: overhead
@@ -141,31 +142,10 @@ def main() -> None:
             base_image=base,
             pip_index_url=index.extra["url"],
         )
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "mlflow_steps",
-                "build",
-                str(codeset),
-                "--registry",
-                registry.host,
-                "--pull-registry",
-                "",
-                "--insecure",
-                "--base-image",
-                base,
-                "--pip-index-url",
-                index.extra["url"],
-                "--engine",
-                "buildah",
-                "--output",
-                str(io / "image"),
-            ],
-            check=True,
-            env=ENV,
-            stdout=subprocess.DEVNULL,
+        argv = local_build_argv(
+            codeset, registry.host, base=base, index_url=index.extra["url"], output=io / "image"
         )
+        subprocess.run(argv, check=True, env=ENV, stdout=subprocess.DEVNULL)
         url = tracking.extra["url"]
         image = in_image((io / "image").read_text(), codeset, io, url, args.runs)
         os.environ["MLFLOW_STEPS_ENV_CACHE"] = str(work / "envs")

@@ -21,6 +21,7 @@ sys.path.insert(0, str(ROOT))
 
 from mlflow_steps.components.builder.registry import RegistryClient  # noqa: E402
 from tests.support import images, services  # noqa: E402
+from tests.support.builds import local_build_argv  # noqa: E402
 
 STATE = Path.home() / ".cache" / "mlflow-steps-demo"
 # Fixed ports: the base image and index URLs are part of the tag, so they must not move.
@@ -41,25 +42,10 @@ def main() -> int:
             "BUILDAH_ISOLATION": "chroot",
             "MLFLOW_TRACKING_URI": tracking.extra["url"],
         }
-        image = step(
-            env,
-            "build",
-            str(codeset),
-            "--registry",
-            registry.host,
-            "--pull-registry",
-            "",
-            "--insecure",
-            "--engine",
-            "buildah",
-            "--base-image",
-            base,
-            "--pip-index-url",
-            index.extra["url"],
-        )
-        model = step(
-            env, "run", str(codeset), "--image", image, "--engine", "buildah", "--insecure"
-        )
+        build = local_build_argv(codeset, registry.host, base=base, index_url=index.extra["url"])
+        image = step(env, build)
+        run = ["run", str(codeset), "--image", image, "--engine", "buildah", "--insecure"]
+        model = step(env, [sys.executable, "-m", "mlflow_steps", *run])
         print(f"image: {image}")
         print(f"model: {model}")
         print(f"tracking server state (server stopped now): {STATE / 'tracking'}")
@@ -79,11 +65,10 @@ def ensure_base_image(host: str) -> str:
     return f"{host}/base/debian:bookworm"
 
 
-def step(env: dict[str, str], *args: str) -> str:
+def step(env: dict[str, str], argv: list[str]) -> str:
     """Run one `mlflow-steps` command, streaming its log; returns the last line it printed."""
-    command = [sys.executable, "-m", "mlflow_steps", *args]
-    print("+ mlflow-steps " + " ".join(args), file=sys.stderr)
-    done = subprocess.run(command, env=env, stdout=subprocess.PIPE, text=True, check=True)
+    print("+ mlflow-steps " + " ".join(argv[3:]), file=sys.stderr)
+    done = subprocess.run(argv, env=env, stdout=subprocess.PIPE, text=True, check=True)
     return done.stdout.strip().splitlines()[-1]
 
 

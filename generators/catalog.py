@@ -10,14 +10,16 @@ from typing import Any
 
 import yaml
 
-from . import argo, fuseml, kfp, tekton
+from mlflow_steps import __version__
 
+# Engines are imported when used: Hera and kfp take a second to import, and the CLI's `build`
+# (every builder step) must not pay for them.
 ENGINES = ("tekton", "argo", "fuseml", "kfp")
 
 
 @dataclass(frozen=True)
 class GenerateOptions:
-    version: str = tekton.CATALOG_VERSION
+    version: str = ".".join(__version__.split(".")[:2])
     builder_image: str = ""
     build_engine: str = "kaniko"
 
@@ -29,14 +31,20 @@ def dump(value: Any) -> str:
 
 
 def tekton_files(o: GenerateOptions) -> dict[str, Any]:
+    from . import tekton
+
     return tekton.files(tekton.TektonOptions(o.build_engine, o.builder_image, o.version))
 
 
 def argo_files(o: GenerateOptions) -> dict[str, Any]:
+    from . import argo
+
     return argo.files(o.builder_image, o.build_engine)
 
 
 def fuseml_files(o: GenerateOptions) -> dict[str, Any]:
+    from . import fuseml
+
     return fuseml.files(o.builder_image)
 
 
@@ -44,6 +52,8 @@ def kfp_files(o: GenerateOptions) -> dict[str, Any]:
     from kfp import compiler
 
     from mlflow_steps.pipelines.kfp import make_pipeline
+
+    from . import kfp
 
     out: dict[str, Any] = {
         f"components/{name}.yaml": text

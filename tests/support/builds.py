@@ -1,4 +1,5 @@
-"""Run the builder's CLI the way a step runs it (a subprocess), against the test services."""
+"""Run the builder's CLI the way a step runs it (a subprocess), against the local test stack:
+a plain-http registry, a local index, a debootstrapped base image, buildah."""
 
 from __future__ import annotations
 
@@ -9,7 +10,16 @@ from pathlib import Path
 from tests.support.images import BUILDAH_ENV
 
 
-def build_with_cli(codeset: Path, registry, index, base: str, out: Path, *extra: str):
+def local_build_argv(
+    codeset: Path,
+    registry_host: str,
+    *,
+    base: str = "",
+    index_url: str = "",
+    repository: str = "",
+    output: Path | None = None,
+) -> list[str]:
+    """`mlflow-steps build` against the local stack (used by tests, benchmarks and the demo)."""
     argv = [
         sys.executable,
         "-m",
@@ -17,22 +27,32 @@ def build_with_cli(codeset: Path, registry, index, base: str, out: Path, *extra:
         "build",
         str(codeset),
         "--registry",
-        registry.host,
+        registry_host,
         "--pull-registry",
         "",
-        "--repository",
-        "e2e/trainer",
         "--insecure",
         "--engine",
         "buildah",
-        "--base-image",
-        base,
-        "--pip-index-url",
-        index.extra["url"],
-        "--output",
-        str(out),
-        "--digest-output",
-        str(out) + ".digest",
-        *extra,
     ]
+    for flag, value in (
+        ("--base-image", base),
+        ("--pip-index-url", index_url),
+        ("--repository", repository),
+        ("--output", output),
+    ):
+        if value:
+            argv += [flag, str(value)]
+    return argv
+
+
+def build_with_cli(codeset: Path, registry, index, base: str, out: Path, *extra: str):
+    argv = local_build_argv(
+        codeset,
+        registry.host,
+        base=base,
+        index_url=index.extra["url"],
+        repository="e2e/trainer",
+        output=out,
+    )
+    argv += ["--digest-output", f"{out}.digest", *extra]
     return subprocess.run(argv, capture_output=True, text=True, env=BUILDAH_ENV)
