@@ -1,0 +1,71 @@
+"""Codeset detection: MLproject lookup, environment precedence, and agreement with MLflow's own
+project loader on what the entry points and parameters are."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mlflow_steps.components.builder.build import plan
+from mlflow_steps.components.builder.codeset import load_codeset
+from mlflow_steps.components.builder.options import BuildOptions
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
+MAIN = "entry_points:\n  main:\n    command: python t.py\n"
+
+
+def codeset(root: Path, files: dict[str, str]) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (root / name).write_text(text)
+    return root
+
+
+def test_mlproject_is_found_case_insensitively(tmp_path):
+    found = load_codeset(codeset(tmp_path, {"MLProject": MAIN, "requirements.txt": "six\n"}))
+    assert found.mlproject.name == "MLProject"
+
+
+@pytest.mark.parametrize(
+    ("files", "kind"),
+    [
+        ({"requirements.txt": "six\n", "conda.yaml": "dependencies: [python=3.10]\n"}, "conda"),
+        ({"requirements.txt": "six\n", "python_env.yaml": "python: '3.10'\n"}, "python_env"),
+        ({"requirements.txt": "six\n"}, "pip"),
+    ],
+)
+def test_default_files_in_detection_order(tmp_path, files, kind):
+    assert load_codeset(codeset(tmp_path, {"MLproject": MAIN, **files})).environment.kind == kind
+
+
+def test_the_file_mlproject_names_wins(tmp_path):
+    root = codeset(
+        tmp_path, {"MLproject": "conda_env: envs/train.yaml\n" + MAIN, "requirements.txt": "six\n"}
+    )
+    (root / "envs").mkdir()
+    (root / "envs" / "train.yaml").write_text("dependencies: [python=3.9]\n")
+    env = load_codeset(root).environment
+    assert env.kind == "conda" and env.path.name == "train.yaml"
+
+
+def test_docker_env_builds_nothing_and_outputs_its_image(tmp_path):
+    root = codeset(tmp_path, {"MLproject": "docker_env:\n  image: my/env:1.2\n" + MAIN})
+    the_plan = plan(root, BuildOptions())
+    assert the_plan.recipe is None and the_plan.pull_reference == "my/env:1.2"
+
+
+@pytest.mark.parametrize("example", ["sklearn-pip", "conda-keras", "python-env"])
+def test_entry_points_agree_with_mlflows_own_loader(example):
+    from mlflow.projects import _project_spec
+
+    ours = load_codeset(EXAMPLES / example)
+    theirs = _project_spec.load_project(str(EXAMPLES / example))
+    assert ours.name == theirs.name
+    assert set(ours.entry_points) == set(theirs._entry_points)
+    for name, entry in ours.entry_points.items():
+        mlflow_entry = theirs._entry_points[name]
+        assert entry.command == mlflow_entry.command
+        assert {p: (v.type, v.default) for p, v in entry.parameters.items()} == {
+            p: (v.type, v.default) for p, v in mlflow_entry.parameters.items()
+        }
