@@ -10,6 +10,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from .builder.problems import StepError
+
 
 @dataclass(frozen=True)
 class Input:
@@ -18,7 +20,6 @@ class Input:
     default: str = ""
     type: str = "string"  # "string" or "boolean"
     choices: tuple[str, ...] = ()
-    secret: bool = False
 
     @property
     def flag(self) -> str:
@@ -100,7 +101,5 @@ def resolve(
                 problems.append(f"{source}: `{text}` is not one of {', '.join(item.choices)}")
             values[item.name] = text
     if problems:
-        from .builder.problems import StepError
-
         raise StepError(problems)
     return values

@@ -13,7 +13,6 @@ from .runtime.inputs import BOOLEAN_INPUTS, INPUTS
 from .spec import Input, Output, StepSpec
 
 IMAGE_REGISTRY = "ghcr.io/mlflow-steps"
-BUILD_ENGINES = ("kaniko", "buildah")
 
 
 def builder_image(
@@ -48,5 +47,3 @@ RUNTIME = StepSpec(
     output_flags={"model_url": "--output"},
     secret_env=tuple(MLFLOW_ENV),
 )
-
-STEPS = (BUILDER, RUNTIME)

@@ -10,10 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .environments import DETECTION_ORDER, KINDS_BY_KEY, DockerEnv, Environment
 from .problems import StepError
+from .yamlfile import load_yaml
 
 PARAMETER_TYPES = ("string", "str", "int", "float", "path", "uri")
 KNOWN_KEYS = {"name", "conda_env", "python_env", "docker_env", "entry_points"}
@@ -49,19 +48,6 @@ class Codeset:
 def find_mlproject(root: Path) -> list[Path]:
     """MLflow looks the file up case-insensitively (`MLproject`, `MLProject`, `mlproject`)."""
     return sorted(p for p in root.iterdir() if p.name.lower() == "mlproject" and p.is_file())
-
-
-def load_yaml(path: Path, problems: list[str]) -> Any:
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        reason = getattr(exc, "problem", None) or str(exc)
-        problems.append(f"{path.name}: not valid YAML{where}: {reason}; fix the syntax")
-    except (OSError, UnicodeDecodeError) as exc:
-        problems.append(f"{path.name}: cannot be read ({exc})")
-    return None
 
 
 def load_codeset(root: Path | str) -> Codeset:

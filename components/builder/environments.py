@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import yaml
 
 from . import requirements as reqs
+from .yamlfile import load_yaml
 
 DEFAULT_PIP_BASE = "python:3.6.13"
 DEFAULT_MINICONDA_VERSION = "4.10.3"
@@ -39,12 +40,6 @@ class Environment:
 
     def has_mlflow(self) -> bool:
         raise NotImplementedError
-
-    def builds(self) -> bool:
-        return True
-
-    def python_version(self) -> str | None:
-        return None
 
 
 @dataclass
@@ -83,8 +78,6 @@ class PythonEnv(Environment):
 
     @classmethod
     def load(cls, path: Path, problems: list[str]) -> PythonEnv | None:
-        from .codeset import load_yaml
-
         found: list[str] = []
         data = load_yaml(path, found)
         if not found and not isinstance(data, dict):
@@ -122,9 +115,6 @@ class PythonEnv(Environment):
     def has_mlflow(self) -> bool:
         return reqs.mentions_mlflow(self.dependencies)
 
-    def python_version(self) -> str | None:
-        return self.python
-
 
 @dataclass
 class CondaEnv(Environment):
@@ -144,8 +134,6 @@ class CondaEnv(Environment):
 
     @classmethod
     def load(cls, path: Path, problems: list[str]) -> CondaEnv | None:
-        from .codeset import load_yaml
-
         found: list[str] = []
         data = load_yaml(path, found)
         if not found and not isinstance(data, dict):
@@ -198,12 +186,6 @@ class CondaEnv(Environment):
         conda_names = {conda_name(spec) for spec in self.dependencies}
         return bool(conda_names & reqs.MLFLOW_DISTRIBUTIONS) or reqs.mentions_mlflow(self.pip)
 
-    def python_version(self) -> str | None:
-        for spec in self.dependencies:
-            if conda_name(spec) == "python" and "=" in spec:
-                return spec.split("=")[-1]
-        return None
-
     def environment_yaml(self, extra_pip: list[str]) -> str:
         """The file `conda env update` reads; `pip` is listed when any pip package is."""
         pip = self.pip + extra_pip
@@ -238,9 +220,6 @@ class DockerEnv(Environment):
 
     def has_mlflow(self) -> bool:
         return True
-
-    def builds(self) -> bool:
-        return False
 
 
 def normalise_conda_spec(spec: str) -> str:

@@ -39,8 +39,8 @@ BUILDER = StepSpec(
             choices=ENGINES,
         ),
         Input("insecure", "Talk to the registries over plain http.", "false", "boolean"),
-        Input("pip_index_url", "Package index for installs (build argument only).", secret=True),
-        Input("pip_extra_index_url", "Extra package indexes, space-separated.", secret=True),
+        Input("pip_index_url", "Package index for installs (build argument only)."),
+        Input("pip_extra_index_url", "Extra package indexes, space-separated."),
         Input("pip_trusted_host", "Hosts pip and uv trust without TLS, space-separated."),
         Input(
             "mlflow_requirement",
