@@ -170,7 +170,14 @@ def default_image_engine() -> str:
 def cmd_generate(args: argparse.Namespace) -> int:
     engines = list(catalog.ENGINES) if args.engine == "all" else [args.engine]
     options = catalog.GenerateOptions(args.version, args.builder_image, args.build_engine)
-    for path in catalog.generate(engines, Path(args.out), options):
+    try:
+        written = catalog.generate(engines, Path(args.out), options)
+    except ImportError as exc:
+        raise StepError(
+            f"generate needs Hera and kfp ({exc.name} is missing): "
+            "pip install 'mlflow-steps[engines]'"
+        ) from None
+    for path in written:
         print(path)
     return 0
 
