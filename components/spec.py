@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .builder.problems import StepError
+from .runtime.inputs import BOOLEAN_WORDS
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,9 @@ class Input:
     default: str = ""
     type: str = "string"  # "string" or "boolean"
     choices: tuple[str, ...] = ()
+    # Only for the CLI: generated engine YAML fixes it instead (e.g. the builder's `engine`,
+    # which the builder image decides).
+    cli_only: bool = False
 
     @property
     def flag(self) -> str:
@@ -57,20 +61,19 @@ class StepSpec:
     secret_env: tuple[str, ...] = ()
     display_name: str = ""
 
+    @property
+    def engine_inputs(self) -> tuple[Input, ...]:
+        """The inputs that generated engine YAML exposes."""
+        return tuple(i for i in self.inputs if not i.cli_only)
+
     def input(self, name: str) -> Input:
         return next(i for i in self.inputs if i.name == name)
 
 
-TRUE = {"1", "true", "yes", "on"}
-FALSE = {"0", "false", "no", "off", ""}
-
-
 def parse_bool(value: str, what: str) -> bool:
     text = value.strip().lower()
-    if text in TRUE:
-        return True
-    if text in FALSE:
-        return False
+    if text in BOOLEAN_WORDS:
+        return BOOLEAN_WORDS[text]
     raise ValueError(f"{what}: `{value}` is not a boolean; use true or false")
 
 

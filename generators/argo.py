@@ -31,14 +31,12 @@ from .naming import kebab
 
 OUTPUT_DIR = "/tmp/mlflow-steps"
 TEMPLATE_NAME = "mlflow-steps"
-LOCAL_ONLY = {"engine"}
 
 
 def inputs(spec: StepSpec) -> list[Parameter | Artifact]:
     params: list[Parameter | Artifact] = [
         Parameter(name=kebab(i.name), default=i.default, description=i.description)
-        for i in spec.inputs
-        if i.name not in LOCAL_ONLY
+        for i in spec.engine_inputs
     ]
     return [*params, Artifact(name="codeset", path=spec.workdir)]
 
@@ -46,8 +44,7 @@ def inputs(spec: StepSpec) -> list[Parameter | Artifact]:
 def env(spec: StepSpec) -> list[Env]:
     return [
         Env(name=i.env, value=f"{{{{inputs.parameters.{kebab(i.name)}}}}}")
-        for i in spec.inputs
-        if i.name not in LOCAL_ONLY
+        for i in spec.engine_inputs
     ]
 
 

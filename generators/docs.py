@@ -8,7 +8,6 @@ from mlflow_steps.components.steps import BUILDER, RUNTIME
 from .naming import kebab, tekton_param
 
 BEGIN, END = "<!-- parameters: generated, do not edit -->", "<!-- /parameters -->"
-LOCAL_ONLY = {"engine"}
 
 
 def table(spec: StepSpec) -> str:
@@ -22,7 +21,7 @@ def table(spec: StepSpec) -> str:
     for i in spec.inputs:
         engines = (
             ["-"] * 3
-            if i.name in LOCAL_ONLY
+            if i.cli_only
             else [f"`{tekton_param(i.name)}`", f"`{kebab(i.name)}`", f"`{i.name}`"]
         )
         default = f"`{i.default}`" if i.default else "(empty)"

@@ -15,7 +15,6 @@ import yaml
 from mlflow_steps.components.spec import StepSpec
 from mlflow_steps.components.steps import BUILDER, RUNTIME, builder_image
 
-LOCAL_ONLY = {"engine"}
 RUNTIME_IMAGE_PLACEHOLDER = "set-from-the-builder-output"
 
 
@@ -28,9 +27,7 @@ def component_spec(spec: StepSpec, image: str) -> dict[str, Any]:
         }
     ]
     args: list[Any] = [{"inputPath": "codeset"}]
-    for item in spec.inputs:
-        if item.name in LOCAL_ONLY:
-            continue
+    for item in spec.engine_inputs:
         inputs.append(
             {
                 "name": item.name,

@@ -17,7 +17,6 @@ from .naming import tekton_param, tekton_result
 
 MIN_PIPELINES_VERSION = "0.50.0"
 CATALOG_VERSION = ".".join(__version__.split(".")[:2])
-LOCAL_ONLY = {"engine"}  # fixed by the builder image the Task runs
 
 
 @dataclass(frozen=True)
@@ -56,8 +55,7 @@ def param(item: Input) -> dict[str, Any]:
 def env_from_params(spec: StepSpec) -> list[dict[str, str]]:
     return [
         {"name": item.env, "value": f"$(params.{tekton_param(item.name)})"}
-        for item in spec.inputs
-        if item.name not in LOCAL_ONLY
+        for item in spec.engine_inputs
     ]
 
 
@@ -98,7 +96,7 @@ def builder_task(options: TektonOptions) -> dict[str, Any]:
         "metadata": metadata(spec, options.version, "mlflow, image-build, " + options.build_engine),
         "spec": {
             "description": spec.description,
-            "params": [param(i) for i in spec.inputs if i.name not in LOCAL_ONLY],
+            "params": [param(i) for i in spec.engine_inputs],
             "workspaces": [
                 {"name": "source", "description": "The MLflow codeset (MLproject at its root)."},
                 {

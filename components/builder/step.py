@@ -37,6 +37,7 @@ BUILDER = StepSpec(
             "Build engine; auto picks kaniko in its image, else buildah, podman, docker.",
             "auto",
             choices=ENGINES,
+            cli_only=True,
         ),
         Input("insecure", "Talk to the registries over plain http.", "false", "boolean"),
         Input("pip_index_url", "Package index for installs (build argument only)."),

@@ -73,12 +73,24 @@ def parse_entrypoint_args(text):
     return values
 
 
+# The words both steps accept for booleans (FuseML passes strings).
+BOOLEAN_WORDS = {
+    "1": True,
+    "true": True,
+    "yes": True,
+    "on": True,
+    "0": False,
+    "false": False,
+    "no": False,
+    "off": False,
+    "": False,
+}
+
+
 def parse_bool(value, what):
     text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off", ""):
-        return False
+    if text in BOOLEAN_WORDS:
+        return BOOLEAN_WORDS[text]
     raise InputError("{}: {!r} is not a boolean; use true or false".format(what, value))
 
 
