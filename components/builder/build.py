@@ -63,8 +63,20 @@ def build(path: Path | str, options: BuildOptions, log: Log = stderr) -> BuildRe
         log(f"{the_plan.push_reference} is already in the registry: nothing to build")
         return BuildResult(the_plan.pull_reference, digest, built=False)
     log(f"{the_plan.push_reference} not in the registry: building")
-    digest = run_build(the_plan, options, log)
+    digest = run_build(the_plan, options, log) or pushed_digest(client, the_plan, options)
     return BuildResult(the_plan.pull_reference, digest, built=True)
+
+
+def pushed_digest(client: RegistryClient, the_plan: Plan, options: BuildOptions) -> str:
+    """The digest of what the engine just pushed, for engines that print none (buildah)."""
+    digest = client.manifest_digest(options.repository, the_plan.tag)
+    if digest is None:
+        raise StepError(
+            f"the build engine reported success, but {the_plan.push_reference} is not in the "
+            "registry; check that the engine pushes to the same registry the builder queries "
+            "(registry, insecure) and that its credentials allow pushing"
+        )
+    return digest
 
 
 def run_build(the_plan: Plan, options: BuildOptions, log: Log) -> str:
@@ -89,7 +101,7 @@ def run_build(the_plan: Plan, options: BuildOptions, log: Log) -> str:
             printed = run(command, job, engine)
         if job.digest_file.exists():
             return job.digest_file.read_text().strip()
-        return printed.rpartition("@")[2].strip()
+        return printed.rpartition("@")[2].strip()  # "" when the engine gives no digest
 
 
 def run(command: engines.Command, job: engines.BuildJob, engine: str) -> str:
