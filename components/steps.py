@@ -13,6 +13,9 @@ from .runtime.inputs import BOOLEAN_INPUTS, INPUTS
 from .spec import Input, Output, StepSpec
 
 IMAGE_REGISTRY = "ghcr.io/mlflow-steps"
+# Where the buildah builder image keeps its store (overlay driver): generated YAML mounts an
+# emptyDir there, as the Tekton catalog's buildah Task does.
+BUILDAH_STORE = "/var/lib/containers"
 
 
 def builder_image(

@@ -15,6 +15,7 @@ from hera.workflows import (
     Artifact,
     ClusterWorkflowTemplate,
     Container,
+    EmptyDirVolume,
     Env,
     GitArtifact,
     Parameter,
@@ -25,7 +26,7 @@ from hera.workflows import (
 from hera.workflows import models as m
 
 from mlflow_steps.components.spec import StepSpec
-from mlflow_steps.components.steps import BUILDER, RUNTIME, builder_image
+from mlflow_steps.components.steps import BUILDAH_STORE, BUILDER, RUNTIME, builder_image
 
 from .naming import kebab
 
@@ -82,6 +83,10 @@ def builder_container(image: str = "", build_engine: str = "kaniko") -> Containe
         outputs=outputs(BUILDER),
         env=[*env(BUILDER), Env(name="FUSEML_ENGINE", value=build_engine)],
         security_context=security,
+        # buildah's store on an emptyDir (overlay cannot sit on the container's overlay root).
+        volumes=[EmptyDirVolume(name="varlibcontainers", mount_path=BUILDAH_STORE)]
+        if build_engine == "buildah"
+        else None,
     )
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from mlflow_steps import __version__
 from mlflow_steps.components.spec import Input, StepSpec
-from mlflow_steps.components.steps import BUILDER, RUNTIME, builder_image
+from mlflow_steps.components.steps import BUILDAH_STORE, BUILDER, RUNTIME, builder_image
 
 from .naming import tekton_param, tekton_result
 
@@ -81,7 +81,7 @@ def builder_task(options: TektonOptions) -> dict[str, Any]:
         {"name": "DOCKER_CONFIG", "value": "$(workspaces.dockerconfig.path)"},
     ]
     security = {"runAsUser": 0} if options.build_engine == "kaniko" else {"privileged": True}
-    step = {
+    step: dict[str, Any] = {
         "name": "build",
         "image": options.image(),
         "workingDir": "$(workspaces.source.path)",
@@ -90,24 +90,33 @@ def builder_task(options: TektonOptions) -> dict[str, Any]:
         "args": ["$(workspaces.source.path)", *output_args(spec)],
         "securityContext": security,
     }
+    volumes: list[dict[str, Any]] = []
+    if options.build_engine == "buildah":
+        # buildah's store on an emptyDir: the overlay driver cannot sit on the container's own
+        # overlay root, and vfs there copies every layer into the node's writable layer.
+        step["volumeMounts"] = [{"name": "varlibcontainers", "mountPath": BUILDAH_STORE}]
+        volumes = [{"name": "varlibcontainers", "emptyDir": {}}]
+    task_spec: dict[str, Any] = {
+        "description": spec.description,
+        "params": [param(i) for i in spec.engine_inputs],
+        "workspaces": [
+            {"name": "source", "description": "The MLflow codeset (MLproject at its root)."},
+            {
+                "name": "dockerconfig",
+                "description": "A docker config.json with registry credentials.",
+                "optional": True,
+            },
+        ],
+        "results": results(spec),
+        "steps": [step],
+    }
+    if volumes:
+        task_spec["volumes"] = volumes
     return {
         "apiVersion": "tekton.dev/v1",
         "kind": "Task",
         "metadata": metadata(spec, options.version, "mlflow, image-build, " + options.build_engine),
-        "spec": {
-            "description": spec.description,
-            "params": [param(i) for i in spec.engine_inputs],
-            "workspaces": [
-                {"name": "source", "description": "The MLflow codeset (MLproject at its root)."},
-                {
-                    "name": "dockerconfig",
-                    "description": "A docker config.json with registry credentials.",
-                    "optional": True,
-                },
-            ],
-            "results": results(spec),
-            "steps": [step],
-        },
+        "spec": task_spec,
     }
 
 

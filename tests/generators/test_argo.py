@@ -30,6 +30,20 @@ def test_generated_objects_are_valid(engine):
         validate(obj)
 
 
+def test_buildah_builder_keeps_its_store_on_an_empty_dir():
+    def builder(engine: str) -> dict:
+        template = files(build_engine=engine)["mlflow-steps-workflow-template.yaml"]
+        return next(t for t in template["spec"]["templates"] if t["name"] == BUILDER.name)
+
+    buildah = builder("buildah")
+    assert buildah["volumes"] == [{"name": "varlibcontainers", "emptyDir": {}}]
+    assert buildah["container"]["volumeMounts"] == [
+        {"name": "varlibcontainers", "mountPath": "/var/lib/containers"}
+    ]
+    assert buildah["container"]["securityContext"] == {"privileged": True}
+    assert "volumes" not in builder("kaniko")
+
+
 def test_schema_check_rejects_unknown_fields():
     obj = files()["mlflow-steps-workflow-template.yaml"]
     obj["spec"]["templates"][0]["containr"] = {}

@@ -108,6 +108,13 @@ def test_catalog_conventions():
     (step,) = builder["spec"]["steps"]
     assert step["securityContext"] == {"privileged": True} and "script" not in step
     assert "mlflow-builder-buildah" in step["image"]
+    # buildah's store (overlay driver) on an emptyDir, as the catalog's own buildah Task has it.
+    assert step["volumeMounts"] == [
+        {"name": "varlibcontainers", "mountPath": "/var/lib/containers"}
+    ]
+    assert builder["spec"]["volumes"] == [{"name": "varlibcontainers", "emptyDir": {}}]
+    kaniko = files(TektonOptions())["task/mlflow-builder/0.1/mlflow-builder.yaml"]
+    assert "volumes" not in kaniko["spec"] and "volumeMounts" not in kaniko["spec"]["steps"][0]
     assert not any("$(params." in arg for arg in step["args"] + step["command"])
     env = {e["name"]: e["value"] for e in step["env"]}
     for item in BUILDER.inputs:
