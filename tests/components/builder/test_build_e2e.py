@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.support.builds import build_with_cli
+from tests.support.builds import build_with_cli, local_build_argv
 from tests.support.images import BUILDAH_ENV
 
 pytestmark = pytest.mark.e2e
@@ -137,3 +137,37 @@ def test_failed_install_fails_the_step_with_the_engine_error(
     assert "no-such-package-mlflow-steps" in done.stderr
     assert "build engine `buildah` failed" in done.stderr
     assert not out.exists() and not Path(str(out) + ".digest").exists()
+
+
+def test_overlay_storage_as_in_the_buildah_builder_image(
+    registry, package_index, base_images, tmp_path
+):
+    """The buildah builder image's configuration: the overlay driver (kernel overlayfs), its
+    store in a folder of its own, the image committed straight to the registry."""
+    store = tmp_path / "store"
+    conf = tmp_path / "storage.conf"
+    conf.write_text(
+        f'[storage]\ndriver = "overlay"\nrunroot = "{store}/run"\ngraphroot = "{store}/graph"\n'
+    )
+    env = {**BUILDAH_ENV, "CONTAINERS_STORAGE_CONF": str(conf)}
+    out = tmp_path / "image"
+    argv = local_build_argv(
+        EXAMPLES / "python-env",
+        registry.host,
+        base=base_images["debian"],
+        index_url=package_index.extra["url"],
+        repository="e2e/overlay",
+        output=out,
+    )
+    try:
+        done = subprocess.run(
+            [*argv, "--digest-output", f"{out}.digest"], capture_output=True, text=True, env=env
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert (store / "graph" / "overlay").is_dir()  # the base was pulled into overlay storage
+        assert Path(f"{out}.digest").read_text() == registry_digest(out.read_text())
+        check = run_in_image(out.read_text(), "python", "-c", "import mlflow, six")
+        assert check.returncode == 0, check.stderr
+    finally:
+        subprocess.run(["buildah", "rmi", "--all", "--force"], capture_output=True, env=env)
+        subprocess.run(["umount", "-R", str(store / "graph" / "overlay")], capture_output=True)
