@@ -69,7 +69,8 @@ def buildah(job: BuildJob) -> list[Command]:
 
 
 def podman(job: BuildJob) -> list[Command]:
-    """Build into local storage, then push (podman build cannot tag with a transport)."""
+    """Build into local storage, then push: podman cannot run here (crun), so this path keeps
+    the long-established two commands and is argv-tested only."""
     push = ["podman", "push", tls_verify(job), f"--digestfile={job.digest_file}", job.destination]
     return [Command(containers_build("podman", job, job.destination)), Command(push)]
 
