@@ -16,6 +16,7 @@ IMAGE_REGISTRY = "ghcr.io/mlflow-steps"
 # Where the buildah builder image keeps its store (overlay driver): generated YAML mounts an
 # emptyDir there, as the Tekton catalog's buildah Task does.
 BUILDAH_STORE = "/var/lib/containers"
+BUILDAH_STORE_VOLUME = "varlibcontainers"
 
 
 def builder_image(

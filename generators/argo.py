@@ -26,7 +26,13 @@ from hera.workflows import (
 from hera.workflows import models as m
 
 from mlflow_steps.components.spec import StepSpec
-from mlflow_steps.components.steps import BUILDAH_STORE, BUILDER, RUNTIME, builder_image
+from mlflow_steps.components.steps import (
+    BUILDAH_STORE,
+    BUILDAH_STORE_VOLUME,
+    BUILDER,
+    RUNTIME,
+    builder_image,
+)
 
 from .naming import kebab
 
@@ -84,7 +90,7 @@ def builder_container(image: str = "", build_engine: str = "kaniko") -> Containe
         env=[*env(BUILDER), Env(name="FUSEML_ENGINE", value=build_engine)],
         security_context=security,
         # buildah's store on an emptyDir (overlay cannot sit on the container's overlay root).
-        volumes=[EmptyDirVolume(name="varlibcontainers", mount_path=BUILDAH_STORE)]
+        volumes=[EmptyDirVolume(name=BUILDAH_STORE_VOLUME, mount_path=BUILDAH_STORE)]
         if build_engine == "buildah"
         else None,
     )

@@ -11,7 +11,13 @@ from typing import Any
 
 from mlflow_steps import __version__
 from mlflow_steps.components.spec import Input, StepSpec
-from mlflow_steps.components.steps import BUILDAH_STORE, BUILDER, RUNTIME, builder_image
+from mlflow_steps.components.steps import (
+    BUILDAH_STORE,
+    BUILDAH_STORE_VOLUME,
+    BUILDER,
+    RUNTIME,
+    builder_image,
+)
 
 from .naming import tekton_param, tekton_result
 
@@ -90,12 +96,6 @@ def builder_task(options: TektonOptions) -> dict[str, Any]:
         "args": ["$(workspaces.source.path)", *output_args(spec)],
         "securityContext": security,
     }
-    volumes: list[dict[str, Any]] = []
-    if options.build_engine == "buildah":
-        # buildah's store on an emptyDir: the overlay driver cannot sit on the container's own
-        # overlay root, and vfs there copies every layer into the node's writable layer.
-        step["volumeMounts"] = [{"name": "varlibcontainers", "mountPath": BUILDAH_STORE}]
-        volumes = [{"name": "varlibcontainers", "emptyDir": {}}]
     task_spec: dict[str, Any] = {
         "description": spec.description,
         "params": [param(i) for i in spec.engine_inputs],
@@ -110,8 +110,11 @@ def builder_task(options: TektonOptions) -> dict[str, Any]:
         "results": results(spec),
         "steps": [step],
     }
-    if volumes:
-        task_spec["volumes"] = volumes
+    if options.build_engine == "buildah":
+        # buildah's store on an emptyDir: the overlay driver cannot sit on the container's own
+        # overlay root, and vfs there copies every layer into the node's writable layer.
+        step["volumeMounts"] = [{"name": BUILDAH_STORE_VOLUME, "mountPath": BUILDAH_STORE}]
+        task_spec["volumes"] = [{"name": BUILDAH_STORE_VOLUME, "emptyDir": {}}]
     return {
         "apiVersion": "tekton.dev/v1",
         "kind": "Task",

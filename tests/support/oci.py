@@ -10,6 +10,19 @@ import requests
 MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
 
 
+def registry_digest(image: str) -> str:
+    """What a plain-http registry serves as the manifest digest of `host/repo:tag`."""
+    host, _, rest = image.partition("/")
+    repository, _, tag = rest.rpartition(":")
+    response = requests.head(
+        f"http://{host}/v2/{repository}/manifests/{tag}",
+        headers={"Accept": MANIFEST_TYPE},
+        timeout=10,
+    )
+    assert response.status_code == 200, f"{image}: HTTP {response.status_code}"
+    return response.headers["Docker-Content-Digest"]
+
+
 def push_blob(base: str, repo: str, data: bytes, auth=None) -> str:
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
     start = requests.post(f"{base}/v2/{repo}/blobs/uploads/", auth=auth, timeout=10)

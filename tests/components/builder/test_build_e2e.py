@@ -9,10 +9,10 @@ import time
 from pathlib import Path
 
 import pytest
-import requests
 
 from tests.support.builds import build_with_cli, local_build_argv
 from tests.support.images import BUILDAH_ENV
+from tests.support.oci import registry_digest
 
 pytestmark = pytest.mark.e2e
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
@@ -25,18 +25,6 @@ def build(codeset: Path, registry, index, base: str, out: Path, *extra: str):
 def pushes(registry) -> int:
     time.sleep(0.2)  # the registry writes its access log after answering
     return sum(r.startswith("PUT /v2/e2e/trainer/manifests/") for r in registry.requests_seen())
-
-
-def registry_digest(image: str) -> str:
-    host, _, rest = image.partition("/")
-    repository, _, tag = rest.rpartition(":")
-    response = requests.head(
-        f"http://{host}/v2/{repository}/manifests/{tag}",
-        headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
-        timeout=10,
-    )
-    assert response.status_code == 200
-    return response.headers["Docker-Content-Digest"]
 
 
 def run_in_image(image: str, *command: str) -> subprocess.CompletedProcess:
