@@ -10,8 +10,21 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from .builder.problems import StepError
-from .runtime.inputs import BOOLEAN_WORDS
+from .problems import StepError
+
+# The words both steps accept for booleans (FuseML and the engines pass strings). The runtime
+# module keeps the same table for the image (it ships stdlib-only); a test checks they agree.
+BOOLEAN_WORDS = {
+    "1": True,
+    "true": True,
+    "yes": True,
+    "on": True,
+    "0": False,
+    "false": False,
+    "no": False,
+    "off": False,
+    "": False,
+}
 
 
 @dataclass(frozen=True)

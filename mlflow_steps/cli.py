@@ -12,11 +12,12 @@ from pathlib import Path
 from mlflow_steps import __version__
 from mlflow_steps.components.builder import build as builder
 from mlflow_steps.components.builder.options import BuildOptions
-from mlflow_steps.components.builder.problems import StepError
 from mlflow_steps.components.builder.step import BUILDER
 from mlflow_steps.components.launcher import run as launcher
+from mlflow_steps.components.problems import StepError
 from mlflow_steps.components.runtime.outputs import output_paths, publish
-from mlflow_steps.components.spec import StepSpec, resolve
+from mlflow_steps.components.runtime.step import RUNTIME
+from mlflow_steps.components.spec import BOOLEAN_WORDS, StepSpec, resolve
 from mlflow_steps.generators import catalog
 
 EXIT_FAILED = 1
@@ -38,19 +39,40 @@ def add_spec_flags(
             continue
         default = f" (env {item.env}; default: {item.default or 'empty'})"
         if item.type == "boolean":
-            parser.add_argument(
-                item.flag,
-                dest=item.name,
-                nargs="?",
-                const="true",
-                default=None,
-                metavar="true|false",
-                help=item.description + default,
-            )
+            add_boolean_flag(parser, item.flag, item.name, item.description + default)
         else:
             parser.add_argument(
                 item.flag, dest=item.name, default=None, help=item.description + default
             )
+
+
+def add_boolean_flag(parser, flag: str, dest: str, help: str) -> None:
+    """`--flag`, `--flag=false` or `--flag false`; see `boolean_flags_spelled_out`."""
+    parser.add_argument(flag, dest=dest, default=None, metavar="true|false", help=help)
+
+
+def boolean_flags() -> set[str]:
+    return {i.flag for spec in (BUILDER, RUNTIME) for i in spec.inputs if i.type == "boolean"}
+
+
+def boolean_flags_spelled_out(argv: Sequence[str]) -> list[str]:
+    """A bare boolean flag never takes the path as its value: `--verbose PATH` becomes
+    `--verbose=true PATH`; `--verbose false` (a boolean word next) becomes `--verbose=false`."""
+    flags, out = boolean_flags(), []
+    tokens = list(argv)
+    index = 0
+    while index < len(tokens):
+        token = tokens[index]
+        if token in flags:
+            following = tokens[index + 1] if index + 1 < len(tokens) else None
+            if following is not None and following.strip().lower() in BOOLEAN_WORDS:
+                out.append(f"{token}={following}")
+                index += 2
+                continue
+            token = f"{token}=true"
+        out.append(token)
+        index += 1
+    return out
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -81,7 +103,7 @@ def make_parser() -> argparse.ArgumentParser:
     )
     for flag, name in RUNTIME_FLAGS.items():
         run.add_argument(flag, dest=name, default=None, help=f"runtime input {name}")
-    run.add_argument("--verbose", action="store_true", help="verbose logging")
+    add_boolean_flag(run, "--verbose", "verbose", "verbose logging (env FUSEML_VERBOSE)")
     run.add_argument("--output", help="write the artifact (model) URL to this file")
     generate = commands.add_parser("generate", help="write every engine's YAML for both steps")
     generate.add_argument("--engine", choices=[*catalog.ENGINES, "all"], default="all")
@@ -116,6 +138,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     print(f"environment:  {env.kind} ({env.path.name if env.path else 'MLproject docker_env'})")
     if the_plan.recipe:
         print(f"base image:   {the_plan.recipe.base_image}")
+        if env.kind == "conda":
+            print(f"env manager:  {options.env_manager}")
     print("entry points:")
     for entry in codeset.entry_points.values():
         params = ", ".join(
@@ -127,6 +151,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     print(f"tag:          {the_plan.tag or '-'}")
     print(f"image:        {the_plan.pull_reference}")
     print(f"push to:      {the_plan.push_reference}")
+    for warning in the_plan.warnings:
+        print(f"warning:      {warning}")
     return 0
 
 
@@ -147,9 +173,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         for name in RUNTIME_FLAGS.values()
         if getattr(args, name) is not None
     ]
-    if args.verbose:
+    values = resolve(BUILDER, {**vars(args), "engine": "auto"})
+    if values["verbose"]:
         flags.append("--verbose=true")
-    values = resolve(BUILDER, {**vars(args), "verbose": args.verbose, "engine": "auto"})
     request = launcher.RunRequest(
         project=Path(args.path),
         engine=engine,
@@ -186,7 +212,9 @@ COMMANDS = {"inspect": cmd_inspect, "build": cmd_build, "run": cmd_run, "generat
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = make_parser().parse_args(argv)
+    args = make_parser().parse_args(
+        boolean_flags_spelled_out(sys.argv[1:] if argv is None else argv)
+    )
     try:
         return COMMANDS[args.command](args)
     except StepError as exc:

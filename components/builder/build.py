@@ -10,11 +10,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..problems import StepError
 from . import engines
 from .codeset import Codeset, load_codeset
 from .environments import DockerEnv
 from .options import BuildOptions
-from .problems import StepError
 from .recipe import Recipe, render
 from .registry import RegistryClient
 from .tag import environment_tag
@@ -33,6 +33,13 @@ class Plan:
     tag: str
     push_reference: str
     pull_reference: str
+
+    @property
+    def warnings(self) -> list[str]:
+        """What MLflow accepts and the builder decided for the user: inspect shows it, build
+        logs it."""
+        notes = self.recipe.notes if self.recipe else []
+        return [*self.codeset.warnings, *notes]
 
 
 @dataclass
@@ -57,6 +64,8 @@ def build(path: Path | str, options: BuildOptions, log: Log = stderr) -> BuildRe
     if the_plan.recipe is None:
         log(f"docker_env: nothing to build, the image is {the_plan.pull_reference}")
         return BuildResult(the_plan.pull_reference, "", built=False)
+    for warning in the_plan.warnings:
+        log(f"warning: {warning}")
     client = RegistryClient(options.registry, insecure=options.insecure)
     digest = client.manifest_digest(options.repository, the_plan.tag)
     if digest is not None:

@@ -10,11 +10,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..problems import StepError
 from .environments import DETECTION_ORDER, KINDS_BY_KEY, DockerEnv, Environment
-from .problems import StepError
 from .yamlfile import load_yaml
 
-PARAMETER_TYPES = ("string", "str", "int", "float", "path", "uri")
+# MLflow accepts any parameter type string; these are the ones it (or the runtime step) checks:
+# int/float by conversion, path/uri by MLflow, bool/boolean against the boolean words. Any
+# other type is passed through as a string, with a warning.
+CHECKED_TYPES = ("string", "str", "int", "float", "path", "uri", "bool", "boolean")
 KNOWN_KEYS = {"name", "conda_env", "python_env", "docker_env", "entry_points"}
 
 
@@ -43,6 +46,8 @@ class Codeset:
     name: str | None
     entry_points: dict[str, EntryPoint]
     environment: Environment
+    # What MLflow accepts but the user may not expect (shown by `inspect`, logged by `build`).
+    warnings: list[str] = field(default_factory=list)
 
 
 def find_mlproject(root: Path) -> list[Path]:
@@ -81,14 +86,17 @@ def load_codeset(root: Path | str) -> Codeset:
     name = spec.get("name")
     if name is not None and not isinstance(name, str):
         problems.append(f"{mlproject.name}: `name` must be a string")
-    entry_points = read_entry_points(mlproject.name, spec.get("entry_points"), problems)
+    warnings: list[str] = []
+    entry_points = read_entry_points(mlproject.name, spec.get("entry_points"), problems, warnings)
     environment = detect_environment(root, mlproject.name, spec, problems)
     if problems or environment is None:
         raise StepError(problems)
-    return Codeset(root, mlproject, name, entry_points, environment)
+    return Codeset(root, mlproject, name, entry_points, environment, warnings)
 
 
-def read_entry_points(where: str, raw: Any, problems: list[str]) -> dict[str, EntryPoint]:
+def read_entry_points(
+    where: str, raw: Any, problems: list[str], warnings: list[str]
+) -> dict[str, EntryPoint]:
     if raw is None:
         problems.append(f"{where}: no `entry_points`; declare at least a `main` entry point")
         return {}
@@ -105,7 +113,7 @@ def read_entry_points(where: str, raw: Any, problems: list[str]) -> dict[str, En
         if not isinstance(command, str) or not command.strip():
             problems.append(f"{ep_where}: `command` is missing or not a string")
             continue
-        params = read_parameters(ep_where, ep.get("parameters") or {}, problems)
+        params = read_parameters(ep_where, ep.get("parameters") or {}, problems, warnings)
         entry_points[str(ep_name)] = EntryPoint(str(ep_name), command, params)
     if "main" not in raw:
         valid = ", ".join(map(str, raw)) or "none"
@@ -113,7 +121,9 @@ def read_entry_points(where: str, raw: Any, problems: list[str]) -> dict[str, En
     return entry_points
 
 
-def read_parameters(where: str, raw: Any, problems: list[str]) -> dict[str, Parameter]:
+def read_parameters(
+    where: str, raw: Any, problems: list[str], warnings: list[str]
+) -> dict[str, Parameter]:
     if not isinstance(raw, dict):
         problems.append(f"{where}: `parameters` must be a mapping of name -> type or spec")
         return {}
@@ -124,15 +134,16 @@ def read_parameters(where: str, raw: Any, problems: list[str]) -> dict[str, Para
         elif isinstance(p, dict):
             p_type, default = p.get("type", "string"), p.get("default")
         else:
+            # MLflow fails on these too (it calls .get on the value).
             problems.append(f"{where}: parameter `{p_name}` must be a type or {{type, default}}")
             continue
-        if p_type not in PARAMETER_TYPES:
-            problems.append(
-                f"{where}: parameter `{p_name}` has unknown type `{p_type}`; "
-                f"valid types: {', '.join(PARAMETER_TYPES)}"
+        p_type = str(p_type)
+        if p_type not in CHECKED_TYPES:
+            warnings.append(
+                f"{where}: parameter `{p_name}` has type `{p_type}`, which MLflow does not "
+                "check; its value is passed through as a string"
             )
-            continue
-        params[str(p_name)] = Parameter(str(p_name), str(p_type), default)
+        params[str(p_name)] = Parameter(str(p_name), p_type, default)
     return params
 
 

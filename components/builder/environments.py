@@ -68,7 +68,7 @@ class PipEnv(Environment):
 
 @dataclass
 class PythonEnv(Environment):
-    """MLflow's `python_env.yaml`: `python`, `build_dependencies`, `dependencies`."""
+    """MLflow's `python_env.yaml`: `python` (optional), `build_dependencies`, `dependencies`."""
 
     kind: ClassVar[str] = "python_env"
     default_file: ClassVar[str] = "python_env.yaml"
@@ -85,9 +85,16 @@ class PythonEnv(Environment):
         if found:
             problems.extend(found)
             return None
+        # MLflow accepts a file without `python` (it uses the running Python); the builder
+        # then uses its `python_version` input, and `inspect` says so.
         python = data.get("python")
-        if not isinstance(python, (str, float)) or not str(python).strip():
-            found.append(f'{path.name}: `python` is missing; set it to a version, e.g. "3.10"')
+        if isinstance(python, (float, int)):
+            found.append(
+                f"{path.name}: `python: {python}` is a number, as MLflow rejects it too (YAML "
+                f'reads 3.10 as 3.1); quote it: python: "{python}"'
+            )
+        elif python is not None and (not isinstance(python, str) or not python.strip()):
+            found.append(f'{path.name}: `python` must be a version, e.g. "3.10", or left out')
         lists = {}
         for key in ("build_dependencies", "dependencies"):
             value = data.get(key) or []
@@ -100,7 +107,7 @@ class PythonEnv(Environment):
             return None
         return cls(
             path=path,
-            python=str(python).strip(),
+            python="" if python is None else str(python).strip(),
             build_dependencies=lists["build_dependencies"],
             dependencies=lists["dependencies"],
         )

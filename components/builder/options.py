@@ -6,6 +6,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from .environments import DEFAULT_MINICONDA_VERSION
+from .step import DEFAULT_PYTHON_VERSION
 
 
 @dataclass(frozen=True)
@@ -15,6 +16,9 @@ class BuildOptions:
     repository: str = "mlflow/trainer"
     miniconda_version: str = DEFAULT_MINICONDA_VERSION
     base_image: str = ""
+    python_version: str = DEFAULT_PYTHON_VERSION
+    env_manager: str = "conda"
+    system_packages: str = ""
     verbose: bool = False
     compressed_caching: bool = False
     engine: str = "auto"

@@ -10,6 +10,7 @@ is mounted at /project when the step runs.
 
 from __future__ import annotations
 
+import re
 import shutil
 from dataclasses import dataclass, field
 from importlib import resources
@@ -17,13 +18,18 @@ from pathlib import Path
 
 from mlflow_steps import __version__
 
+from ..problems import StepError
+from . import conda_to_pypi
 from .environments import DEFAULT_PIP_BASE, CondaEnv, Environment, PipEnv, PythonEnv
 from .options import BuildOptions
 
 STAGING = "/tmp/mlflow-steps"
 VENV = "/opt/mlflow-env"
 RUNTIME_DIR = "/opt/mlflow-steps/mlflow_steps_runtime"
+DEBIAN_PACKAGE = re.compile(r"[a-z0-9][a-z0-9+.-]+(=[A-Za-z0-9.+~:-]+)?")
 BUILD_ARGS = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST")
+# The runtime step's spec is read by the generators on the host; it never ships in an image.
+HOST_ONLY_RUNTIME_FILES = ("step.py",)
 
 
 @dataclass
@@ -34,6 +40,8 @@ class Recipe:
     dockerfile: str
     files: dict[str, bytes] = field(default_factory=dict)
     needs_uv: bool = False
+    # What the user should know about choices made for them (shown by inspect and build).
+    notes: list[str] = field(default_factory=list)
 
     def write_context(self, directory: Path) -> Path:
         """Write Dockerfile and files into `directory`; the uv binary is added when found."""
@@ -69,7 +77,7 @@ def runtime_files() -> dict[str, bytes]:
     return {
         f"mlflow-steps-runtime/{entry.name}": entry.read_bytes()
         for entry in sorted(package.iterdir(), key=lambda e: e.name)
-        if entry.name.endswith(".py")
+        if entry.name.endswith(".py") and entry.name not in HOST_ONLY_RUNTIME_FILES
     }
 
 
@@ -78,13 +86,42 @@ def mlflow_additions(env: Environment, options: BuildOptions) -> list[str]:
 
 
 def base_image_for(env: Environment, options: BuildOptions) -> str:
-    if isinstance(env, CondaEnv):
-        return f"continuumio/miniconda3:{options.miniconda_version}"
+    """The seed's bases: miniconda for conda, python:3.6.13 for requirements.txt,
+    python:<python> for python_env.yaml (and conda.yaml built with uv)."""
+    return python_choice(env, options)[0]
+
+
+def python_choice(env: Environment, options: BuildOptions) -> tuple[str, list[str]]:
+    """(base image, notes): which Python the image gets, and why when the codeset leaves it
+    open (MLflow itself would use the running Python there)."""
+    if isinstance(env, CondaEnv) and options.env_manager == "conda":
+        return f"continuumio/miniconda3:{options.miniconda_version}", []
+    if isinstance(env, PipEnv):
+        return options.base_image or DEFAULT_PIP_BASE, []
+    where = env.path.name if env.path else env.kind
+    declared = python_of(env)
     if options.base_image:
-        return options.base_image
+        if declared:
+            return options.base_image, []
+        return options.base_image, [
+            f"{where} names no Python version: the base image's own Python is used "
+            f"(base_image={options.base_image})"
+        ]
+    if declared:
+        return f"python:{declared}", []
+    version = options.python_version
+    return f"python:{version}", [
+        f"{where} names no Python version: using Python {version} (the python_version "
+        f"input), base image python:{version}"
+    ]
+
+
+def python_of(env: Environment) -> str:
     if isinstance(env, PythonEnv):
-        return f"python:{env.python}"
-    return DEFAULT_PIP_BASE
+        return env.python
+    if isinstance(env, CondaEnv):
+        return conda_to_pypi.convert(env).python
+    return ""
 
 
 # --- Dockerfile steps -------------------------------------------------------------------------
@@ -107,11 +144,14 @@ def build_args_step() -> list[str]:
     ]
 
 
-def install_step(script: str, *args: str) -> list[str]:
+def install_step(*scripts: list[str]) -> list[str]:
+    """One RUN for every install script (system packages, then the environment): one layer,
+    and the staging folder and package lists never reach the image."""
+    commands = [" ".join(["sh", f"{STAGING}/{script}", *args]) for script, *args in scripts]
     return [
         "# Environment files first: a change to the project's code never invalidates this layer.",
         f"COPY mlflow-steps/ {STAGING}/",
-        "RUN " + " ".join(["sh", f"{STAGING}/{script}", *args]),
+        "RUN " + " \\\n && ".join(commands),
     ]
 
 
@@ -139,55 +179,95 @@ def finish_step(env: Environment, path: str | None) -> list[str]:
 
 
 def render(env: Environment, options: BuildOptions) -> Recipe:
-    if isinstance(env, CondaEnv):
+    if isinstance(env, CondaEnv) and options.env_manager == "conda":
         return render_conda(env, options)
-    if isinstance(env, (PipEnv, PythonEnv)):
+    if isinstance(env, (PipEnv, PythonEnv, CondaEnv)):
         return render_venv(env, options)
     raise ValueError(f"{env.kind} environments are not built")
 
 
-def render_venv(env: PipEnv | PythonEnv, options: BuildOptions) -> Recipe:
-    base = base_image_for(env, options)
+def venv_packages(env: PipEnv | PythonEnv | CondaEnv) -> tuple[list[str], list[str], list[str]]:
+    """(build dependencies, dependencies, notes) of an environment built into a venv."""
+    if isinstance(env, PipEnv):
+        return [], env.lines, []
+    if isinstance(env, PythonEnv):
+        return env.build_dependencies, env.dependencies, []
+    converted = conda_to_pypi.convert(env)
+    return converted.build_dependencies, converted.dependencies, converted.notes
+
+
+def render_venv(env: PipEnv | PythonEnv | CondaEnv, options: BuildOptions) -> Recipe:
+    base, notes = python_choice(env, options)
+    build_dependencies, packages, conversion_notes = venv_packages(env)
     files: dict[str, bytes] = {
-        "mlflow-steps/install-python-env.sh": recipe_file("install-python-env.sh")
+        "mlflow-steps/install-python-env.sh": recipe_file("install-python-env.sh"),
+        "mlflow-steps/check-libraries.py": recipe_file("check-libraries.py"),
     }
     installs = []
-    if isinstance(env, PythonEnv) and env.build_dependencies:
-        files["mlflow-steps/build-requirements.txt"] = lines_file(env.build_dependencies)
+    if build_dependencies:
+        files["mlflow-steps/build-requirements.txt"] = lines_file(build_dependencies)
         installs.append("build-requirements.txt")
-    packages = env.lines if isinstance(env, PipEnv) else env.dependencies
     files["mlflow-steps/requirements.txt"] = lines_file(packages + mlflow_additions(env, options))
     installs.append("requirements.txt")
+    files.update(system_packages_files(options))
     files.update(runtime_files())
+    install = ["install-python-env.sh", VENV, compile_flag(options), *installs]
     steps = [
         header(env),
         from_step(base),
         build_args_step(),
-        install_step("install-python-env.sh", VENV, compile_flag(options), *installs),
+        install_step(*system_packages_install(options), install),
         runtime_step(),
         finish_step(env, f"{VENV}/bin:$PATH"),
     ]
-    return Recipe(base, join(steps), files, needs_uv=True)
+    return Recipe(base, join(steps), files, needs_uv=True, notes=notes + conversion_notes)
 
 
 def render_conda(env: CondaEnv, options: BuildOptions) -> Recipe:
     base = base_image_for(env, options)
     files = {
         "mlflow-steps/install-conda-env.sh": recipe_file("install-conda-env.sh"),
+        "mlflow-steps/check-libraries.py": recipe_file("check-libraries.py"),
         "mlflow-steps/environment.yaml": env.environment_yaml(
             mlflow_additions(env, options)
         ).encode(),
+        **system_packages_files(options),
         **runtime_files(),
     }
     steps = [
         header(env),
         from_step(base),
         build_args_step(),
-        install_step("install-conda-env.sh", "environment.yaml"),
+        install_step(
+            *system_packages_install(options), ["install-conda-env.sh", "environment.yaml"]
+        ),
         runtime_step(),
         finish_step(env, None),
     ]
     return Recipe(base, join(steps), files)
+
+
+def system_packages(options: BuildOptions) -> list[str]:
+    """The `system_packages` input, checked: Debian package names (optionally =version)."""
+    names = options.system_packages.split()
+    bad = [name for name in names if not DEBIAN_PACKAGE.fullmatch(name)]
+    if bad:
+        raise StepError(
+            f"system_packages: {', '.join(map(repr, bad))} are not Debian package names "
+            "(lowercase letters, digits, + - . and an optional =version), e.g. libgomp1"
+        )
+    return names
+
+
+def system_packages_files(options: BuildOptions) -> dict[str, bytes]:
+    if not system_packages(options):
+        return {}
+    return {"mlflow-steps/install-system-packages.sh": recipe_file("install-system-packages.sh")}
+
+
+def system_packages_install(options: BuildOptions) -> list[list[str]]:
+    names = system_packages(options)
+    return [["install-system-packages.sh", *names]] if names else []
 
 
 def compile_flag(options: BuildOptions) -> str:

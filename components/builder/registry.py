@@ -20,7 +20,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from .problems import StepError
+from ..problems import StepError
 
 MANIFEST_TYPES = ", ".join(
     [

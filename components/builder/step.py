@@ -1,13 +1,30 @@
-"""The builder step's spec: its inputs (the seed's, plus engine/insecure/pip_*), and outputs."""
+"""The builder step's whole spec: its inputs (the seed's, plus engine/insecure/pip_* and what
+real codesets need), its outputs, its image and its command. Every engine's YAML, the CLI
+flags, the FuseML env vars and the README's table come from here."""
 
 from __future__ import annotations
+
+from mlflow_steps import __version__
 
 from ..spec import Input, Output, StepSpec
 
 ENGINES = ("auto", "kaniko", "buildah", "podman", "docker")
+ENV_MANAGERS = ("conda", "uv")
+DEFAULT_PYTHON_VERSION = "3.11"
+IMAGE_REGISTRY = "ghcr.io/mlflow-steps"
+
+
+def builder_image(
+    engine: str = "kaniko", registry: str = IMAGE_REGISTRY, tag: str = __version__
+) -> str:
+    """The project's own builder image; `tag` may be a tag or `@sha256:...` (digest pinning)."""
+    separator = "" if tag.startswith("@") else ":"
+    return f"{registry}/mlflow-builder-{engine}{separator}{tag}"
+
 
 BUILDER = StepSpec(
     name="mlflow-builder",
+    display_name="MLflow environment builder",
     description=(
         "Builds an MLflow codeset's Python environment into a container image tagged by a "
         "checksum of that environment; skips the build when the registry already has the tag."
@@ -28,7 +45,26 @@ BUILDER = StepSpec(
         Input(
             "base_image",
             "Base image for pip environments; empty means python:3.6.13 for requirements.txt "
-            "and python:<python> for python_env.yaml.",
+            "and python:<python> for python_env.yaml (and conda.yaml with env_manager=uv). "
+            "When set, the base image's own Python is used.",
+        ),
+        Input(
+            "python_version",
+            "Python for a python_env.yaml without `python` and a conda.yaml without a `python` "
+            "pin (env_manager=uv): the default base is python:<python_version>.",
+            DEFAULT_PYTHON_VERSION,
+        ),
+        Input(
+            "env_manager",
+            "How a conda.yaml is built: conda (miniconda base, conda channels) or uv (a Python "
+            "base; conda dependencies mapped to PyPI names, conda-only ones refused).",
+            "conda",
+            choices=ENV_MANAGERS,
+        ),
+        Input(
+            "system_packages",
+            "Debian packages (space-separated) installed with apt-get in the same layer as the "
+            "Python environment, e.g. libgomp1.",
         ),
         Input("verbose", "Verbose logging.", "false", "boolean"),
         Input("compressed_caching", "Kaniko's --compressed-caching.", "false", "boolean"),
@@ -61,5 +97,7 @@ BUILDER = StepSpec(
         Output("image", "Reference of the environment image: <pull_registry>/<repository>:<tag>."),
         Output("digest", "Digest of the image manifest (sha256:...)."),
     ),
+    image=builder_image(),
     command=("mlflow-steps", "build", "/project"),
+    output_flags={"image": "--output", "digest": "--digest-output"},
 )

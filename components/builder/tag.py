@@ -26,6 +26,8 @@ def environment_tag(env: Environment, recipe: Recipe | None, options: BuildOptio
         "builder": __version__,
         "environment": json.loads(canonical_json(env)),
     }
+    if env.kind == "conda":
+        payload["env_manager"] = options.env_manager
     if recipe is not None:
         payload.update(
             dockerfile=recipe.dockerfile,

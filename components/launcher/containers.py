@@ -9,7 +9,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from ..builder.problems import StepError
+from ..problems import StepError
 
 IO_DIR = "/mlflow-steps-io"
 RUNTIME = ["python", "-m", "mlflow_steps_runtime"]

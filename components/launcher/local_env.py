@@ -16,13 +16,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..builder.build import Plan
-from ..builder.environments import PipEnv, PythonEnv
+from ..builder.environments import CondaEnv, PipEnv, PythonEnv
 from ..builder.options import BuildOptions
-from ..builder.problems import StepError
-from ..builder.recipe import compile_flag
-
-# MLflow's SQLite tracking store (the local default) needs these beside mlflow-skinny.
-SQLITE_STORE_PACKAGES = ("sqlalchemy", "alembic")
+from ..builder.recipe import compile_flag, python_of
+from ..problems import StepError
+from ..runtime import store
 
 
 def cache_root() -> Path:
@@ -30,21 +28,26 @@ def cache_root() -> Path:
     return Path(os.environ.get("MLFLOW_STEPS_ENV_CACHE", default))
 
 
-def interpreter_for(the_plan: Plan) -> str:
+def interpreter_for(the_plan: Plan, options: BuildOptions) -> str:
+    """requirements.txt: this machine's Python; python_env.yaml and conda.yaml with
+    env_manager=uv: the Python they name (else `python_version`), found by `uv python find`."""
     env = the_plan.codeset.environment
-    if isinstance(env, PythonEnv):
-        found = subprocess.run(["uv", "python", "find", env.python], capture_output=True, text=True)
-        if found.returncode != 0:
-            raise StepError(
-                f"python_env.yaml asks for Python {env.python}, which is not installed here; "
-                f"install it (e.g. `uv python install {env.python}`) or use an image engine"
-            )
-        return found.stdout.strip()
     if isinstance(env, PipEnv):
         return sys.executable
+    if isinstance(env, PythonEnv) or (isinstance(env, CondaEnv) and options.env_manager == "uv"):
+        version = python_of(env) or options.python_version
+        found = subprocess.run(["uv", "python", "find", version], capture_output=True, text=True)
+        if found.returncode != 0:
+            raise StepError(
+                f"{env.path.name if env.path else env.kind} needs Python {version}, which is "
+                f"not installed here; install it (e.g. `uv python install {version}`) or use "
+                "an image engine"
+            )
+        return found.stdout.strip()
     raise StepError(
-        f"the local engine builds requirements.txt and python_env.yaml environments; this "
-        f"codeset's is {env.kind}: run it in an image (--engine buildah, docker or podman)"
+        f"the local engine builds requirements.txt and python_env.yaml environments, and "
+        f"conda.yaml with env_manager=uv; this codeset's is {env.kind}: pass --env-manager uv "
+        "or run it in an image (--engine buildah, docker or podman)"
     )
 
 
@@ -54,7 +57,12 @@ def ensure_local_env(the_plan: Plan, options: BuildOptions, log: Callable[[str],
     if (target / ".complete").exists():
         log(f"reusing local environment {target} (tag {the_plan.tag})")
         return target
-    python = interpreter_for(the_plan)
+    python = interpreter_for(the_plan, options)
+    if options.system_packages:
+        log(
+            f"system_packages ({options.system_packages}) are installed in images only; "
+            "the local environment uses this machine's libraries"
+        )
     shutil.rmtree(target, ignore_errors=True)
     target.parent.mkdir(parents=True, exist_ok=True)
     log(f"building local environment {target} (tag {the_plan.tag})")
@@ -94,20 +102,30 @@ def ensure_local_env(the_plan: Plan, options: BuildOptions, log: Callable[[str],
     return target
 
 
-def ensure_packages(
-    target: Path, packages: tuple[str, ...], options: BuildOptions, log: Callable[[str], None]
+def ensure_store_packages(
+    target: Path, uri: str, options: BuildOptions, log: Callable[[str], None]
 ) -> None:
-    """Add what the default SQLite tracking store needs, once, when it is missing."""
+    """Add what the tracking store at `uri` needs (SQLAlchemy, Alembic and the driver of a
+    database URI), once, when the environment lacks it."""
     python = str(target / "venv" / "bin" / "python")
-    modules = "; ".join(f"import {p}" for p in packages)
+    needed = store.needs(uri)
+    if not needed:
+        return
+    modules = "; ".join(f"import {module}" for module, _ in needed)
     if subprocess.run([python, "-c", modules], capture_output=True).returncode == 0:
         return
-    log(f"adding {', '.join(packages)} to {target} for the default SQLite tracking store")
+    packages = [requirement for _, requirement in needed]
+    log(f"adding {', '.join(packages)} to {target} for the {store.scheme_of(uri)} tracking store")
     env = dict(os.environ)
     if options.pip_index_url:
         env["UV_INDEX_URL"] = options.pip_index_url
     if options.pip_extra_index_url:
         env["UV_EXTRA_INDEX_URL"] = options.pip_extra_index_url
+    if options.pip_trusted_host:
+        env["UV_INSECURE_HOST"] = options.pip_trusted_host
     done = subprocess.run(["uv", "pip", "install", "-q", "--python", python, *packages], env=env)
     if done.returncode != 0:
-        raise StepError(f"could not add {', '.join(packages)} to the local environment")
+        raise StepError(
+            f"could not add {', '.join(packages)} to the local environment for the "
+            f"{store.scheme_of(uri)} tracking store; check the index settings"
+        )

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..builder.build import plan
 from ..builder.options import BuildOptions
-from ..builder.problems import StepError
+from ..problems import StepError
 from . import containers, local_env
 from .environment import passed_environment, write_env_file
 
@@ -83,7 +83,9 @@ def run_local(
     if "MLFLOW_TRACKING_URI" not in passed:
         passed["MLFLOW_TRACKING_URI"] = f"sqlite:///{Path.cwd() / 'mlflow.db'}"
         log(f"MLFLOW_TRACKING_URI not set: using {passed['MLFLOW_TRACKING_URI']}")
-        local_env.ensure_packages(target, local_env.SQLITE_STORE_PACKAGES, request.options, log)
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+        if passed.get(name):
+            local_env.ensure_store_packages(target, passed[name], request.options, log)
     env_file = write_env_file(io_dir, passed)
     venv_bin = target / "venv" / "bin"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "AWS_"))}

@@ -142,7 +142,7 @@ def main(argv=None, environ=None):
 
 
 def run(args, environ):
-    from . import launch
+    from . import launch, store
     from . import project as projects
 
     values = resolve_inputs(args, environ)
@@ -168,6 +168,7 @@ def run(args, environ):
         log("MLflow environment:\n" + describe_env(environ))
 
     environ.setdefault("GIT_PYTHON_REFRESH", "quiet")  # images carry no git executable
+    store.check_stores(environ)
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient()

@@ -73,7 +73,8 @@ def parse_entrypoint_args(text):
     return values
 
 
-# The words both steps accept for booleans (FuseML passes strings).
+# The words both steps accept for booleans (FuseML passes strings); the host-side table in
+# components/spec.py is the same (a test checks), this copy ships in the image.
 BOOLEAN_WORDS = {
     "1": True,
     "true": True,

@@ -11,5 +11,6 @@ conda env update --quiet --name base --file "$here/$1"
 conda clean --all --force-pkgs-dirs --yes
 rm -rf /root/.cache/pip
 site="$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+python "$here/check-libraries.py" "$site"
 echo /opt/mlflow-steps > "$site/mlflow_steps_runtime.pth"
 rm -rf "$here"

@@ -47,5 +47,8 @@ else
   done
 fi
 site="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+platsite="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["platlib"])')"
+# Every shared library the installed packages need must resolve here, or the build stops.
+"$venv/bin/python" "$here/check-libraries.py" "$site" "$platsite"
 echo "${MLFLOW_STEPS_RUNTIME_PARENT:-/opt/mlflow-steps}" > "$site/mlflow_steps_runtime.pth"
 rm -rf "$here"

@@ -45,15 +45,6 @@ CODESET_CASES = [
         ["`command` is missing"],
     ),
     (
-        "unknown parameter type",
-        {
-            "MLproject": "entry_points:\n  main:\n    parameters:\n"
-            "      n: {type: integer}\n    command: python t.py\n",
-            "requirements.txt": "six\n",
-        },
-        ["unknown type `integer`", "valid types: string, str, int, float, path, uri"],
-    ),
-    (
         "unknown MLproject key",
         {"MLproject": "conda: conda.yaml\n" + MAIN, "requirements.txt": "six\n"},
         ["unknown key(s) ['conda']"],
@@ -100,9 +91,9 @@ CODESET_CASES = [
         ["conda.yaml: not valid YAML"],
     ),
     (
-        "python_env without python",
-        {"MLproject": MAIN, "python_env.yaml": "dependencies: [six]\n"},
-        ["`python` is missing"],
+        "python_env with python as a number",
+        {"MLproject": MAIN, "python_env.yaml": "python: 3.10\ndependencies: [six]\n"},
+        ["`python: 3.1` is a number", 'python: "3.1"'],
     ),
     (
         "docker_env without image",

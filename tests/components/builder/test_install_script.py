@@ -12,7 +12,8 @@ from mlflow_steps.components.builder.recipe import recipe_file
 def test_pip_fallback_installs_from_the_index_and_keeps_no_cache(package_index, tmp_path):
     staging = tmp_path / "staging"
     staging.mkdir()
-    (staging / "install-python-env.sh").write_bytes(recipe_file("install-python-env.sh"))
+    for name in ("install-python-env.sh", "check-libraries.py"):
+        (staging / name).write_bytes(recipe_file(name))
     (staging / "requirements.txt").write_text("six==1.16.0\n")
     venv = tmp_path / "venv"
     env = {

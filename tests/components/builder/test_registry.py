@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from mlflow_steps.components.builder.problems import StepError
 from mlflow_steps.components.builder.registry import RegistryClient, credentials_for
+from mlflow_steps.components.problems import StepError
 from tests.support.flaky import Behaviour, FlakyServer
 from tests.support.oci import push_tiny_image
 from tests.support.services import free_port
