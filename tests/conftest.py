@@ -96,3 +96,15 @@ def sklearn_build(tmp_path_factory, registry, package_index, base_images):
     done = build_with_cli(root, registry, package_index, base_images["debian"], out)
     assert done.returncode == 0, done.stderr[-3000:]
     return root, out.read_text(), done
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory):
+    """A real PostgreSQL from Debian's packages (postgresql-15) on 127.0.0.1."""
+    require_root()
+    require(services.POSTGRES_BIN.joinpath("postgres").exists(), "needs Debian's postgresql")
+    workdir = tmp_path_factory.mktemp("postgres")
+    workdir.chmod(0o755)
+    service = services.start_postgres(workdir / "pg")
+    yield service
+    service.stop()

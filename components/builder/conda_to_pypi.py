@@ -6,8 +6,9 @@ and silently drops every other conda dependency. This one keeps them:
 - `python=3.10` / `python==3.10.4` / `python 3.10` picks the Python version (major.minor);
 - `pip`, `setuptools` and `wheel` are build tools, installed first (with their pins);
 - every other package becomes a requirement under its PyPI name (`RENAMES`), its conda
-  version turned into a PEP 440 specifier (`CONDA_VERSION_RULES`); build strings and
-  channel prefixes (`conda-forge::`) are dropped;
+  version turned into a PEP 440 specifier: `=1.2`, `=1.2.*`, `1.2*` and `=1.2=build` become
+  `==1.2.*`; `1.2`, `==1.2` and `1.2 build` become `==1.2`; ranges (`>=1.2,<2`) are kept;
+  `1.2|1.3` is refused; build strings and channel prefixes (`conda-forge::`) are dropped;
 - packages that only exist on conda channels (`CONDA_ONLY`) are refused, all at once, with
   the Debian package that provides the same library where one is known;
 - the `pip:` list is installed as is, after the converted packages;
@@ -86,15 +87,6 @@ CONDA_ONLY = {
     "magma": "",
 }
 CONDA_ONLY_PREFIXES = ("cuda-", "libcu", "libnv", "r-")
-# How a conda version (the part after the name) becomes a PEP 440 specifier, first match wins.
-CONDA_VERSION_RULES = (
-    ("`=1.2` (prefix)", "==1.2.*"),
-    ("`=1.2.*` or `1.2*`", "==1.2.*"),
-    ("`1.2` (space-separated) or `==1.2`", "==1.2"),
-    ("`=1.2=build` or `1.2 build`", "==1.2 (build string dropped)"),
-    ("`>=1.2,<2`, `!=1.3`", "unchanged"),
-)
-
 _SPEC = re.compile(r"^(?:(?P<channel>[^:\s]+)::)?(?P<name>[A-Za-z0-9_.\-]+)\s*(?P<rest>.*)$")
 _BRACKET = re.compile(r"\[(?P<body>[^\]]*)\]\s*$")
 _OPERATOR = re.compile(r"^(==|>=|<=|!=|~=|>|<)")

@@ -7,7 +7,7 @@ that list what is valid.
 
 import os
 
-from .inputs import InputError
+from .inputs import BOOLEAN_WORDS, InputError
 
 
 def find_mlproject(project_dir):
@@ -94,6 +94,10 @@ def type_problem(param, value, project_dir):
     except ValueError:
         return "parameter {!r} must be {} {}, got {!r}".format(
             param.name, "an" if kind == "int" else "a", kind, value
+        )
+    if kind in ("bool", "boolean") and str(value).strip().lower() not in BOOLEAN_WORDS:
+        return "parameter {!r} must be a boolean (true or false), got {!r}".format(
+            param.name, value
         )
     if kind in ("path", "uri") and not str(value).strip():
         return "parameter {!r} must be a non-empty {}".format(param.name, kind)

@@ -23,11 +23,15 @@ RUN ln -s /usr/bin/python3 /usr/local/bin/python \\
  && python3 "$wheel/pip" install --no-index --no-cache-dir "$wheel" && pip --version
 """
 
-# What the end-to-end builds install: the sklearn example, MLflow, two versions of `six`, and
-# what MLflow's SQLite store needs (the `local` engine's default tracking store).
+# What the end-to-end builds install: the sklearn example, MLflow, two versions of `six`, what
+# MLflow's SQLite and PostgreSQL stores need, and the codeset cases (tests/cases: lightgbm, and
+# the versions conda-pinned pins with `=`).
 WHEELHOUSE_REQUIREMENTS = [
-    "scikit-learn>=1.3",
+    "scikit-learn==1.9.*",
+    "numpy==2.4.*",
     "pandas>=2",
+    "lightgbm",
+    "psycopg2-binary",
     "mlflow-skinny",
     "six==1.17.0",
     "pip",

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -34,6 +37,20 @@ def wait_http(url: str, timeout: float = 20.0, ok=(200, 401)) -> None:
     raise RuntimeError(f"{url} did not come up in {timeout}s")
 
 
+def session_members(session: int) -> list[int]:
+    """Live processes whose session id is `session` (the leader itself excluded)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(stat.parent.name)
+        if pid != session and int(fields[3]) == session:
+            found.append(pid)
+    return found
+
+
 @dataclass
 class Service:
     host: str
@@ -42,11 +59,17 @@ class Service:
     extra: dict = field(default_factory=dict)
 
     def stop(self) -> None:
+        """Stop the server and everything in its session (services start in a session of
+        their own: `mlflow server`'s job consumers leave its process group, not its session)."""
+        members = session_members(self.process.pid)
         self.process.terminate()
         try:
             self.process.wait(10)
         except subprocess.TimeoutExpired:
             self.process.kill()
+        for pid in members + session_members(self.process.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
     def access_log_lines(self) -> list[str]:
         return self.log.read_text(errors="replace").splitlines()
@@ -209,7 +232,72 @@ def start_tracking_server(
         stderr=subprocess.STDOUT,
         env=env,
         cwd=workdir,
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     wait_http(url + "/health", timeout=90, ok=(200,))
+    return Service(f"127.0.0.1:{port}", process, log, {"url": url})
+
+
+POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+def start_postgres(workdir: Path, port: int | None = None) -> Service:
+    """A real PostgreSQL (Debian's postgresql-15) on 127.0.0.1, run as the `postgres` user with
+    trust authentication, and a database `mlflow`; extra["url"] is its SQLAlchemy URL."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    data = workdir / "data"
+    port = port or free_port()
+    shutil.chown(workdir, "postgres")
+    as_postgres = ["runuser", "-u", "postgres", "--"]
+    subprocess.run(
+        [
+            *as_postgres,
+            str(POSTGRES_BIN / "initdb"),
+            "-D",
+            str(data),
+            "-A",
+            "trust",
+            "-U",
+            "mlflow",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    log = workdir / "postgres.log"
+    process = subprocess.Popen(
+        [
+            *as_postgres,
+            *(str(POSTGRES_BIN / "postgres"), "-D", str(data), "-h", "127.0.0.1"),
+            *("-p", str(port), "-k", str(workdir)),
+        ],
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        ready = subprocess.run(
+            [str(POSTGRES_BIN / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)],
+            capture_output=True,
+        )
+        if ready.returncode == 0:
+            break
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"PostgreSQL did not start: {log.read_text()[-2000:]}")
+        time.sleep(0.2)
+    subprocess.run(
+        [
+            str(POSTGRES_BIN / "createdb"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-U",
+            "mlflow",
+            "mlflow",
+        ],
+        check=True,
+    )
+    url = f"postgresql://mlflow@127.0.0.1:{port}/mlflow"
     return Service(f"127.0.0.1:{port}", process, log, {"url": url})
