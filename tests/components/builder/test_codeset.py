@@ -69,3 +69,47 @@ def test_entry_points_agree_with_mlflows_own_loader(example):
         assert {p: (v.type, v.default) for p, v in entry.parameters.items()} == {
             p: (v.type, v.default) for p, v in mlflow_entry.parameters.items()
         }
+
+
+CASES = Path(__file__).resolve().parents[2] / "cases"
+
+
+@pytest.mark.parametrize("case", sorted(p.name for p in CASES.iterdir() if p.is_dir()))
+def test_codeset_cases_agree_with_mlflows_own_loader(case):
+    """MLflow accepts these shapes (no `python`, `bool`/`str`/`text` types); so does the builder."""
+    from mlflow.projects import _project_spec
+
+    ours = load_codeset(CASES / case)
+    theirs = _project_spec.load_project(str(CASES / case))
+    for name, entry in ours.entry_points.items():
+        assert {p: (v.type, v.default) for p, v in entry.parameters.items()} == {
+            p: (v.type, v.default) for p, v in theirs._entry_points[name].parameters.items()
+        }
+
+
+def test_parameter_types_mlflow_does_not_check_pass_with_a_warning(tmp_path):
+    mlproject = (
+        "entry_points:\n  main:\n    parameters:\n      a: bool\n      b: {type: boolean}\n"
+        "      c: str\n      d: {type: integer, default: 1}\n      e: {type: 7}\n"
+        "    command: python t.py\n"
+    )
+    found = load_codeset(codeset(tmp_path, {"MLproject": mlproject, "requirements.txt": "six\n"}))
+    types = {n: p.type for n, p in found.entry_points["main"].parameters.items()}
+    assert types == {"a": "bool", "b": "boolean", "c": "str", "d": "integer", "e": "7"}
+    assert len(found.warnings) == 2
+    assert "parameter `d` has type `integer`, which MLflow does not check" in found.warnings[0]
+
+
+def test_python_env_without_python_is_accepted_and_the_choice_is_explained(tmp_path):
+    root = codeset(tmp_path, {"MLproject": MAIN, "python_env.yaml": "dependencies: [six]\n"})
+    the_plan = plan(root, BuildOptions())
+    assert the_plan.recipe and the_plan.recipe.base_image == "python:3.11"
+    assert "using Python 3.11 (the python_version input)" in the_plan.warnings[0]
+    other = plan(root, BuildOptions(python_version="3.12"))
+    assert other.recipe and other.recipe.base_image == "python:3.12" and other.tag != the_plan.tag
+    based = plan(root, BuildOptions(base_image="my/base:1"))
+    assert "the base image's own Python is used" in based.warnings[0]
+    pinned = codeset(
+        tmp_path / "pinned", {"MLproject": MAIN, "python_env.yaml": "python: '3.10'\n"}
+    )
+    assert plan(pinned, BuildOptions()).warnings == []

@@ -12,6 +12,7 @@ from mlflow_steps import __version__
 from mlflow_steps.components.builder.codeset import load_codeset
 from mlflow_steps.components.builder.options import BuildOptions
 from mlflow_steps.components.builder.recipe import render
+from mlflow_steps.components.problems import StepError
 from tests.support.require import require
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
@@ -112,3 +113,23 @@ def test_generated_dockerfiles_pass_hadolint(tmp_path, example):
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert ":error" not in done.stdout.replace(" ", "")
+
+
+def test_system_packages_install_in_the_same_run_as_the_environment():
+    recipe = recipe_for("sklearn-pip", system_packages="libgomp1 libgl1=1.6.0-1")
+    run_lines = [line for line in recipe.dockerfile.splitlines() if "install-" in line]
+    assert run_lines == [
+        "RUN sh /tmp/mlflow-steps/install-system-packages.sh libgomp1 libgl1=1.6.0-1 \\",
+        " && sh /tmp/mlflow-steps/install-python-env.sh /opt/mlflow-env --no-compile-bytecode "
+        "requirements.txt",
+    ]
+    script = recipe.files["mlflow-steps/install-system-packages.sh"].decode()
+    assert "rm -rf /var/lib/apt/lists/*" in script and "--no-install-recommends" in script
+    assert "mlflow-steps/check-libraries.py" in recipe.files
+    assert "mlflow-steps/install-system-packages.sh" not in recipe_for("sklearn-pip").files
+
+
+@pytest.mark.parametrize("bad", ["libgomp1;rm", "LibGomp", "$(id)", "-y"])
+def test_system_packages_must_be_debian_package_names(bad):
+    with pytest.raises(StepError, match="not Debian package names"):
+        recipe_for("sklearn-pip", system_packages=f"libgomp1 {bad}")

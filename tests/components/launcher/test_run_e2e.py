@@ -117,3 +117,67 @@ def test_image_run_without_tracking_server_is_refused(tmp_path, monkeypatch):
     done = mlflow_steps_run(codeset, tmp_path / "url", "--image", "x/y:z", "--engine", "buildah")
     assert done.returncode != 0 and "set MLFLOW_TRACKING_URI" in done.stderr
     assert not (tmp_path / "url").exists()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def user_store(request, tmp_path):
+    """The user's own tracking store: a SQLite file, or a real PostgreSQL (Debian's)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'own.db'}"
+    return request.getfixturevalue("postgres").extra["url"]
+
+
+def test_local_engine_adds_what_the_users_own_store_needs(
+    package_index, user_store, tmp_path, monkeypatch
+):
+    """An mlflow-skinny codeset against a database URI the user sets: SQLAlchemy, Alembic and
+    the URI's driver are added to the local environment, and the run lands in that store."""
+    import shutil
+
+    monkeypatch.setenv("MLFLOW_STEPS_ENV_CACHE", str(tmp_path / "envs"))
+    codeset = tmp_path / "codeset"
+    shutil.copytree(Path(__file__).resolve().parents[3] / "examples" / "sklearn-pip", codeset)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "AWS_"))}
+    env["MLFLOW_TRACKING_URI"] = user_store
+    done = mlflow_steps_run(
+        codeset,
+        tmp_path / "url",
+        "--engine",
+        "local",
+        "--pip-index-url",
+        package_index.extra["url"],
+        "--experiment",
+        "own-store",
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    scheme = user_store.split(":")[0]
+    assert f"for the {scheme} tracking store" in done.stderr
+    if scheme == "postgresql":
+        assert "psycopg2-binary" in done.stderr
+    mlflow.set_tracking_uri(user_store)
+    try:
+        experiment = mlflow.get_experiment_by_name("own-store")
+        runs = mlflow.search_runs([experiment.experiment_id], output_format="list")
+        assert len(runs) == 1 and runs[0].info.status == "FINISHED"
+        assert_loadable_model((tmp_path / "url").read_text())
+    finally:
+        mlflow.set_tracking_uri(None)
+
+
+def test_image_that_cannot_serve_a_database_store_says_what_is_missing(sklearn_build, tmp_path):
+    """The image has mlflow-skinny only: a PostgreSQL URI is refused before any run starts,
+    naming the packages, and the URI's password is never printed."""
+    codeset, image, _ = sklearn_build
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "AWS_"))}
+    env["MLFLOW_TRACKING_URI"] = "postgresql://alice:pg-s3cret@127.0.0.1:9/mlflow"
+    done = mlflow_steps_run(
+        codeset, tmp_path / "url", "--image", image, "--engine", "buildah", "--insecure", env=env
+    )
+    assert done.returncode != 0 and not (tmp_path / "url").exists()
+    assert (
+        "MLFLOW_TRACKING_URI is a postgresql database, and this environment lacks "
+        "sqlalchemy, alembic, psycopg2-binary" in done.stderr
+    )
+    assert "pg-s3cret" not in done.stderr + done.stdout
+    assert "running entry point" not in done.stderr

@@ -74,3 +74,16 @@ def test_good_values_and_required_parameters(project):
     assert check_parameters(loaded.entry_points["main"], good, str(path)) == good
     with pytest.raises(InputError, match=r"'model' .uri. is required"):
         check_parameters(loaded.entry_points["evaluate"], {}, str(path))
+
+
+def test_bool_parameters_take_the_boolean_words_and_other_types_pass_through(tmp_path):
+    (tmp_path / "MLproject").write_text(
+        "entry_points:\n  main:\n    parameters:\n      flag: {type: bool, default: true}\n"
+        "      enabled: {type: boolean, default: false}\n      note: {type: text, default: x}\n"
+        "    command: python t.py\n"
+    )
+    entry = check_entry_point(load_project(str(tmp_path)), "main", str(tmp_path))
+    values = {"flag": "False", "enabled": "yes", "note": "anything at all"}
+    assert check_parameters(entry, values, str(tmp_path)) == values
+    with pytest.raises(InputError, match="'flag' must be a boolean"):
+        check_parameters(entry, {"flag": "maybe"}, str(tmp_path))
