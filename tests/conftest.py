@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -99,12 +100,14 @@ def sklearn_build(tmp_path_factory, registry, package_index, base_images):
 
 
 @pytest.fixture(scope="session")
-def postgres(tmp_path_factory):
+def postgres():
     """A real PostgreSQL from Debian's packages (postgresql-15) on 127.0.0.1."""
     require_root()
     require(services.POSTGRES_BIN.joinpath("postgres").exists(), "needs Debian's postgresql")
-    workdir = tmp_path_factory.mktemp("postgres")
+    # Not under pytest's 0700 temp root: the server runs as the `postgres` user.
+    workdir = Path(tempfile.mkdtemp(prefix="mlflow-steps-postgres-"))
     workdir.chmod(0o755)
     service = services.start_postgres(workdir / "pg")
     yield service
     service.stop()
+    shutil.rmtree(workdir, ignore_errors=True)

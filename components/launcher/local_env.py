@@ -7,6 +7,7 @@ interrupted build is never reused.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -106,16 +107,32 @@ def ensure_store_packages(
     target: Path, uri: str, options: BuildOptions, log: Callable[[str], None]
 ) -> None:
     """Add what the tracking store at `uri` needs (SQLAlchemy, Alembic and the driver of a
-    database URI), once, when the environment lacks it."""
+    database URI), once, when the environment lacks it. The environment itself says what it
+    lacks: the driver of `postgresql://` depends on the SQLAlchemy it has."""
+    if not store.needs(uri):
+        return
     python = str(target / "venv" / "bin" / "python")
-    needed = store.needs(uri)
-    if not needed:
-        return
-    modules = "; ".join(f"import {module}" for module, _ in needed)
-    if subprocess.run([python, "-c", modules], capture_output=True).returncode == 0:
-        return
-    packages = [requirement for _, requirement in needed]
-    log(f"adding {', '.join(packages)} to {target} for the {store.scheme_of(uri)} tracking store")
+    for _ in range(2):  # once more after SQLAlchemy arrives: it decides the default driver
+        asked = subprocess.run(
+            [python, "-m", "mlflow_steps_runtime.store", uri], capture_output=True, text=True
+        )
+        if asked.returncode != 0:
+            raise StepError(f"the local environment {target} cannot be queried: {asked.stderr}")
+        packages = json.loads(asked.stdout)
+        if not packages:
+            return
+        install_packages(python, packages, target, store.scheme_of(uri), options, log)
+
+
+def install_packages(
+    python: str,
+    packages: list[str],
+    target: Path,
+    scheme: str,
+    options: BuildOptions,
+    log: Callable[[str], None],
+) -> None:
+    log(f"adding {', '.join(packages)} to {target} for the {scheme} tracking store")
     env = dict(os.environ)
     if options.pip_index_url:
         env["UV_INDEX_URL"] = options.pip_index_url
@@ -126,6 +143,6 @@ def ensure_store_packages(
     done = subprocess.run(["uv", "pip", "install", "-q", "--python", python, *packages], env=env)
     if done.returncode != 0:
         raise StepError(
-            f"could not add {', '.join(packages)} to the local environment for the "
-            f"{store.scheme_of(uri)} tracking store; check the index settings"
+            f"could not add {', '.join(packages)} to the local environment for the {scheme} "
+            "tracking store; check the index settings"
         )

@@ -31,7 +31,7 @@ WHEELHOUSE_REQUIREMENTS = [
     "numpy==2.4.*",
     "pandas>=2",
     "lightgbm",
-    "psycopg2-binary",
+    "psycopg[binary]",
     "mlflow-skinny",
     "six==1.17.0",
     "pip",

@@ -137,7 +137,7 @@ def test_local_engine_adds_what_the_users_own_store_needs(
     monkeypatch.setenv("MLFLOW_STEPS_ENV_CACHE", str(tmp_path / "envs"))
     codeset = tmp_path / "codeset"
     shutil.copytree(Path(__file__).resolve().parents[3] / "examples" / "sklearn-pip", codeset)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "AWS_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_TRACKING", "AWS_"))}
     env["MLFLOW_TRACKING_URI"] = user_store
     done = mlflow_steps_run(
         codeset,
@@ -154,7 +154,7 @@ def test_local_engine_adds_what_the_users_own_store_needs(
     scheme = user_store.split(":")[0]
     assert f"for the {scheme} tracking store" in done.stderr
     if scheme == "postgresql":
-        assert "psycopg2-binary" in done.stderr
+        assert "psycopg[binary]" in done.stderr  # SQLAlchemy 2.1's driver for postgresql://
     mlflow.set_tracking_uri(user_store)
     try:
         experiment = mlflow.get_experiment_by_name("own-store")
@@ -177,7 +177,7 @@ def test_image_that_cannot_serve_a_database_store_says_what_is_missing(sklearn_b
     assert done.returncode != 0 and not (tmp_path / "url").exists()
     assert (
         "MLFLOW_TRACKING_URI is a postgresql database, and this environment lacks "
-        "sqlalchemy, alembic, psycopg2-binary" in done.stderr
+        "sqlalchemy, alembic, psycopg[binary]" in done.stderr
     )
     assert "pg-s3cret" not in done.stderr + done.stdout
     assert "running entry point" not in done.stderr
