@@ -5,14 +5,25 @@ from __future__ import annotations
 
 from .builder.step import BUILDER, IMAGE_REGISTRY, builder_image
 from .runtime.step import RUNTIME
+from .spec import Input
 
 STEPS = (BUILDER, RUNTIME)
 # Where the buildah builder image keeps its store (overlay driver): generated YAML mounts an
 # emptyDir there, as the Tekton catalog's buildah Task does.
 BUILDAH_STORE = "/var/lib/containers"
 BUILDAH_STORE_VOLUME = "varlibcontainers"
+# The buildah builder's storage driver: an engine input of the buildah variant only (Tekton
+# param STORAGE_DRIVER, Argo parameter storage-driver), set as buildah's own STORAGE_DRIVER.
+BUILDAH_STORAGE_DRIVER = Input(
+    "storage_driver",
+    "buildah's storage driver: overlay (on the emptyDir at /var/lib/containers), or vfs where "
+    "overlay cannot mount (slower: every layer is a full copy).",
+    "overlay",
+    choices=("overlay", "vfs"),
+)
 
 __all__ = [
+    "BUILDAH_STORAGE_DRIVER",
     "BUILDAH_STORE",
     "BUILDAH_STORE_VOLUME",
     "BUILDER",

@@ -27,6 +27,7 @@ from hera.workflows import models as m
 
 from mlflow_steps.components.spec import StepSpec
 from mlflow_steps.components.steps import (
+    BUILDAH_STORAGE_DRIVER,
     BUILDAH_STORE,
     BUILDAH_STORE_VOLUME,
     BUILDER,
@@ -79,15 +80,23 @@ def builder_container(image: str = "", build_engine: str = "kaniko") -> Containe
         if build_engine == "kaniko"
         else m.SecurityContext(privileged=True)
     )
+    container_inputs, container_env = inputs(BUILDER), env(BUILDER)
+    if build_engine == "buildah":
+        driver = BUILDAH_STORAGE_DRIVER
+        name = kebab(driver.name)
+        container_inputs.insert(
+            -1, Parameter(name=name, default=driver.default, description=driver.description)
+        )
+        container_env.append(Env(name="STORAGE_DRIVER", value=f"{{{{inputs.parameters.{name}}}}}"))
     return Container(
         name=BUILDER.name,
         image=image or builder_image(build_engine),
         command=list(BUILDER.command[:2]),
         args=[BUILDER.workdir, *output_args(BUILDER)],
         working_dir=BUILDER.workdir,
-        inputs=inputs(BUILDER),
+        inputs=container_inputs,
         outputs=outputs(BUILDER),
-        env=[*env(BUILDER), Env(name="FUSEML_ENGINE", value=build_engine)],
+        env=[*container_env, Env(name="FUSEML_ENGINE", value=build_engine)],
         security_context=security,
         # buildah's store on an emptyDir (overlay cannot sit on the container's overlay root).
         volumes=[EmptyDirVolume(name=BUILDAH_STORE_VOLUME, mount_path=BUILDAH_STORE)]

@@ -12,6 +12,7 @@ from typing import Any
 from mlflow_steps import __version__
 from mlflow_steps.components.spec import Input, StepSpec
 from mlflow_steps.components.steps import (
+    BUILDAH_STORAGE_DRIVER,
     BUILDAH_STORE,
     BUILDAH_STORE_VOLUME,
     BUILDER,
@@ -115,6 +116,8 @@ def builder_task(options: TektonOptions) -> dict[str, Any]:
         # overlay root, and vfs there copies every layer into the node's writable layer.
         step["volumeMounts"] = [{"name": BUILDAH_STORE_VOLUME, "mountPath": BUILDAH_STORE}]
         task_spec["volumes"] = [{"name": BUILDAH_STORE_VOLUME, "emptyDir": {}}]
+        task_spec["params"].append(param(BUILDAH_STORAGE_DRIVER))
+        env.append({"name": "STORAGE_DRIVER", "value": "$(params.STORAGE_DRIVER)"})
     return {
         "apiVersion": "tekton.dev/v1",
         "kind": "Task",

@@ -17,7 +17,7 @@ from mlflow_steps.components.launcher import run as launcher
 from mlflow_steps.components.problems import StepError
 from mlflow_steps.components.runtime.outputs import output_paths, publish
 from mlflow_steps.components.runtime.step import RUNTIME
-from mlflow_steps.components.spec import BOOLEAN_WORDS, StepSpec, resolve
+from mlflow_steps.components.spec import BOOLEAN_WORDS, StepSpec, parse_bool, resolve
 from mlflow_steps.generators import catalog
 
 EXIT_FAILED = 1
@@ -120,6 +120,23 @@ def make_parser() -> argparse.ArgumentParser:
     )
     generate.add_argument("--build-engine", choices=["kaniko", "buildah"], default="kaniko")
 
+    images = commands.add_parser(
+        "images", help="build the builder step's images from this package and push them"
+    )
+    images.add_argument("--registry", required=True, help="registry host (and port) to push to")
+    images.add_argument("--repository-prefix", default="mlflow-steps")
+    images.add_argument("--tag", default=__version__, help=f"image tag (default {__version__})")
+    images.add_argument("--variant", choices=["buildah", "kaniko", "all"], default="all")
+    images.add_argument("--base-image", default="", help="base with python3 (and apt-get)")
+    images.add_argument("--kaniko-image", default="", help="Kaniko executor image to copy from")
+    add_boolean_flag(images, "--insecure", "insecure", "plain-http registry")
+    images.add_argument("--pip-index-url", default="")
+    images.add_argument("--pip-extra-index-url", default="")
+    images.add_argument("--pip-trusted-host", default="")
+    images.add_argument("--engine", choices=["buildah", "podman", "docker"], default="buildah")
+    add_boolean_flag(images, "--verbose", "verbose", "print each build command")
+    images.add_argument("--output", help="write `VARIANT REFERENCE@DIGEST` lines to this file")
+
     group = run.add_argument_group("local environment (same inputs as build; they decide the tag)")
     add_spec_flags(group, BUILDER, skip=("verbose", "engine"))  # type: ignore[arg-type]
     return parser
@@ -208,7 +225,45 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"inspect": cmd_inspect, "build": cmd_build, "run": cmd_run, "generate": cmd_generate}
+def flag_bool(value: str | None, flag: str) -> bool:
+    try:
+        return parse_bool(value or "false", flag)
+    except ValueError as exc:
+        raise StepError(str(exc)) from None
+
+
+def cmd_images(args: argparse.Namespace) -> int:
+    from mlflow_steps.components.builder.images import publish
+
+    request = publish.ImagesRequest(
+        registry=args.registry,
+        repository_prefix=args.repository_prefix,
+        tag=args.tag,
+        variants=publish.VARIANTS if args.variant == "all" else (args.variant,),
+        base_image=args.base_image,
+        kaniko_image=args.kaniko_image or publish.DEFAULT_KANIKO,
+        insecure=flag_bool(args.insecure, "--insecure"),
+        pip_index_url=args.pip_index_url,
+        pip_extra_index_url=args.pip_extra_index_url,
+        pip_trusted_host=args.pip_trusted_host,
+        engine=args.engine,
+        verbose=flag_bool(args.verbose, "--verbose"),
+    )
+    pushed = publish.build_images(request, builder.stderr)
+    if args.output:
+        publish.write_output(pushed, Path(args.output))
+    for variant, reference in pushed.items():
+        print(f"{variant} {reference}")
+    return 0
+
+
+COMMANDS = {
+    "inspect": cmd_inspect,
+    "build": cmd_build,
+    "run": cmd_run,
+    "generate": cmd_generate,
+    "images": cmd_images,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

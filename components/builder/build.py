@@ -72,12 +72,19 @@ def build(path: Path | str, options: BuildOptions, log: Log = stderr) -> BuildRe
         log(f"{the_plan.push_reference} is already in the registry: nothing to build")
         return BuildResult(the_plan.pull_reference, digest, built=False)
     log(f"{the_plan.push_reference} not in the registry: building")
-    digest = run_build(the_plan, options, log) or pushed_digest(client, the_plan, options)
+    reported = run_build(the_plan, options, log)
+    digest = tagged_digest(client, the_plan, options)
+    if reported and reported != digest:
+        log(
+            f"the tag now names {digest}, not the {reported} this build pushed: another builder "
+            "pushed the same tag meanwhile; the output is the tagged manifest"
+        )
     return BuildResult(the_plan.pull_reference, digest, built=True)
 
 
-def pushed_digest(client: RegistryClient, the_plan: Plan, options: BuildOptions) -> str:
-    """The digest of what the engine just pushed, for engines that print none (buildah)."""
+def tagged_digest(client: RegistryClient, the_plan: Plan, options: BuildOptions) -> str:
+    """The digest the tag names after the push: what the output must name, even when two
+    builders raced on one tag (builds are reproducible, so they normally agree)."""
     digest = client.manifest_digest(options.repository, the_plan.tag)
     if digest is None:
         raise StepError(
@@ -102,6 +109,7 @@ def run_build(the_plan: Plan, options: BuildOptions, log: Log) -> str:
             insecure=options.insecure,
             verbose=options.verbose,
             compressed_caching=options.compressed_caching,
+            timestamp=engines.source_date_epoch(),
         )
         printed = ""
         for command in engines.ENGINES[engine](job):

@@ -25,6 +25,9 @@ class BuildJob:
     insecure: bool = False
     verbose: bool = False
     compressed_caching: bool = False
+    # Reproducible images: every timestamp of the image (config, history, files in layers) is
+    # this one, so identical inputs give an identical digest (see `source_date_epoch`).
+    timestamp: int = 0
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ def kaniko(job: BuildJob) -> list[Command]:
         f"--digest-file={job.digest_file}",
         f"--compressed-caching={str(job.compressed_caching).lower()}",
         "--single-snapshot",
+        "--reproducible",
         f"--verbosity={'debug' if job.verbose else 'info'}",
     ]
     argv += [f"--build-arg={name}={value}" for name, value in sorted(job.build_args.items())]
@@ -80,6 +84,7 @@ def containers_build(program: str, job: BuildJob, tag: str) -> list[str]:
     if job.verbose:
         argv.append("--log-level=debug")
     argv += ["build", tls_verify(job), "--format=oci", f"--file={job.dockerfile}", f"--tag={tag}"]
+    argv.append(f"--timestamp={job.timestamp}")
     argv += [f"--build-arg={name}" for name in sorted(job.build_args)]
     argv.append(str(job.context))
     return argv
@@ -92,6 +97,7 @@ def tls_verify(job: BuildJob) -> str:
 def docker(job: BuildJob) -> list[Command]:
     build = ["docker", "build", f"--file={job.dockerfile}", f"--tag={job.destination}"]
     build += [f"--build-arg={name}" for name in sorted(job.build_args)]
+    build.append(f"--build-arg=SOURCE_DATE_EPOCH={job.timestamp}")  # BuildKit 0.11+
     build.append(str(job.context))
     inspect = [
         "docker",
@@ -101,6 +107,12 @@ def docker(job: BuildJob) -> list[Command]:
         job.destination,
     ]
     return [Command(build), Command(["docker", "push", job.destination]), Command(inspect, True)]
+
+
+def source_date_epoch(environ=os.environ) -> int:
+    """The image timestamp: SOURCE_DATE_EPOCH (the reproducible-builds convention), else 0."""
+    value = environ.get("SOURCE_DATE_EPOCH", "").strip()
+    return int(value) if value.isdigit() else 0
 
 
 ENGINES = {"kaniko": kaniko, "buildah": buildah, "podman": podman, "docker": docker}

@@ -42,6 +42,14 @@ def test_buildah_builder_keeps_its_store_on_an_empty_dir():
     ]
     assert buildah["container"]["securityContext"] == {"privileged": True}
     assert "volumes" not in builder("kaniko")
+    parameters = {p["name"]: p for p in buildah["inputs"]["parameters"]}
+    assert parameters["storage-driver"]["default"] == "overlay"
+    assert {
+        "name": "STORAGE_DRIVER",
+        "value": "{{inputs.parameters.storage-driver}}",
+    } in buildah["container"]["env"]
+    kaniko_parameters = {p["name"] for p in builder("kaniko")["inputs"]["parameters"]}
+    assert "storage-driver" not in kaniko_parameters
 
 
 def test_schema_check_rejects_unknown_fields():

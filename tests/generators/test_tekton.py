@@ -113,6 +113,13 @@ def test_catalog_conventions():
         {"name": "varlibcontainers", "mountPath": "/var/lib/containers"}
     ]
     assert builder["spec"]["volumes"] == [{"name": "varlibcontainers", "emptyDir": {}}]
+    # The storage driver is a param (overlay, as the catalog's buildah Task; vfs where overlay
+    # cannot mount), reaching buildah as its own STORAGE_DRIVER.
+    driver = next(p for p in builder["spec"]["params"] if p["name"] == "STORAGE_DRIVER")
+    assert driver["default"] == "overlay"
+    assert {"name": "STORAGE_DRIVER", "value": "$(params.STORAGE_DRIVER)"} in step["env"]
+    kaniko = files(TektonOptions())["task/mlflow-builder/0.1/mlflow-builder.yaml"]
+    assert "STORAGE_DRIVER" not in {p["name"] for p in kaniko["spec"]["params"]}
     kaniko = files(TektonOptions())["task/mlflow-builder/0.1/mlflow-builder.yaml"]
     assert "volumes" not in kaniko["spec"] and "volumeMounts" not in kaniko["spec"]["steps"][0]
     assert not any("$(params." in arg for arg in step["args"] + step["command"])

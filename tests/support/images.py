@@ -32,6 +32,7 @@ WHEELHOUSE_REQUIREMENTS = [
     "pandas>=2",
     "lightgbm",
     "psycopg[binary]",
+    "uv",
     "mlflow-skinny",
     "six==1.17.0",
     "pip",

@@ -17,6 +17,9 @@ if [ -z "$python" ]; then
   exit 1
 fi
 export UV_NO_CACHE=1  # every uv call, `uv venv` too: nothing of uv stays in the image
+# Reproducible images: with SOURCE_DATE_EPOCH set, .pyc files are hash-based (py_compile's
+# rule, which uv and pip follow), not stamped with the install time.
+export SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-0}"
 for name in PIP_INDEX_URL PIP_EXTRA_INDEX_URL PIP_TRUSTED_HOST; do
   eval "value=\${$name:-}"
   if [ -z "$value" ]; then unset "$name"; fi

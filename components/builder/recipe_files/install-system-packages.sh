@@ -13,4 +13,5 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 apt-get clean
-rm -rf /var/lib/apt/lists/*
+# The package lists, and the logs that would make the layer differ from build to build.
+rm -rf /var/lib/apt/lists/* /var/log/apt/*.log /var/log/dpkg.log /var/cache/ldconfig/aux-cache

@@ -1,0 +1,117 @@
+"""`mlflow-steps images`: build the builder step's images from the installed package and push
+them to the user's registry, pinned by digest.
+
+Each variant's build context is its Dockerfile (package data next to this module) and a
+wheel of the installed mlflow-steps (`wheel.py`); the package index settings are build
+arguments, so the build works behind a mirror or in an air-gapped cluster whose index holds
+mlflow-steps' dependencies. The images are built by the same engine code as environment
+images (`engines.py`: buildah commits straight to the registry), reproducibly (fixed
+timestamps), and their digests are read from the registry. Nothing is written to `--output`
+unless every image was pushed.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from mlflow_steps import __version__
+
+from ...problems import StepError
+from .. import engines
+from ..build import run
+from ..registry import RegistryClient
+from .wheel import build_wheel
+
+VARIANTS = ("buildah", "kaniko")
+DEFAULT_KANIKO = "ghcr.io/osscontainertools/kaniko:v1.27.0-debug"
+
+
+@dataclass(frozen=True)
+class ImagesRequest:
+    registry: str
+    repository_prefix: str = "mlflow-steps"
+    tag: str = __version__
+    variants: tuple[str, ...] = VARIANTS
+    base_image: str = ""
+    kaniko_image: str = DEFAULT_KANIKO
+    insecure: bool = False
+    pip_index_url: str = ""
+    pip_extra_index_url: str = ""
+    pip_trusted_host: str = ""
+    engine: str = "buildah"
+    verbose: bool = False
+
+    def repository(self, variant: str) -> str:
+        prefix = self.repository_prefix.strip("/")
+        return f"{prefix}/mlflow-builder-{variant}" if prefix else f"mlflow-builder-{variant}"
+
+    def reference(self, variant: str) -> str:
+        return f"{self.registry}/{self.repository(variant)}:{self.tag}"
+
+    def build_args(self, variant: str) -> dict[str, str]:
+        args = {
+            "PIP_INDEX_URL": self.pip_index_url,
+            "PIP_EXTRA_INDEX_URL": self.pip_extra_index_url,
+            "PIP_TRUSTED_HOST": self.pip_trusted_host,
+            "BASE": self.base_image,
+            "KANIKO": self.kaniko_image if variant == "kaniko" else "",
+        }
+        return {k: v for k, v in args.items() if v}
+
+
+def dockerfile(variant: str) -> bytes:
+    return (resources.files(__package__) / f"Dockerfile.{variant}").read_bytes()
+
+
+def build_images(request: ImagesRequest, log: Callable[[str], None]) -> dict[str, str]:
+    """{variant: registry/prefix/mlflow-builder-<variant>:<tag>@sha256:...}, every image pushed."""
+    unknown = sorted(set(request.variants) - set(VARIANTS))
+    if unknown:
+        raise StepError(f"--variant: {', '.join(unknown)} unknown; use buildah, kaniko or all")
+    if request.engine not in ("buildah", "podman", "docker"):
+        raise StepError(f"--engine {request.engine}: use buildah, podman or docker")
+    client = RegistryClient(request.registry, insecure=request.insecure)
+    pushed: dict[str, str] = {}
+    with tempfile.TemporaryDirectory(prefix="mlflow-steps-images-") as tmp:
+        wheel = build_wheel(Path(tmp) / "wheels")
+        log(f"wheel of the installed package: {wheel.name}")
+        for variant in request.variants:
+            context = Path(tmp) / variant
+            (context / "wheels").mkdir(parents=True)
+            (context / "wheels" / wheel.name).write_bytes(wheel.read_bytes())
+            (context / "Dockerfile").write_bytes(dockerfile(variant))
+            job = engines.BuildJob(
+                dockerfile=context / "Dockerfile",
+                context=context,
+                destination=request.reference(variant),
+                digest_file=Path(tmp) / f"{variant}.digest",
+                build_args=request.build_args(variant),
+                insecure=request.insecure,
+                verbose=request.verbose,
+                timestamp=engines.source_date_epoch(),
+            )
+            log(f"building {job.destination}")
+            for command in engines.ENGINES[request.engine](job):
+                if request.verbose:
+                    log("+ " + command.redacted(job.build_args))
+                run(command, job, request.engine)
+            digest = client.manifest_digest(request.repository(variant), request.tag)
+            if digest is None:
+                raise StepError(
+                    f"{job.destination} is not in the registry after the build; check that the "
+                    "engine pushes to the registry given (--registry, --insecure, credentials)"
+                )
+            pushed[variant] = f"{job.destination}@{digest}"
+    return pushed
+
+
+def write_output(pushed: dict[str, str], path: Path) -> None:
+    """One `VARIANT REFERENCE` line per image, written whole (temporary file, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text("".join(f"{variant} {ref}\n" for variant, ref in pushed.items()))
+    partial.replace(path)
