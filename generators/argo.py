@@ -25,7 +25,7 @@ from hera.workflows import (
 )
 from hera.workflows import models as m
 
-from mlflow_steps.components.spec import StepSpec
+from mlflow_steps.components.spec import Input, StepSpec
 from mlflow_steps.components.steps import (
     BUILDAH_STORAGE_DRIVER,
     BUILDAH_STORE,
@@ -147,16 +147,40 @@ def workflow_template(image: str = "", build_engine: str = "kaniko") -> dict[str
     return WorkflowTemplate(name=TEMPLATE_NAME, templates=templates(image, build_engine)).to_dict()
 
 
-def example_workflow() -> dict[str, Any]:
+def example_inputs(build_engine: str) -> tuple[list[Input], list[Input]]:
+    """Every input of both templates is a Workflow parameter (`argo submit -p base-image=...`);
+    an input both have (verbose) is one parameter for both."""
+    build = list(BUILDER.engine_inputs)
+    if build_engine == "buildah":
+        build.append(BUILDAH_STORAGE_DRIVER)
+    return build, list(RUNTIME.inputs)
+
+
+def example_workflow(build_engine: str = "kaniko") -> dict[str, Any]:
     """build -> train, both by templateRef into the ClusterWorkflowTemplate."""
     codeset = GitArtifact(
         name="codeset",
         repo="{{workflow.parameters.git-url}}",
         revision="{{workflow.parameters.git-revision}}",
     )
+    build_inputs, train_inputs = example_inputs(build_engine)
+    example_values = {
+        "registry": "registry.fuseml-registry",
+        "mlflow_entrypoint_args": "alpha=0.4,l1_ratio=0.1",
+    }
+    declared: dict[str, Parameter] = {}
+    for item in build_inputs + train_inputs:
+        value = example_values.get(item.name, item.default)
+        declared.setdefault(kebab(item.name), Parameter(name=kebab(item.name), value=value))
 
     def ref(template: str) -> m.TemplateRef:
         return m.TemplateRef(name=TEMPLATE_NAME, template=template, cluster_scope=True)
+
+    def passed(items: list[Input]) -> list[Parameter]:
+        return [
+            Parameter(name=kebab(i.name), value=f"{{{{workflow.parameters.{kebab(i.name)}}}}}")
+            for i in items
+        ]
 
     with (
         Workflow(
@@ -165,8 +189,7 @@ def example_workflow() -> dict[str, Any]:
             arguments=[
                 Parameter(name="git-url", value="https://github.com/mlflow/mlflow-example.git"),
                 Parameter(name="git-revision", value="master"),
-                Parameter(name="registry", value="registry.fuseml-registry"),
-                Parameter(name="pull-registry", value="127.0.0.1:30500"),
+                *declared.values(),
             ],
         ) as workflow,
         DAG(name="build-and-train"),
@@ -174,18 +197,14 @@ def example_workflow() -> dict[str, Any]:
         build = Task(
             name="build",
             template_ref=ref(BUILDER.name),
-            arguments=[
-                Parameter(name="registry", value="{{workflow.parameters.registry}}"),
-                Parameter(name="pull-registry", value="{{workflow.parameters.pull-registry}}"),
-                codeset,
-            ],
+            arguments=[*passed(build_inputs), codeset],
         )
         train = Task(
             name="train",
             template_ref=ref(RUNTIME.name),
             arguments=[
                 Parameter(name="image", value="{{tasks.build.outputs.parameters.image}}"),
-                Parameter(name="mlflow-entrypoint-args", value="alpha=0.4,l1_ratio=0.1"),
+                *passed(train_inputs),
                 codeset,
             ],
         )
@@ -199,5 +218,5 @@ def files(image: str = "", build_engine: str = "kaniko") -> dict[str, Any]:
             image, build_engine
         ),
         "mlflow-steps-workflow-template.yaml": workflow_template(image, build_engine),
-        "examples/mlflow-build-and-train-workflow.yaml": example_workflow(),
+        "examples/mlflow-build-and-train-workflow.yaml": example_workflow(build_engine),
     }

@@ -45,7 +45,7 @@ def argo_files(o: GenerateOptions) -> dict[str, Any]:
 def fuseml_files(o: GenerateOptions) -> dict[str, Any]:
     from . import fuseml
 
-    return fuseml.files(o.builder_image)
+    return fuseml.files(o.builder_image, o.build_engine)
 
 
 def kfp_files(o: GenerateOptions) -> dict[str, Any]:

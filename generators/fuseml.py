@@ -88,8 +88,8 @@ def train_mlflow_model(image: str) -> dict[str, Any]:
     }
 
 
-def files(image: str = "") -> dict[str, Any]:
-    image = image or builder_image("kaniko")
+def files(image: str = "", build_engine: str = "kaniko") -> dict[str, Any]:
+    image = image or builder_image(build_engine)
     return {
         "build_mlflow_env.yaml": build_mlflow_env(image),
         "train_mlflow_model.yaml": train_mlflow_model(image),

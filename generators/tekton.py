@@ -169,22 +169,25 @@ def runtime_task(options: TektonOptions) -> dict[str, Any]:
     }
 
 
-PIPELINE_PARAMS = ("registry", "pull_registry", "repository", "insecure")
-TRAIN_PARAMS = (
-    "mlflow_experiment",
-    "mlflow_entrypoint",
-    "mlflow_entrypoint_args",
-    "mlflow_artifact_path",
-)
+def pipeline_inputs(options: TektonOptions) -> tuple[list[Input], list[Input]]:
+    """Every input of both Tasks is a Pipeline param (a user's base image, index or entry
+    point must reach the steps); an input both steps have (VERBOSE) is one param for both."""
+    build_inputs = list(BUILDER.engine_inputs)
+    if options.build_engine == "buildah":
+        build_inputs.append(BUILDAH_STORAGE_DRIVER)
+    return build_inputs, list(RUNTIME.inputs)
+
+
+def passed_params(items: list[Input]) -> list[dict[str, str]]:
+    return [
+        {"name": tekton_param(i.name), "value": f"$(params.{tekton_param(i.name)})"} for i in items
+    ]
 
 
 def pipeline(options: TektonOptions) -> dict[str, Any]:
-    build_inputs = [BUILDER.input(n) for n in PIPELINE_PARAMS]
-    train_inputs = [RUNTIME.input(n) for n in TRAIN_PARAMS]
-    passed = [
-        {"name": tekton_param(i.name), "value": f"$(params.{tekton_param(i.name)})"}
-        for i in build_inputs
-    ]
+    build_inputs, train_inputs = pipeline_inputs(options)
+    build_names = {i.name for i in build_inputs}
+    only_train = [i for i in train_inputs if i.name not in build_names]
     return {
         "apiVersion": "tekton.dev/v1",
         "kind": "Pipeline",
@@ -213,7 +216,7 @@ def pipeline(options: TektonOptions) -> dict[str, Any]:
                     "default": "main",
                     "description": "Revision to check out.",
                 },
-                *[param(i) for i in build_inputs + train_inputs],
+                *[param(i) for i in build_inputs + only_train],
                 {
                     "name": "MLFLOW_SECRET",
                     "type": "string",
@@ -265,7 +268,7 @@ def pipeline(options: TektonOptions) -> dict[str, Any]:
                     "name": "build",
                     "runAfter": ["fetch-source"],
                     "taskRef": {"name": BUILDER.name},
-                    "params": passed,
+                    "params": passed_params(build_inputs),
                     "workspaces": [
                         {"name": "source", "workspace": "source"},
                         {"name": "dockerconfig", "workspace": "dockerconfig"},
@@ -276,13 +279,7 @@ def pipeline(options: TektonOptions) -> dict[str, Any]:
                     "taskRef": {"name": RUNTIME.name},
                     "params": [
                         {"name": "IMAGE", "value": "$(tasks.build.results.IMAGE_URL)"},
-                        *[
-                            {
-                                "name": tekton_param(i.name),
-                                "value": f"$(params.{tekton_param(i.name)})",
-                            }
-                            for i in train_inputs
-                        ],
+                        *passed_params(train_inputs),
                         {"name": "MLFLOW_SECRET", "value": "$(params.MLFLOW_SECRET)"},
                     ],
                     "workspaces": [{"name": "source", "workspace": "source"}],

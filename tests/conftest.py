@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -111,3 +113,21 @@ def postgres():
     yield service
     service.stop()
     shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def step_builder_image(registry, package_index, base_images, tmp_path_factory):
+    """The buildah builder image, built by `mlflow-steps images` on the Debian base against the
+    local index and pushed to the local registry; its reference is pinned by digest."""
+    out = tmp_path_factory.mktemp("step-images") / "images.txt"
+    argv = [
+        sys.executable, "-m", "mlflow_steps", "images", "--registry", registry.host,
+        "--variant", "buildah", "--base-image", base_images["debian"], "--insecure",
+        "--pip-index-url", package_index.extra["url"], "--output", str(out),
+    ]  # fmt: skip
+    done = subprocess.run(argv, capture_output=True, text=True, env=images.BUILDAH_ENV)
+    assert done.returncode == 0, done.stderr[-4000:]
+    (line,) = out.read_text().splitlines()
+    variant, reference = line.split()
+    assert variant == "buildah"
+    return reference
