@@ -17,6 +17,8 @@ from pathlib import Path
 
 from mlflow_steps import __version__
 
+from ...problems import StepError
+
 DISTRIBUTION = "mlflow-steps"
 # Import name -> where it sits in the wheel; the top-level folders install under mlflow_steps.
 PACKAGES = {
@@ -58,7 +60,11 @@ def build_wheel(directory: Path) -> Path:
     dist = metadata.distribution(DISTRIBUTION)
     dist_info = f"mlflow_steps-{__version__}.dist-info"
     entries: dict[str, bytes] = {name: path.read_bytes() for name, path in package_files().items()}
-    entries[f"{dist_info}/METADATA"] = (dist.read_text("METADATA") or "").encode()
+    # An egg-info (a setuptools develop install) names its metadata PKG-INFO.
+    found = dist.read_text("METADATA") or dist.read_text("PKG-INFO")
+    if not found:
+        raise StepError(f"{DISTRIBUTION}: its installed metadata cannot be read; reinstall it")
+    entries[f"{dist_info}/METADATA"] = found.encode()
     entries[f"{dist_info}/entry_points.txt"] = (dist.read_text("entry_points.txt") or "").encode()
     entries[f"{dist_info}/WHEEL"] = (
         b"Wheel-Version: 1.0\nGenerator: mlflow-steps\nRoot-Is-Purelib: true\nTag: py3-none-any\n"

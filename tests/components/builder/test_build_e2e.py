@@ -159,3 +159,60 @@ def test_overlay_storage_as_in_the_buildah_builder_image(
     finally:
         subprocess.run(["buildah", "rmi", "--all", "--force"], capture_output=True, env=env)
         subprocess.run(["umount", "-R", str(store / "graph" / "overlay")], capture_output=True)
+
+
+def small_codeset(root: Path) -> Path:
+    root.mkdir(parents=True)
+    (root / "MLproject").write_text("entry_points: {main: {command: python -c 'import six'}}\n")
+    (root / "requirements.txt").write_text("six==1.17.0\n")
+    return root
+
+
+def repro_build(codeset: Path, registry, index, base: str, repository: str, out: Path):
+    argv = local_build_argv(
+        codeset,
+        registry.host,
+        base=base,
+        index_url=index.extra["url"],
+        repository=repository,
+        output=out,
+    )
+    argv += ["--digest-output", f"{out}.digest", "--mlflow-requirement", ""]
+    return subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=BUILDAH_ENV
+    )
+
+
+def test_identical_inputs_give_one_digest_in_two_repositories(
+    registry, package_index, base_images, tmp_path
+):
+    codeset = small_codeset(tmp_path / "codeset")
+    digests = []
+    for repository in ("repro/one", "repro/two"):
+        out = tmp_path / repository.replace("/", "-")
+        build = repro_build(
+            codeset, registry, package_index, base_images["debian"], repository, out
+        )
+        _, err = build.communicate()
+        assert build.returncode == 0, err[-3000:]
+        assert "not in the registry: building" in err
+        digests.append(Path(f"{out}.digest").read_text())
+        assert digests[-1] == registry_digest(out.read_text())
+    assert digests[0] == digests[1]
+
+
+def test_two_builders_racing_on_one_tag_report_the_tagged_digest(
+    registry, package_index, base_images, tmp_path
+):
+    codeset = small_codeset(tmp_path / "codeset")
+    outs = [tmp_path / "a", tmp_path / "b"]
+    builds = [
+        repro_build(codeset, registry, package_index, base_images["debian"], "repro/race", out)
+        for out in outs
+    ]
+    errors = [build.communicate()[1] for build in builds]
+    for build, err in zip(builds, errors):
+        assert build.returncode == 0, err[-3000:]
+    assert all("not in the registry: building" in err for err in errors)  # both built
+    reported = [Path(f"{out}.digest").read_text() for out in outs]
+    assert reported[0] == reported[1] == registry_digest(outs[0].read_text())

@@ -30,6 +30,7 @@ def test_kaniko_argv():
         "--digest-file=/tmp/digest",
         "--compressed-caching=true",
         "--single-snapshot",
+        "--reproducible",
         "--verbosity=info",
         "--build-arg=PIP_INDEX_URL=https://u:secret@idx/simple",
         "--insecure",
@@ -56,6 +57,7 @@ def test_buildah_commits_straight_to_the_registry_with_build_arg_values_from_the
         "--format=oci",
         "--file=/ctx/Dockerfile",
         "--tag=docker://reg.local:5000/mlflow/trainer:abc",
+        "--timestamp=0",
         "--build-arg=PIP_INDEX_URL",
         "/ctx",
     ]
@@ -77,6 +79,7 @@ def test_podman_argv():
         "--format=oci",
         "--file=/ctx/Dockerfile",
         "--tag=reg.local:5000/mlflow/trainer:abc",
+        "--timestamp=0",
         "--build-arg=PIP_INDEX_URL",
         "/ctx",
     ]
@@ -97,6 +100,7 @@ def test_docker_argv_reads_the_digest_from_inspect():
         "--file=/ctx/Dockerfile",
         "--tag=reg.local:5000/mlflow/trainer:abc",
         "--build-arg=PIP_INDEX_URL",
+        "--build-arg=SOURCE_DATE_EPOCH=0",
         "/ctx",
     ]
     assert push.argv == ["docker", "push", "reg.local:5000/mlflow/trainer:abc"]
@@ -112,3 +116,9 @@ def test_auto_picks_kaniko_only_inside_its_image(monkeypatch):
     )
     assert engines.pick_engine("auto") == "podman"
     assert engines.pick_engine("docker") == "docker"
+
+
+def test_the_image_timestamp_is_source_date_epoch_else_zero():
+    assert engines.source_date_epoch({}) == 0
+    assert engines.source_date_epoch({"SOURCE_DATE_EPOCH": "1700000000"}) == 1700000000
+    assert engines.source_date_epoch({"SOURCE_DATE_EPOCH": "soon"}) == 0
