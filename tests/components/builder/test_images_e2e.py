@@ -1,0 +1,68 @@
+"""`mlflow-steps images --variant kaniko`, built for real with buildah on the Debian base.
+
+The Kaniko executor image cannot be pulled here (no public registry is reachable), so a
+stand-in executor image is built locally (a shell script at /kaniko/executor) and passed as
+`--kaniko-image`: this checks the variant's multi-stage Dockerfile, the builder under /kaniko
+and its entrypoint, not Kaniko itself. The buildah variant is built and run as the engines run
+it in tests/generators/test_run_generated_e2e.py."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.support.images import BUILDAH_ENV
+from tests.support.oci import registry_digest
+
+pytestmark = pytest.mark.e2e
+
+
+def test_kaniko_variant_builds_with_the_builder_under_kaniko(
+    registry, package_index, base_images, tmp_path
+):
+    executor = f"{registry.host}/stand-in/kaniko:debug"
+    context = tmp_path / "executor"
+    context.mkdir()
+    (context / "Dockerfile").write_text(
+        f"FROM {base_images['debian']}\n"
+        "RUN mkdir -p /kaniko/.docker && printf '#!/bin/sh\\necho stand-in executor\\n' "
+        "> /kaniko/executor && chmod +x /kaniko/executor\n"
+    )
+    subprocess.run(
+        ["buildah", "build", "--tls-verify=false", "--tag", f"docker://{executor}", str(context)],
+        check=True, capture_output=True, env=BUILDAH_ENV,
+    )  # fmt: skip
+    out = tmp_path / "images.txt"
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "mlflow_steps", "images", "--registry", registry.host,
+            "--variant", "kaniko", "--kaniko-image", executor, "--base-image",
+            base_images["debian"], "--insecure", "--pip-index-url", package_index.extra["url"],
+            "--tag", "test", "--output", str(out),
+        ],
+        capture_output=True, text=True, env=BUILDAH_ENV,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-4000:]
+    variant, reference = out.read_text().split()
+    image, _, digest = reference.partition("@")
+    assert (
+        variant == "kaniko" and image == f"{registry.host}/mlflow-steps/mlflow-builder-kaniko:test"
+    )
+    assert digest == registry_digest(image)
+    ctr = subprocess.run(
+        ["buildah", "from", "--quiet", "--tls-verify=false", reference],
+        check=True, capture_output=True, text=True, env=BUILDAH_ENV,
+    ).stdout.split()[-1]  # fmt: skip
+    try:
+        ran = subprocess.run(
+            ["buildah", "run", "--isolation", "chroot", ctr, "--", "sh", "-c",
+             "/kaniko/mlflow-steps/bin/mlflow-steps --version && /kaniko/executor && "
+             "echo $FUSEML_ENGINE"],
+            capture_output=True, text=True, env=BUILDAH_ENV,
+        )  # fmt: skip
+    finally:
+        subprocess.run(["buildah", "rm", ctr], capture_output=True, env=BUILDAH_ENV)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.split("\n")[:3] == ["mlflow-steps 0.1.0", "stand-in executor", "kaniko"]
