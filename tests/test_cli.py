@@ -50,9 +50,9 @@ def test_boolean_flags_never_swallow_the_path(monkeypatch, command, argv, flag, 
 
 def test_fuseml_env_vars_still_set_booleans(monkeypatch):
     monkeypatch.setenv("FUSEML_VERBOSE", "true")
-    monkeypatch.setenv("FUSEML_COMPILE_BYTECODE", "on")
+    monkeypatch.setenv("FUSEML_COMPILE_BYTECODE", "off")
     options = builder_options(parse("build", "PATH"))
-    assert options.verbose and options.compile_bytecode
+    assert options.verbose and not options.compile_bytecode
     assert not builder_options(parse("build", "PATH", "--verbose=false")).verbose
 
 

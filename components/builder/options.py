@@ -27,7 +27,7 @@ class BuildOptions:
     pip_extra_index_url: str = ""
     pip_trusted_host: str = ""
     mlflow_requirement: str = "mlflow-skinny"
-    compile_bytecode: bool = False
+    compile_bytecode: bool = True
 
     @classmethod
     def from_values(cls, values: dict[str, Any]) -> BuildOptions:

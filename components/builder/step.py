@@ -87,9 +87,10 @@ BUILDER = StepSpec(
         ),
         Input(
             "compile_bytecode",
-            "Compile .pyc files into the image: about 8 s more per cold build and a third "
-            "larger environment, about 5 s less at every start of the example's entry point.",
-            "false",
+            "Compile .pyc files (unchecked-hash, packages' test folders skipped) into the "
+            "image: a few seconds more once per environment, seconds less at every run; false "
+            "for the smallest image and the fastest build.",
+            "true",
             "boolean",
         ),
     ),

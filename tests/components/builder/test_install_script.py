@@ -47,3 +47,54 @@ def test_pip_fallback_installs_from_the_index_and_keeps_no_cache(package_index, 
     pth = list(venv.glob("lib/python3*/site-packages/mlflow_steps_runtime.pth"))
     assert pth and pth[0].read_text().strip() == "/opt/mlflow-steps"
     assert shutil.which("uv") is None or "uv" not in done.stdout.split()
+
+
+def tiny_wheel(directory, name: str = "tinypkg"):
+    """A wheel with a package and its own tests folder."""
+    import zipfile
+
+    path = directory / f"{name}-1.0-py3-none-any.whl"
+    files = {
+        f"{name}/__init__.py": "VALUE = 1\n",
+        f"{name}/core.py": "def f():\n    return 2\n",
+        f"{name}/tests/test_core.py": "def test_f():\n    assert True\n",
+        f"{name}-1.0.dist-info/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n",
+        f"{name}-1.0.dist-info/WHEEL": "Wheel-Version: 1.0\nRoot-Is-Purelib: true\n"
+        "Tag: py3-none-any\n",
+    }
+    record = "".join(f"{n},,\n" for n in [*files, f"{name}-1.0.dist-info/RECORD"])
+    with zipfile.ZipFile(path, "w") as archive:
+        for member, text in files.items():
+            archive.writestr(member, text)
+        archive.writestr(f"{name}-1.0.dist-info/RECORD", record)
+    return path
+
+
+def test_bytecode_is_unchecked_hash_and_skips_test_folders(tmp_path):
+    """The uv path, as in images and the local engine: .pyc flags 1 (unchecked hash)."""
+    import sys
+
+    from mlflow_steps.components.builder.recipe import find_uv
+
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    for name in ("install-python-env.sh", "check-libraries.py"):
+        (staging / name).write_bytes(recipe_file(name))
+    shutil.copy2(find_uv(), staging / "uv")
+    (staging / "requirements.txt").write_text(f"{tiny_wheel(tmp_path)}\n")
+    venv = tmp_path / "venv"
+    done = subprocess.run(
+        ["sh", staging / "install-python-env.sh", venv, "--compile-bytecode", "requirements.txt"],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "MLFLOW_STEPS_PYTHON": sys.executable},
+    )
+    assert done.returncode == 0, done.stderr
+    package = next(venv.glob("lib/python3*/site-packages/tinypkg"))
+    compiled = sorted(p.name.split(".")[0] for p in package.rglob("*.pyc"))
+    assert compiled == ["__init__", "core"]  # tests/ kept, not compiled
+    assert (package / "tests" / "test_core.py").exists()
+    flags = int.from_bytes(
+        (next(package.glob("__pycache__/core.*.pyc"))).read_bytes()[4:8], "little"
+    )
+    assert flags == 1

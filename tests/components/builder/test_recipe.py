@@ -27,7 +27,7 @@ ARG PIP_EXTRA_INDEX_URL
 ARG PIP_TRUSTED_HOST
 # Environment files first: a change to the project's code never invalidates this layer.
 COPY mlflow-steps/ /tmp/mlflow-steps/
-RUN sh /tmp/mlflow-steps/install-python-env.sh /opt/mlflow-env --no-compile-bytecode requirements.txt
+RUN sh /tmp/mlflow-steps/install-python-env.sh /opt/mlflow-env --compile-bytecode requirements.txt
 # The runtime step's entry point (python -m mlflow_steps_runtime).
 COPY mlflow-steps-runtime/ /opt/mlflow-steps/mlflow_steps_runtime/
 ENV VIRTUAL_ENV=/opt/mlflow-env PATH=/opt/mlflow-env/bin:$PATH
@@ -75,7 +75,7 @@ def test_python_env_base_follows_its_python_unless_base_image_is_set():
     assert recipe_for("python-env", base_image="my/base:1").base_image == "my/base:1"
     files = recipe_for("python-env").files
     assert files["mlflow-steps/build-requirements.txt"] == b"pip\n"
-    assert "install-python-env.sh /opt/mlflow-env --no-compile-bytecode build-requirements.txt" in (
+    assert "install-python-env.sh /opt/mlflow-env --compile-bytecode build-requirements.txt" in (
         recipe_for("python-env").dockerfile
     )
 
@@ -89,7 +89,7 @@ def test_index_settings_are_build_args_never_env_or_files():
 
 
 def test_compile_bytecode_is_an_input_and_part_of_the_recipe():
-    plain, compiled = recipe_for("sklearn-pip"), recipe_for("sklearn-pip", compile_bytecode=True)
+    compiled, plain = recipe_for("sklearn-pip"), recipe_for("sklearn-pip", compile_bytecode=False)
     assert "--no-compile-bytecode requirements.txt" in plain.dockerfile
     assert "/opt/mlflow-env --compile-bytecode requirements.txt" in compiled.dockerfile
 
@@ -120,7 +120,7 @@ def test_system_packages_install_in_the_same_run_as_the_environment():
     run_lines = [line for line in recipe.dockerfile.splitlines() if "install-" in line]
     assert run_lines == [
         "RUN sh /tmp/mlflow-steps/install-system-packages.sh libgomp1 libgl1=1.6.0-1 \\",
-        " && sh /tmp/mlflow-steps/install-python-env.sh /opt/mlflow-env --no-compile-bytecode "
+        " && sh /tmp/mlflow-steps/install-python-env.sh /opt/mlflow-env --compile-bytecode "
         "requirements.txt",
     ]
     script = recipe.files["mlflow-steps/install-system-packages.sh"].decode()
