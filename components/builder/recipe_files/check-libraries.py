@@ -2,15 +2,20 @@
 lacks (e.g. lightgbm's libgomp.so.1 on a slim base), before anything is pushed.
 
 Usage: python check-libraries.py SITE_PACKAGES_DIR...
-Runs `ldd` on every shared object under the folders; a library that ldd cannot resolve, and
-that no file of the environment provides (packages that load their own libraries first), is
-reported with the file that needs it and the Debian package that provides it, where known.
+Every shared object under the folders is read as ELF (its DT_NEEDED libraries, RPATH and
+RUNPATH): a needed library found in the loader's cache (`ldconfig -p`), in the object's
+RPATH/RUNPATH ($ORIGIN expanded), on LD_LIBRARY_PATH or among the environment's own files
+(packages that load their own libraries first) is fine. Only the objects left with a suspect
+go through `ldd`, the authority: what it cannot resolve is reported with the file that needs
+it and the Debian package that provides it, where known. (ldd on every object of a
+scientific stack took 1.7 s here; the ELF pass takes a few hundredths.)
 Stdlib only, Python 3.6+: it runs with the image's Python.
 """
 
 import os
 import re
 import shutil
+import struct
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -76,7 +81,7 @@ def shared_objects(roots):
 
 
 def unresolved(ldd, paths):
-    """{library: [paths that need it]} for one batch of files."""
+    """{library: [paths that need it]}, as ldd resolves it."""
     done = subprocess.run(
         [ldd, *paths], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, universal_newlines=True
     )
@@ -92,6 +97,108 @@ def unresolved(ldd, paths):
     return missing
 
 
+def dynamic_entries(path):
+    """(needed sonames, search dirs of RPATH/RUNPATH) of an ELF file; None if it is not one."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError:
+        return None
+    if data[:4] != b"\x7fELF" or len(data) < 64:
+        return None
+    wide, order = data[4] == 2, "<" if data[5] == 1 else ">"
+    if wide:
+        phoff, phentsize, phnum = (
+            struct.unpack_from(order + "Q", data, 32)[0],
+            *struct.unpack_from(order + "HH", data, 54),
+        )
+        phdr, dyn = order + "IIQQQQQQ", order + "qQ"
+    else:
+        phoff, phentsize, phnum = (
+            struct.unpack_from(order + "I", data, 28)[0],
+            *struct.unpack_from(order + "HH", data, 42),
+        )
+        phdr, dyn = order + "IIIIIIII", order + "iI"
+    loads, dynamic = [], None
+    for index in range(phnum):
+        fields = struct.unpack_from(phdr, data, phoff + index * phentsize)
+        if wide:
+            kind, offset, vaddr, filesz = fields[0], fields[2], fields[3], fields[5]
+        else:
+            kind, offset, vaddr, filesz = fields[0], fields[1], fields[2], fields[4]
+        if kind == 1:  # PT_LOAD
+            loads.append((vaddr, offset, filesz))
+        elif kind == 2:  # PT_DYNAMIC
+            dynamic = (offset, filesz)
+    if dynamic is None:
+        return [], []
+    entries, size = [], struct.calcsize(dyn)
+    for position in range(dynamic[0], dynamic[0] + dynamic[1], size):
+        tag, value = struct.unpack_from(dyn, data, position)
+        if tag == 0:
+            break
+        entries.append((tag, value))
+    strtab = next((v for t, v in entries if t == 5), None)  # DT_STRTAB, a virtual address
+    base = next((o + strtab - a for a, o, n in loads if a <= (strtab or -1) < a + n), None)
+    if base is None:
+        return None
+
+    def text(offset):
+        end = data.index(b"\0", base + offset)
+        return data[base + offset : end].decode("utf-8", "replace")
+
+    needed = [text(v) for t, v in entries if t == 1]  # DT_NEEDED
+    origin = os.path.dirname(path)
+    dirs = []
+    for tag, value in entries:
+        if tag in (15, 29):  # DT_RPATH, DT_RUNPATH
+            for item in text(value).split(":"):
+                dirs.append(item.replace("$ORIGIN", origin).replace("${ORIGIN}", origin))
+    return needed, dirs
+
+
+def loader_cache():
+    """Sonames the dynamic loader's cache knows (`ldconfig -p`); None when it cannot be read."""
+    for ldconfig in ("ldconfig", "/sbin/ldconfig", "/usr/sbin/ldconfig"):
+        try:
+            done = subprocess.run(
+                [ldconfig, "-p"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                universal_newlines=True,
+            )
+        except OSError:
+            continue
+        if done.returncode == 0:
+            return {line.split()[0] for line in done.stdout.splitlines()[1:] if line.strip()}
+    return None
+
+
+def suspects(paths, provided):
+    """The objects with a needed library that no quick look resolves (ldd decides those)."""
+    cache = loader_cache()
+    if cache is None:
+        return list(paths)
+    extra = [d for d in os.environ.get("LD_LIBRARY_PATH", "").split(":") if d]
+    found = []
+    for path in paths:
+        entries = dynamic_entries(path)
+        if entries is None:
+            found.append(path)
+            continue
+        needed, dirs = entries
+        for library in needed:
+            if library in cache or library in provided or RUN_TIME_PROVIDED.match(library):
+                continue
+            if "/" in library or any(
+                os.path.exists(os.path.join(d, library)) for d in dirs + extra
+            ):
+                continue
+            found.append(path)
+            break
+    return found
+
+
 def check(roots):
     """Problems, one line per missing library; empty when every library resolves."""
     ldd = shutil.which("ldd")
@@ -100,7 +207,8 @@ def check(roots):
         return []
     paths = shared_objects(roots)
     provided = {os.path.basename(p) for p in paths}
-    batches = [paths[i : i + BATCH] for i in range(0, len(paths), BATCH)]
+    checked = suspects(paths, provided)
+    batches = [checked[i : i + BATCH] for i in range(0, len(checked), BATCH)]
     missing = {}
     with ThreadPoolExecutor(max_workers=4) as pool:
         for found in pool.map(lambda batch: unresolved(ldd, batch), batches):

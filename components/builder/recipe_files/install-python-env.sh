@@ -53,8 +53,12 @@ if [ "$compile" = --compile-bytecode ]; then
   if "$venv/bin/python" -c 'import sys; sys.exit(sys.version_info < (3, 7))'; then
     mode="--invalidation-mode unchecked-hash"
   fi
+  # Each folder once: a venv's platlib is its purelib, and compileall recompiles hash-based
+  # .pyc it meets again.
+  dirs="$site"
+  if [ "$platsite" != "$site" ]; then dirs="$site $platsite"; fi
   # shellcheck disable=SC2086
-  "$venv/bin/python" -m compileall -qq -j 0 $mode -x '/site-packages/.*/tests?/' "$site" "$platsite" || true
+  "$venv/bin/python" -m compileall -qq -j 0 $mode -x '/site-packages/.*/tests?/' $dirs || true
 fi
 # Every shared library the installed packages need must resolve here, or the build stops.
 "$venv/bin/python" "$here/check-libraries.py" "$site" "$platsite"
