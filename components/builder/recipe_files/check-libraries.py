@@ -108,16 +108,12 @@ def dynamic_entries(path):
         return None
     wide, order = data[4] == 2, "<" if data[5] == 1 else ">"
     if wide:
-        phoff, phentsize, phnum = (
-            struct.unpack_from(order + "Q", data, 32)[0],
-            *struct.unpack_from(order + "HH", data, 54),
-        )
+        (phoff,) = struct.unpack_from(order + "Q", data, 32)
+        phentsize, phnum = struct.unpack_from(order + "HH", data, 54)
         phdr, dyn = order + "IIQQQQQQ", order + "qQ"
     else:
-        phoff, phentsize, phnum = (
-            struct.unpack_from(order + "I", data, 28)[0],
-            *struct.unpack_from(order + "HH", data, 42),
-        )
+        (phoff,) = struct.unpack_from(order + "I", data, 28)
+        phentsize, phnum = struct.unpack_from(order + "HH", data, 42)
         phdr, dyn = order + "IIIIIIII", order + "iI"
     loads, dynamic = [], None
     for index in range(phnum):
