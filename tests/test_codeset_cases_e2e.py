@@ -16,7 +16,7 @@ import pytest
 
 from mlflow_steps.components.builder.registry import RegistryClient
 from tests.support.builds import build_with_cli
-from tests.support.images import BUILDAH_ENV
+from tests.support.images import BUILDAH_ENV, push_derived_image
 
 pytestmark = pytest.mark.e2e
 CASES = Path(__file__).resolve().parent / "cases"
@@ -129,16 +129,9 @@ def test_system_packages_on_a_base_without_apt_get_is_a_clear_error(
     registry, package_index, base_images, tmp_path
 ):
     """A base without apt-get: the Debian base with apt-get removed, built here."""
-    base = f"{registry.host}/base/no-apt:1"
-    context = tmp_path / "ctx"
-    context.mkdir()
-    (context / "Dockerfile").write_text(
-        f"FROM {base_images['debian']}\nRUN rm -f /usr/bin/apt-get\n"
+    base = push_derived_image(
+        base_images["debian"], "rm -f /usr/bin/apt-get", f"{registry.host}/base/no-apt:1"
     )
-    subprocess.run(
-        ["buildah", "build", "--tls-verify=false", "-t", f"docker://{base}", str(context)],
-        check=True, capture_output=True, env=BUILDAH_ENV,
-    )  # fmt: skip
     out = tmp_path / "image"
     done = build_with_cli(
         CASES / "python-env-no-python", registry, package_index, base, out,

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from tests.support.images import BUILDAH_ENV
+from tests.support.images import BUILDAH_ENV, push_derived_image
 from tests.support.oci import registry_digest
 
 pytestmark = pytest.mark.e2e
@@ -22,18 +22,12 @@ pytestmark = pytest.mark.e2e
 def test_kaniko_variant_builds_with_the_builder_under_kaniko(
     registry, package_index, base_images, tmp_path
 ):
-    executor = f"{registry.host}/stand-in/kaniko:debug"
-    context = tmp_path / "executor"
-    context.mkdir()
-    (context / "Dockerfile").write_text(
-        f"FROM {base_images['debian']}\n"
-        "RUN mkdir -p /kaniko/.docker && printf '#!/bin/sh\\necho stand-in executor\\n' "
-        "> /kaniko/executor && chmod +x /kaniko/executor\n"
+    executor = push_derived_image(
+        base_images["debian"],
+        "mkdir -p /kaniko/.docker && printf '#!/bin/sh\\necho stand-in executor\\n' "
+        "> /kaniko/executor && chmod +x /kaniko/executor",
+        f"{registry.host}/stand-in/kaniko:debug",
     )
-    subprocess.run(
-        ["buildah", "build", "--tls-verify=false", "--tag", f"docker://{executor}", str(context)],
-        check=True, capture_output=True, env=BUILDAH_ENV,
-    )  # fmt: skip
     out = tmp_path / "images.txt"
     done = subprocess.run(
         [
