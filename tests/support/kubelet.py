@@ -134,6 +134,24 @@ def secret_env(
     return values
 
 
+def kubernetes_container(
+    spec: dict[str, Any],
+    sub: Callable[[str], str],
+    secrets: Mapping[str, Mapping[str, str]],
+    mounts: dict[str, Path],
+) -> Container:
+    """A Kubernetes container spec (a Tekton step, an Argo template's container), substituted."""
+    return Container(
+        image=sub(spec["image"]),
+        command=[sub(a) for a in spec.get("command", [])],
+        args=[sub(a) for a in spec.get("args", [])],
+        env=secret_env(spec.get("envFrom", []), spec.get("env", []), secrets, sub),
+        workdir=sub(spec.get("workingDir", "")),
+        mounts=mounts,
+        privileged=bool(spec.get("securityContext", {}).get("privileged")),
+    )
+
+
 # --- Tekton --------------------------------------------------------------------------------
 
 
@@ -187,15 +205,7 @@ def run_task(
         step_mounts = dict(mounts)
         for mount in step.get("volumeMounts", []):
             step_mounts[mount["mountPath"]] = volumes[mount["name"]]
-        container = Container(
-            image=sub(step["image"]),
-            command=[sub(a) for a in step.get("command", [])],
-            args=[sub(a) for a in step.get("args", [])],
-            env=secret_env(step.get("envFrom", []), step.get("env", []), secrets, sub),
-            workdir=sub(step.get("workingDir", "")),
-            mounts=step_mounts,
-            privileged=bool(step.get("securityContext", {}).get("privileged")),
-        )
+        container = kubernetes_container(step, sub, secrets, step_mounts)
         assert "script" not in step, f"{where}: scripts are not run by this stand-in"
         run_container(container, f"{name}/{step['name']}", log)
     return {
@@ -315,16 +325,7 @@ def run_template(
     def sub(text: str) -> str:
         return substitute(text, ARGO_REF, values, where)
 
-    container = Container(
-        image=sub(spec["image"]),
-        command=[sub(a) for a in spec.get("command", [])],
-        args=[sub(a) for a in spec.get("args", [])],
-        env=secret_env(spec.get("envFrom", []), spec.get("env", []), secrets, sub),
-        workdir=sub(spec.get("workingDir", "")),
-        mounts=mounts,
-        privileged=bool(spec.get("securityContext", {}).get("privileged")),
-    )
-    run_container(container, name, log)
+    run_container(kubernetes_container(spec, sub, secrets, mounts), name, log)
     found = {}
     for output_name, (path, value_from) in outputs.items():
         found[output_name] = path.read_text() if path.exists() else value_from.get("default", "")
