@@ -94,9 +94,10 @@ _OPERATOR = re.compile(r"^(==|>=|<=|!=|~=|>|<)")
 
 @dataclass
 class PypiEnvironment:
-    """What a conda.yaml becomes with env_manager=uv."""
+    """What an environment installs from the index: a conda.yaml with env_manager=uv becomes
+    one; requirements.txt and python_env.yaml are read into the same shape by the recipe."""
 
-    python: str  # major.minor, or "" when conda.yaml pins none
+    python: str  # the Python the file names (major.minor for conda.yaml), "" for none
     build_dependencies: list[str] = field(default_factory=list)
     dependencies: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)

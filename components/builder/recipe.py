@@ -88,18 +88,18 @@ def mlflow_additions(env: Environment, options: BuildOptions) -> list[str]:
 def base_image_for(env: Environment, options: BuildOptions) -> str:
     """The seed's bases: miniconda for conda, python:3.6.13 for requirements.txt,
     python:<python> for python_env.yaml (and conda.yaml built with uv)."""
-    return python_choice(env, options)[0]
-
-
-def python_choice(env: Environment, options: BuildOptions) -> tuple[str, list[str]]:
-    """(base image, notes): which Python the image gets, and why when the codeset leaves it
-    open (MLflow itself would use the running Python there)."""
     if isinstance(env, CondaEnv) and options.env_manager == "conda":
-        return f"continuumio/miniconda3:{options.miniconda_version}", []
+        return f"continuumio/miniconda3:{options.miniconda_version}"
+    return python_choice(env, options, python_of(env))[0]
+
+
+def python_choice(env: Environment, options: BuildOptions, declared: str) -> tuple[str, list[str]]:
+    """(base image, notes) of a venv environment whose file names Python `declared` ("" for
+    none): which Python the image gets, and why when the codeset leaves it open (MLflow itself
+    would use the running Python there)."""
     if isinstance(env, PipEnv):
         return options.base_image or DEFAULT_PIP_BASE, []
     where = env.path.name if env.path else env.kind
-    declared = python_of(env)
     if options.base_image:
         if declared:
             return options.base_image, []
@@ -186,52 +186,55 @@ def render(env: Environment, options: BuildOptions) -> Recipe:
     raise ValueError(f"{env.kind} environments are not built")
 
 
-def venv_packages(env: PipEnv | PythonEnv | CondaEnv) -> tuple[list[str], list[str], list[str]]:
-    """(build dependencies, dependencies, notes) of an environment built into a venv."""
+def venv_packages(env: PipEnv | PythonEnv | CondaEnv) -> conda_to_pypi.PypiEnvironment:
+    """What a venv environment installs, in one shape (a conda.yaml converted once)."""
     if isinstance(env, PipEnv):
-        return [], env.lines, []
+        return conda_to_pypi.PypiEnvironment("", [], env.lines)
     if isinstance(env, PythonEnv):
-        return env.build_dependencies, env.dependencies, []
-    converted = conda_to_pypi.convert(env)
-    return converted.build_dependencies, converted.dependencies, converted.notes
+        return conda_to_pypi.PypiEnvironment(env.python, env.build_dependencies, env.dependencies)
+    return conda_to_pypi.convert(env)
 
 
 def render_venv(env: PipEnv | PythonEnv | CondaEnv, options: BuildOptions) -> Recipe:
-    base, notes = python_choice(env, options)
-    build_dependencies, packages, conversion_notes = venv_packages(env)
+    packages = venv_packages(env)
+    base, notes = python_choice(env, options, packages.python)
+    system = system_packages(options)
     files: dict[str, bytes] = {
         "mlflow-steps/install-python-env.sh": recipe_file("install-python-env.sh"),
         "mlflow-steps/check-libraries.py": recipe_file("check-libraries.py"),
     }
     installs = []
-    if build_dependencies:
-        files["mlflow-steps/build-requirements.txt"] = lines_file(build_dependencies)
+    if packages.build_dependencies:
+        files["mlflow-steps/build-requirements.txt"] = lines_file(packages.build_dependencies)
         installs.append("build-requirements.txt")
-    files["mlflow-steps/requirements.txt"] = lines_file(packages + mlflow_additions(env, options))
+    files["mlflow-steps/requirements.txt"] = lines_file(
+        packages.dependencies + mlflow_additions(env, options)
+    )
     installs.append("requirements.txt")
-    files.update(system_packages_files(options))
+    files.update(system_packages_files(system))
     files.update(runtime_files())
     install = ["install-python-env.sh", VENV, compile_flag(options), *installs]
     steps = [
         header(env),
         from_step(base),
         build_args_step(),
-        install_step(*system_packages_install(options), install),
+        install_step(*system_packages_install(system), install),
         runtime_step(),
         finish_step(env, f"{VENV}/bin:$PATH"),
     ]
-    return Recipe(base, join(steps), files, needs_uv=True, notes=notes + conversion_notes)
+    return Recipe(base, join(steps), files, needs_uv=True, notes=notes + packages.notes)
 
 
 def render_conda(env: CondaEnv, options: BuildOptions) -> Recipe:
     base = base_image_for(env, options)
+    system = system_packages(options)
     files = {
         "mlflow-steps/install-conda-env.sh": recipe_file("install-conda-env.sh"),
         "mlflow-steps/check-libraries.py": recipe_file("check-libraries.py"),
         "mlflow-steps/environment.yaml": env.environment_yaml(
             mlflow_additions(env, options)
         ).encode(),
-        **system_packages_files(options),
+        **system_packages_files(system),
         **runtime_files(),
     }
     steps = [
@@ -239,7 +242,7 @@ def render_conda(env: CondaEnv, options: BuildOptions) -> Recipe:
         from_step(base),
         build_args_step(),
         install_step(
-            *system_packages_install(options), ["install-conda-env.sh", "environment.yaml"]
+            *system_packages_install(system), ["install-conda-env.sh", "environment.yaml"]
         ),
         runtime_step(),
         finish_step(env, None),
@@ -259,14 +262,13 @@ def system_packages(options: BuildOptions) -> list[str]:
     return names
 
 
-def system_packages_files(options: BuildOptions) -> dict[str, bytes]:
-    if not system_packages(options):
+def system_packages_files(names: list[str]) -> dict[str, bytes]:
+    if not names:
         return {}
     return {"mlflow-steps/install-system-packages.sh": recipe_file("install-system-packages.sh")}
 
 
-def system_packages_install(options: BuildOptions) -> list[list[str]]:
-    names = system_packages(options)
+def system_packages_install(names: list[str]) -> list[list[str]]:
     return [["install-system-packages.sh", *names]] if names else []
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from mlflow_steps import __version__
 
 from ...problems import StepError
+from ...runtime.outputs import write_atomically
 from .. import engines
 from ..build import run
 from ..registry import RegistryClient
@@ -110,8 +111,5 @@ def build_images(request: ImagesRequest, log: Callable[[str], None]) -> dict[str
 
 
 def write_output(pushed: dict[str, str], path: Path) -> None:
-    """One `VARIANT REFERENCE` line per image, written whole (temporary file, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text("".join(f"{variant} {ref}\n" for variant, ref in pushed.items()))
-    partial.replace(path)
+    """One `VARIANT REFERENCE` line per image, written whole, as the steps write outputs."""
+    write_atomically(str(path), "".join(f"{variant} {ref}\n" for variant, ref in pushed.items()))

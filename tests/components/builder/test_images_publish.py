@@ -68,4 +68,4 @@ def test_output_lines_are_written_whole(tmp_path):
     out = tmp_path / "sub" / "images.txt"
     publish.write_output({"buildah": "r/p/mlflow-builder-buildah:1@sha256:ab"}, out)
     assert out.read_text() == "buildah r/p/mlflow-builder-buildah:1@sha256:ab\n"
-    assert not list(out.parent.glob("*.partial"))
+    assert [p.name for p in out.parent.iterdir()] == ["images.txt"]  # no partial file left
