@@ -22,6 +22,14 @@ BUILDAH_STORAGE_DRIVER = Input(
     choices=("overlay", "vfs"),
 )
 
+
+def builder_inputs(build_engine: str) -> list[Input]:
+    """The builder's inputs in an engine's YAML: the spec's, plus the storage driver for the
+    buildah variant."""
+    extra = [BUILDAH_STORAGE_DRIVER] if build_engine == "buildah" else []
+    return [*BUILDER.engine_inputs, *extra]
+
+
 __all__ = [
     "BUILDAH_STORAGE_DRIVER",
     "BUILDAH_STORE",
@@ -31,4 +39,5 @@ __all__ = [
     "RUNTIME",
     "STEPS",
     "builder_image",
+    "builder_inputs",
 ]

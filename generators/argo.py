@@ -33,6 +33,7 @@ from mlflow_steps.components.steps import (
     BUILDER,
     RUNTIME,
     builder_image,
+    builder_inputs,
 )
 
 from .naming import kebab
@@ -41,10 +42,11 @@ OUTPUT_DIR = "/tmp/mlflow-steps"
 TEMPLATE_NAME = "mlflow-steps"
 
 
-def inputs(spec: StepSpec) -> list[Parameter | Artifact]:
+def inputs(spec: StepSpec, items: list[Input] | None = None) -> list[Parameter | Artifact]:
+    """Input parameters (`items`, default the spec's engine inputs) and the codeset artifact."""
     params: list[Parameter | Artifact] = [
         Parameter(name=kebab(i.name), default=i.default, description=i.description)
-        for i in spec.engine_inputs
+        for i in (spec.engine_inputs if items is None else items)
     ]
     return [*params, Artifact(name="codeset", path=spec.workdir)]
 
@@ -80,13 +82,9 @@ def builder_container(image: str = "", build_engine: str = "kaniko") -> Containe
         if build_engine == "kaniko"
         else m.SecurityContext(privileged=True)
     )
-    container_inputs, container_env = inputs(BUILDER), env(BUILDER)
+    container_env = env(BUILDER)
     if build_engine == "buildah":
-        driver = BUILDAH_STORAGE_DRIVER
-        name = kebab(driver.name)
-        container_inputs.insert(
-            -1, Parameter(name=name, default=driver.default, description=driver.description)
-        )
+        name = kebab(BUILDAH_STORAGE_DRIVER.name)
         container_env.append(Env(name="STORAGE_DRIVER", value=f"{{{{inputs.parameters.{name}}}}}"))
     return Container(
         name=BUILDER.name,
@@ -94,7 +92,7 @@ def builder_container(image: str = "", build_engine: str = "kaniko") -> Containe
         command=list(BUILDER.command[:2]),
         args=[BUILDER.workdir, *output_args(BUILDER)],
         working_dir=BUILDER.workdir,
-        inputs=container_inputs,
+        inputs=inputs(BUILDER, builder_inputs(build_engine)),
         outputs=outputs(BUILDER),
         env=[*container_env, Env(name="FUSEML_ENGINE", value=build_engine)],
         security_context=security,
@@ -147,15 +145,6 @@ def workflow_template(image: str = "", build_engine: str = "kaniko") -> dict[str
     return WorkflowTemplate(name=TEMPLATE_NAME, templates=templates(image, build_engine)).to_dict()
 
 
-def example_inputs(build_engine: str) -> tuple[list[Input], list[Input]]:
-    """Every input of both templates is a Workflow parameter (`argo submit -p base-image=...`);
-    an input both have (verbose) is one parameter for both."""
-    build = list(BUILDER.engine_inputs)
-    if build_engine == "buildah":
-        build.append(BUILDAH_STORAGE_DRIVER)
-    return build, list(RUNTIME.inputs)
-
-
 def example_workflow(build_engine: str = "kaniko") -> dict[str, Any]:
     """build -> train, both by templateRef into the ClusterWorkflowTemplate."""
     codeset = GitArtifact(
@@ -163,7 +152,9 @@ def example_workflow(build_engine: str = "kaniko") -> dict[str, Any]:
         repo="{{workflow.parameters.git-url}}",
         revision="{{workflow.parameters.git-revision}}",
     )
-    build_inputs, train_inputs = example_inputs(build_engine)
+    # Every input of both templates is a Workflow parameter (`argo submit -p base-image=...`);
+    # an input both have (verbose) is one parameter for both.
+    build_inputs, train_inputs = builder_inputs(build_engine), list(RUNTIME.inputs)
     example_values = {
         "registry": "registry.fuseml-registry",
         "mlflow_entrypoint_args": "alpha=0.4,l1_ratio=0.1",

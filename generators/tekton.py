@@ -12,12 +12,12 @@ from typing import Any
 from mlflow_steps import __version__
 from mlflow_steps.components.spec import Input, StepSpec
 from mlflow_steps.components.steps import (
-    BUILDAH_STORAGE_DRIVER,
     BUILDAH_STORE,
     BUILDAH_STORE_VOLUME,
     BUILDER,
     RUNTIME,
     builder_image,
+    builder_inputs,
 )
 
 from .naming import tekton_param, tekton_result
@@ -99,7 +99,7 @@ def builder_task(options: TektonOptions) -> dict[str, Any]:
     }
     task_spec: dict[str, Any] = {
         "description": spec.description,
-        "params": [param(i) for i in spec.engine_inputs],
+        "params": [param(i) for i in builder_inputs(options.build_engine)],
         "workspaces": [
             {"name": "source", "description": "The MLflow codeset (MLproject at its root)."},
             {
@@ -116,7 +116,6 @@ def builder_task(options: TektonOptions) -> dict[str, Any]:
         # overlay root, and vfs there copies every layer into the node's writable layer.
         step["volumeMounts"] = [{"name": BUILDAH_STORE_VOLUME, "mountPath": BUILDAH_STORE}]
         task_spec["volumes"] = [{"name": BUILDAH_STORE_VOLUME, "emptyDir": {}}]
-        task_spec["params"].append(param(BUILDAH_STORAGE_DRIVER))
         env.append({"name": "STORAGE_DRIVER", "value": "$(params.STORAGE_DRIVER)"})
     return {
         "apiVersion": "tekton.dev/v1",
@@ -169,15 +168,6 @@ def runtime_task(options: TektonOptions) -> dict[str, Any]:
     }
 
 
-def pipeline_inputs(options: TektonOptions) -> tuple[list[Input], list[Input]]:
-    """Every input of both Tasks is a Pipeline param (a user's base image, index or entry
-    point must reach the steps); an input both steps have (VERBOSE) is one param for both."""
-    build_inputs = list(BUILDER.engine_inputs)
-    if options.build_engine == "buildah":
-        build_inputs.append(BUILDAH_STORAGE_DRIVER)
-    return build_inputs, list(RUNTIME.inputs)
-
-
 def passed_params(items: list[Input]) -> list[dict[str, str]]:
     return [
         {"name": tekton_param(i.name), "value": f"$(params.{tekton_param(i.name)})"} for i in items
@@ -185,7 +175,9 @@ def passed_params(items: list[Input]) -> list[dict[str, str]]:
 
 
 def pipeline(options: TektonOptions) -> dict[str, Any]:
-    build_inputs, train_inputs = pipeline_inputs(options)
+    # Every input of both Tasks is a Pipeline param (a user's base image, index or entry point
+    # must reach the steps); an input both steps have (VERBOSE) is one param for both.
+    build_inputs, train_inputs = builder_inputs(options.build_engine), list(RUNTIME.inputs)
     build_names = {i.name for i in build_inputs}
     only_train = [i for i in train_inputs if i.name not in build_names]
     return {
