@@ -111,14 +111,19 @@ def run_build(the_plan: Plan, options: BuildOptions, log: Log) -> str:
             compressed_caching=options.compressed_caching,
             timestamp=engines.source_date_epoch(),
         )
-        printed = ""
-        for command in engines.ENGINES[engine](job):
-            if options.verbose:
-                log("+ " + command.redacted(job.build_args))
-            printed = run(command, job, engine)
-        if job.digest_file.exists():
-            return job.digest_file.read_text().strip()
-        return printed.rpartition("@")[2].strip()  # "" when the engine gives no digest
+        return run_job(job, engine, log)
+
+
+def run_job(job: engines.BuildJob, engine: str, log: Log) -> str:
+    """Run the engine's commands for `job`; returns the digest it reports ("" when none)."""
+    printed = ""
+    for command in engines.ENGINES[engine](job):
+        if job.verbose:
+            log("+ " + command.redacted(job.build_args))
+        printed = run(command, job, engine)
+    if job.digest_file.exists():
+        return job.digest_file.read_text().strip()
+    return printed.rpartition("@")[2].strip()  # "" when the engine gives no digest
 
 
 def run(command: engines.Command, job: engines.BuildJob, engine: str) -> str:

@@ -36,15 +36,20 @@ class BuildOptions:
 
     def build_args(self) -> dict[str, str]:
         """Build arguments: index settings reach the install step, never the final image."""
-        args = {
-            "PIP_INDEX_URL": self.pip_index_url,
-            "PIP_EXTRA_INDEX_URL": self.pip_extra_index_url,
-            "PIP_TRUSTED_HOST": self.pip_trusted_host,
-        }
-        return {k: v for k, v in args.items() if v}
+        return index_build_args(self.pip_index_url, self.pip_extra_index_url, self.pip_trusted_host)
 
     def push_reference(self, tag: str) -> str:
         return f"{self.registry}/{self.repository}:{tag}"
 
     def pull_reference(self, tag: str) -> str:
         return f"{self.pull_registry or self.registry}/{self.repository}:{tag}"
+
+
+def index_build_args(index_url: str, extra_index_url: str, trusted_host: str) -> dict[str, str]:
+    """The package index settings as build arguments (PIP_*), the empty ones left out."""
+    args = {
+        "PIP_INDEX_URL": index_url,
+        "PIP_EXTRA_INDEX_URL": extra_index_url,
+        "PIP_TRUSTED_HOST": trusted_host,
+    }
+    return {k: v for k, v in args.items() if v}

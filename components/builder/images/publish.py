@@ -23,7 +23,8 @@ from mlflow_steps import __version__
 from ...problems import StepError
 from ...runtime.outputs import write_atomically
 from .. import engines
-from ..build import run
+from ..build import run_job
+from ..options import index_build_args
 from ..registry import RegistryClient
 from .wheel import build_wheel
 
@@ -54,14 +55,11 @@ class ImagesRequest:
         return f"{self.registry}/{self.repository(variant)}:{self.tag}"
 
     def build_args(self, variant: str) -> dict[str, str]:
-        args = {
-            "PIP_INDEX_URL": self.pip_index_url,
-            "PIP_EXTRA_INDEX_URL": self.pip_extra_index_url,
-            "PIP_TRUSTED_HOST": self.pip_trusted_host,
-            "BASE": self.base_image,
-            "KANIKO": self.kaniko_image if variant == "kaniko" else "",
-        }
-        return {k: v for k, v in args.items() if v}
+        args = {"BASE": self.base_image, "KANIKO": self.kaniko_image if variant == "kaniko" else ""}
+        index = index_build_args(
+            self.pip_index_url, self.pip_extra_index_url, self.pip_trusted_host
+        )
+        return {**index, **{k: v for k, v in args.items() if v}}
 
 
 def dockerfile(variant: str) -> bytes:
@@ -96,10 +94,7 @@ def build_images(request: ImagesRequest, log: Callable[[str], None]) -> dict[str
                 timestamp=engines.source_date_epoch(),
             )
             log(f"building {job.destination}")
-            for command in engines.ENGINES[request.engine](job):
-                if request.verbose:
-                    log("+ " + command.redacted(job.build_args))
-                run(command, job, request.engine)
+            run_job(job, request.engine, log)
             digest = client.manifest_digest(request.repository(variant), request.tag)
             if digest is None:
                 raise StepError(

@@ -28,6 +28,11 @@ def mlflow_steps_run(codeset: Path, out: Path, *flags: str, cwd: Path | None = N
     )
 
 
+def local_engine(package_index) -> list[str]:
+    """The flags of a local-engine run against the test index."""
+    return ["--engine", "local", "--pip-index-url", package_index.extra["url"]]
+
+
 def assert_loadable_model(url: str) -> None:
     model = mlflow.pyfunc.load_model(url)
     prediction = model.predict(np.ones((3, 4)))
@@ -66,10 +71,7 @@ def test_run_with_the_local_engine_reuses_its_environment(
     monkeypatch.setenv("MLFLOW_STEPS_ENV_CACHE", str(tmp_path / "envs"))
     codeset = Path(__file__).resolve().parents[3] / "examples" / "sklearn-pip"
     flags = [
-        "--engine",
-        "local",
-        "--pip-index-url",
-        package_index.extra["url"],
+        *local_engine(package_index),
         "--experiment",
         "e2e-local",
     ]
@@ -95,10 +97,7 @@ def test_local_engine_defaults_to_sqlite_in_the_working_directory(
     done = mlflow_steps_run(
         codeset,
         tmp_path / "url",
-        "--engine",
-        "local",
-        "--pip-index-url",
-        package_index.extra["url"],
+        *local_engine(package_index),
         cwd=work,
         env=env,
     )
@@ -142,10 +141,7 @@ def test_local_engine_adds_what_the_users_own_store_needs(
     done = mlflow_steps_run(
         codeset,
         tmp_path / "url",
-        "--engine",
-        "local",
-        "--pip-index-url",
-        package_index.extra["url"],
+        *local_engine(package_index),
         "--experiment",
         "own-store",
         env=env,
