@@ -1,7 +1,9 @@
 """Cold build of the same requirements: this project's recipe against the seed's recipe
 (`pip install --upgrade pip && pip install -r requirements.txt`) on the same base image (the
 python:3.x shape: the seed's recipe needs a system pip), the same local index, no layer cache
-(all local images removed before each build, the base included). Reports wall time (build +
+(all local images removed before each build, the base included; buildah's blob-location
+cache removed, so a layer already in the registry under another repository is uploaded again,
+as a fresh builder pod uploads it; the disk flushed between builds, untimed). Reports wall time (build +
 push) and the compressed size of the pushed image, total and above the base.
 
 The seed's recipe is built two ways with buildah: `build` then `push` (a local copy first, as
@@ -64,9 +66,19 @@ def compressed_size(host: str, repo: str, tag: str) -> int:
     return sum(layer["size"] for layer in manifest["layers"])
 
 
+# Where buildah (containers/image) remembers which repositories hold which blobs, to mount a
+# blob from one repository into another instead of uploading it. A builder pod starts without it.
+BLOB_INFO_CACHE = Path("/var/lib/containers/cache/blob-info-cache-v1.boltdb")
+
+
 def clean_local_storage() -> None:
+    """Start the next build as a fresh builder pod would: no local image (the base included),
+    no memory of where blobs are, and no write-back still pending from the previous build (the
+    disk is flushed, untimed, so that one variant's writes are not charged to the next)."""
     subprocess.run(["buildah", "rm", "--all"], capture_output=True, env=ENV)
     subprocess.run(["buildah", "rmi", "--all", "--force"], capture_output=True, env=ENV)
+    BLOB_INFO_CACHE.unlink(missing_ok=True)
+    os.sync()
 
 
 def use_storage(driver: str, work: Path) -> None:

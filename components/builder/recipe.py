@@ -201,6 +201,7 @@ def render_venv(env: PipEnv | PythonEnv | CondaEnv, options: BuildOptions) -> Re
     system = system_packages(options)
     files: dict[str, bytes] = {
         "mlflow-steps/install-python-env.sh": recipe_file("install-python-env.sh"),
+        "mlflow-steps/compile-bytecode.py": recipe_file("compile-bytecode.py"),
         "mlflow-steps/check-libraries.py": recipe_file("check-libraries.py"),
     }
     installs = []

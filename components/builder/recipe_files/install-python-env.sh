@@ -45,20 +45,18 @@ fi
 site="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 platsite="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["platlib"])')"
 if [ "$compile" = --compile-bytecode ]; then
-  # Bytecode, compiled in parallel (one process per core), unchecked-hash where Python has it
-  # (3.7+): reproducible, and no source read or stat at import. Packages' own test folders are
-  # kept but not compiled (a third of the files of a scientific stack, never imported by a
-  # run). A file that does not compile is left as source, as pip leaves it.
-  mode=""
-  if "$venv/bin/python" -c 'import sys; sys.exit(sys.version_info < (3, 7))'; then
-    mode="--invalidation-mode unchecked-hash"
-  fi
-  # Each folder once: a venv's platlib is its purelib, and compileall recompiles hash-based
-  # .pyc it meets again.
+  # Bytecode on every core, unchecked-hash (reproducible; no source read or stat at import);
+  # packages' own test folders kept but not compiled (compile-bytecode.py says how). Each
+  # folder once: a venv's platlib is its purelib.
   dirs="$site"
   if [ "$platsite" != "$site" ]; then dirs="$site $platsite"; fi
-  # shellcheck disable=SC2086
-  "$venv/bin/python" -m compileall -qq -j 0 $mode -x '/site-packages/.*/tests?/' $dirs || true
+  if "$venv/bin/python" -c 'import sys; sys.exit(sys.version_info < (3, 7))'; then
+    # shellcheck disable=SC2086
+    "$venv/bin/python" "$here/compile-bytecode.py" $dirs
+  else  # Python 3.6: no hash-based .pyc; timestamp .pyc, as pip writes them
+    # shellcheck disable=SC2086
+    "$venv/bin/python" -m compileall -qq -j 0 -x '/site-packages/.*/tests?/' $dirs || true
+  fi
 fi
 # Every shared library the installed packages need must resolve here, or the build stops.
 "$venv/bin/python" "$here/check-libraries.py" "$site" "$platsite"

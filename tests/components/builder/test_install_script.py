@@ -12,7 +12,7 @@ from mlflow_steps.components.builder.recipe import recipe_file
 def test_pip_fallback_installs_from_the_index_and_keeps_no_cache(package_index, tmp_path):
     staging = tmp_path / "staging"
     staging.mkdir()
-    for name in ("install-python-env.sh", "check-libraries.py"):
+    for name in ("install-python-env.sh", "compile-bytecode.py", "check-libraries.py"):
         (staging / name).write_bytes(recipe_file(name))
     (staging / "requirements.txt").write_text("six==1.16.0\n")
     venv = tmp_path / "venv"
@@ -78,7 +78,7 @@ def test_bytecode_is_unchecked_hash_and_skips_test_folders(tmp_path):
 
     staging = tmp_path / "staging"
     staging.mkdir()
-    for name in ("install-python-env.sh", "check-libraries.py"):
+    for name in ("install-python-env.sh", "compile-bytecode.py", "check-libraries.py"):
         (staging / name).write_bytes(recipe_file(name))
     shutil.copy2(find_uv(), staging / "uv")
     (staging / "requirements.txt").write_text(f"{tiny_wheel(tmp_path)}\n")
@@ -90,6 +90,7 @@ def test_bytecode_is_unchecked_hash_and_skips_test_folders(tmp_path):
         env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "MLFLOW_STEPS_PYTHON": sys.executable},
     )
     assert done.returncode == 0, done.stderr
+    assert "mlflow-steps: bytecode for" in done.stdout
     package = next(venv.glob("lib/python3*/site-packages/tinypkg"))
     compiled = sorted(p.name.split(".")[0] for p in package.rglob("*.pyc"))
     assert compiled == ["__init__", "core"]  # tests/ kept, not compiled
