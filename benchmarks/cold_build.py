@@ -3,8 +3,8 @@
 python:3.x shape: the seed's recipe needs a system pip), the same local index, no layer cache
 (all local images removed before each build, the base included; buildah's blob-location
 cache removed, so a layer already in the registry under another repository is uploaded again,
-as a fresh builder pod uploads it; the disk flushed between builds, untimed). Reports wall time (build +
-push) and the compressed size of the pushed image, total and above the base.
+as a fresh builder pod uploads it; the disk flushed between builds, untimed). Reports wall
+time (build + push) and the compressed size of the pushed image, total and above the base.
 
 The seed's recipe is built two ways with buildah: `build` then `push` (a local copy first, as
 a plain buildah script does), and committed straight to the registry (`--tag docker://`, what

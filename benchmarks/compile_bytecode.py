@@ -1,0 +1,109 @@
+"""The recipe's bytecode step against `compileall`, in the container a build runs in.
+
+Each trial starts a container of the python:3.x-shaped base (buildah, chroot isolation), installs
+the sklearn example's environment with uv from the local index (untimed), then times one of:
+`python -m compileall -qq -j 0 --invalidation-mode unchecked-hash -x <tests>` (what the recipe
+ran before) and `compile-bytecode.py` (what it runs now). Trials interleaved; medians and minima.
+
+    python3 benchmarks/compile_bytecode.py [--runs 3] [--storage-driver overlay|vfs]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+
+import cold_build  # noqa: E402
+
+from mlflow_steps.components.builder.recipe import find_uv, recipe_file  # noqa: E402
+from tests.support import images, services  # noqa: E402
+
+TRIAL = """\
+set -e
+export UV_NO_CACHE=1 UV_INDEX_URL="$INDEX" SOURCE_DATE_EPOCH=0
+/ctx/uv venv -q --python /usr/bin/python3 /opt/env
+/ctx/uv pip install -q --python /opt/env/bin/python -r /ctx/requirements.txt
+site=$(/opt/env/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+start=$(/opt/env/bin/python -c 'import time; print(time.time())')
+case "$1" in
+  compileall) /opt/env/bin/python -m compileall -qq -j 0 --invalidation-mode unchecked-hash \\
+      -x '/site-packages/.*/tests?/' "$site" || true ;;
+  compile-bytecode.py) /opt/env/bin/python /ctx/compile-bytecode.py "$site" >/dev/null ;;
+esac
+/opt/env/bin/python -c "import time; print('seconds', time.time() - $start)"
+echo pyc "$(find "$site" -name '*.pyc' | wc -l)"
+"""
+VARIANTS = ("compileall", "compile-bytecode.py")
+
+
+def trial(base: str, index_url: str, context: Path, variant: str) -> tuple[float, int]:
+    env = cold_build.ENV
+    ctr = subprocess.run(
+        ["buildah", "from", "--quiet", "--tls-verify=false", base],
+        capture_output=True, text=True, env=env, check=True,
+    ).stdout.split()[-1]  # fmt: skip
+    try:
+        argv = ["buildah", "run", "--isolation", "chroot", "--env", f"INDEX={index_url}"]
+        argv += ["-v", f"{context}:/ctx", ctr, "--", "sh", "/ctx/trial.sh", variant]
+        done = subprocess.run(argv, capture_output=True, text=True, env=env, check=True)
+    finally:
+        subprocess.run(["buildah", "rm", ctr], capture_output=True, env=env)
+    fields = dict(line.split() for line in done.stdout.splitlines() if line.count(" ") == 1)
+    return float(fields["seconds"]), int(fields["pyc"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--storage-driver", default="overlay", choices=["vfs", "overlay"])
+    args = parser.parse_args()
+    if os.geteuid() != 0 or not shutil.which("buildah"):
+        sys.exit("compile_bytecode: needs root and buildah (bash scripts/setup-machine)")
+    work = Path(tempfile.mkdtemp(prefix="mlflow-steps-bench-"))
+    cold_build.use_storage(args.storage_driver, work)
+    context = work / "ctx"
+    context.mkdir()
+    (context / "trial.sh").write_text(TRIAL)
+    (context / "compile-bytecode.py").write_bytes(recipe_file("compile-bytecode.py"))
+    (context / "requirements.txt").write_text("pandas>=2\nscikit-learn>=1.3\nmlflow-skinny\n")
+    uv = find_uv()
+    assert uv, "uv is a dev dependency"
+    shutil.copy2(uv, context / "uv")
+    registry = services.start_registry(work / "registry")
+    index = services.start_index(images.wheelhouse(), work / "index")
+    times: dict[str, list[float]] = {name: [] for name in VARIANTS}
+    files: dict[str, int] = {}
+    try:
+        base = images.push_base_images(registry.host)["python"]
+        for run in range(args.runs):
+            for name in VARIANTS:
+                cold_build.clean_local_storage()
+                seconds, files[name] = trial(base, index.extra["url"], context, name)
+                times[name].append(seconds)
+                print(f"run {run + 1}: {name}: {seconds:.2f} s, {files[name]} .pyc", flush=True)
+    finally:
+        cold_build.clean_local_storage()
+        index.stop()
+        registry.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"storage driver {args.storage_driver}; {args.runs} runs each, interleaved")
+    for name in VARIANTS:
+        print(
+            f"{name:22} median {statistics.median(times[name]):5.2f} s (min "
+            f"{min(times[name]):.2f}) for {files[name]} .pyc; runs "
+            f"{[round(t, 2) for t in times[name]]}"
+        )
+
+
+if __name__ == "__main__":
+    main()
