@@ -15,7 +15,6 @@ Same base (python:3.x shape), same index, same requirements; interleaved; median
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
 import subprocess
@@ -47,20 +46,13 @@ COMMAND = ["python", "train.py", "--alpha", "0.5"]
 
 
 def one_run(image: str, tracking: str) -> float:
-    env = cold_build.ENV
-    ctr = subprocess.run(
-        ["buildah", "from", "--quiet", "--tls-verify=false", image],
-        capture_output=True, text=True, env=env, check=True,
-    ).stdout.split()[-1]  # fmt: skip
-    try:
+    with cold_build.container(image) as ctr:
         argv = ["buildah", "run", "--isolation", "chroot", "-v", f"{cold_build.CODESET}:/project"]
         argv += ["--workingdir", "/project", "--env", f"MLFLOW_TRACKING_URI={tracking}"]
         argv += ["--env", "GIT_PYTHON_REFRESH=quiet", ctr, "--", *COMMAND]
         start = time.perf_counter()
-        subprocess.run(argv, env=env, check=True, capture_output=True)
+        subprocess.run(argv, env=cold_build.ENV, check=True, capture_output=True)
         return time.perf_counter() - start
-    finally:
-        subprocess.run(["buildah", "rm", ctr], capture_output=True, env=env)
 
 
 def main() -> None:
@@ -69,10 +61,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--storage-driver", default="overlay", choices=["vfs", "overlay"])
     args = parser.parse_args()
-    if os.geteuid() != 0 or not shutil.which("buildah"):
-        sys.exit("build_and_runs: needs root and buildah (bash scripts/setup-machine)")
-    work = Path(tempfile.mkdtemp(prefix="mlflow-steps-bench-"))
-    cold_build.use_storage(args.storage_driver, work)
+    work = cold_build.work_folder("build_and_runs", args.storage_driver)
     registry = services.start_registry(work / "registry")
     index = services.start_index(images.wheelhouse(), work / "index")
     tracking = services.start_tracking_server(work / "tracking")

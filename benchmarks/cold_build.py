@@ -19,6 +19,7 @@ ratio is ours against the seed committed the same way. Runs are interleaved.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import statistics
@@ -26,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import requests
@@ -81,11 +83,33 @@ def clean_local_storage() -> None:
     os.sync()
 
 
+def work_folder(benchmark: str, driver: str) -> Path:
+    """A fresh folder for one benchmark, its buildah store on `driver` (root and buildah)."""
+    if os.geteuid() != 0 or not shutil.which("buildah"):
+        sys.exit(f"{benchmark}: needs root and buildah (bash scripts/setup-machine)")
+    work = Path(tempfile.mkdtemp(prefix="mlflow-steps-bench-"))
+    use_storage(driver, work)
+    return work
+
+
 def use_storage(driver: str, work: Path) -> None:
     """Every buildah call of this benchmark (the builder's too) uses `driver`, in its own store."""
     conf = work / f"storage-{driver}.conf"
     conf.write_text(STORAGE_CONF.format(driver=driver))
     ENV["CONTAINERS_STORAGE_CONF"] = str(conf)
+
+
+@contextlib.contextmanager
+def container(image: str) -> Iterator[str]:
+    """A new working container of `image` (pulled if missing), removed afterwards."""
+    ctr = subprocess.run(
+        ["buildah", "from", "--quiet", "--tls-verify=false", image],
+        capture_output=True, text=True, env=ENV, check=True,
+    ).stdout.split()[-1]  # fmt: skip
+    try:
+        yield ctr
+    finally:
+        subprocess.run(["buildah", "rm", ctr], capture_output=True, env=ENV)
 
 
 def buildah(*argv: str) -> None:
@@ -134,10 +158,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--storage-driver", default="vfs", choices=["vfs", "overlay"])
     args = parser.parse_args()
-    if os.geteuid() != 0 or not shutil.which("buildah"):
-        sys.exit("cold_build: needs root and buildah (bash scripts/setup-machine)")
-    work = Path(tempfile.mkdtemp(prefix="mlflow-steps-bench-"))
-    use_storage(args.storage_driver, work)
+    work = work_folder("cold_build", args.storage_driver)
     registry = services.start_registry(work / "registry")
     index = services.start_index(images.wheelhouse(), work / "index")
     times: dict[str, list[float]] = {name: [] for name in VARIANTS}

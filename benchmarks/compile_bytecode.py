@@ -11,12 +11,10 @@ ran before) and `compile-bytecode.py` (what it runs now). Trials interleaved; me
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -47,17 +45,10 @@ VARIANTS = ("compileall", "compile-bytecode.py")
 
 
 def trial(base: str, index_url: str, context: Path, variant: str) -> tuple[float, int]:
-    env = cold_build.ENV
-    ctr = subprocess.run(
-        ["buildah", "from", "--quiet", "--tls-verify=false", base],
-        capture_output=True, text=True, env=env, check=True,
-    ).stdout.split()[-1]  # fmt: skip
-    try:
-        argv = ["buildah", "run", "--isolation", "chroot", "--env", f"INDEX={index_url}"]
+    argv = ["buildah", "run", "--isolation", "chroot", "--env", f"INDEX={index_url}"]
+    with cold_build.container(base) as ctr:
         argv += ["-v", f"{context}:/ctx", ctr, "--", "sh", "/ctx/trial.sh", variant]
-        done = subprocess.run(argv, capture_output=True, text=True, env=env, check=True)
-    finally:
-        subprocess.run(["buildah", "rm", ctr], capture_output=True, env=env)
+        done = subprocess.run(argv, capture_output=True, text=True, env=cold_build.ENV, check=True)
     fields = dict(line.split() for line in done.stdout.splitlines() if line.count(" ") == 1)
     return float(fields["seconds"]), int(fields["pyc"])
 
@@ -67,10 +58,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--storage-driver", default="overlay", choices=["vfs", "overlay"])
     args = parser.parse_args()
-    if os.geteuid() != 0 or not shutil.which("buildah"):
-        sys.exit("compile_bytecode: needs root and buildah (bash scripts/setup-machine)")
-    work = Path(tempfile.mkdtemp(prefix="mlflow-steps-bench-"))
-    cold_build.use_storage(args.storage_driver, work)
+    work = cold_build.work_folder("compile_bytecode", args.storage_driver)
     context = work / "ctx"
     context.mkdir()
     (context / "trial.sh").write_text(TRIAL)

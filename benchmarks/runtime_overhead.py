@@ -1,6 +1,7 @@
 """Runtime step overhead: time from the runtime module's start to the entry point's command
 starting, and total overhead over running the same command directly, in the built image
-(buildah) and in the `local` engine's venv. Tracking: a real MLflow server on 127.0.0.1.
+(buildah), in the `local` engine's venv, and for the whole `mlflow-steps run --engine local`
+process (its environment already built). Tracking: a real MLflow server on 127.0.0.1.
 
     python3 benchmarks/runtime_overhead.py [--runs 5]     (root, buildah; a few minutes)
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -105,6 +107,20 @@ def in_local(venv: Path, codeset: Path, io: Path, tracking: str, runs: int) -> d
     )
 
 
+def in_local_cli(codeset: Path, io: Path, tracking: str, runs: int, flags: list[str]) -> dict:
+    """The whole `mlflow-steps run --engine local` process (the environment already cached)."""
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking, "STAMP_FILE": str(io / "stamp")}
+    cli = shlex.join([sys.executable, "-m", "mlflow_steps", "run", str(codeset), *flags])
+    script = f"date +%s.%N > {io}/begin; exec {cli} --engine local --output {io}/url"
+    venv_python = next(Path(os.environ["MLFLOW_STEPS_ENV_CACHE"]).glob("*/venv/bin/python"))
+    return measure(
+        lambda: timed(["sh", "-c", script], env),
+        lambda: timed([str(venv_python), "stamp.py"], env, cwd=codeset),
+        io,
+        runs,
+    )
+
+
 def measure(step, direct, io: Path, runs: int) -> dict:
     to_command, step_times, direct_times = [], [], []
     for _ in range(runs):
@@ -151,6 +167,9 @@ def main() -> None:
         os.environ["MLFLOW_STEPS_ENV_CACHE"] = str(work / "envs")
         target = local_env.ensure_local_env(plan(codeset, options), options, lambda _: None)
         local = in_local(target / "venv", codeset, io, url, args.runs)
+        flags = ["--base-image", base, "--pip-index-url", index.extra["url"]]
+        flags += ["--registry", registry.host, "--pull-registry", "", "--insecure"]
+        cli = in_local_cli(codeset, io, url, args.runs, flags)
     finally:
         tracking.stop()
         index.stop()
@@ -160,7 +179,8 @@ def main() -> None:
         f"runs: {args.runs} each (medians); entry point: python stamp.py (imports mlflow, "
         "logs one artifact)"
     )
-    for name, r in (("image (buildah run)", image), ("local venv", local)):
+    rows = (("image (buildah run)", image), ("local venv", local), ("mlflow-steps run", cli))
+    for name, r in rows:
         print(
             f"{name:20}: module start -> command start {r['to_command']:.2f} s; step "
             f"{r['step']:.2f} s vs direct {r['direct']:.2f} s: overhead "
