@@ -107,15 +107,16 @@ def in_local(venv: Path, codeset: Path, io: Path, tracking: str, runs: int) -> d
     )
 
 
-def in_local_cli(codeset: Path, io: Path, tracking: str, runs: int, flags: list[str]) -> dict:
-    """The whole `mlflow-steps run --engine local` process (the environment already cached)."""
+def in_local_cli(
+    venv: Path, codeset: Path, io: Path, tracking: str, runs: int, flags: list[str]
+) -> dict:
+    """The whole `mlflow-steps run --engine local` process (`venv`, its environment, cached)."""
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking, "STAMP_FILE": str(io / "stamp")}
     cli = shlex.join([sys.executable, "-m", "mlflow_steps", "run", str(codeset), *flags])
     script = f"date +%s.%N > {io}/begin; exec {cli} --engine local --output {io}/url"
-    venv_python = next(Path(os.environ["MLFLOW_STEPS_ENV_CACHE"]).glob("*/venv/bin/python"))
     return measure(
         lambda: timed(["sh", "-c", script], env),
-        lambda: timed([str(venv_python), "stamp.py"], env, cwd=codeset),
+        lambda: timed([str(venv / "bin" / "python"), "stamp.py"], env, cwd=codeset),
         io,
         runs,
     )
@@ -169,7 +170,7 @@ def main() -> None:
         local = in_local(target / "venv", codeset, io, url, args.runs)
         flags = ["--base-image", base, "--pip-index-url", index.extra["url"]]
         flags += ["--registry", registry.host, "--pull-registry", "", "--insecure"]
-        cli = in_local_cli(codeset, io, url, args.runs, flags)
+        cli = in_local_cli(target / "venv", codeset, io, url, args.runs, flags)
     finally:
         tracking.stop()
         index.stop()

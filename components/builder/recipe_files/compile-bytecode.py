@@ -64,15 +64,23 @@ def compile_batch(paths):
     return failed
 
 
-def compile_all(paths):
-    batches = [paths[start : start + BATCH] for start in range(0, len(paths), BATCH)]
+def worker_pool():
+    """One process per core, or None where this Python has no working multiprocessing."""
     try:
         from concurrent.futures import ProcessPoolExecutor
 
-        with ProcessPoolExecutor(os.cpu_count() or 1) as pool:
-            return sum(pool.map(compile_batch, batches))
-    except (ImportError, NotImplementedError, OSError):  # no working multiprocessing here
+        return ProcessPoolExecutor(os.cpu_count() or 1)
+    except (ImportError, NotImplementedError, OSError):
+        return None
+
+
+def compile_all(paths):
+    batches = [paths[start : start + BATCH] for start in range(0, len(paths), BATCH)]
+    pool = worker_pool()
+    if pool is None:
         return sum(compile_batch(batch) for batch in batches)
+    with pool:  # an error inside a worker (a full disk) stops the build; it is not retried
+        return sum(pool.map(compile_batch, batches))
 
 
 def main(roots):
