@@ -10,10 +10,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from packaging.requirements import InvalidRequirement, Requirement
+
 from ..problems import StepError
 from . import engines
 from .codeset import Codeset, load_codeset
-from .environments import DockerEnv
+from .environments import CondaEnv, DockerEnv, Environment
+from .layered.assemble import Fallback, LayeredBuild, build_layered
 from .options import BuildOptions
 from .recipe import Recipe, render
 from .registry import RegistryClient
@@ -55,7 +58,7 @@ def plan(path: Path | str, options: BuildOptions) -> Plan:
     if isinstance(env, DockerEnv):
         return Plan(codeset, None, "", env.image, env.image)
     recipe = render(env, options)
-    tag = environment_tag(env, recipe, options)
+    tag = environment_tag(env, recipe, options, per_package(env, options))
     return Plan(codeset, recipe, tag, options.push_reference(tag), options.pull_reference(tag))
 
 
@@ -95,9 +98,70 @@ def tagged_digest(client: RegistryClient, the_plan: Plan, options: BuildOptions)
     return digest
 
 
+def single_layer_reason(env: Environment, options: BuildOptions) -> str:
+    """Why this build cannot be per-package, known before anything runs ("" when it can)."""
+    if options.layering != "per-package":
+        return ""
+    if options.system_packages.split():
+        return "system_packages is set (apt-get may change any file of the base)"
+    if isinstance(env, CondaEnv) and options.env_manager == "conda":
+        return "env_manager=conda (conda installs into the base's own environment)"
+    engine = engines.pick_engine(options.engine)
+    if engine != "buildah":
+        return f"the {engine} engine builds a Dockerfile; per-package layers need buildah"
+    return ""
+
+
+def per_package(env: Environment, options: BuildOptions) -> bool:
+    return options.layering == "per-package" and not single_layer_reason(env, options)
+
+
+def layered_build(the_plan: Plan, options: BuildOptions) -> LayeredBuild:
+    """The layered backend's input: the recipe's requirement files, in install order."""
+    assert the_plan.recipe is not None
+    files = the_plan.recipe.files
+    lines = [
+        line
+        for name in ("mlflow-steps/build-requirements.txt", "mlflow-steps/requirements.txt")
+        for line in files.get(name, b"").decode().splitlines()
+        if line.strip()
+    ]
+    return LayeredBuild(
+        base=the_plan.recipe.base_image,
+        requirements=lines,
+        direct_names=requirement_names(lines),
+        kind=the_plan.codeset.environment.kind,
+        compile_bytecode=options.compile_bytecode,
+        registry=options.registry,
+        repository=options.repository,
+        tag=the_plan.tag,
+        insecure=options.insecure,
+        index_settings=options.build_args(),
+        timestamp=engines.source_date_epoch(),
+    )
+
+
+def requirement_names(lines: list[str]) -> set[str]:
+    names = set()
+    for line in lines:
+        try:
+            names.add(Requirement(line.split(" --hash")[0].split(";")[0].strip()).name)
+        except InvalidRequirement:
+            continue
+    return names
+
+
 def run_build(the_plan: Plan, options: BuildOptions, log: Log) -> str:
     assert the_plan.recipe is not None
     engine = engines.pick_engine(options.engine)
+    if options.layering == "per-package":
+        reason = single_layer_reason(the_plan.codeset.environment, options)
+        if not reason:
+            try:
+                return build_layered(layered_build(the_plan, options), log)
+            except Fallback as why:
+                reason = str(why)
+        log(f"layering: single, not per-package: {reason}")
     with tempfile.TemporaryDirectory(prefix="mlflow-steps-") as tmp:
         context = the_plan.recipe.write_context(Path(tmp) / "context")
         job = engines.BuildJob(

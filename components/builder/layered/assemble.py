@@ -1,0 +1,287 @@
+"""Build an environment image one layer per distribution, writing and pushing it ourselves.
+
+1. In a working container of the base: probe its Python, create the venv (uv), resolve the
+   requirements to a PEP 751 lock for that interpreter.
+2. Name each distribution's layer (`units`) and ask the layer cache which exist; mount those
+   into the target repository. They are neither downloaded, installed, compiled nor uploaded.
+3. Install only the missing distributions (uv, `--no-deps --require-hashes`, the exact wheels
+   of the lock), compile their bytecode and check their libraries (the recipe's own scripts).
+4. Cut the layers: the venv's skeleton, the runtime module (with the .pth that makes it
+   importable), one per missing distribution (or group) from its RECORD, the lock last.
+5. Upload what the registry lacks, record new layers in the cache, write config and manifest.
+
+`Fallback` is raised, before anything is pushed, when the environment cannot be layered
+(a distribution without a wheel, an interpreter uv cannot serve, a base with too many layers):
+the caller builds it as one layer and logs the reason.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlflow_steps import __version__
+
+from ..recipe import RUNTIME_DIR, VENV, runtime_files
+from ..registry import RegistryClient
+from ..registry_push import RegistryWriter, sha256_digest
+from . import cache, installed
+from .image import (
+    ARCHITECTURES,
+    OCI_CONFIG,
+    OCI_MANIFEST,
+    Descriptor,
+    Reference,
+    fetch_base,
+    image_config,
+    image_manifest,
+)
+from .resolution import Pin, Target, pins_from_lock, without_wheel
+from .tarlayer import MEDIA_TYPE, Entry, LayerBlob, write_layer
+from .units import GROUPS, Context, Unit, plan_units, room_for
+from .workspace import Workspace, index_environment
+
+Log = Callable[[str], None]
+LOCK_PATH = "/opt/mlflow-steps/pylock.toml"
+PUSHERS = 4  # requests to the registry at a time
+USERINFO = re.compile(r"://[^/@\s\"']+@")
+
+
+class Fallback(Exception):
+    """This environment is built as one layer; the message says why."""
+
+
+@dataclass(frozen=True)
+class LayeredBuild:
+    """What the layered backend needs: the base, the requirement lines in install order, the
+    names the environment gives itself, and where the image goes."""
+
+    base: str
+    requirements: list[str]
+    direct_names: set[str]
+    kind: str
+    compile_bytecode: bool
+    registry: str
+    repository: str
+    tag: str
+    insecure: bool
+    index_settings: dict[str, str]
+    timestamp: int = 0
+
+
+@dataclass
+class Layer:
+    what: str  # for the history and the log
+    descriptor: Descriptor
+    diff_id: str
+    blob: LayerBlob | None = None  # None: already in the registry
+    unit: Unit | None = None
+
+
+class Clock:
+    """Seconds per phase, for the log (and the benchmarks that read it)."""
+
+    def __init__(self) -> None:
+        self.last = time.perf_counter()
+        self.spent: list[str] = []
+
+    def mark(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.spent.append(f"{phase} {now - self.last:.1f} s")
+        self.last = now
+
+
+def build_layered(job: LayeredBuild, log: Log) -> str:
+    """Build and push `job`; returns the manifest digest. Raises Fallback or StepError."""
+    clock = Clock()
+    writer = RegistryWriter(RegistryClient(job.registry, insecure=job.insecure))
+    base_ref = Reference.parse(job.base)
+    base_writer = writer
+    if base_ref.host != job.registry:
+        base_writer = RegistryWriter(RegistryClient(base_ref.host, insecure=job.insecure))
+    layers_repo = cache.cache_repository(job.repository)
+    with Workspace(job.base, job.insecure, index_environment(job.index_settings), log) as space:
+        clock.mark("base")
+        target = space.probe()
+        if target.python_minor < (3, 8):
+            raise Fallback(f"the base's Python {target.python} is older than uv supports (3.8)")
+        if not target.glibc:
+            raise Fallback("the base is not glibc-based (manylinux wheels only)")
+        base = fetch_base(base_writer, base_ref, target.machine)
+        room = room_for(len(base.layers))
+        if room < GROUPS + 1:
+            raise Fallback(f"the base has {len(base.layers)} layers: no room below the limit")
+        space.create_venv(VENV)
+        lock = USERINFO.sub("://", space.resolve(VENV, "\n".join(job.requirements) + "\n"))
+        pins = pins_from_lock(lock, target, job.direct_names)
+        refuse_sdists(pins, target)
+        units = plan_units(pins, Context(target, VENV, job.compile_bytecode), room)
+        clock.mark("resolve")
+        reused = reuse(writer, job.repository, layers_repo, units)
+        missing = [unit for unit in units if unit.identity not in reused]
+        log(
+            f"per-package layers: {len(units)} for {len(pins)} distributions; {len(reused)} "
+            f"already in the registry (mounted), {len(missing)} to install: "
+            + (", ".join(unit.label for unit in missing) or "none")
+        )
+        clock.mark("mount")
+        if missing:
+            space.install(VENV, [pin.requirement for unit in missing for pin in unit.pins])
+        clock.mark("install")
+        major, minor = target.python_minor
+        site = f"{VENV}/lib/python{major}.{minor}/site-packages"
+        space.compile_and_check(VENV, site, job.compile_bytecode)
+        space.remove_staging()
+        clock.mark("bytecode and library check")
+        claimed, skeleton = installed.split(space.root, VENV, site, f"cpython-{major}{minor}")
+        with tempfile.TemporaryDirectory(prefix="mlflow-steps-layers-") as tmp:
+            jobs = layer_jobs(space.root, skeleton, claimed, missing, site, lock)
+            made = [
+                Layer(
+                    what, Descriptor(MEDIA_TYPE, blob.digest, blob.size), blob.diff_id, blob, unit
+                )
+                for (what, unit, _), blob in zip(jobs, write_all(jobs, Path(tmp), job.timestamp))
+            ]
+            clock.mark("layers written")
+            # Order: skeleton, runtime, the distributions (units' order), the lock.
+            by_unit = {layer.unit.identity: layer for layer in made if layer.unit}
+            own = [layer for layer in made if not layer.unit]
+            ordered = own[:2] + [by_unit.get(u.identity) or reused[u.identity] for u in units]
+            ordered.append(own[2])
+            uploaded = push_layers(writer, job.repository, layers_repo, ordered, target.machine)
+    with ThreadPoolExecutor(PUSHERS) as pool:
+        copy = lambda layer: copy_base_layer(writer, base_writer, base_ref, job.repository, layer)  # noqa: E731
+        list(pool.map(copy, base.layers))
+    digest = push_image(writer, job, base, ordered)
+    clock.mark("push")
+    size = sum(layer.descriptor.size for layer in uploaded)
+    log(
+        f"per-package layers: uploaded {len(uploaded)} ({size} bytes), mounted "
+        f"{len(ordered) - len(uploaded)}; {len(base.layers) + len(ordered)} layers in all; "
+        + ", ".join(clock.spent)
+    )
+    return digest
+
+
+def refuse_sdists(pins: list[Pin], target: Target) -> None:
+    lacking = without_wheel(pins)
+    if lacking:
+        names = ", ".join(f"{pin.name} {pin.version}" for pin in lacking)
+        raise Fallback(
+            f"no wheel for this base (Python {target.python}, {target.machine}, glibc "
+            f"{target.glibc}) of {names}: an sdist build can touch anything"
+        )
+
+
+def reuse(writer: RegistryWriter, repository: str, layers_repo: str, units: list[Unit]):
+    """{identity: Layer} of the units the cache holds, each mounted into `repository`."""
+    found = cache.lookup(writer, layers_repo, [unit.identity for unit in units])
+    reused = {}
+    for unit in units:
+        if unit.identity in found:
+            descriptor, diff_id = found[unit.identity]
+            if writer.mount(repository, descriptor.digest, layers_repo):
+                reused[unit.identity] = Layer(unit.label, descriptor, diff_id, unit=unit)
+    return reused
+
+
+Job = tuple[str, "Unit | None", list[Entry]]
+
+
+def layer_jobs(root: Path, skeleton, claimed, missing: list[Unit], site: str, lock: str):
+    """(what, unit, entries) of each layer to write: skeleton, runtime, missing units, lock."""
+    files = lambda paths: [Entry(path, root / path.lstrip("/")) for path in paths]  # noqa: E731
+    runtime = [
+        Entry(f"{RUNTIME_DIR}/{name.split('/', 1)[1]}", data=data)
+        for name, data in runtime_files().items()
+    ]
+    runtime.append(Entry(f"{site}/mlflow_steps_runtime.pth", data=b"/opt/mlflow-steps\n"))
+    jobs: list[Job] = [("venv", None, files(skeleton)), ("runtime module", None, runtime)]
+    for unit in missing:
+        paths = [path for pin in unit.pins for path in claimed.get(pin.name, [])]
+        jobs.append((unit.label, unit, files(paths)))
+    jobs.append(("lock", None, [Entry(LOCK_PATH, data=lock.encode())]))
+    return jobs
+
+
+def write_all(jobs: list[Job], folder: Path, timestamp: int) -> list[LayerBlob]:
+    """Write every layer, two at a time (each compresses on every core)."""
+    outs = [folder / f"layer-{number}.tar.gz" for number in range(len(jobs))]
+    with ThreadPoolExecutor(2) as pool:
+        futures = [
+            pool.submit(write_layer, entries, out, timestamp)
+            for (_, _, entries), out in zip(jobs, outs)
+        ]
+        return [future.result() for future in futures]
+
+
+def push_layers(writer, repository: str, layers_repo: str, layers: list[Layer], machine: str):
+    """Put each layer built here into the repository: nothing when it holds it, a mount when
+    the cache repository does (the builder's own small layers are the same in every image),
+    else an upload, then mounted into the cache; record new distribution layers in the cache,
+    `PUSHERS` at a time. Returns the uploaded ones."""
+
+    def one(layer: Layer) -> bool:
+        if layer.blob is None:
+            return False
+        digest = layer.descriptor.digest
+        sent = False
+        if not writer.has_blob(repository, digest) and not writer.mount(
+            repository, digest, layers_repo
+        ):
+            writer.upload(repository, digest, layer.blob.path)
+            writer.mount(layers_repo, digest, repository)
+            sent = True
+        if layer.unit is not None:
+            cache.record(
+                writer, layers_repo, layer.unit.identity, layer.descriptor, layer.diff_id,
+                layer.what, ARCHITECTURES.get(machine, machine),
+            )  # fmt: skip
+        return sent
+
+    with ThreadPoolExecutor(PUSHERS) as pool:
+        sent = list(pool.map(one, layers))
+    return [layer for layer, was_sent in zip(layers, sent) if was_sent]
+
+
+def copy_base_layer(writer, base_writer, base_ref: Reference, repository: str, layer) -> None:
+    """Mount the base's layer (same registry), or copy it over (another registry)."""
+    if base_writer is writer and writer.mount(repository, layer.digest, base_ref.repository):
+        return
+    if not writer.has_blob(repository, layer.digest):
+        writer.upload(repository, layer.digest, base_writer.get_blob(base_ref.repository,
+                                                                     layer.digest))  # fmt: skip
+
+
+def push_image(writer: RegistryWriter, job: LayeredBuild, base, layers: list[Layer]) -> str:
+    base_labels = {
+        "org.opencontainers.image.base.name": job.base,
+        "org.opencontainers.image.base.digest": base.digest,
+    }
+    labels = {
+        "io.github.mlflow-steps.version": __version__,
+        "io.github.mlflow-steps.environment-kind": job.kind,
+        "io.github.mlflow-steps.layering": "per-package",
+        **base_labels,
+    }
+    config = image_config(
+        base.config,
+        [layer.diff_id for layer in layers],
+        [layer.what for layer in layers],
+        {"VIRTUAL_ENV": VENV, "PATH": f"{VENV}/bin:$PATH"},
+        labels,
+        job.timestamp,
+    )
+    config_digest = sha256_digest(config)
+    writer.ensure_blob(job.repository, config_digest, config)
+    manifest = image_manifest(
+        Descriptor(OCI_CONFIG, config_digest, len(config)),
+        [*base.layers, *(layer.descriptor for layer in layers)],
+        base_labels,
+    )
+    return writer.put_manifest(job.repository, job.tag, manifest, OCI_MANIFEST)
