@@ -58,7 +58,7 @@ def plan(path: Path | str, options: BuildOptions) -> Plan:
     if isinstance(env, DockerEnv):
         return Plan(codeset, None, "", env.image, env.image)
     recipe = render(env, options)
-    tag = environment_tag(env, recipe, options, per_package(env, options))
+    tag = environment_tag(env, recipe, options)
     return Plan(codeset, recipe, tag, options.push_reference(tag), options.pull_reference(tag))
 
 
@@ -110,10 +110,6 @@ def single_layer_reason(env: Environment, options: BuildOptions) -> str:
     if engine != "buildah":
         return f"the {engine} engine builds a Dockerfile; per-package layers need buildah"
     return ""
-
-
-def per_package(env: Environment, options: BuildOptions) -> bool:
-    return options.layering == "per-package" and not single_layer_reason(env, options)
 
 
 def layered_build(the_plan: Plan, options: BuildOptions) -> LayeredBuild:

@@ -21,15 +21,11 @@ from .recipe import Recipe
 TAG_LENGTH = 24
 
 
-def environment_tag(
-    env: Environment, recipe: Recipe | None, options: BuildOptions, per_package: bool = False
-) -> str:
+def environment_tag(env: Environment, recipe: Recipe | None, options: BuildOptions) -> str:
     payload = {
         "builder": __version__,
         "environment": json.loads(canonical_json(env)),
     }
-    if per_package:  # another image (its layers) for the same environment
-        payload["layering"] = "per-package"
     if env.kind == "conda":
         payload["env_manager"] = options.env_manager
     if recipe is not None:

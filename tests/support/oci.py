@@ -72,3 +72,15 @@ def push_tiny_image(host: str, repo: str, tags: list[str], auth=None) -> str:
         )
         reply.raise_for_status()
     return "sha256:" + hashlib.sha256(manifest).hexdigest()
+
+
+def manifest_and_config(image: str) -> tuple[dict, dict]:
+    """The OCI manifest and config of `host/repo:tag` in a plain-http registry."""
+    host, _, rest = image.partition("/")
+    repository, _, tag = rest.rpartition(":")
+    base = f"http://{host}/v2/{repository}"
+    manifest = requests.get(
+        f"{base}/manifests/{tag}", headers={"Accept": MANIFEST_TYPE}, timeout=10
+    ).json()
+    config = requests.get(f"{base}/blobs/{manifest['config']['digest']}", timeout=10).json()
+    return manifest, config

@@ -273,7 +273,7 @@ def push_image(writer: RegistryWriter, job: LayeredBuild, base, layers: list[Lay
         base.config,
         [layer.diff_id for layer in layers],
         [layer.what for layer in layers],
-        {"VIRTUAL_ENV": VENV, "PATH": f"{VENV}/bin:$PATH"},
+        {"PATH": f"{VENV}/bin:$PATH", "VIRTUAL_ENV": VENV},
         labels,
         job.timestamp,
     )
