@@ -12,6 +12,7 @@ from typing import Any
 
 from ..problems import StepError
 from .environments import DETECTION_ORDER, KINDS_BY_KEY, DockerEnv, Environment
+from .inside import outside, refusal
 from .yamlfile import load_yaml
 
 # MLflow accepts any parameter type string; these are the ones it (or the runtime step) checks:
@@ -70,6 +71,9 @@ def load_codeset(root: Path | str) -> Codeset:
         raise StepError(f"codeset {root}: several MLproject files ({names}); keep exactly one")
     mlproject = candidates[0]
     problems: list[str] = []
+    why = outside(root, mlproject, mlproject.name)
+    if why:
+        raise StepError(refusal(mlproject.name, why))
     spec = load_yaml(mlproject, problems)
     if problems:
         raise StepError(problems)
@@ -164,18 +168,23 @@ def detect_environment(
         if not isinstance(value, str) or not value.strip():
             problems.append(f"{where}: `{key}` must name a file in the codeset")
             return None
-        path = (root / value).resolve()
-        if not path.is_relative_to(root.resolve()):
-            problems.append(f"{where}: `{key}: {value}` points outside the codeset")
+        why = outside(root, root / value, value)
+        if why:
+            problems.append(f"{where}: `{key}: {value}` {why}, outside the codeset")
             return None
+        path = root / value
         if not path.is_file():
             problems.append(f"{where}: `{key}` names {value}, which does not exist; add it")
             return None
-        return kind.load(path, problems)
+        return kind.load(path, problems, root)
     for kind in DETECTION_ORDER:
         path = root / kind.default_file
-        if path.is_file():
-            return kind.load(path, problems)
+        if path.is_file() or path.is_symlink():
+            why = outside(root, path, kind.default_file)
+            if why:
+                problems.append(refusal(kind.default_file, why))
+                return None
+            return kind.load(path, problems, root)
     files = ", ".join(kind.default_file for kind in DETECTION_ORDER)
     problems.append(
         f"codeset {root}: no environment file; add one of {files} at its root, or name one "

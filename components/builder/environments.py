@@ -29,9 +29,14 @@ class Environment:
     kind: ClassVar[str]
     default_file: ClassVar[str] = ""
     path: Path | None = None
+    # Files of the codeset the install reads (-c constraints, path requirements), by their
+    # path relative to the installer's folder; the tag hashes them with the recipe's files.
+    shipped: dict[str, bytes] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, path: Path, problems: list[str]) -> Environment | None:
+    def load(cls, path: Path, problems: list[str], root: Path | None = None) -> Environment | None:
+        """Load the file at `path` of the codeset at `root` (default: the file's folder);
+        every file it names must resolve inside `root`."""
         raise NotImplementedError
 
     def canonical(self) -> dict[str, Any]:
@@ -51,13 +56,15 @@ class PipEnv(Environment):
     lines: list[str] = field(default_factory=list)
 
     @classmethod
-    def load(cls, path: Path, problems: list[str]) -> PipEnv | None:
+    def load(cls, path: Path, problems: list[str], root: Path | None = None) -> PipEnv | None:
         found: list[str] = []
-        lines = reqs.read_requirements_file(path, found)
-        if not found and not any(not line.startswith("-") for line in lines):
+        read = reqs.read_requirements_file(path, root or path.parent, found)
+        if not found and not any(not line.startswith("-") for line in read.lines):
             found.append(f"{path.name}: lists no packages; add the packages the project needs")
         problems.extend(found)
-        return None if found else cls(path=path, lines=lines)
+        if found:
+            return None
+        return cls(path=path, lines=read.install_lines(), shipped=read.files())
 
     def canonical(self) -> dict[str, Any]:
         return {"requirements": self.lines}
@@ -77,7 +84,7 @@ class PythonEnv(Environment):
     dependencies: list[str] = field(default_factory=list)
 
     @classmethod
-    def load(cls, path: Path, problems: list[str]) -> PythonEnv | None:
+    def load(cls, path: Path, problems: list[str], root: Path | None = None) -> PythonEnv | None:
         found: list[str] = []
         data = load_yaml(path, found)
         if not found and not isinstance(data, dict):
@@ -95,13 +102,22 @@ class PythonEnv(Environment):
             )
         elif python is not None and (not isinstance(python, str) or not python.strip()):
             found.append(f'{path.name}: `python` must be a version, e.g. "3.10", or left out')
-        lists = {}
+        lists, shipped = {}, {}
         for key in ("build_dependencies", "dependencies"):
             value = data.get(key) or []
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 found.append(f"{path.name}: `{key}` must be a list of requirement strings")
                 value = []
-            lists[key] = reqs.normalise_lines(value, f"{path.name} {key}", path.parent, found)
+            read = reqs.read_requirement_list(
+                value,
+                f"{path.name} {key}",
+                root or path.parent,
+                root or path.parent,
+                found,
+                constraints_file="build-constraints.txt" if key == "build_dependencies" else "",
+            )
+            lists[key] = read.install_lines()
+            shipped.update(read.files())
         problems.extend(found)
         if found:
             return None
@@ -110,6 +126,7 @@ class PythonEnv(Environment):
             python="" if python is None else str(python).strip(),
             build_dependencies=lists["build_dependencies"],
             dependencies=lists["dependencies"],
+            shipped=shipped,
         )
 
     def canonical(self) -> dict[str, Any]:
@@ -140,7 +157,7 @@ class CondaEnv(Environment):
     variables: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, path: Path, problems: list[str]) -> CondaEnv | None:
+    def load(cls, path: Path, problems: list[str], root: Path | None = None) -> CondaEnv | None:
         found: list[str] = []
         data = load_yaml(path, found)
         if not found and not isinstance(data, dict):
@@ -152,20 +169,21 @@ class CondaEnv(Environment):
         if not isinstance(channels, list) or not all(isinstance(c, str) for c in channels):
             found.append(f"{path.name}: `channels` must be a list of channel names")
             channels = []
-        deps, pip = [], []
+        deps, pip_lists = [], []
         raw_deps = data.get("dependencies")
         if not isinstance(raw_deps, list) or not raw_deps:
             found.append(f"{path.name}: `dependencies` must be a non-empty list of packages")
             raw_deps = []
         for dep in raw_deps:
             if isinstance(dep, dict) and set(dep) == {"pip"} and isinstance(dep["pip"], list):
-                pip += reqs.normalise_lines(
-                    [str(p) for p in dep["pip"]], f"{path.name} pip", path.parent, found
-                )
+                pip_lists += [str(p) for p in dep["pip"]]
             elif isinstance(dep, (str, int, float)):
                 deps.append(normalise_conda_spec(str(dep)))
             else:
                 found.append(f"{path.name}: dependency {dep!r} must be a string or {{pip: [...]}}")
+        pip = reqs.read_requirement_list(
+            pip_lists, f"{path.name} pip", path.parent, root or path.parent, found
+        )
         variables = data.get("variables") or {}
         if not isinstance(variables, dict):
             found.append(f"{path.name}: `variables` must be a mapping")
@@ -177,8 +195,9 @@ class CondaEnv(Environment):
             path=path,
             channels=[c.strip() for c in channels],
             dependencies=sorted(set(deps)),
-            pip=sorted(set(pip)),
+            pip=pip.install_lines(),
             variables={str(k): str(v) for k, v in sorted(variables.items())},
+            shipped=pip.files(),
         )
 
     def canonical(self) -> dict[str, Any]:

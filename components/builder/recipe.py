@@ -212,6 +212,7 @@ def render_venv(env: PipEnv | PythonEnv | CondaEnv, options: BuildOptions) -> Re
         packages.dependencies + mlflow_additions(env, options)
     )
     installs.append("requirements.txt")
+    files.update(shipped_files(env))
     files.update(system_packages_files(system))
     files.update(runtime_files())
     install = ["install-python-env.sh", VENV, compile_flag(options), *installs]
@@ -235,6 +236,7 @@ def render_conda(env: CondaEnv, options: BuildOptions) -> Recipe:
         "mlflow-steps/environment.yaml": env.environment_yaml(
             mlflow_additions(env, options)
         ).encode(),
+        **shipped_files(env),
         **system_packages_files(system),
         **runtime_files(),
     }
@@ -249,6 +251,12 @@ def render_conda(env: CondaEnv, options: BuildOptions) -> Recipe:
         finish_step(env, None),
     ]
     return Recipe(base, join(steps), files)
+
+
+def shipped_files(env: Environment) -> dict[str, bytes]:
+    """Files of the codeset the install reads (-c constraints, path requirements), next to
+    the installer's requirements file: the install runs in that folder."""
+    return {f"mlflow-steps/{name}": data for name, data in sorted(env.shipped.items())}
 
 
 def system_packages(options: BuildOptions) -> list[str]:
