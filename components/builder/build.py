@@ -50,7 +50,7 @@ class BuildResult:
 
 
 def plan(path: Path | str, options: BuildOptions) -> Plan:
-    codeset = load_codeset(path)
+    codeset = load_codeset(path, options.context)
     env = codeset.environment
     if isinstance(env, DockerEnv):
         return Plan(codeset, None, "", env.image, env.image)

@@ -35,8 +35,9 @@ class Environment:
 
     @classmethod
     def load(cls, path: Path, problems: list[str], root: Path | None = None) -> Environment | None:
-        """Load the file at `path` of the codeset at `root` (default: the file's folder);
-        every file it names must resolve inside `root`."""
+        """Load the file at `path`; every file it names must resolve inside `root` (the
+        source workspace; default: the file's folder). Paths in it are relative to its folder
+        (the codeset's, where MLflow and conda run pip)."""
         raise NotImplementedError
 
     def canonical(self) -> dict[str, Any]:
@@ -111,7 +112,7 @@ class PythonEnv(Environment):
             read = reqs.read_requirement_list(
                 value,
                 f"{path.name} {key}",
-                root or path.parent,
+                path.parent,
                 root or path.parent,
                 found,
                 constraints_file="build-constraints.txt" if key == "build_dependencies" else "",

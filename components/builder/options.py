@@ -28,6 +28,7 @@ class BuildOptions:
     pip_trusted_host: str = ""
     mlflow_requirement: str = "mlflow-skinny"
     compile_bytecode: bool = True
+    context: str = "."
 
     @classmethod
     def from_values(cls, values: dict[str, Any]) -> BuildOptions:

@@ -472,9 +472,10 @@ def normalise_requirement(text: str) -> str:
 
 
 def read_requirements_file(path: Path, root: Path, problems: list[str]) -> Requirements:
-    """requirements.txt at `path` of the codeset at `root`: includes are relative to the file
-    that names them, paths to the codeset root (pip's working directory when MLflow runs it)."""
-    reader = Reader(root, root, problems)
+    """requirements.txt at `path`, every file it names inside `root`: includes are relative to
+    the file that names them, paths to the requirements.txt's folder (the codeset's: pip's
+    working directory when MLflow runs it)."""
+    reader = Reader(root, path.parent, problems)
     reader.read_file(path, reader.shown(path), constraint=False)
     return reader.finish()
 

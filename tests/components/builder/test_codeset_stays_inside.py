@@ -14,7 +14,7 @@ from mlflow_steps.cli import main
 
 MAIN = "entry_points:\n  main:\n    command: python train.py\n"
 TOKEN = "c2VjcmV0LXJlZ2lzdHJ5LXRva2Vu"
-CREDENTIAL = '{"auths": {"registry.example": {"auth": "%s"}}}\n' % TOKEN
+CREDENTIAL = '{"auths": {"registry.example": {"auth": "' + TOKEN + '"}}}\n'
 
 
 def symlink(target: str):
@@ -40,7 +40,8 @@ CASES = {
         "names ../credential.json, which leads to",
     ),
     "-r through a symlinked folder": (
-        {"MLproject": MAIN, "requirements.txt": "-r shared/credential.json\n", "shared": symlink("..")},
+        {"MLproject": MAIN, "requirements.txt": "-r shared/credential.json\n",
+         "shared": symlink("..")},
         "names shared/credential.json, which is (or passes through) a symbolic link",
     ),
     "path requirement with ..": (

@@ -44,7 +44,8 @@ FORMS = [
     ("https://host/f/pkg-1.0.tar.gz#sha256=abc", "pkg @ https://host/f/pkg-1.0.tar.gz#sha256=abc"),
     ("https://host/f/thing.zip#egg=thing", "thing @ https://host/f/thing.zip"),
     ("./vendor/pkg", "./codeset/vendor/pkg"),
-    ("vendor/pkg[Extra] ; sys_platform == 'linux'", "./codeset/vendor/pkg[Extra]; sys_platform == 'linux'"),
+    ("vendor/pkg[Extra] ; sys_platform == 'linux'",
+     "./codeset/vendor/pkg[Extra]; sys_platform == 'linux'"),
     ("-f ./vendor", "--find-links ./codeset/vendor"),
 ]  # fmt: skip
 
@@ -90,7 +91,7 @@ def test_each_line_form_has_a_normal_form(root, line, normal):
 
 @pytest.mark.parametrize(("line", "fragments"), REFUSED, ids=[r[0] for r in REFUSED])
 def test_each_refused_form_says_why_and_quotes_its_line_once(root, line, fragments):
-    read_, problems = read(root, "six", line)
+    _, problems = read(root, "six", line)
     assert len(problems) == 1
     assert problems[0].startswith(f"requirements.txt line 2: `{line}` ")
     assert problems[0].count(f"`{line}`") == 1
@@ -113,7 +114,7 @@ def test_a_symlink_inside_a_path_requirement_that_leaves_the_codeset_is_refused(
     outside = tmp_path.parent / f"{tmp_path.name}-secret"
     outside.write_text("TOKEN")
     (root / "vendor" / "pkg" / "leak").symlink_to(outside)
-    read_, problems = read(root, "./vendor/pkg")
+    _, problems = read(root, "./vendor/pkg")
     assert (
         len(problems) == 1 and "holds vendor/pkg/leak, which is (or passes through)" in problems[0]
     )
