@@ -13,8 +13,8 @@ from pathlib import Path
 from ..problems import StepError
 from . import engines
 from .codeset import Codeset, load_codeset
-from .environments import DockerEnv
 from .options import BuildOptions
+from .plan import InstallPlan
 from .recipe import Recipe, render
 from .registry import RegistryClient
 from .tag import environment_tag
@@ -28,7 +28,11 @@ def stderr(message: str) -> None:
 
 @dataclass
 class Plan:
+    """A codeset, its install plan, the Dockerfile recipe rendered from it (None for
+    docker_env) and the tag and references that follow."""
+
     codeset: Codeset
+    install: InstallPlan
     recipe: Recipe | None
     tag: str
     push_reference: str
@@ -38,8 +42,7 @@ class Plan:
     def warnings(self) -> list[str]:
         """What MLflow accepts and the builder decided for the user: inspect shows it, build
         logs it."""
-        notes = self.recipe.notes if self.recipe else []
-        return [*self.codeset.warnings, *notes]
+        return [*self.codeset.warnings, *self.install.notes]
 
 
 @dataclass
@@ -50,13 +53,17 @@ class BuildResult:
 
 
 def plan(path: Path | str, options: BuildOptions) -> Plan:
+    """codeset -> environment -> install plan -> recipe and tag."""
     codeset = load_codeset(path, options.context)
-    env = codeset.environment
-    if isinstance(env, DockerEnv):
-        return Plan(codeset, None, "", env.image, env.image)
-    recipe = render(env, options)
-    tag = environment_tag(env, recipe, options)
-    return Plan(codeset, recipe, tag, options.push_reference(tag), options.pull_reference(tag))
+    install = codeset.environment.install_plan(options)
+    if not install.builds:
+        image = install.base_image
+        return Plan(codeset, install, None, "", image, image)
+    recipe = render(install)
+    tag = environment_tag(install, recipe.dockerfile, options.build_args())
+    return Plan(
+        codeset, install, recipe, tag, options.push_reference(tag), options.pull_reference(tag)
+    )
 
 
 def build(path: Path | str, options: BuildOptions, log: Log = stderr) -> BuildResult:

@@ -9,10 +9,9 @@ from pathlib import Path
 import pytest
 
 from mlflow_steps.components.builder import requirements as reqs
+from mlflow_steps.components.builder.build import plan
 from mlflow_steps.components.builder.codeset import load_codeset
 from mlflow_steps.components.builder.options import BuildOptions
-from mlflow_steps.components.builder.recipe import render
-from mlflow_steps.components.builder.tag import environment_tag
 from mlflow_steps.components.problems import StepError
 
 MAIN = "entry_points:\n  main:\n    command: python train.py\n"
@@ -156,9 +155,8 @@ def codeset(root: Path, files: dict[str, str]) -> Path:
 
 
 def tag_and_recipe(root: Path):
-    env = load_codeset(root).environment
-    recipe = render(env, BuildOptions(env_manager="uv"))
-    return environment_tag(env, recipe, BuildOptions(env_manager="uv")), recipe
+    the_plan = plan(root, BuildOptions(env_manager="uv"))
+    return the_plan.tag, the_plan.recipe
 
 
 @pytest.mark.parametrize(
