@@ -173,9 +173,9 @@ def detect_environment(
             return None
         return kind.load(path, problems)
     for kind in DETECTION_ORDER:
-        path = root / kind.default_file
-        if path.is_file():
-            return kind.load(path, problems)
+        found = kind.detect(root)
+        if found is not None:
+            return kind.load(found, problems)
     files = ", ".join(kind.default_file for kind in DETECTION_ORDER)
     problems.append(
         f"codeset {root}: no environment file; add one of {files} at its root, or name one "

@@ -9,16 +9,18 @@ names none: first match wins.
 from __future__ import annotations
 
 import re
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 import yaml
 
-from . import conda_to_pypi
+from ..problems import StepError
+from . import conda_to_pypi, resolution
 from . import requirements as reqs
 from .options import BuildOptions
-from .plan import DEFAULT_PIP_BASE, InstallPlan, conda_plan, python_base, venv_plan
+from .plan import DEFAULT_PIP_BASE, InstallPlan, conda_plan, find_uv, python_base, venv_plan
 from .yamlfile import load_yaml
 
 
@@ -29,6 +31,12 @@ class Environment:
     kind: ClassVar[str]
     default_file: ClassVar[str] = ""
     path: Path | None = None
+
+    @classmethod
+    def detect(cls, root: Path) -> Path | None:
+        """The file this kind is detected by in `root`, when it is there."""
+        path = root / cls.default_file
+        return path if path.is_file() else None
 
     @classmethod
     def load(cls, path: Path, problems: list[str]) -> Environment | None:
@@ -80,7 +88,16 @@ class PipEnv(Environment):
         """A venv on `base_image` (default python:3.6.13, the seed's), with its own Python."""
         base = options.base_image or DEFAULT_PIP_BASE
         return venv_plan(
-            self.kind, self.normal_form(), base, "", [], self.lines, self.has_mlflow(), options, []
+            self.kind,
+            self.where,
+            self.normal_form(),
+            base,
+            "",
+            [],
+            self.lines,
+            self.has_mlflow(),
+            options,
+            [],
         )
 
 
@@ -145,6 +162,7 @@ class PythonEnv(Environment):
         base, python, notes = python_base(self.where, self.python, options)
         return venv_plan(
             self.kind,
+            self.where,
             self.normal_form(),
             base,
             python,
@@ -240,6 +258,7 @@ class CondaEnv(Environment):
         base, python, notes = python_base(self.where, pypi.python, options)
         return venv_plan(
             self.kind,
+            self.where,
             normal_form,
             base,
             python,
@@ -262,6 +281,105 @@ class CondaEnv(Environment):
         if self.variables:
             data["variables"] = self.variables
         return yaml.safe_dump(data, sort_keys=False)
+
+
+@dataclass
+class LockEnv(Environment):
+    """A lock: exact distributions with hashes (`lines`, as `resolution.locked_lines` writes
+    them), installed in hash-checking mode; `lock` is its PEP 751 text, kept in the image."""
+
+    lines: list[str] = field(default_factory=list)
+    lock: str = ""
+    python: str = ""
+
+    def canonical(self) -> dict[str, Any]:
+        return {"python": self.python, "requirements": self.lines}
+
+    def has_mlflow(self) -> bool:
+        return reqs.mentions_mlflow(self.lines)
+
+    def install_plan(self, options: BuildOptions) -> InstallPlan:
+        """A venv on python:<python> (else `base_image`, else `python_version`)."""
+        base, python, notes = python_base(self.where, self.python, options)
+        return venv_plan(
+            self.kind,
+            self.where,
+            self.normal_form(),
+            base,
+            python,
+            [],
+            self.lines,
+            self.has_mlflow(),
+            options,
+            notes,
+            lock=self.lock,
+        )
+
+
+@dataclass
+class UvProject(LockEnv):
+    """A uv project, detected as MLflow 3.17's `mlflow.utils.uv_utils.detect_uv_project` does
+    (both `uv.lock` and `pyproject.toml` in the folder) and exported as MLflow's
+    `export_uv_requirements` does (`uv export --frozen --no-dev`, the project itself left out),
+    but with hashes, as PEP 751. Python: `.python-version` (uv's file), else python_version."""
+
+    kind: ClassVar[str] = "uv"
+    default_file: ClassVar[str] = "uv.lock"
+
+    @classmethod
+    def detect(cls, root: Path) -> Path | None:
+        lock = super().detect(root)
+        return lock if lock and (root / "pyproject.toml").is_file() else None
+
+    @classmethod
+    def load(cls, path: Path, problems: list[str]) -> UvProject | None:
+        uv = find_uv()
+        if not uv:
+            problems.append(f"{path.name}: reading a uv project needs uv here: pip install uv")
+            return None
+        argv = [
+            uv, "export", "--no-config", "--frozen", "--no-dev", "--no-emit-workspace",
+            "--no-header", "--format", "pylock.toml",
+        ]  # fmt: skip
+        done = subprocess.run(argv, cwd=path.parent, capture_output=True, text=True)
+        if done.returncode != 0:
+            said = done.stderr.strip().splitlines()
+            reason = resolution.without_userinfo(said[-1] if said else f"exit {done.returncode}")
+            problems.append(f"{path.name}: `uv export --frozen` failed: {reason}")
+            return None
+        version_file = path.parent / ".python-version"
+        python = version_file.read_text().split()[0] if version_file.is_file() else ""
+        return lock_from(cls, path, resolution.without_userinfo(done.stdout), python, problems)
+
+
+@dataclass
+class PyLock(LockEnv):
+    """A PEP 751 `pylock.toml`, installed as a lock (its versions and hashes, from the index).
+    Python: the python_version input (a lock names a range, not a version)."""
+
+    kind: ClassVar[str] = "pylock"
+    default_file: ClassVar[str] = "pylock.toml"
+
+    @classmethod
+    def load(cls, path: Path, problems: list[str]) -> PyLock | None:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(f"{path.name}: cannot be read ({exc.__class__.__name__})")
+            return None
+        return lock_from(cls, path, resolution.without_userinfo(text), "", problems)
+
+
+def lock_from(kind: type[Any], path: Path, text: str, python: str, problems: list[str]) -> Any:
+    try:
+        distributions = resolution.read_pylock(text, path.name)
+    except StepError as exc:
+        problems.extend(exc.problems)
+        return None
+    if not distributions:
+        problems.append(f"{path.name}: locks no packages; add the packages the project needs")
+        return None
+    return kind(path=path, lines=resolution.locked_lines(distributions), lock=text, python=python)
 
 
 @dataclass
@@ -309,4 +427,4 @@ KINDS_BY_KEY: dict[str, type[Environment]] = {
     "python_env": PythonEnv,
     "docker_env": DockerEnv,
 }
-DETECTION_ORDER: list[type[Environment]] = [PythonEnv, CondaEnv, PipEnv]
+DETECTION_ORDER: list[type[Environment]] = [PythonEnv, CondaEnv, UvProject, PyLock, PipEnv]
