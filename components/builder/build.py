@@ -55,7 +55,7 @@ class BuildResult:
 
 def plan(path: Path | str, options: BuildOptions) -> Plan:
     """codeset -> environment -> install plan (resolved with `resolve`) -> recipe and tag."""
-    codeset = load_codeset(path)
+    codeset = load_codeset(path, options.context)
     install = codeset.environment.install_plan(options)
     if options.resolve:
         install = resolved_plan(install, options.build_args(), options.python_version)

@@ -19,8 +19,17 @@ import yaml
 from ..problems import StepError
 from . import conda_to_pypi, resolution
 from . import requirements as reqs
+from .inside import outside, refusal
 from .options import BuildOptions
-from .plan import DEFAULT_PIP_BASE, InstallPlan, conda_plan, find_uv, python_base, venv_plan
+from .plan import (
+    DEFAULT_PIP_BASE,
+    InstallPlan,
+    conda_plan,
+    find_uv,
+    python_base,
+    runtime_plan,
+    venv_plan,
+)
 from .yamlfile import load_yaml
 
 
@@ -31,15 +40,21 @@ class Environment:
     kind: ClassVar[str]
     default_file: ClassVar[str] = ""
     path: Path | None = None
+    # Files of the codeset the install reads (-c constraints, path requirements), by their
+    # path relative to the installer's folder; the tag hashes them with the recipe's files.
+    shipped: dict[str, bytes] = field(default_factory=dict)
 
     @classmethod
     def detect(cls, root: Path) -> Path | None:
         """The file this kind is detected by in `root`, when it is there."""
         path = root / cls.default_file
-        return path if path.is_file() else None
+        return path if path.is_file() or path.is_symlink() else None
 
     @classmethod
-    def load(cls, path: Path, problems: list[str]) -> Environment | None:
+    def load(cls, path: Path, problems: list[str], root: Path | None = None) -> Environment | None:
+        """Load the file at `path`; every file it names must resolve inside `root` (the
+        source workspace; default: the file's folder). Paths in it are relative to its folder
+        (the codeset's, where MLflow and conda run pip)."""
         raise NotImplementedError
 
     def canonical(self) -> dict[str, Any]:
@@ -70,13 +85,15 @@ class PipEnv(Environment):
     lines: list[str] = field(default_factory=list)
 
     @classmethod
-    def load(cls, path: Path, problems: list[str]) -> PipEnv | None:
+    def load(cls, path: Path, problems: list[str], root: Path | None = None) -> PipEnv | None:
         found: list[str] = []
-        lines = reqs.read_requirements_file(path, found)
-        if not found and not any(not line.startswith("-") for line in lines):
+        read = reqs.read_requirements_file(path, root or path.parent, found)
+        if not found and not any(not line.startswith("-") for line in read.lines):
             found.append(f"{path.name}: lists no packages; add the packages the project needs")
         problems.extend(found)
-        return None if found else cls(path=path, lines=lines)
+        if found:
+            return None
+        return cls(path=path, lines=read.install_lines(), shipped=read.files())
 
     def canonical(self) -> dict[str, Any]:
         return {"requirements": self.lines}
@@ -98,6 +115,7 @@ class PipEnv(Environment):
             self.has_mlflow(),
             options,
             [],
+            self.shipped,
         )
 
 
@@ -112,7 +130,7 @@ class PythonEnv(Environment):
     dependencies: list[str] = field(default_factory=list)
 
     @classmethod
-    def load(cls, path: Path, problems: list[str]) -> PythonEnv | None:
+    def load(cls, path: Path, problems: list[str], root: Path | None = None) -> PythonEnv | None:
         found: list[str] = []
         data = load_yaml(path, found)
         if not found and not isinstance(data, dict):
@@ -130,13 +148,22 @@ class PythonEnv(Environment):
             )
         elif python is not None and (not isinstance(python, str) or not python.strip()):
             found.append(f'{path.name}: `python` must be a version, e.g. "3.10", or left out')
-        lists = {}
+        lists, shipped = {}, {}
         for key in ("build_dependencies", "dependencies"):
             value = data.get(key) or []
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 found.append(f"{path.name}: `{key}` must be a list of requirement strings")
                 value = []
-            lists[key] = reqs.normalise_lines(value, f"{path.name} {key}", path.parent, found)
+            read = reqs.read_requirement_list(
+                value,
+                f"{path.name} {key}",
+                path.parent,
+                root or path.parent,
+                found,
+                constraints_file="build-constraints.txt" if key == "build_dependencies" else "",
+            )
+            lists[key] = read.install_lines()
+            shipped.update(read.files())
         problems.extend(found)
         if found:
             return None
@@ -145,6 +172,7 @@ class PythonEnv(Environment):
             python="" if python is None else str(python).strip(),
             build_dependencies=lists["build_dependencies"],
             dependencies=lists["dependencies"],
+            shipped=shipped,
         )
 
     def canonical(self) -> dict[str, Any]:
@@ -171,6 +199,7 @@ class PythonEnv(Environment):
             self.has_mlflow(),
             options,
             notes,
+            self.shipped,
         )
 
 
@@ -191,7 +220,7 @@ class CondaEnv(Environment):
     variables: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, path: Path, problems: list[str]) -> CondaEnv | None:
+    def load(cls, path: Path, problems: list[str], root: Path | None = None) -> CondaEnv | None:
         found: list[str] = []
         data = load_yaml(path, found)
         if not found and not isinstance(data, dict):
@@ -203,20 +232,21 @@ class CondaEnv(Environment):
         if not isinstance(channels, list) or not all(isinstance(c, str) for c in channels):
             found.append(f"{path.name}: `channels` must be a list of channel names")
             channels = []
-        deps, pip = [], []
+        deps, pip_lists = [], []
         raw_deps = data.get("dependencies")
         if not isinstance(raw_deps, list) or not raw_deps:
             found.append(f"{path.name}: `dependencies` must be a non-empty list of packages")
             raw_deps = []
         for dep in raw_deps:
             if isinstance(dep, dict) and set(dep) == {"pip"} and isinstance(dep["pip"], list):
-                pip += reqs.normalise_lines(
-                    [str(p) for p in dep["pip"]], f"{path.name} pip", path.parent, found
-                )
+                pip_lists += [str(p) for p in dep["pip"]]
             elif isinstance(dep, (str, int, float)):
                 deps.append(normalise_conda_spec(str(dep)))
             else:
                 found.append(f"{path.name}: dependency {dep!r} must be a string or {{pip: [...]}}")
+        pip = reqs.read_requirement_list(
+            pip_lists, f"{path.name} pip", path.parent, root or path.parent, found
+        )
         variables = data.get("variables") or {}
         if not isinstance(variables, dict):
             found.append(f"{path.name}: `variables` must be a mapping")
@@ -228,8 +258,9 @@ class CondaEnv(Environment):
             path=path,
             channels=[c.strip() for c in channels],
             dependencies=sorted(set(deps)),
-            pip=sorted(set(pip)),
+            pip=pip.install_lines(),
             variables={str(k): str(v) for k, v in sorted(variables.items())},
+            shipped=pip.files(),
         )
 
     def canonical(self) -> dict[str, Any]:
@@ -253,7 +284,9 @@ class CondaEnv(Environment):
         if options.env_manager == "conda":
             base = f"continuumio/miniconda3:{options.miniconda_version}"
             addition = [] if self.has_mlflow() else options.mlflow_requirement.split()
-            return conda_plan(normal_form, base, self.environment_yaml(addition), options)
+            return conda_plan(
+                normal_form, base, self.environment_yaml(addition), options, self.shipped
+            )
         pypi = conda_to_pypi.convert(self.where, self.channels, self.dependencies, self.pip)
         base, python, notes = python_base(self.where, pypi.python, options)
         return venv_plan(
@@ -267,6 +300,7 @@ class CondaEnv(Environment):
             self.has_mlflow(),
             options,
             notes + pypi.notes,
+            self.shipped,
         )
 
     def environment_yaml(self, extra_pip: list[str]) -> str:
@@ -328,11 +362,17 @@ class UvProject(LockEnv):
 
     @classmethod
     def detect(cls, root: Path) -> Path | None:
-        lock = super().detect(root)
-        return lock if lock and (root / "pyproject.toml").is_file() else None
+        lock, pyproject = super().detect(root), root / "pyproject.toml"
+        return lock if lock and (pyproject.is_file() or pyproject.is_symlink()) else None
 
     @classmethod
-    def load(cls, path: Path, problems: list[str]) -> UvProject | None:
+    def load(cls, path: Path, problems: list[str], root: Path | None = None) -> UvProject | None:
+        for name in ("pyproject.toml", ".python-version"):
+            companion = path.parent / name
+            why = outside(root or path.parent, companion, name)
+            if (companion.exists() or companion.is_symlink()) and why:
+                problems.append(refusal(name, why))
+                return None
         uv = find_uv()
         if not uv:
             problems.append(f"{path.name}: reading a uv project needs uv here: pip install uv")
@@ -361,7 +401,7 @@ class PyLock(LockEnv):
     default_file: ClassVar[str] = "pylock.toml"
 
     @classmethod
-    def load(cls, path: Path, problems: list[str]) -> PyLock | None:
+    def load(cls, path: Path, problems: list[str], root: Path | None = None) -> PyLock | None:
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
@@ -384,7 +424,8 @@ def lock_from(kind: type[Any], path: Path, text: str, python: str, problems: lis
 
 @dataclass
 class DockerEnv(Environment):
-    """`docker_env` in MLproject: the image is given, nothing is built."""
+    """`docker_env` in MLproject: the image is given; the builder adds the runtime step's
+    module to it (a thin image), nothing else."""
 
     kind: ClassVar[str] = "docker_env"
     image: str = ""
@@ -404,8 +445,8 @@ class DockerEnv(Environment):
         return True
 
     def install_plan(self, options: BuildOptions) -> InstallPlan:
-        """Nothing is built: the plan names the image."""
-        return InstallPlan(self.kind, "none", self.image, environment=self.normal_form())
+        """The image, with the runtime step's module added."""
+        return runtime_plan(self.normal_form(), self.image)
 
 
 def normalise_conda_spec(spec: str) -> str:

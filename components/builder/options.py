@@ -30,6 +30,7 @@ class BuildOptions:
     mlflow_requirement: str = "mlflow-skinny"
     compile_bytecode: bool = True
     resolve: bool = False
+    context: str = "."
 
     @classmethod
     def from_values(cls, values: dict[str, Any]) -> BuildOptions:

@@ -66,8 +66,10 @@ class InstallPlan:
       for labels and messages only; a backend never branches on it.
     - `installer`: `venv` (a virtual environment at the image's `/opt/mlflow-env`, installed
       with uv, pip as fallback, set by set), `conda` (`conda env update` of the base's
-      environment from `STAGING/environment.yaml`) or `none` (docker_env: nothing is built;
-      `base_image` is the image to use).
+      environment from `STAGING/environment.yaml`), `runtime` (docker_env: nothing is
+      installed; the runtime step's module is added to `base_image`, the codeset's own image,
+      whose `python` must have MLflow) or `none` (nothing is built; `base_image` is the image
+      to use).
     - `base_image`: the image the environment is installed on (`FROM`), as the user named it.
     - `python`: the Python version the environment is for (`3.11`, or as the file names it);
       "" when the base's own Python decides (requirements.txt, conda).
@@ -77,9 +79,10 @@ class InstallPlan:
     - `compile_bytecode`: whether the install compiles `.pyc` files.
     - `files`: every file shipped, build-context path -> bytes: `STAGING/...` (requirement
       files, environment.yaml, the install scripts), deleted by the install step, and
-      `RUNTIME/...` (the runtime step's module), kept at /opt/mlflow-steps/mlflow_steps_runtime,
-      and, for a resolved or locked environment, `LOCK_FILE` (PEP 751), kept at
-      `LOCK_IN_IMAGE`.
+      `RUNTIME/...` (the runtime step's module), kept at /opt/mlflow-steps/mlflow_steps_runtime.
+      `STAGING/constraints.txt` and `STAGING/codeset/...` are files of the codeset the install
+      reads (`-c` constraints, path requirements; see `requirements.py`); for a resolved or
+      locked environment, `LOCK_FILE` (PEP 751), kept at `LOCK_IN_IMAGE`.
     - `environment`: the environment file's normal form (`{"kind": ..., ...}`), which the tag
       hashes.
     - `notes`: choices made for the user (the Python picked, channels ignored), shown by
@@ -118,10 +121,12 @@ def venv_plan(
     has_mlflow: bool,
     options: BuildOptions,
     notes: list[str],
+    shipped: Mapping[str, bytes] | None = None,
     lock: str | None = None,
 ) -> InstallPlan:
     """A virtual environment on `base_image`: build tools first, then the dependencies plus
     the MLflow addition (`mlflow_requirement`) when they name no MLflow distribution.
+    `shipped`: files of the codeset the install reads, by path under STAGING.
 
     Dependencies that all carry `--hash` are a lock: installed in hash-checking mode, and the
     MLflow addition, when needed, in a step of its own constrained to the lock's versions, so
@@ -148,6 +153,7 @@ def venv_plan(
     else:
         sets.append(RequirementSet("requirements.txt", tuple(dependencies + addition)))
     files.update({f"{STAGING}/{s.name}": lines_file(s.lines) for s in sets})
+    files.update(staged(shipped))
     if lock is not None:
         files[LOCK_FILE] = lock.encode()
     system = system_packages(options)
@@ -168,13 +174,18 @@ def venv_plan(
 
 
 def conda_plan(
-    environment: Mapping[str, Any], base_image: str, environment_yaml: str, options: BuildOptions
+    environment: Mapping[str, Any],
+    base_image: str,
+    environment_yaml: str,
+    options: BuildOptions,
+    shipped: Mapping[str, bytes] | None = None,
 ) -> InstallPlan:
     """conda.yaml applied with conda to the base's environment (`environment_yaml`, the MLflow
-    addition included)."""
+    addition included); conda runs pip in its folder, where `shipped` files are."""
     system = system_packages(options)
     files = {f"{STAGING}/{name}": recipe_file(name) for name in CONDA_SCRIPTS}
     files[f"{STAGING}/environment.yaml"] = environment_yaml.encode()
+    files.update(staged(shipped))
     files.update(system_packages_files(system))
     files.update(runtime_files())
     return InstallPlan(
@@ -186,6 +197,23 @@ def conda_plan(
         files=files,
         environment=environment,
     )
+
+
+def runtime_plan(environment: Mapping[str, Any], image: str) -> InstallPlan:
+    """docker_env: the codeset's image with the runtime step's module added (MLflow builds a
+    thin image from it too, with the project's code; here the code is mounted at run time)."""
+    return InstallPlan(
+        kind="docker_env",
+        installer="runtime",
+        base_image=image,
+        files=runtime_files(),
+        environment=environment,
+    )
+
+
+def staged(shipped: Mapping[str, bytes] | None) -> dict[str, bytes]:
+    """Files of the codeset the install reads, under STAGING (the install runs there)."""
+    return {f"{STAGING}/{name}": data for name, data in sorted((shipped or {}).items())}
 
 
 def python_base(where: str, declared: str, options: BuildOptions) -> tuple[str, str, list[str]]:

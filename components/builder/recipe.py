@@ -56,9 +56,11 @@ def write_files(files: dict[str, bytes], directory: Path, with_uv: bool) -> None
 
 
 def render(plan: InstallPlan) -> Recipe:
-    """The Dockerfile of a plan that builds (`installer` venv or conda)."""
+    """The Dockerfile of a plan that builds (`installer` venv, conda or runtime)."""
     if not plan.builds:
         raise ValueError(f"{plan.kind} environments are not built")
+    if plan.installer == "runtime":
+        return render_runtime_only(plan)
     venv = plan.installer == "venv"
     steps = [
         header(plan),
@@ -70,6 +72,27 @@ def render(plan: InstallPlan) -> Recipe:
         finish_step(plan, f"{VENV}/bin:$PATH" if venv else None),
     ]
     return Recipe(plan.base_image, join(steps), dict(plan.files), needs_uv=venv)
+
+
+def render_runtime_only(plan: InstallPlan) -> Recipe:
+    """docker_env: the codeset's image, its `python` checked for MLflow, plus the runtime step's
+    module on PYTHONPATH (whatever Python the image has, venv or not)."""
+    steps = [
+        header(plan),
+        from_step(plan.base_image),
+        runtime_step(),
+        [
+            "# The runtime step runs `python -m mlflow_steps_runtime`: the image's python must "
+            "have MLflow.",
+            'RUN python -c "import mlflow" || { echo "mlflow-steps: the docker_env image '
+            f"{plan.base_image} needs a python command with MLflow installed (python -c "
+            "'import mlflow' failed); add MLflow to the image, or use a python_env.yaml, "
+            'conda.yaml or requirements.txt instead" >&2; exit 1; }',
+            "ENV PYTHONPATH=/opt/mlflow-steps${PYTHONPATH:+:${PYTHONPATH}}",
+        ],
+        finish_step(plan, None),
+    ]
+    return Recipe(plan.base_image, join(steps), dict(plan.files))
 
 
 # --- Dockerfile steps -------------------------------------------------------------------------

@@ -30,6 +30,14 @@ BUILDER = StepSpec(
         "checksum of that environment; skips the build when the registry already has the tag."
     ),
     inputs=(
+        Input(
+            "context",
+            "Folder of the codeset (its MLproject) inside the source workspace, relative to "
+            "its root, as the Tekton catalog's CONTEXT and `mlflow run REPO#SUBDIRECTORY`; "
+            "default: the root. Files it names may be anywhere in the workspace, never "
+            "outside.",
+            ".",
+        ),
         Input("registry", "Registry host the builder pushes to.", "registry.fuseml-registry"),
         Input(
             "pull_registry",

@@ -26,7 +26,7 @@ from ..runtime import store
 
 def cache_root() -> Path:
     default = Path.home() / ".cache" / "mlflow-steps" / "envs"
-    return Path(os.environ.get("MLFLOW_STEPS_ENV_CACHE", default))
+    return Path(os.environ.get("MLFLOW_STEPS_ENV_CACHE", default)).absolute()
 
 
 def interpreter_for(install: InstallPlan) -> str:

@@ -31,8 +31,45 @@ class Project(object):
         self.entry_points = entry_points  # {name: MLflow EntryPoint (.parameters, .command)}
 
 
+def adapt_mlflow_loader():
+    """Two changes to MLflow's private project loader, in this process only (its runner loads
+    the project again, through the same module):
+
+    - `parameters:` with no value (YAML null) is read as no parameters; MLflow 3.17.2
+      crashes on it (`'NoneType' object has no attribute 'items'` in EntryPoint.__init__).
+    - `docker_env` is dropped: the step already runs in the docker_env image (the builder's
+      thin image of it), so MLflow's runner must not look for Docker to start another one.
+    """
+    from mlflow.projects import _project_spec
+
+    if getattr(_project_spec, "_mlflow_steps_adapted", False):
+        return
+    entry_point_class = _project_spec.EntryPoint
+    load = _project_spec.load_project
+
+    class EntryPoint(entry_point_class):
+        def __init__(self, name, parameters, command):
+            super(EntryPoint, self).__init__(name, parameters or {}, command)
+
+    def load_project(directory):
+        project = load(directory)
+        docker_env = getattr(project, "docker_env", None)
+        if docker_env:
+            # What MLflow's `docker run -e` would set: its [name, value] pairs.
+            for item in docker_env.get("environment") or []:
+                if isinstance(item, list) and len(item) == 2:
+                    os.environ[str(item[0])] = str(item[1])
+            project.docker_env = None
+        return project
+
+    _project_spec.EntryPoint = EntryPoint
+    _project_spec.load_project = load_project
+    _project_spec._mlflow_steps_adapted = True
+
+
 def load_project(project_dir):
     find_mlproject(project_dir)
+    adapt_mlflow_loader()
     from mlflow.projects import _project_spec
 
     try:
