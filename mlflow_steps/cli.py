@@ -180,6 +180,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     print(f"push to:      {the_plan.push_reference}")
     for warning in the_plan.warnings:
         print(f"warning:      {warning}")
+    if the_plan.install.lock is not None:
+        print("lock (PEP 751, kept in the image at /opt/mlflow-env/pylock.toml):")
+        print(the_plan.install.lock.decode(), end="")
     return 0
 
 

@@ -17,6 +17,7 @@ from .options import BuildOptions
 from .plan import InstallPlan
 from .recipe import Recipe, render
 from .registry import RegistryClient
+from .resolution import resolved_plan
 from .tag import environment_tag
 
 Log = Callable[[str], None]
@@ -53,9 +54,11 @@ class BuildResult:
 
 
 def plan(path: Path | str, options: BuildOptions) -> Plan:
-    """codeset -> environment -> install plan -> recipe and tag."""
+    """codeset -> environment -> install plan (resolved with `resolve`) -> recipe and tag."""
     codeset = load_codeset(path, options.context)
     install = codeset.environment.install_plan(options)
+    if options.resolve:
+        install = resolved_plan(install, options.build_args(), options.python_version)
     if not install.builds:
         image = install.base_image
         return Plan(codeset, install, None, "", image, image)

@@ -234,13 +234,13 @@ def detect_environment(
             return None
         return kind.load(path, problems, workspace)
     for kind in DETECTION_ORDER:
-        path = root / kind.default_file
-        if path.is_file() or path.is_symlink():
-            why = outside(workspace, path, kind.default_file)
+        found = kind.detect(root)
+        if found is not None:
+            why = outside(workspace, found, kind.default_file)
             if why:
                 problems.append(refusal(kind.default_file, why))
                 return None
-            return kind.load(path, problems, workspace)
+            return kind.load(found, problems, workspace)
     files = ", ".join(kind.default_file for kind in DETECTION_ORDER)
     problems.append(
         f"codeset {root}: no environment file; add one of {files} at its root, or name one "

@@ -9,19 +9,23 @@ names none: first match wins.
 from __future__ import annotations
 
 import re
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 import yaml
 
-from . import conda_to_pypi
+from ..problems import StepError
+from . import conda_to_pypi, resolution
 from . import requirements as reqs
+from .inside import outside, refusal
 from .options import BuildOptions
 from .plan import (
     DEFAULT_PIP_BASE,
     InstallPlan,
     conda_plan,
+    find_uv,
     python_base,
     runtime_plan,
     venv_plan,
@@ -39,6 +43,12 @@ class Environment:
     # Files of the codeset the install reads (-c constraints, path requirements), by their
     # path relative to the installer's folder; the tag hashes them with the recipe's files.
     shipped: dict[str, bytes] = field(default_factory=dict)
+
+    @classmethod
+    def detect(cls, root: Path) -> Path | None:
+        """The file this kind is detected by in `root`, when it is there."""
+        path = root / cls.default_file
+        return path if path.is_file() or path.is_symlink() else None
 
     @classmethod
     def load(cls, path: Path, problems: list[str], root: Path | None = None) -> Environment | None:
@@ -96,6 +106,7 @@ class PipEnv(Environment):
         base = options.base_image or DEFAULT_PIP_BASE
         return venv_plan(
             self.kind,
+            self.where,
             self.normal_form(),
             base,
             "",
@@ -179,6 +190,7 @@ class PythonEnv(Environment):
         base, python, notes = python_base(self.where, self.python, options)
         return venv_plan(
             self.kind,
+            self.where,
             self.normal_form(),
             base,
             python,
@@ -279,6 +291,7 @@ class CondaEnv(Environment):
         base, python, notes = python_base(self.where, pypi.python, options)
         return venv_plan(
             self.kind,
+            self.where,
             normal_form,
             base,
             python,
@@ -302,6 +315,111 @@ class CondaEnv(Environment):
         if self.variables:
             data["variables"] = self.variables
         return yaml.safe_dump(data, sort_keys=False)
+
+
+@dataclass
+class LockEnv(Environment):
+    """A lock: exact distributions with hashes (`lines`, as `resolution.locked_lines` writes
+    them), installed in hash-checking mode; `lock` is its PEP 751 text, kept in the image."""
+
+    lines: list[str] = field(default_factory=list)
+    lock: str = ""
+    python: str = ""
+
+    def canonical(self) -> dict[str, Any]:
+        return {"python": self.python, "requirements": self.lines}
+
+    def has_mlflow(self) -> bool:
+        return reqs.mentions_mlflow(self.lines)
+
+    def install_plan(self, options: BuildOptions) -> InstallPlan:
+        """A venv on python:<python> (else `base_image`, else `python_version`)."""
+        base, python, notes = python_base(self.where, self.python, options)
+        return venv_plan(
+            self.kind,
+            self.where,
+            self.normal_form(),
+            base,
+            python,
+            [],
+            self.lines,
+            self.has_mlflow(),
+            options,
+            notes,
+            lock=self.lock,
+        )
+
+
+@dataclass
+class UvProject(LockEnv):
+    """A uv project, detected as MLflow 3.17's `mlflow.utils.uv_utils.detect_uv_project` does
+    (both `uv.lock` and `pyproject.toml` in the folder) and exported as MLflow's
+    `export_uv_requirements` does (`uv export --frozen --no-dev`, the project itself left out),
+    but with hashes, as PEP 751. Python: `.python-version` (uv's file), else python_version."""
+
+    kind: ClassVar[str] = "uv"
+    default_file: ClassVar[str] = "uv.lock"
+
+    @classmethod
+    def detect(cls, root: Path) -> Path | None:
+        lock, pyproject = super().detect(root), root / "pyproject.toml"
+        return lock if lock and (pyproject.is_file() or pyproject.is_symlink()) else None
+
+    @classmethod
+    def load(cls, path: Path, problems: list[str], root: Path | None = None) -> UvProject | None:
+        for name in ("pyproject.toml", ".python-version"):
+            companion = path.parent / name
+            why = outside(root or path.parent, companion, name)
+            if (companion.exists() or companion.is_symlink()) and why:
+                problems.append(refusal(name, why))
+                return None
+        uv = find_uv()
+        if not uv:
+            problems.append(f"{path.name}: reading a uv project needs uv here: pip install uv")
+            return None
+        argv = [
+            uv, "export", "--no-config", "--frozen", "--no-dev", "--no-emit-workspace",
+            "--no-header", "--format", "pylock.toml",
+        ]  # fmt: skip
+        done = subprocess.run(argv, cwd=path.parent, capture_output=True, text=True)
+        if done.returncode != 0:
+            said = done.stderr.strip().splitlines()
+            reason = resolution.without_userinfo(said[-1] if said else f"exit {done.returncode}")
+            problems.append(f"{path.name}: `uv export --frozen` failed: {reason}")
+            return None
+        version_file = path.parent / ".python-version"
+        python = version_file.read_text().split()[0] if version_file.is_file() else ""
+        return lock_from(cls, path, resolution.without_userinfo(done.stdout), python, problems)
+
+
+@dataclass
+class PyLock(LockEnv):
+    """A PEP 751 `pylock.toml`, installed as a lock (its versions and hashes, from the index).
+    Python: the python_version input (a lock names a range, not a version)."""
+
+    kind: ClassVar[str] = "pylock"
+    default_file: ClassVar[str] = "pylock.toml"
+
+    @classmethod
+    def load(cls, path: Path, problems: list[str], root: Path | None = None) -> PyLock | None:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(f"{path.name}: cannot be read ({exc.__class__.__name__})")
+            return None
+        return lock_from(cls, path, resolution.without_userinfo(text), "", problems)
+
+
+def lock_from(kind: type[Any], path: Path, text: str, python: str, problems: list[str]) -> Any:
+    try:
+        distributions = resolution.read_pylock(text, path.name)
+    except StepError as exc:
+        problems.extend(exc.problems)
+        return None
+    if not distributions:
+        problems.append(f"{path.name}: locks no packages; add the packages the project needs")
+        return None
+    return kind(path=path, lines=resolution.locked_lines(distributions), lock=text, python=python)
 
 
 @dataclass
@@ -350,4 +468,4 @@ KINDS_BY_KEY: dict[str, type[Environment]] = {
     "python_env": PythonEnv,
     "docker_env": DockerEnv,
 }
-DETECTION_ORDER: list[type[Environment]] = [PythonEnv, CondaEnv, PipEnv]
+DETECTION_ORDER: list[type[Environment]] = [PythonEnv, CondaEnv, UvProject, PyLock, PipEnv]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from mlflow_steps import __version__
 
-from .plan import RUNTIME, STAGING, InstallPlan
+from .plan import LOCK_FILE, LOCK_IN_IMAGE, RUNTIME, STAGING, InstallPlan, find_uv
 
 STAGING_DIR = "/tmp/mlflow-steps"
 VENV = "/opt/mlflow-env"
@@ -55,15 +55,6 @@ def write_files(files: dict[str, bytes], directory: Path, with_uv: bool) -> None
             shutil.copy2(uv, directory / STAGING / "uv")
 
 
-def find_uv() -> str | None:
-    try:
-        from uv import find_uv_bin
-
-        return find_uv_bin()
-    except (ImportError, FileNotFoundError):
-        return shutil.which("uv")
-
-
 def render(plan: InstallPlan) -> Recipe:
     """The Dockerfile of a plan that builds (`installer` venv, conda or runtime)."""
     if not plan.builds:
@@ -77,6 +68,7 @@ def render(plan: InstallPlan) -> Recipe:
         build_args_step(),
         install_step(*system_packages_install(plan), environment_install(plan)),
         runtime_step(),
+        lock_step(plan),
         finish_step(plan, f"{VENV}/bin:$PATH" if venv else None),
     ]
     return Recipe(plan.base_image, join(steps), dict(plan.files), needs_uv=venv)
@@ -151,6 +143,15 @@ def runtime_step() -> list[str]:
     return [
         "# The runtime step's entry point (python -m mlflow_steps_runtime).",
         f"COPY {RUNTIME}/ {RUNTIME_DIR}/",
+    ]
+
+
+def lock_step(plan: InstallPlan) -> list[str]:
+    if plan.lock is None:
+        return []
+    return [
+        "# The lock the environment was installed from (PEP 751).",
+        f"COPY {LOCK_FILE} {LOCK_IN_IMAGE}",
     ]
 
 

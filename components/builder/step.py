@@ -101,6 +101,15 @@ BUILDER = StepSpec(
             "true",
             "boolean",
         ),
+        Input(
+            "resolve",
+            "Resolve the requirements to exact versions and hashes (uv, against the index, for "
+            "the base's Python) before tagging: the tag follows what the index offers now, the "
+            "install uses exactly that resolution, and the lock is kept in the image at "
+            "/opt/mlflow-env/pylock.toml.",
+            "false",
+            "boolean",
+        ),
     ),
     outputs=(
         Output("image", "Reference of the environment image: <pull_registry>/<repository>:<tag>."),

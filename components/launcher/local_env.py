@@ -95,6 +95,8 @@ def ensure_local_env(the_plan: Plan, options: BuildOptions, log: Callable[[str],
             f"building the local environment failed (exit {done.returncode}); "
             "the installer's output above shows why"
         )
+    if install.lock is not None:  # where the image keeps it, relative to the venv
+        (target / "venv" / "pylock.toml").write_bytes(install.lock)
     (target / ".complete").touch()
     return target
 
