@@ -35,13 +35,20 @@ def make_pipeline(image: str = "", build_engine: str = "kaniko"):
         pull_registry: str = "127.0.0.1:30500",
         mlflow_entrypoint: str = "main",
         mlflow_entrypoint_args: str = "",
+        context: str = ".",
     ) -> str:
         codeset = dsl.importer(
             artifact_uri=codeset_uri, artifact_class=dsl.Artifact, reimport=False
         )
-        build = builder(codeset=codeset.output, registry=registry, pull_registry=pull_registry)
+        build = builder(
+            codeset=codeset.output,
+            registry=registry,
+            pull_registry=pull_registry,
+            context=context,
+        )
         train = runtime(
             codeset=codeset.output,
+            context=context,
             mlflow_entrypoint=mlflow_entrypoint,
             mlflow_entrypoint_args=mlflow_entrypoint_args,
         )

@@ -10,16 +10,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from packaging.requirements import InvalidRequirement, Requirement
-
 from ..problems import StepError
 from . import engines
 from .codeset import Codeset, load_codeset
-from .environments import CondaEnv, DockerEnv, Environment
-from .layered.assemble import Fallback, LayeredBuild, build_layered
+from .layered.assemble import Fallback, build_layered
 from .options import BuildOptions
+from .plan import InstallPlan
 from .recipe import Recipe, render
 from .registry import RegistryClient
+from .resolution import resolved_plan
 from .tag import environment_tag
 
 Log = Callable[[str], None]
@@ -31,7 +30,11 @@ def stderr(message: str) -> None:
 
 @dataclass
 class Plan:
+    """A codeset, its install plan, the Dockerfile recipe rendered from it (None for
+    docker_env) and the tag and references that follow."""
+
     codeset: Codeset
+    install: InstallPlan
     recipe: Recipe | None
     tag: str
     push_reference: str
@@ -41,8 +44,7 @@ class Plan:
     def warnings(self) -> list[str]:
         """What MLflow accepts and the builder decided for the user: inspect shows it, build
         logs it."""
-        notes = self.recipe.notes if self.recipe else []
-        return [*self.codeset.warnings, *notes]
+        return [*self.codeset.warnings, *self.install.notes]
 
 
 @dataclass
@@ -53,13 +55,19 @@ class BuildResult:
 
 
 def plan(path: Path | str, options: BuildOptions) -> Plan:
-    codeset = load_codeset(path)
-    env = codeset.environment
-    if isinstance(env, DockerEnv):
-        return Plan(codeset, None, "", env.image, env.image)
-    recipe = render(env, options)
-    tag = environment_tag(env, recipe, options)
-    return Plan(codeset, recipe, tag, options.push_reference(tag), options.pull_reference(tag))
+    """codeset -> environment -> install plan (resolved with `resolve`) -> recipe and tag."""
+    codeset = load_codeset(path, options.context)
+    install = codeset.environment.install_plan(options)
+    if options.resolve:
+        install = resolved_plan(install, options.build_args(), options.python_version)
+    if not install.builds:
+        image = install.base_image
+        return Plan(codeset, install, None, "", image, image)
+    recipe = render(install)
+    tag = environment_tag(install, recipe.dockerfile, options.build_args())
+    return Plan(
+        codeset, install, recipe, tag, options.push_reference(tag), options.pull_reference(tag)
+    )
 
 
 def build(path: Path | str, options: BuildOptions, log: Log = stderr) -> BuildResult:
@@ -98,63 +106,30 @@ def tagged_digest(client: RegistryClient, the_plan: Plan, options: BuildOptions)
     return digest
 
 
-def single_layer_reason(env: Environment, options: BuildOptions) -> str:
+def single_layer_reason(install: InstallPlan, options: BuildOptions) -> str:
     """Why this build cannot be per-package, known before anything runs ("" when it can)."""
     if options.layering != "per-package":
         return ""
-    if options.system_packages.split():
-        return "system_packages is set (apt-get may change any file of the base)"
-    if isinstance(env, CondaEnv) and options.env_manager == "conda":
+    if install.installer == "conda":
         return "env_manager=conda (conda installs into the base's own environment)"
+    if install.installer != "venv":
+        return f"a {install.kind} image is not a venv"
+    if install.system_packages:
+        return "system_packages is set (apt-get may change any file of the base)"
     engine = engines.pick_engine(options.engine)
     if engine != "buildah":
         return f"the {engine} engine builds a Dockerfile; per-package layers need buildah"
     return ""
 
 
-def layered_build(the_plan: Plan, options: BuildOptions) -> LayeredBuild:
-    """The layered backend's input: the recipe's requirement files, in install order."""
-    assert the_plan.recipe is not None
-    files = the_plan.recipe.files
-    lines = [
-        line
-        for name in ("mlflow-steps/build-requirements.txt", "mlflow-steps/requirements.txt")
-        for line in files.get(name, b"").decode().splitlines()
-        if line.strip()
-    ]
-    return LayeredBuild(
-        base=the_plan.recipe.base_image,
-        requirements=lines,
-        direct_names=requirement_names(lines),
-        kind=the_plan.codeset.environment.kind,
-        compile_bytecode=options.compile_bytecode,
-        registry=options.registry,
-        repository=options.repository,
-        tag=the_plan.tag,
-        insecure=options.insecure,
-        index_settings=options.build_args(),
-        timestamp=engines.source_date_epoch(),
-    )
-
-
-def requirement_names(lines: list[str]) -> set[str]:
-    names = set()
-    for line in lines:
-        try:
-            names.add(Requirement(line.split(" --hash")[0].split(";")[0].strip()).name)
-        except InvalidRequirement:
-            continue
-    return names
-
-
 def run_build(the_plan: Plan, options: BuildOptions, log: Log) -> str:
     assert the_plan.recipe is not None
     engine = engines.pick_engine(options.engine)
     if options.layering == "per-package":
-        reason = single_layer_reason(the_plan.codeset.environment, options)
+        reason = single_layer_reason(the_plan.install, options)
         if not reason:
             try:
-                return build_layered(layered_build(the_plan, options), log)
+                return build_layered(the_plan.install, options, the_plan.tag, log)
             except Fallback as why:
                 reason = str(why)
         log(f"layering: single, not per-package: {reason}")

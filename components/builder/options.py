@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
-from .environments import DEFAULT_MINICONDA_VERSION
 from .step import DEFAULT_PYTHON_VERSION
+
+DEFAULT_MINICONDA_VERSION = "4.10.3"
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,8 @@ class BuildOptions:
     mlflow_requirement: str = "mlflow-skinny"
     compile_bytecode: bool = True
     layering: str = "per-package"
+    resolve: bool = False
+    context: str = "."
 
     @classmethod
     def from_values(cls, values: dict[str, Any]) -> BuildOptions:

@@ -277,7 +277,7 @@ def test_fuseml_trainer_step(codeset, tmp_path):
     from mlflow_steps.components.builder.recipe import render
 
     env_kind = plan(codeset, BuildOptions()).codeset.environment
-    argv = entrypoint(render(env_kind, BuildOptions()).dockerfile)  # the built image's
+    argv = entrypoint(render(env_kind.install_plan(BuildOptions())).dockerfile)  # the image's
     env = {
         "FUSEML_MLFLOW_ENTRYPOINT_ARGS": "note=from-fuseml",
         "TASK_RESULT": "model-url",

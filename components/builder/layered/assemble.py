@@ -17,7 +17,6 @@ the caller builds it as one layer and logs the reason.
 
 from __future__ import annotations
 
-import re
 import tempfile
 import time
 from collections.abc import Callable
@@ -25,11 +24,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from packaging.requirements import InvalidRequirement, Requirement
+
 from mlflow_steps import __version__
 
-from ..recipe import RUNTIME_DIR, VENV, runtime_files
+from ...problems import StepError
+from ..engines import source_date_epoch
+from ..options import BuildOptions
+from ..plan import LOCK_IN_IMAGE, MLFLOW_CONSTRAINTS, REQUIRE_HASHES, RUNTIME, STAGING, InstallPlan
+from ..recipe import RUNTIME_DIR, VENV
 from ..registry import RegistryClient
 from ..registry_push import RegistryWriter, sha256_digest
+from ..resolution import read_pylock, resolve
 from . import cache, installed
 from .image import (
     ARCHITECTURES,
@@ -41,37 +47,19 @@ from .image import (
     image_config,
     image_manifest,
 )
-from .resolution import Pin, Target, pins_from_lock, without_wheel
 from .tarlayer import MEDIA_TYPE, Entry, LayerBlob, write_layer
 from .units import GROUPS, Context, Unit, plan_units, room_for
+from .wheels import Pin, Target, pins_for, without_wheel
 from .workspace import Workspace, index_environment
 
 Log = Callable[[str], None]
-LOCK_PATH = "/opt/mlflow-steps/pylock.toml"
 PUSHERS = 4  # requests to the registry at a time
-USERINFO = re.compile(r"://[^/@\s\"']+@")
+SCRIPTS = ("compile-bytecode.py", "check-libraries.py")
+FILE_OPTIONS = ("-c", "-r", "--constraint", "--requirement", "-e", "--editable")
 
 
 class Fallback(Exception):
     """This environment is built as one layer; the message says why."""
-
-
-@dataclass(frozen=True)
-class LayeredBuild:
-    """What the layered backend needs: the base, the requirement lines in install order, the
-    names the environment gives itself, and where the image goes."""
-
-    base: str
-    requirements: list[str]
-    direct_names: set[str]
-    kind: str
-    compile_bytecode: bool
-    registry: str
-    repository: str
-    tag: str
-    insecure: bool
-    index_settings: dict[str, str]
-    timestamp: int = 0
 
 
 @dataclass
@@ -96,16 +84,20 @@ class Clock:
         self.last = now
 
 
-def build_layered(job: LayeredBuild, log: Log) -> str:
-    """Build and push `job`; returns the manifest digest. Raises Fallback or StepError."""
+def build_layered(install: InstallPlan, options: BuildOptions, tag: str, log: Log) -> str:
+    """Build `install` and push it as `<registry>/<repository>:<tag>`; returns the manifest
+    digest. Raises Fallback (nothing pushed) or StepError."""
     clock = Clock()
-    writer = RegistryWriter(RegistryClient(job.registry, insecure=job.insecure))
-    base_ref = Reference.parse(job.base)
+    repository = options.repository
+    writer = RegistryWriter(RegistryClient(options.registry, insecure=options.insecure))
+    base_ref = Reference.parse(install.base_image)
     base_writer = writer
-    if base_ref.host != job.registry:
-        base_writer = RegistryWriter(RegistryClient(base_ref.host, insecure=job.insecure))
-    layers_repo = cache.cache_repository(job.repository)
-    with Workspace(job.base, job.insecure, index_environment(job.index_settings), log) as space:
+    if base_ref.host != options.registry:
+        base_writer = RegistryWriter(RegistryClient(base_ref.host, insecure=options.insecure))
+    layers_repo = cache.cache_repository(repository)
+    scripts = {name: install.files[f"{STAGING}/{name}"] for name in SCRIPTS}
+    index = index_environment(options.build_args())
+    with Workspace(install.base_image, options.insecure, index, scripts) as space:
         clock.mark("base")
         target = space.probe()
         if target.python_minor < (3, 8):
@@ -116,13 +108,14 @@ def build_layered(job: LayeredBuild, log: Log) -> str:
         room = room_for(len(base.layers))
         if room < GROUPS + 1:
             raise Fallback(f"the base has {len(base.layers)} layers: no room below the limit")
-        space.create_venv(VENV)
-        lock = USERINFO.sub("://", space.resolve(VENV, "\n".join(job.requirements) + "\n"))
-        pins = pins_from_lock(lock, target, job.direct_names)
+        options_lines, names = requirement_lines(install)
+        lock = locked(install, options_lines + names, target, options)
+        pins = pins_for(read_pylock(lock, "the lock"), target, requirement_names(names))
         refuse_sdists(pins, target)
-        units = plan_units(pins, Context(target, VENV, job.compile_bytecode), room)
+        units = plan_units(pins, Context(target, VENV, install.compile_bytecode), room)
+        space.create_venv(VENV)
         clock.mark("resolve")
-        reused = reuse(writer, job.repository, layers_repo, units)
+        reused = reuse(writer, repository, layers_repo, units)
         missing = [unit for unit in units if unit.identity not in reused]
         log(
             f"per-package layers: {len(units)} for {len(pins)} distributions; {len(reused)} "
@@ -131,21 +124,22 @@ def build_layered(job: LayeredBuild, log: Log) -> str:
         )
         clock.mark("mount")
         if missing:
-            space.install(VENV, [pin.requirement for unit in missing for pin in unit.pins])
+            pinned = [pin.requirement for unit in missing for pin in unit.pins]
+            space.install(VENV, [*options_lines, *pinned])
         clock.mark("install")
         major, minor = target.python_minor
         site = f"{VENV}/lib/python{major}.{minor}/site-packages"
-        space.compile_and_check(VENV, site, job.compile_bytecode)
+        space.compile_and_check(VENV, site, install.compile_bytecode)
         space.remove_staging()
         clock.mark("bytecode and library check")
         claimed, skeleton = installed.split(space.root, VENV, site, f"cpython-{major}{minor}")
         with tempfile.TemporaryDirectory(prefix="mlflow-steps-layers-") as tmp:
-            jobs = layer_jobs(space.root, skeleton, claimed, missing, site, lock)
+            jobs = layer_jobs(space.root, skeleton, claimed, missing, install, site, lock)
             made = [
                 Layer(
                     what, Descriptor(MEDIA_TYPE, blob.digest, blob.size), blob.diff_id, blob, unit
                 )
-                for (what, unit, _), blob in zip(jobs, write_all(jobs, Path(tmp), job.timestamp))
+                for (what, unit, _), blob in zip(jobs, write_all(jobs, Path(tmp)))
             ]
             clock.mark("layers written")
             # Order: skeleton, runtime, the distributions (units' order), the lock.
@@ -153,11 +147,11 @@ def build_layered(job: LayeredBuild, log: Log) -> str:
             own = [layer for layer in made if not layer.unit]
             ordered = own[:2] + [by_unit.get(u.identity) or reused[u.identity] for u in units]
             ordered.append(own[2])
-            uploaded = push_layers(writer, job.repository, layers_repo, ordered, target.machine)
+            uploaded = push_layers(writer, repository, layers_repo, ordered, target.machine)
     with ThreadPoolExecutor(PUSHERS) as pool:
-        copy = lambda layer: copy_base_layer(writer, base_writer, base_ref, job.repository, layer)  # noqa: E731
+        copy = lambda layer: copy_base_layer(writer, base_writer, base_ref, repository, layer)  # noqa: E731
         list(pool.map(copy, base.layers))
-    digest = push_image(writer, job, base, ordered)
+    digest = push_image(writer, install, repository, tag, base, ordered)
     clock.mark("push")
     size = sum(layer.descriptor.size for layer in uploaded)
     log(
@@ -166,6 +160,45 @@ def build_layered(job: LayeredBuild, log: Log) -> str:
         + ", ".join(clock.spent)
     )
     return digest
+
+
+def requirement_lines(install: InstallPlan) -> tuple[list[str], list[str]]:
+    """(option lines, requirement lines) of every requirement set, in order. Files the sets
+    read (constraints, path requirements, includes) cannot be layered: Fallback. The MLflow
+    addition's constraints of a lock are the lock's own pins, resolved together here."""
+    options, requirements = [], []
+    for requirement_set in install.requirement_sets:
+        for line in requirement_set.lines:
+            if line == REQUIRE_HASHES or line == f"-c {MLFLOW_CONSTRAINTS}":
+                continue
+            if line.split()[0] in FILE_OPTIONS:
+                raise Fallback(f"{requirement_set.name} reads another file (`{line}`)")
+            if line.startswith("-"):
+                options.append(line)
+                continue
+            try:
+                parsed = Requirement(line.split(" --hash=")[0])
+            except InvalidRequirement:
+                raise Fallback(f"`{line}` is not a requirement from the index") from None
+            if parsed.url:
+                raise Fallback(f"{parsed.name} comes from {parsed.url}, not from the index")
+            requirements.append(line)
+    return options, requirements
+
+
+def requirement_names(lines: list[str]) -> set[str]:
+    return {Requirement(line.split(" --hash=")[0]).name for line in lines}
+
+
+def locked(install: InstallPlan, lines: list[str], target: Target, options: BuildOptions) -> str:
+    """The plan's lock (`resolve`, or the codeset's own), else the `resolve` machinery run for
+    the base's Python: PEP 751 text, URLs without user information."""
+    if install.lock is not None:
+        return install.lock.decode()
+    try:
+        return resolve(lines, target.python_version, options.build_args()).pylock
+    except StepError as error:
+        raise Fallback(f"the environment could not be resolved beforehand ({error})") from None
 
 
 def refuse_sdists(pins: list[Pin], target: Target) -> None:
@@ -193,28 +226,30 @@ def reuse(writer: RegistryWriter, repository: str, layers_repo: str, units: list
 Job = tuple[str, "Unit | None", list[Entry]]
 
 
-def layer_jobs(root: Path, skeleton, claimed, missing: list[Unit], site: str, lock: str):
+def layer_jobs(root: Path, skeleton, claimed, missing: list[Unit], install: InstallPlan,
+               site: str, lock: str) -> list[Job]:  # fmt: skip
     """(what, unit, entries) of each layer to write: skeleton, runtime, missing units, lock."""
     files = lambda paths: [Entry(path, root / path.lstrip("/")) for path in paths]  # noqa: E731
     runtime = [
         Entry(f"{RUNTIME_DIR}/{name.split('/', 1)[1]}", data=data)
-        for name, data in runtime_files().items()
+        for name, data in sorted(install.files.items())
+        if name.startswith(f"{RUNTIME}/")
     ]
     runtime.append(Entry(f"{site}/mlflow_steps_runtime.pth", data=b"/opt/mlflow-steps\n"))
     jobs: list[Job] = [("venv", None, files(skeleton)), ("runtime module", None, runtime)]
     for unit in missing:
         paths = [path for pin in unit.pins for path in claimed.get(pin.name, [])]
         jobs.append((unit.label, unit, files(paths)))
-    jobs.append(("lock", None, [Entry(LOCK_PATH, data=lock.encode())]))
+    jobs.append(("lock", None, [Entry(LOCK_IN_IMAGE, data=lock.encode())]))
     return jobs
 
 
-def write_all(jobs: list[Job], folder: Path, timestamp: int) -> list[LayerBlob]:
+def write_all(jobs: list[Job], folder: Path) -> list[LayerBlob]:
     """Write every layer, two at a time (each compresses on every core)."""
     outs = [folder / f"layer-{number}.tar.gz" for number in range(len(jobs))]
     with ThreadPoolExecutor(2) as pool:
         futures = [
-            pool.submit(write_layer, entries, out, timestamp)
+            pool.submit(write_layer, entries, out, source_date_epoch())
             for (_, _, entries), out in zip(jobs, outs)
         ]
         return [future.result() for future in futures]
@@ -258,14 +293,15 @@ def copy_base_layer(writer, base_writer, base_ref: Reference, repository: str, l
                                                                      layer.digest))  # fmt: skip
 
 
-def push_image(writer: RegistryWriter, job: LayeredBuild, base, layers: list[Layer]) -> str:
+def push_image(writer: RegistryWriter, install: InstallPlan, repository: str, tag: str, base,
+               layers: list[Layer]) -> str:  # fmt: skip
     base_labels = {
-        "org.opencontainers.image.base.name": job.base,
+        "org.opencontainers.image.base.name": install.base_image,
         "org.opencontainers.image.base.digest": base.digest,
     }
     labels = {
         "io.github.mlflow-steps.version": __version__,
-        "io.github.mlflow-steps.environment-kind": job.kind,
+        "io.github.mlflow-steps.environment-kind": install.kind,
         "io.github.mlflow-steps.layering": "per-package",
         **base_labels,
     }
@@ -275,13 +311,13 @@ def push_image(writer: RegistryWriter, job: LayeredBuild, base, layers: list[Lay
         [layer.what for layer in layers],
         {"PATH": f"{VENV}/bin:$PATH", "VIRTUAL_ENV": VENV},
         labels,
-        job.timestamp,
+        source_date_epoch(),
     )
     config_digest = sha256_digest(config)
-    writer.ensure_blob(job.repository, config_digest, config)
+    writer.ensure_blob(repository, config_digest, config)
     manifest = image_manifest(
         Descriptor(OCI_CONFIG, config_digest, len(config)),
         [*base.layers, *(layer.descriptor for layer in layers)],
         base_labels,
     )
-    return writer.put_manifest(job.repository, job.tag, manifest, OCI_MANIFEST)
+    return writer.put_manifest(repository, tag, manifest, OCI_MANIFEST)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from mlflow_steps import __version__
 
-from .resolution import Pin, Target
+from .wheels import Pin, Target
 
 LAYER_LIMIT = 100
 # The builder's own layers besides the distributions: the venv skeleton, the runtime module,

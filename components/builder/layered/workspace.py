@@ -1,4 +1,4 @@
-"""A working container of the base image (buildah), where the environment is resolved and the
+"""A working container of the base image (buildah), where the base's Python is probed and the
 missing distributions installed; its root is mounted on the host, where the layers are cut.
 
 Nothing of it is committed: the container and its mount are removed at the end. Index
@@ -9,16 +9,14 @@ command line, so they show in no process list or log.
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import shutil
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
 
 from ...problems import StepError
-from ..recipe import find_uv, recipe_file
-from .resolution import Target
+from ..plan import find_uv
+from .wheels import Target
 
 STAGING = "/tmp/mlflow-steps"
 PROBE = (
@@ -30,11 +28,14 @@ FIND_PYTHON = 'p="$(command -v python3 || command -v python)" && exec "$p" "$@"'
 
 
 class Workspace:
-    def __init__(self, base: str, insecure: bool, index_env: dict[str, str], log: Callable):
+    def __init__(self, base: str, insecure: bool, index_env: dict[str, str],
+                 scripts: dict[str, bytes]) -> None:  # fmt: skip
+        """`index_env`: uv's index settings; `scripts`: the plan's in-container scripts
+        (compile-bytecode.py, check-libraries.py), by name."""
         self.base = base
         self.insecure = insecure
         self.index_env = index_env
-        self.log = log
+        self.scripts = scripts
         self.container = ""
         self.root = Path("/nonexistent")
 
@@ -49,8 +50,8 @@ class Workspace:
         if not uv:
             raise StepError("per-package layering needs uv, and it is not installed here")
         shutil.copy2(uv, staging / "uv")
-        for name in ("compile-bytecode.py", "check-libraries.py"):
-            (staging / name).write_bytes(recipe_file(name))
+        for name, data in self.scripts.items():
+            (staging / name).write_bytes(data)
         lines = [f"export {name}={shlex.quote(value)}" for name, value in self.index_env.items()]
         (staging / "index.env").write_text("\n".join(["export UV_NO_CACHE=1", *lines]) + "\n")
         return self
@@ -103,16 +104,6 @@ class Workspace:
         self.run(f"{STAGING}/uv", "venv", "--quiet", "--python", python.strip(), venv,
                  with_index=True)  # fmt: skip
 
-    def resolve(self, venv: str, requirements: str) -> str:
-        """pylock.toml of `requirements` for the venv's interpreter and platform."""
-        self.path(f"{STAGING}/requirements.in").write_text(requirements)
-        self.run(
-            f"{STAGING}/uv", "pip", "compile", "--quiet", "--format", "pylock.toml",
-            "--python", f"{venv}/bin/python", "--output-file", f"{STAGING}/pylock.toml",
-            f"{STAGING}/requirements.in", with_index=True,
-        )  # fmt: skip
-        return self.path(f"{STAGING}/pylock.toml").read_text()
-
     def install(self, venv: str, pinned_lines: list[str]) -> None:
         """Exactly these wheels (hash-checked, no dependencies resolved again)."""
         self.path(f"{STAGING}/missing.txt").write_text("\n".join(pinned_lines) + "\n")
@@ -139,8 +130,3 @@ def index_environment(build_args: dict[str, str]) -> dict[str, str]:
         "PIP_TRUSTED_HOST": "UV_INSECURE_HOST",
     }
     return {names[key]: value for key, value in build_args.items() if key in names and value}
-
-
-def source_date_epoch() -> int:
-    value = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
-    return int(value) if value.isdigit() else 0

@@ -21,7 +21,12 @@ def tag_of(tmp_path: Path, name: str, text: str, options: BuildOptions | None = 
     (root / name).write_text(text)
     env = load_codeset(root).environment
     options = options or BuildOptions()
-    return environment_tag(env, render(env, options), options)
+    return tag_for(env, options)
+
+
+def tag_for(env, options: BuildOptions) -> str:
+    install = env.install_plan(options)
+    return environment_tag(install, render(install).dockerfile, options.build_args())
 
 
 REQ_EQUAL = [
@@ -118,11 +123,11 @@ def test_included_requirements_file_is_part_of_the_tag(tmp_path):
     (root / "requirements.txt").write_text("-r base.txt\npandas\n")
     (root / "base.txt").write_text("numpy==1.26.4\n")
     env = load_codeset(root).environment
-    first = environment_tag(env, render(env, BuildOptions()), BuildOptions())
+    first = tag_for(env, BuildOptions())
     assert "numpy==1.26.4" in env.canonical()["requirements"]
     (root / "base.txt").write_text("numpy==1.26.3\n")
     env = load_codeset(root).environment
-    assert environment_tag(env, render(env, BuildOptions()), BuildOptions()) != first
+    assert tag_for(env, BuildOptions()) != first
 
 
 def test_build_inputs_change_the_tag_but_registry_names_do_not(tmp_path):

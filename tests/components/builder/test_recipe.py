@@ -38,7 +38,7 @@ ENTRYPOINT ["python", "-m", "mlflow_steps_runtime"]
 
 
 def recipe_for(name: str, **options):
-    return render(load_codeset(EXAMPLES / name).environment, BuildOptions(**options))
+    return render(load_codeset(EXAMPLES / name).environment.install_plan(BuildOptions(**options)))
 
 
 def test_pip_dockerfile_exact_text():
@@ -56,7 +56,7 @@ def test_pip_recipe_installs_normalised_requirements_plus_mlflow_when_missing():
 def test_mlflow_is_not_added_when_the_environment_has_it(tmp_path):
     (tmp_path / "MLproject").write_text("entry_points: {main: {command: python t.py}}\n")
     (tmp_path / "requirements.txt").write_text("MLflow==2.9.2\n")
-    recipe = render(load_codeset(tmp_path).environment, BuildOptions())
+    recipe = render(load_codeset(tmp_path).environment.install_plan(BuildOptions()))
     assert recipe.files["mlflow-steps/requirements.txt"] == b"mlflow==2.9.2\n"
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 
-from mlflow_steps.components.builder.layered.resolution import Pin, Target
 from mlflow_steps.components.builder.layered.units import (
     GROUPS,
     LAYER_LIMIT,
@@ -15,6 +14,7 @@ from mlflow_steps.components.builder.layered.units import (
     plan_units,
     room_for,
 )
+from mlflow_steps.components.builder.layered.wheels import Pin, Target
 
 TARGET = Target(python="3.11.2", machine="x86_64", glibc="2.36")
 CONTEXT = Context(TARGET, "/opt/mlflow-env", True, builder="1.0")

@@ -1,26 +1,21 @@
-"""The environment resolved to exact wheels: a PEP 751 lock, and the one wheel per package that
-the base's interpreter installs.
+"""The one wheel per resolved distribution that the base's interpreter installs.
 
-The lock is written by `uv pip compile --format pylock.toml`, run with the base's own
-interpreter (`workspace.Workspace.resolve`), so markers and wheels are those of the base's
-Python and platform. Of a package's wheels, the one chosen is the one pip and uv would take:
-the first of the interpreter's supported tags (packaging.tags order) that a wheel carries.
-A package with no such wheel (an sdist only, or no wheel for this platform) cannot be a layer.
+The distributions come from the `resolve` machinery (`..resolution`: a PEP 751 lock, from
+`uv pip compile` or the codeset's own lock). Of a distribution's wheels, the one chosen is the
+one pip and uv would take: the first of the interpreter's supported tags (packaging.tags'
+order) that a wheel carries. A distribution with no such wheel (an sdist only, or no wheel for
+this platform) cannot be a layer. Markers are evaluated for the base (PEP 508).
 """
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
 
 from packaging import tags
+from packaging.markers import Marker
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from ..resolution import Distribution, DistributionFile
 
 # manylinux tags older than PEP 600 and the glibc they stand for (PEP 513, 571, 599).
 LEGACY_MANYLINUX = {(2, 17): "manylinux2014", (2, 12): "manylinux2010", (2, 5): "manylinux1"}
@@ -38,6 +33,10 @@ class Target:
     def python_minor(self) -> tuple[int, int]:
         major, minor = self.python.split(".")[:2]
         return int(major), int(minor)
+
+    @property
+    def python_version(self) -> str:
+        return "{}.{}".format(*self.python_minor)
 
     def supported_tags(self) -> list[tags.Tag]:
         """CPython tags, most preferred first (packaging.tags.sys_tags' order)."""
@@ -62,6 +61,19 @@ class Target:
                 found.append(f"{legacy}_{arch}")
         return [*found, f"linux_{arch}"]
 
+    def marker_environment(self) -> dict[str, str]:
+        return {
+            "python_version": self.python_version,
+            "python_full_version": self.python,
+            "platform_machine": self.machine,
+            "platform_system": "Linux",
+            "sys_platform": "linux",
+            "os_name": "posix",
+            "implementation_name": "cpython",
+            "platform_python_implementation": "CPython",
+            "implementation_version": self.python,
+        }
+
 
 @dataclass(frozen=True)
 class Pin:
@@ -80,21 +92,12 @@ class Pin:
         return f"{self.name}=={self.version} --hash=sha256:{self.wheel_sha256}"
 
 
-def without_userinfo(url: str) -> str:
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host += f":{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
-
-
-def pick_wheel(wheels: list[dict], target: Target) -> dict | None:
+def pick_wheel(wheels: tuple[DistributionFile, ...], target: Target) -> DistributionFile | None:
     ranks = {tag: rank for rank, tag in enumerate(target.supported_tags())}
-    best: tuple[int, dict] | None = None
+    best: tuple[int, DistributionFile] | None = None
     for wheel in wheels:
-        filename = wheel.get("name") or wheel.get("url", "").rsplit("/", 1)[-1]
         try:
-            wheel_tags = parse_wheel_filename(filename)[3]
+            wheel_tags = parse_wheel_filename(wheel.name)[3]
         except InvalidWheelFilename:
             continue
         rank = min((ranks[tag] for tag in wheel_tags if tag in ranks), default=None)
@@ -103,22 +106,27 @@ def pick_wheel(wheels: list[dict], target: Target) -> dict | None:
     return best[1] if best else None
 
 
-def pins_from_lock(text: str, target: Target, direct_names: set[str]) -> list[Pin]:
-    """Every package of a pylock.toml, with the wheel `target` installs (PEP 751 fields)."""
-    lock = tomllib.loads(text)
+def pins_for(
+    distributions: list[Distribution] | tuple[Distribution, ...],
+    target: Target,
+    direct_names: set[str],
+) -> list[Pin]:
+    """The distributions this base installs (markers evaluated), each with its wheel."""
     direct = {canonicalize_name(name) for name in direct_names}
+    environment = target.marker_environment()
     pins = []
-    for package in lock.get("packages", []):
-        name = canonicalize_name(package["name"])
-        wheel = pick_wheel(package.get("wheels", []), target)
+    for dist in distributions:
+        if dist.marker and not Marker(dist.marker).evaluate(environment):
+            continue
+        wheel = pick_wheel(dist.wheels, target)
         pins.append(
             Pin(
-                name=name,
-                version=str(package.get("version", "")),
-                wheel_url=without_userinfo(wheel["url"]) if wheel and "url" in wheel else None,
-                wheel_sha256=(wheel or {}).get("hashes", {}).get("sha256"),
-                wheel_size=(wheel or {}).get("size"),
-                direct=name in direct,
+                name=dist.name,
+                version=dist.version,
+                wheel_url=wheel.url if wheel else None,
+                wheel_sha256=wheel.sha256 if wheel else None,
+                wheel_size=None,
+                direct=dist.name in direct,
             )
         )
     return sorted(pins, key=lambda pin: pin.name)
