@@ -266,8 +266,9 @@ def push_layers(writer, repository: str, layers_repo: str, layers: list[Layer], 
             return False
         digest = layer.descriptor.digest
         sent = False
-        if not writer.has_blob(repository, digest) and not writer.mount(
-            repository, digest, layers_repo
+        # A distribution layer built here was not in the cache: no mount is tried for it.
+        if not writer.has_blob(repository, digest) and (
+            layer.unit is not None or not writer.mount(repository, digest, layers_repo)
         ):
             writer.upload(repository, digest, layer.blob.path)
             writer.mount(layers_repo, digest, repository)

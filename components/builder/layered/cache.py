@@ -3,8 +3,8 @@ manifest tagged with the identity in the repository `mlflow-steps-layers` beside
 repository (`team/project` -> `team/mlflow-steps-layers`), so every repository of a namespace
 shares one cache, within the same push rights.
 
-The record holds the layer's descriptor, its diff_id as an annotation, and a config naming the
-same diff_id; so one GET tells the builder the layer's digest, size and diff_id, and the
+The record holds the layer's descriptor with its diff_id as an annotation (and a config shared
+by all records); so one GET tells the builder the layer's digest, size and diff_id, and the
 registry's garbage collector keeps the blob while the record exists. A lookup that finds no
 record (or a registry that lost the blob, seen when the mount fails) means: build the layer.
 """
@@ -55,18 +55,18 @@ def record(
     label: str,
     architecture: str,
 ) -> None:
-    """Keep `layer` (already in `repository`) under the tag `identity`."""
-    config = canonical(
-        {
-            "architecture": architecture,
-            "os": "linux",
-            "rootfs": {"type": "layers", "diff_ids": [diff_id]},
-        }
-    )
+    """Keep `layer` (already in `repository`) under the tag `identity`. Every record shares
+    one config (the layer's diff_id is an annotation of its descriptor), uploaded once."""
+    config = canonical({"architecture": architecture, "os": "linux", "rootfs": {"type": "layers"}})
     config_digest = sha256_digest(config)
-    writer.ensure_blob(repository, config_digest, config)
+    if (repository, config_digest) not in _CONFIGS:
+        writer.ensure_blob(repository, config_digest, config)
+        _CONFIGS.add((repository, config_digest))
     described = Descriptor(MEDIA_TYPE, layer.digest, layer.size, {DIFF_ID: diff_id})
     manifest = image_manifest(
         Descriptor(OCI_CONFIG, config_digest, len(config)), [described], {CONTENT: label}
     )
     writer.put_manifest(repository, identity, manifest, OCI_MANIFEST)
+
+
+_CONFIGS: set[tuple[str, str]] = set()  # (repository, digest) of record configs known there

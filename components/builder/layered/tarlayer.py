@@ -68,6 +68,9 @@ class _Hashing(io.RawIOBase):
         self.sink.write(data)
         return len(data)
 
+    def tell(self) -> int:
+        return self.count
+
 
 class _ParallelGzip(io.RawIOBase):
     """Writes what it is given as gzip members of `CHUNK` bytes, compressed in parallel."""
@@ -143,7 +146,9 @@ def write_layer(entries: list[Entry], out: Path, mtime: int = 0) -> LayerBlob:
         compressed = _Hashing(raw)
         zipped = _ParallelGzip(compressed)
         plain = _Hashing(zipped)
-        with tarfile.open(fileobj=plain, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+        with tarfile.TarFile(
+            fileobj=plain, mode="w", format=tarfile.PAX_FORMAT, copybufsize=CHUNK
+        ) as tar:
             for entry in with_parents(entries):
                 info = tar_info(entry, mtime)
                 if entry.data is not None:
