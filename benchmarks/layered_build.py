@@ -1,5 +1,6 @@
 """Per-package layering against `single` and the seed's recipe, on the wine-like sklearn stack
-(examples/sklearn-pip: scikit-learn, pandas, mlflow-skinny) plus six, bumped 1.16.0 -> 1.17.0.
+(examples/sklearn-pip: scikit-learn, pandas, mlflow-skinny) plus six, bumped 1.16.0 -> 1.17.0,
+on the python:3.x-shaped base (the seed's recipe needs a system pip).
 
 Each run, interleaved, every build starting as a fresh builder pod (all local images removed,
 the base included, and buildah's blob-location cache; see benchmarks/cold_build.py), each in a
@@ -15,8 +16,9 @@ namespace of its own in one local registry (so no run reuses another's layers):
 5. pull: a fresh store pulls the previous image (untimed), then the bumped one (timed); the
    blobs it downloaded are read from the registry's log.
 
-    python3 benchmarks/layered_build.py [--runs 5] [--storage-driver vfs|overlay]
-        (root, buildah; about 5 min a run with vfs)
+    python3 benchmarks/layered_build.py [--runs 5] [--storage-driver overlay|vfs]
+        (root, buildah; about 5 min a run; with vfs the pulls of 55-layer images take tens of
+        GB, one full copy of the tree per layer)
 """
 
 from __future__ import annotations
@@ -121,7 +123,7 @@ def main() -> None:
 
     try:
         host = registry.host
-        base = images.push_base_images(host)["debian"]
+        base = images.push_base_images(host)["python"]  # the seed's recipe needs a system pip
         url = index.extra["url"]
         before, after = codeset(work, "1.16.0"), codeset(work, "1.17.0")
         options = BuildOptions(registry=host, pull_registry="", insecure=True, base_image=base,
@@ -151,6 +153,7 @@ def main() -> None:
                 f"{len(sent)} blobs, {sum(sizes[d] for d in sent)} bytes; new layers "
                 f"{sorted(sizes[d] for d in six)} bytes"
             )
+            print(f"run {run + 1}: uploaded by the bump: {notes['uploaded'][-1]}", flush=True)
             cold_build.clean_local_storage()
             pull(first)
             since = len(registry.requests_seen())
@@ -166,6 +169,7 @@ def main() -> None:
             notes.setdefault("single: its environment layer, uploaded and pulled again", []).append(
                 f"{blob_size(host, f'single{run}/env', env_layer)} bytes"
             )
+            print(f"run {run + 1}: pulled: {notes['pulled'][-1]}", flush=True)
     finally:
         cold_build.clean_local_storage()
         index.stop()

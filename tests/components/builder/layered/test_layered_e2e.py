@@ -17,7 +17,7 @@ from mlflow_steps.components.builder.recipe import VENV
 from tests.components.builder.test_build_e2e import run_in_image
 from tests.support import services
 from tests.support.builds import local_build_argv
-from tests.support.images import BUILDAH_ENV
+from tests.support.images import BUILDAH_ENV, remove_local_images
 from tests.support.oci import manifest_and_config
 
 pytestmark = pytest.mark.e2e
@@ -104,6 +104,7 @@ def test_a_one_package_bump_uploads_that_layer_and_mounts_the_rest(
     assert sent <= new_layers[six_layer] + 1024 * 1024
     imports = "import six, click, idna, packaging; print(six.__version__)"
     check = run_in_image(second, "python", "-c", imports)
+    remove_local_images(second)
     assert check.returncode == 0, check.stderr
     assert check.stdout.strip() == "1.17.0"
 
@@ -146,4 +147,5 @@ def test_an_sdist_only_requirement_falls_back_to_single_and_says_why(
     assert len(manifest["layers"]) == 2  # the base's and the environment's
     assert "io.github.mlflow-steps.layering" not in config["config"]["Labels"]
     check = run_in_image(image, "python", "-c", "import tinypkg; print(tinypkg.VALUE)")
+    remove_local_images(image)
     assert check.stdout.strip() == "42", check.stderr
