@@ -95,12 +95,21 @@ class Resolution:
     pylock: str
 
 
-def resolve(lines: list[str], python: str, build_args: Mapping[str, str]) -> Resolution:
+def resolve(
+    lines: list[str],
+    python: str,
+    build_args: Mapping[str, str],
+    beside: Mapping[str, bytes] | None = None,
+) -> Resolution:
     """Exact distributions for `lines` (pip requirement and option lines) on Python `python`
     (major.minor) and `PLATFORM`, from the index named by `build_args` (PIP_INDEX_URL,
-    PIP_EXTRA_INDEX_URL, PIP_TRUSTED_HOST). Raises StepError with uv's reason."""
+    PIP_EXTRA_INDEX_URL, PIP_TRUSTED_HOST). `beside`: files the lines name (`-c FILE`), by
+    relative path. Raises StepError with uv's reason."""
     with tempfile.TemporaryDirectory(prefix="mlflow-steps-resolve-") as tmp:
-        source, out = Path(tmp) / "requirements.in", Path(tmp) / "pylock.toml"
+        for name, data in (beside or {}).items():
+            (Path(tmp) / name).parent.mkdir(parents=True, exist_ok=True)
+            (Path(tmp) / name).write_bytes(data)
+        source, out = Path(tmp) / "mlflow-steps-requirements.in", Path(tmp) / "pylock.out.toml"
         source.write_bytes(lines_file(lines))
         argv = [
             uv_binary(), "pip", "compile", "--no-config", "--quiet", "--no-header",
@@ -181,10 +190,15 @@ def resolved_plan(
         return plan
     python, notes = resolution_python(plan, fallback_python)
     sets, files, so_far = [], dict(plan.files), []
+    staged = {
+        name[len(STAGING) + 1 :]: data
+        for name, data in files.items()
+        if name[: len(STAGING) + 1] == f"{STAGING}/"
+    }
     resolution = None
     for requirement_set in plan.requirement_sets:
         so_far += list(requirement_set.lines)
-        resolution = resolve(so_far, python, build_args)
+        resolution = resolve(so_far, python, build_args, staged)
         options = [line for line in requirement_set.lines if line.startswith("-")]
         lines = (REQUIRE_HASHES, *options, *locked_lines(resolution.distributions))
         sets.append(RequirementSet(requirement_set.name, tuple(lines)))

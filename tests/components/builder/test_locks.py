@@ -150,3 +150,17 @@ def test_resolve_locks_the_plan_and_keeps_the_lock_in_the_image(package_index, t
         resolved.recipe.dockerfile
     )
     assert loose.install.lock is None
+
+
+def test_resolve_honours_the_codesets_constraints_files(package_index, tmp_path):
+    (tmp_path / "MLproject").write_text("entry_points: {main: {command: python t.py}}\n")
+    (tmp_path / "requirements.txt").write_text("-c constraints.txt\nsix\n")
+    (tmp_path / "constraints.txt").write_text("six==1.16.0\n")
+    options = BuildOptions(
+        pip_index_url=package_index.extra["url"],
+        base_image="python:3.11",
+        mlflow_requirement="",
+        resolve=True,
+    )
+    (locked,) = plan(tmp_path, options).install.requirement_sets
+    assert any(line.startswith("six==1.16.0 --hash=") for line in locked.lines)
