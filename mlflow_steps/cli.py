@@ -160,6 +160,12 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         print(f"base image:   {the_plan.recipe.base_image}")
         if env.kind == "conda":
             print(f"env manager:  {options.env_manager}")
+    shipped = sorted(env.shipped)
+    if shipped:
+        shown = ", ".join(shipped[:4]) + (
+            f", ... ({len(shipped)} files)" if len(shipped) > 4 else ""
+        )
+        print(f"ships:        {shown}")
     print("entry points:")
     for entry in codeset.entry_points.values():
         params = ", ".join(

@@ -164,6 +164,13 @@ def read_entry_points(
         if not isinstance(command, str) or not command.strip():
             problems.append(f"{ep_where}: `command` is missing or not a string")
             continue
+        lines = command.strip().splitlines()
+        if any(not line.rstrip().endswith("\\") for line in lines[:-1]):
+            warnings.append(
+                f"{ep_where}: `command` has {len(lines)} lines, and MLflow runs it with "
+                "`bash -c`, so each line is a command of its own (MLflow 3.17.2 does the same); "
+                "end a line with \\ to continue it, or write the command with `>` (folded)"
+            )
         params = read_parameters(ep_where, ep.get("parameters") or {}, problems, warnings)
         entry_points[str(ep_name)] = EntryPoint(str(ep_name), command, params)
     if "main" not in raw:

@@ -23,8 +23,9 @@ The line forms are those of pip's requirements-file format (pip 26.3,
   requirements file): kept, with the option's long name and one space; `-f` to a folder of
   the codeset ships the folder;
 - refused, with what to write instead: `-e` (an editable install links to source that is not
-  in the image), `file:` URLs and paths outside the codeset, `-r`/`-c` of a URL, options pip
-  does not accept in a requirements file, and options on a requirement line that pip ignores.
+  in the image), `${VAR}` (pip expands it from the build's environment), `file:` URLs and
+  paths outside the codeset, `-r`/`-c` of a URL, options pip does not accept in a
+  requirements file, and options on a requirement line that pip ignores.
 
 The resulting lines are sorted and de-duplicated: line order never changes the tag. Every file
 opened resolves inside the codeset first (`inside.py`); a message quotes at most the one line
@@ -54,6 +55,8 @@ MLFLOW_DISTRIBUTIONS = {"mlflow", "mlflow-skinny"}
 SHIPPED_DIR = "codeset"  # path requirements and -f folders, under the staging folder
 CONSTRAINTS_FILE = "constraints.txt"
 _COMMENT = re.compile(r"(^|\s)#.*$")
+# pip 26.3 req_file.ENV_VAR_RE: `${NAME}` is expanded from the installer's environment.
+_ENV_VAR = re.compile(r"\$\{[A-Z0-9_]+\}")
 # pip 26.3 req_file.SUPPORTED_OPTIONS: spelling -> long name; value options take one argument.
 VALUE_OPTIONS = {
     "-i": "--index-url",
@@ -273,6 +276,12 @@ class Reader:
                 self.problems.append(f"{where} line {number}: `{line}` {exc}")
 
     def read_line(self, line: str, base_dir: Path, constraint: bool, seen: frozenset) -> None:
+        if _ENV_VAR.search(line):
+            raise LineError(
+                "names an environment variable, which pip and uv would expand at install time "
+                "from the build's environment (where the index credentials are) and the tag "
+                "could not follow; write the value itself"
+            )
         args, options = split_args_options(line)
         target = self._constraints if constraint else self._lines
         if args:

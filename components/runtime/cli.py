@@ -159,11 +159,18 @@ def main(argv=None, environ=None):
 
 
 def run(args, environ):
-    from . import launch, store
     from . import project as projects
 
     values = resolve_inputs(args, environ)
     project_dir = codeset_dir(args.project or os.getcwd(), values["context"])
+    with projects.adapted_loader():
+        return run_project(args, values, project_dir, environ)
+
+
+def run_project(args, values, project_dir, environ):
+    from . import launch, store
+    from . import project as projects
+
     project = projects.load_project(project_dir)
     # Run from the codeset, as in images (/project): MLflow 1.x records relative artifact
     # roots (./mlruns) that must mean the same place to the runner and to this process.

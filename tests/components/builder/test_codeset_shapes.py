@@ -46,6 +46,11 @@ def test_inspect_indents_every_line_of_a_multi_line_command(tmp_path, capsys):
     out = capsys.readouterr().out.splitlines()
     start = out.index("  main()")
     assert out[start + 1 : start + 3] == ["      python train.py", "        --x 1"]
+    assert "`command` has 2 lines, and MLflow runs it with `bash -c`" in "\n".join(out)
+    continued = mlproject.replace("train.py\n", "train.py \\\n")
+    make(tmp_path, {"MLproject": continued})
+    assert main(["inspect", str(tmp_path)]) == 0
+    assert "`command` has" not in capsys.readouterr().out
 
 
 def test_an_unquoted_list_value_gets_a_hint_to_quote_it():

@@ -64,6 +64,7 @@ REFUSED = [
     ("../outside", ["names ../outside, which leads to", "outside the codeset"]),
     ("/etc/hostname", ["names /etc/hostname, which is an absolute path, outside the codeset"]),
     ("-c /etc/hostname", ["is an absolute path, outside the codeset"]),
+    ("pkg @ https://host/${PIP_INDEX_URL}", ["names an environment variable", "write the value"]),
 ]
 
 
