@@ -1,28 +1,35 @@
 """Cache hit with 1,000 tags in the repository: wall time of `mlflow-steps build` and the number
 of registry requests it made, read from the registry's own access log.
 
-    python3 benchmarks/cache_hit.py [--tags 1000] [--runs 10]
+    python3 benchmarks/cache_hit.py [--tags 1000] [--runs 10] [--resolve]
+
+With `--resolve`, the sklearn example is also looked up with `resolve=true` against a local
+pypiserver (the test wheelhouse), interleaved with the same lookup without it: with uv's cache
+warm (as on a machine that resolved before) and with `UV_NO_CACHE=1` (a fresh builder pod).
+Both variants use base_image python:3.11 (resolution needs the base's Python) and the index.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 from mlflow_steps.components.builder.build import plan  # noqa: E402
 from mlflow_steps.components.builder.options import BuildOptions  # noqa: E402
-from tests.support.builds import local_build_argv  # noqa: E402
-from tests.support.oci import push_tiny_image  # noqa: E402
-from tests.support.services import start_registry  # noqa: E402
+from mlflow_steps.stack import build_argv as local_build_argv  # noqa: E402
+from mlflow_steps.stack import state_from_env  # noqa: E402
+from mlflow_steps.stack.images import wheelhouse  # noqa: E402
+from mlflow_steps.stack.oci import push_tiny_image  # noqa: E402
+from mlflow_steps.stack.services import start_index, start_registry  # noqa: E402
 
 CODESET = ROOT / "examples" / "sklearn-pip"
 
@@ -31,37 +38,66 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tags", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--resolve", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         registry = start_registry(Path(tmp) / "registry")
+        index = (
+            start_index(wheelhouse(state_from_env() / "cache"), Path(tmp) / "index")
+            if args.resolve
+            else None
+        )
         try:
-            options = BuildOptions(registry=registry.host, pull_registry="", insecure=True)
-            tag = plan(CODESET, options).tag
-            others = [uuid.uuid4().hex[:24] for _ in range(args.tags - 1)]
-            push_tiny_image(registry.host, options.repository, [*others, tag])
-            command = local_build_argv(CODESET, registry.host)
-            times: list[float] = []
-            requests: list[int] = []
-            methods: set[str] = set()
-            for _ in range(args.runs):
-                before = len(registry.requests_seen())
-                start = time.perf_counter()
-                done = subprocess.run(command, capture_output=True, text=True, check=True)
-                times.append(time.perf_counter() - start)
-                assert "nothing to build" in done.stderr, done.stderr
-                time.sleep(0.2)  # let the registry flush its access log
-                new = registry.requests_seen()[before:]
-                requests.append(len(new))
-                methods.update(new)
+            variants = lookups(registry.host, index.extra["url"] if index else "", args.resolve)
+            tags = [plan(CODESET, options).tag for options, _, _ in variants.values()]
+            others = [uuid.uuid4().hex[:24] for _ in range(args.tags - len(tags))]
+            push_tiny_image(registry.host, "mlflow/trainer", [*others, *tags])
+            results = {name: ([], set(), []) for name in variants}
+            for _ in range(args.runs):  # interleaved
+                for name, (_, command, env) in variants.items():
+                    times, methods, requests = results[name]
+                    before = len(registry.requests_seen())
+                    start = time.perf_counter()
+                    done = subprocess.run(command, capture_output=True, text=True, env=env)
+                    times.append(time.perf_counter() - start)
+                    assert "nothing to build" in done.stderr, done.stderr
+                    time.sleep(0.2)  # let the registry flush its access log
+                    new = registry.requests_seen()[before:]
+                    requests.append(len(new))
+                    methods.update(new)
         finally:
             registry.stop()
+            if index:
+                index.stop()
     print(f"tags in repository:        {args.tags}")
-    print(f"runs:                      {args.runs}")
-    print(
-        f"wall time, median:         {statistics.median(times):.3f} s "
-        f"(min {min(times):.3f}, max {max(times):.3f}; whole CLI process)"
-    )
-    print(f"registry requests per run: {sorted(set(requests))} ({', '.join(sorted(methods))})")
+    print(f"runs:                      {args.runs} (variants interleaved)")
+    for name, (times, methods, requests) in results.items():
+        print(f"[{name}]")
+        print(
+            f"  wall time, median:       {statistics.median(times):.3f} s "
+            f"(min {min(times):.3f}, max {max(times):.3f}; whole CLI process)"
+        )
+        print(f"  registry requests/run:   {sorted(set(requests))} ({', '.join(sorted(methods))})")
+
+
+def lookups(registry: str, index_url: str, resolve: bool) -> dict:
+    """name -> (options, command, environment) of each cache-hit variant."""
+    plain = BuildOptions(registry=registry, pull_registry="", insecure=True)
+    env = dict(os.environ)
+    if not resolve:
+        return {"plain": (plain, local_build_argv(CODESET, registry), env)}
+    base = "python:3.11"
+    indexed = replace(plain, base_image=base, pip_index_url=index_url)
+    argv = local_build_argv(CODESET, registry, base=base, index_url=index_url)
+    return {
+        "without resolve": (indexed, argv, env),
+        "resolve, uv cache warm": (replace(indexed, resolve=True), [*argv, "--resolve"], env),
+        "resolve, UV_NO_CACHE=1": (
+            replace(indexed, resolve=True),
+            [*argv, "--resolve"],
+            {**env, "UV_NO_CACHE": "1"},
+        ),
+    }
 
 
 if __name__ == "__main__":

@@ -42,8 +42,8 @@ import cold_build  # noqa: E402
 
 from mlflow_steps.components.builder.build import plan  # noqa: E402
 from mlflow_steps.components.builder.options import BuildOptions  # noqa: E402
-from tests.support import images, services  # noqa: E402
-from tests.support.builds import local_build_argv  # noqa: E402
+from mlflow_steps.stack import build_argv as local_build_argv  # noqa: E402
+from mlflow_steps.stack import images, services, state_from_env  # noqa: E402
 
 EXAMPLE = HERE.parent / "examples" / "sklearn-pip"
 MIB = 1024 * 1024
@@ -113,7 +113,7 @@ def main() -> None:
     args = parser.parse_args()
     work = cold_build.work_folder("layered_build", args.storage_driver)
     registry = services.start_registry(work / "registry")
-    index = services.start_index(images.wheelhouse(), work / "index")
+    index = services.start_index(images.wheelhouse(state_from_env() / "cache"), work / "index")
     times: dict[str, list[float]] = {}
     notes: dict[str, list[str]] = {}
 
@@ -123,7 +123,8 @@ def main() -> None:
 
     try:
         host = registry.host
-        base = images.push_base_images(host)["python"]  # the seed's recipe needs a system pip
+        # The python:3.x shape: the seed's recipe needs a system pip.
+        base = images.push_base_images(host, state_from_env() / "cache")["python"]
         url = index.extra["url"]
         before, after = codeset(work, "1.16.0"), codeset(work, "1.17.0")
         options = BuildOptions(registry=host, pull_registry="", insecure=True, base_image=base,

@@ -15,7 +15,7 @@ from mlflow_steps.components.builder.build import plan
 from mlflow_steps.components.builder.codeset import load_codeset
 from mlflow_steps.components.builder.options import BuildOptions
 from mlflow_steps.components.builder.plan import LOCK_FILE, STAGING, find_uv
-from mlflow_steps.components.builder.resolution import read_pylock, resolve
+from mlflow_steps.components.builder.resolution import plan_distributions, read_pylock, resolve
 from mlflow_steps.components.problems import StepError
 
 CASES = Path(__file__).resolve().parents[2] / "cases"
@@ -150,3 +150,27 @@ def test_resolve_locks_the_plan_and_keeps_the_lock_in_the_image(package_index, t
         resolved.recipe.dockerfile
     )
     assert loose.install.lock is None
+
+
+def test_resolve_honours_the_codesets_constraints_files(package_index, tmp_path):
+    (tmp_path / "MLproject").write_text("entry_points: {main: {command: python t.py}}\n")
+    (tmp_path / "requirements.txt").write_text("-c constraints.txt\nsix\n")
+    (tmp_path / "constraints.txt").write_text("six==1.16.0\n")
+    options = BuildOptions(
+        pip_index_url=package_index.extra["url"],
+        base_image="python:3.11",
+        mlflow_requirement="",
+        resolve=True,
+    )
+    (locked,) = plan(tmp_path, options).install.requirement_sets
+    assert any(line.startswith("six==1.16.0 --hash=") for line in locked.lines)
+
+
+@pytest.mark.parametrize("case", ["pylock", "requirements-hashed"])
+def test_plan_distributions_names_every_wheel_from_the_lock_or_the_index(case, package_index):
+    """What the layered assembly reads: from the lock (pylock) or resolved (hashed lines)."""
+    install = install_plan(CASES / case, mlflow_requirement="")
+    (six,) = plan_distributions(install, {"PIP_INDEX_URL": package_index.extra["url"]}, "3.11")
+    assert (six.name, six.version) == ("six", "1.16.0")
+    assert "six-1.16.0-py2.py3-none-any.whl" in [w.name for w in six.wheels]
+    assert SIX_WHEEL in six.hashes

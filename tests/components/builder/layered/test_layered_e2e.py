@@ -14,9 +14,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from mlflow_steps.components.builder.recipe import VENV
-from tests.components.builder.test_build_e2e import run_in_image
 from tests.support import services
-from tests.support.builds import local_build_argv
+from tests.support.builds import local_build_argv, run_in_image
 from tests.support.images import BUILDAH_ENV, remove_local_images
 from tests.support.oci import manifest_and_config
 
