@@ -23,6 +23,10 @@ from .tag import environment_tag
 Log = Callable[[str], None]
 
 
+# A child's stdout sent to this process's stderr (file descriptor 2): logs, never outputs.
+STDERR = 2
+
+
 def stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -142,7 +146,8 @@ def run(command: engines.Command, job: engines.BuildJob, engine: str) -> str:
         done = subprocess.run(
             command.argv,
             env=env,
-            stdout=subprocess.PIPE if command.prints_digest else None,
+            # The engine's log goes to stderr: stdout carries the step's output only.
+            stdout=subprocess.PIPE if command.prints_digest else STDERR,
             text=True,
             check=False,
         )

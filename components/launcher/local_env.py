@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from ..builder.build import Plan
+from ..builder.build import STDERR, Plan
 from ..builder.options import BuildOptions
 from ..builder.plan import RUNTIME, STAGING, InstallPlan
 from ..builder.recipe import compile_flag, write_files
@@ -88,6 +88,7 @@ def ensure_local_env(the_plan: Plan, options: BuildOptions, log: Callable[[str],
                 *installs,
             ],
             env=env,
+            stdout=STDERR,
         )
     if done.returncode != 0:
         shutil.rmtree(target, ignore_errors=True)
@@ -138,7 +139,9 @@ def install_packages(
         env["UV_EXTRA_INDEX_URL"] = options.pip_extra_index_url
     if options.pip_trusted_host:
         env["UV_INSECURE_HOST"] = options.pip_trusted_host
-    done = subprocess.run(["uv", "pip", "install", "-q", "--python", python, *packages], env=env)
+    done = subprocess.run(
+        ["uv", "pip", "install", "-q", "--python", python, *packages], env=env, stdout=STDERR
+    )
     if done.returncode != 0:
         raise StepError(
             f"could not add {', '.join(packages)} to the local environment for the {scheme} "
