@@ -18,3 +18,15 @@ def registry_digest(image: str) -> str:
     )
     assert response.status_code == 200, f"{image}: HTTP {response.status_code}"
     return response.headers["Docker-Content-Digest"]
+
+
+def manifest_and_config(image: str) -> tuple[dict, dict]:
+    """The OCI manifest and config of `host/repo:tag` in a plain-http registry."""
+    host, _, rest = image.partition("/")
+    repository, _, tag = rest.rpartition(":")
+    base = f"http://{host}/v2/{repository}"
+    manifest = requests.get(
+        f"{base}/manifests/{tag}", headers={"Accept": MANIFEST_TYPE}, timeout=10
+    ).json()
+    config = requests.get(f"{base}/blobs/{manifest['config']['digest']}", timeout=10).json()
+    return manifest, config
