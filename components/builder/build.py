@@ -6,14 +6,17 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from ..problems import StepError
 from . import engines
 from .codeset import Codeset, load_codeset
 from .environments import DockerEnv
+from .indexes import secret_files
 from .options import BuildOptions
 from .recipe import Recipe, render
 from .registry import RegistryClient
@@ -96,16 +99,23 @@ def tagged_digest(client: RegistryClient, the_plan: Plan, options: BuildOptions)
 
 
 def run_build(the_plan: Plan, options: BuildOptions, log: Log) -> str:
+    """Build and push; the index settings (credentials included) reach the install step as a
+    build secret only (`indexes.secret_files`), never as a build argument."""
     assert the_plan.recipe is not None
     engine = engines.pick_engine(options.engine)
-    with tempfile.TemporaryDirectory(prefix="mlflow-steps-") as tmp:
+    index = options.index()
+    with (
+        tempfile.TemporaryDirectory(prefix="mlflow-steps-") as tmp,
+        secret_files(index, engines.secrets_folder(engine)) as secrets,
+    ):
         context = the_plan.recipe.write_context(Path(tmp) / "context")
         job = engines.BuildJob(
             dockerfile=context / "Dockerfile",
             context=context,
             destination=the_plan.push_reference,
             digest_file=Path(tmp) / "digest",
-            build_args=options.build_args(),
+            secrets=secrets,
+            masked=tuple(index.secret_values()),
             insecure=options.insecure,
             verbose=options.verbose,
             compressed_caching=options.compressed_caching,
@@ -119,7 +129,7 @@ def run_job(job: engines.BuildJob, engine: str, log: Log) -> str:
     printed = ""
     for command in engines.ENGINES[engine](job):
         if job.verbose:
-            log("+ " + command.redacted(job.build_args))
+            log("+ " + command.redacted(job.masked))
         printed = run(command, job, engine)
     if job.digest_file.exists():
         return job.digest_file.read_text().strip()
@@ -127,24 +137,57 @@ def run_job(job: engines.BuildJob, engine: str, log: Log) -> str:
 
 
 def run(command: engines.Command, job: engines.BuildJob, engine: str) -> str:
+    """Run one engine command; returns its stdout when it prints the digest. With index
+    credentials in play, both output streams pass through a mask on their way out: an
+    installer that echoes a URL it cannot parse must not print the token in it."""
     env = {**os.environ, **job.build_args}
+    masked = job.masked
+    pipe = subprocess.PIPE
     try:
-        done = subprocess.run(
+        process = subprocess.Popen(
             command.argv,
             env=env,
-            stdout=subprocess.PIPE if command.prints_digest else None,
+            stdout=pipe if (command.prints_digest or masked) else None,
+            stderr=pipe if masked else None,
             text=True,
-            check=False,
+            errors="replace",
         )
     except FileNotFoundError:
         raise StepError(
             f"build engine `{engine}`: `{command.argv[0]}` is not installed here; install it "
             "or choose another engine (kaniko, buildah, podman, docker)"
         ) from None
-    if done.returncode != 0:
+    kept: list[str] = []
+    relays = [
+        threading.Thread(target=relay, args=(stream, sink, masked, keep))
+        for stream, sink, keep in (
+            (process.stdout, sys.stdout, kept if command.prints_digest else None),
+            (process.stderr, sys.stderr, None),
+        )
+        if stream is not None
+    ]
+    for thread in relays:
+        thread.start()
+    for thread in relays:
+        thread.join()
+    if process.wait() != 0:
         raise StepError(
-            f"build engine `{engine}` failed (exit {done.returncode}) running "
-            f"`{command.redacted(job.build_args)}`; its output above shows why. No image was "
+            f"build engine `{engine}` failed (exit {process.returncode}) running "
+            f"`{command.redacted(masked)}`; its output above shows why. No image was "
             "pushed and no output was written."
         )
-    return done.stdout or ""
+    return "".join(kept)
+
+
+def relay(stream: IO[str], sink: IO[str], masked: tuple[str, ...], keep: list[str] | None) -> None:
+    """Copy `stream` line by line, each `masked` value replaced by ***, into `keep` (a
+    command's captured output) or else `sink`."""
+    for line in stream:
+        for value in masked:
+            line = line.replace(value, "***")
+        if keep is not None:
+            keep.append(line)
+        else:
+            sink.write(line)
+            sink.flush()
+    stream.close()

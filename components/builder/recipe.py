@@ -21,13 +21,13 @@ from mlflow_steps import __version__
 from ..problems import StepError
 from . import conda_to_pypi
 from .environments import DEFAULT_PIP_BASE, CondaEnv, Environment, PipEnv, PythonEnv
+from .indexes import SECRET_ID
 from .options import BuildOptions
 
 STAGING = "/tmp/mlflow-steps"
 VENV = "/opt/mlflow-env"
 RUNTIME_DIR = "/opt/mlflow-steps/mlflow_steps_runtime"
 DEBIAN_PACKAGE = re.compile(r"[a-z0-9][a-z0-9+.-]+(=[A-Za-z0-9.+~:-]+)?")
-BUILD_ARGS = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST")
 # The runtime step's spec is read by the generators on the host; it never ships in an image.
 HOST_ONLY_RUNTIME_FILES = ("step.py",)
 
@@ -138,12 +138,6 @@ def from_step(base: str, stage: str | None = None) -> list[str]:
     return [f"FROM {base}" + (f" AS {stage}" if stage else "")]
 
 
-def build_args_step() -> list[str]:
-    return ["# Index settings are build arguments: used by the install step, not kept."] + [
-        f"ARG {name}" for name in BUILD_ARGS
-    ]
-
-
 def install_step(*scripts: list[str]) -> list[str]:
     """One RUN for every install script (system packages, then the environment): one layer,
     and the staging folder and package lists never reach the image."""
@@ -151,7 +145,8 @@ def install_step(*scripts: list[str]) -> list[str]:
     return [
         "# Environment files first: a change to the project's code never invalidates this layer.",
         f"COPY mlflow-steps/ {STAGING}/",
-        "RUN " + " \\\n && ".join(commands),
+        "# Index settings, credentials included, are a build secret mounted for this RUN only.",
+        f"RUN --mount=type=secret,id={SECRET_ID} " + " \\\n && ".join(commands),
     ]
 
 
@@ -201,6 +196,7 @@ def render_venv(env: PipEnv | PythonEnv | CondaEnv, options: BuildOptions) -> Re
     system = system_packages(options)
     files: dict[str, bytes] = {
         "mlflow-steps/install-python-env.sh": recipe_file("install-python-env.sh"),
+        "mlflow-steps/index-settings.sh": recipe_file("index-settings.sh"),
         "mlflow-steps/compile-bytecode.py": recipe_file("compile-bytecode.py"),
         "mlflow-steps/check-libraries.py": recipe_file("check-libraries.py"),
     }
@@ -218,7 +214,6 @@ def render_venv(env: PipEnv | PythonEnv | CondaEnv, options: BuildOptions) -> Re
     steps = [
         header(env),
         from_step(base),
-        build_args_step(),
         install_step(*system_packages_install(system), install),
         runtime_step(),
         finish_step(env, f"{VENV}/bin:$PATH"),
@@ -231,6 +226,7 @@ def render_conda(env: CondaEnv, options: BuildOptions) -> Recipe:
     system = system_packages(options)
     files = {
         "mlflow-steps/install-conda-env.sh": recipe_file("install-conda-env.sh"),
+        "mlflow-steps/index-settings.sh": recipe_file("index-settings.sh"),
         "mlflow-steps/check-libraries.py": recipe_file("check-libraries.py"),
         "mlflow-steps/environment.yaml": env.environment_yaml(
             mlflow_additions(env, options)
@@ -241,7 +237,6 @@ def render_conda(env: CondaEnv, options: BuildOptions) -> Recipe:
     steps = [
         header(env),
         from_step(base),
-        build_args_step(),
         install_step(
             *system_packages_install(system), ["install-conda-env.sh", "environment.yaml"]
         ),

@@ -33,7 +33,7 @@ def environment_tag(env: Environment, recipe: Recipe | None, options: BuildOptio
             dockerfile=recipe.dockerfile,
             files={name: sha256(data) for name, data in sorted(recipe.files.items())},
             base_image=recipe.base_image,
-            build_args=options.build_args(),
+            index=options.index().public(),
         )
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return sha256(text.encode())[:TAG_LENGTH]

@@ -206,7 +206,7 @@ def test_argo_runtime_template(codeset, tmp_path):
 
 
 def kfp_run(component: str, params: dict[str, str], codeset: Path, tmp_path: Path):
-    pipeline = yaml.safe_load(kfp_files(GenerateOptions())["mlflow-build-and-train.yaml"])
+    pipeline = next(yaml.safe_load_all(kfp_files(GenerateOptions())["mlflow-build-and-train.yaml"]))
     container = pipeline["deploymentSpec"]["executors"][f"exec-{component}"]["container"]
     interface = pipeline["components"][f"comp-{component}"]
     table = {

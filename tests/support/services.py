@@ -114,19 +114,7 @@ def start_registry(
     port = port or free_port()
     config = REGISTRY_CONFIG.format(data=workdir / "data", port=port)
     if users:
-        htpasswd = workdir / "htpasswd"
-        htpasswd.write_text(
-            "".join(
-                subprocess.run(
-                    ["htpasswd", "-Bbn", user, password],
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                ).stdout.strip()
-                + "\n"
-                for user, password in users.items()
-            )
-        )
+        htpasswd = htpasswd_file(workdir / "htpasswd", users)
         config += HTPASSWD_AUTH.format(htpasswd=htpasswd)
     (workdir / "config.yml").write_text(config)
     log = workdir / "registry.log"
@@ -140,11 +128,31 @@ def start_registry(
     return Service(host, process, log)
 
 
-def start_index(wheelhouse: Path, workdir: Path, port: int | None = None) -> Service:
+def htpasswd_file(path: Path, users: dict[str, str]) -> Path:
+    """An htpasswd file (bcrypt) for `users`, written by Apache's htpasswd."""
+    path.write_text(
+        "".join(
+            subprocess.run(
+                ["htpasswd", "-Bbn", user, password], capture_output=True, text=True, check=True
+            ).stdout.strip()
+            + "\n"
+            for user, password in users.items()
+        )
+    )
+    return path
+
+
+def start_index(
+    wheelhouse: Path, workdir: Path, port: int | None = None, users: dict[str, str] | None = None
+) -> Service:
     """pypiserver over a wheelhouse, served by gunicorn with threads (pypiserver's own runner is
-    single-threaded, unlike any real index); its simple index is at http://HOST/simple/."""
+    single-threaded, unlike any real index); its simple index is at http://HOST/simple/. With
+    `users`, downloads and listings require one of them (HTTP Basic, htpasswd)."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
+    env = {**os.environ, "MLFLOW_STEPS_WHEELHOUSE": str(wheelhouse)}
+    if users:
+        env["MLFLOW_STEPS_INDEX_HTPASSWD"] = str(htpasswd_file(workdir / "htpasswd", users))
     log = workdir / "pypiserver.log"
     root = Path(__file__).resolve().parents[2]
     process = subprocess.Popen(
@@ -164,7 +172,7 @@ def start_index(wheelhouse: Path, workdir: Path, port: int | None = None) -> Ser
         ],
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
-        env={**os.environ, "MLFLOW_STEPS_WHEELHOUSE": str(wheelhouse)},
+        env=env,
     )
     host = f"127.0.0.1:{port}"
     wait_http(f"http://{host}/simple/", timeout=30)
