@@ -23,7 +23,8 @@ sys.path.insert(0, str(HERE.parent))
 
 import cold_build  # noqa: E402
 
-from mlflow_steps.components.builder.recipe import find_uv, recipe_file  # noqa: E402
+from mlflow_steps.components.builder.plan import recipe_file  # noqa: E402
+from mlflow_steps.components.builder.recipe import find_uv  # noqa: E402
 from tests.support import images, services  # noqa: E402
 
 TRIAL = """\

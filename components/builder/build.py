@@ -15,11 +15,11 @@ from typing import IO
 from ..problems import StepError
 from . import engines
 from .codeset import Codeset, load_codeset
-from .environments import DockerEnv
 from .indexes import secret_files
 from .options import BuildOptions
+from .plan import InstallPlan
 from .recipe import Recipe, render
-from .registry import RegistryClient
+from .registry import PinnedBase, RegistryClient, parse_reference, resolve_base
 from .tag import environment_tag
 
 Log = Callable[[str], None]
@@ -31,7 +31,11 @@ def stderr(message: str) -> None:
 
 @dataclass
 class Plan:
+    """A codeset, its install plan, the Dockerfile recipe rendered from it (None for
+    docker_env) and the tag and references that follow."""
+
     codeset: Codeset
+    install: InstallPlan
     recipe: Recipe | None
     tag: str
     push_reference: str
@@ -41,8 +45,7 @@ class Plan:
     def warnings(self) -> list[str]:
         """What MLflow accepts and the builder decided for the user: inspect shows it, build
         logs it."""
-        notes = self.recipe.notes if self.recipe else []
-        return [*self.codeset.warnings, *notes]
+        return [*self.codeset.warnings, *self.install.notes]
 
 
 @dataclass
@@ -52,18 +55,46 @@ class BuildResult:
     built: bool
 
 
-def plan(path: Path | str, options: BuildOptions) -> Plan:
+Resolver = Callable[[str], PinnedBase]
+
+
+def base_resolver(options: BuildOptions, retries: int = 4) -> Resolver:
+    """Base image name -> PinnedBase, from the base's registry (plain http for the builder's
+    own registries when `insecure`); `retries` as RegistryClient's."""
+    hosts = {options.registry, options.pull_registry} if options.insecure else set()
+    insecure = frozenset(hosts - {""})
+
+    def resolve(name: str) -> PinnedBase:
+        host = parse_reference(name).host
+        client = RegistryClient(host, insecure=host in insecure, retries=retries)
+        return resolve_base(name, insecure, client)
+
+    return resolve
+
+
+def plan(path: Path | str, options: BuildOptions, resolve: Resolver | None = None) -> Plan:
+    """codeset -> environment -> install plan -> recipe and tag. With `resolve` (every image
+    build: `base_resolver`), the base is resolved to its digest first (one registry request),
+    the recipe pulls it by that digest and the tag hashes it; without, nothing is asked of a
+    registry (the local engine, which never pulls a base)."""
     codeset = load_codeset(path)
-    env = codeset.environment
-    if isinstance(env, DockerEnv):
-        return Plan(codeset, None, "", env.image, env.image)
-    recipe = render(env, options)
-    tag = environment_tag(env, recipe, options)
-    return Plan(codeset, recipe, tag, options.push_reference(tag), options.pull_reference(tag))
+    install = codeset.environment.install_plan(options)
+    if not install.builds:
+        image = install.base_image
+        return Plan(codeset, install, None, "", image, image)
+    base = resolve(install.base_image) if resolve else None
+    recipe = render(install, base)
+    index = options.index().public()
+    tag = environment_tag(install, recipe.dockerfile, index, base.digest if base else "")
+    return Plan(
+        codeset, install, recipe, tag, options.push_reference(tag), options.pull_reference(tag)
+    )
 
 
 def build(path: Path | str, options: BuildOptions, log: Log = stderr) -> BuildResult:
-    the_plan = plan(path, options)
+    """Resolve the base (one registry request), ask the registry for the tag (one more): a
+    cache hit ends here; else build, push and read the digest the tag names."""
+    the_plan = plan(path, options, base_resolver(options))
     if the_plan.recipe is None:
         log(f"docker_env: nothing to build, the image is {the_plan.pull_reference}")
         return BuildResult(the_plan.pull_reference, "", built=False)

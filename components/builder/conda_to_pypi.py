@@ -25,7 +25,6 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from ..problems import StepError
-from .environments import CondaEnv
 
 # conda name -> PyPI name, where they differ.
 RENAMES = {
@@ -94,8 +93,7 @@ _OPERATOR = re.compile(r"^(==|>=|<=|!=|~=|>|<)")
 
 @dataclass
 class PypiEnvironment:
-    """What an environment installs from the index: a conda.yaml with env_manager=uv becomes
-    one; requirements.txt and python_env.yaml are read into the same shape by the recipe."""
+    """What a conda.yaml installs from the index with env_manager=uv."""
 
     python: str  # the Python the file names (major.minor for conda.yaml), "" for none
     build_dependencies: list[str] = field(default_factory=list)
@@ -103,15 +101,17 @@ class PypiEnvironment:
     notes: list[str] = field(default_factory=list)
 
 
-def convert(env: CondaEnv) -> PypiEnvironment:
-    """The conda dependencies as PyPI requirements; every problem raised at once."""
-    where = env.path.name if env.path else "conda.yaml"
+def convert(
+    where: str, channels: list[str], dependencies: list[str], pip: list[str]
+) -> PypiEnvironment:
+    """The conda dependencies of a conda.yaml (`where`, normalised by `CondaEnv`) as PyPI
+    requirements, followed by its `pip` list; every problem raised at once (StepError)."""
     problems: list[str] = []
     conda_only: list[str] = []
     python = ""
     build: list[str] = []
     requirements: list[str] = []
-    for spec in env.dependencies:
+    for spec in dependencies:
         parsed = _SPEC.match(spec.strip())
         if not parsed:
             problems.append(f"{where}: `{spec}` is not a conda package spec")
@@ -135,15 +135,15 @@ def convert(env: CondaEnv) -> PypiEnvironment:
     if problems:
         raise StepError(problems)
     notes = []
-    if env.channels:
+    if channels:
         notes.append(
-            f"{where}: channels ({', '.join(env.channels)}) are ignored with env_manager=uv; "
+            f"{where}: channels ({', '.join(channels)}) are ignored with env_manager=uv; "
             "packages come from the pip index"
         )
     return PypiEnvironment(
         python=python,
         build_dependencies=sorted(set(build)),
-        dependencies=sorted(set(requirements)) + list(env.pip),
+        dependencies=sorted(set(requirements)) + list(pip),
         notes=notes,
     )
 

@@ -1,13 +1,13 @@
 """One small class per environment kind (repo2docker's buildpack shape).
 
 Each kind knows its default file, how to load and check it, its normal form (what the tag
-hashes) and the files and base image its recipe needs. `DETECTION_ORDER` is the order in which
-default files are looked for when MLproject names none: first match wins.
+hashes) and how it turns itself into the one `InstallPlan` (`plan.py`) that every backend
+reads. `DETECTION_ORDER` is the order in which default files are looked for when MLproject
+names none: first match wins.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,11 +15,11 @@ from typing import Any, ClassVar
 
 import yaml
 
+from . import conda_to_pypi
 from . import requirements as reqs
+from .options import BuildOptions
+from .plan import DEFAULT_PIP_BASE, InstallPlan, conda_plan, python_base, venv_plan
 from .yamlfile import load_yaml
-
-DEFAULT_PIP_BASE = "python:3.6.13"
-DEFAULT_MINICONDA_VERSION = "4.10.3"
 
 
 @dataclass
@@ -40,6 +40,17 @@ class Environment:
 
     def has_mlflow(self) -> bool:
         raise NotImplementedError
+
+    def install_plan(self, options: BuildOptions) -> InstallPlan:
+        """What this environment installs, given the builder's inputs; raises StepError."""
+        raise NotImplementedError
+
+    @property
+    def where(self) -> str:
+        return self.path.name if self.path else self.kind
+
+    def normal_form(self) -> dict[str, Any]:
+        return {"kind": self.kind, **self.canonical()}
 
 
 @dataclass
@@ -64,6 +75,13 @@ class PipEnv(Environment):
 
     def has_mlflow(self) -> bool:
         return reqs.mentions_mlflow(self.lines)
+
+    def install_plan(self, options: BuildOptions) -> InstallPlan:
+        """A venv on `base_image` (default python:3.6.13, the seed's), with its own Python."""
+        base = options.base_image or DEFAULT_PIP_BASE
+        return venv_plan(
+            self.kind, self.normal_form(), base, "", [], self.lines, self.has_mlflow(), options, []
+        )
 
 
 @dataclass
@@ -121,6 +139,21 @@ class PythonEnv(Environment):
 
     def has_mlflow(self) -> bool:
         return reqs.mentions_mlflow(self.dependencies)
+
+    def install_plan(self, options: BuildOptions) -> InstallPlan:
+        """A venv on python:<python> (else `base_image`, else `python_version`)."""
+        base, python, notes = python_base(self.where, self.python, options)
+        return venv_plan(
+            self.kind,
+            self.normal_form(),
+            base,
+            python,
+            self.build_dependencies,
+            self.dependencies,
+            self.has_mlflow(),
+            options,
+            notes,
+        )
 
 
 @dataclass
@@ -193,6 +226,30 @@ class CondaEnv(Environment):
         conda_names = {conda_name(spec) for spec in self.dependencies}
         return bool(conda_names & reqs.MLFLOW_DISTRIBUTIONS) or reqs.mentions_mlflow(self.pip)
 
+    def install_plan(self, options: BuildOptions) -> InstallPlan:
+        """env_manager=conda: `conda env update` on continuumio/miniconda3:<miniconda_version>;
+        env_manager=uv: the conda dependencies as PyPI requirements (`conda_to_pypi`) in a venv
+        on python:<python>, as python_env.yaml."""
+        # How the file is read decides the environment: the env manager is part of its form.
+        normal_form = {**self.normal_form(), "env_manager": options.env_manager}
+        if options.env_manager == "conda":
+            base = f"continuumio/miniconda3:{options.miniconda_version}"
+            addition = [] if self.has_mlflow() else options.mlflow_requirement.split()
+            return conda_plan(normal_form, base, self.environment_yaml(addition), options)
+        pypi = conda_to_pypi.convert(self.where, self.channels, self.dependencies, self.pip)
+        base, python, notes = python_base(self.where, pypi.python, options)
+        return venv_plan(
+            self.kind,
+            normal_form,
+            base,
+            python,
+            pypi.build_dependencies,
+            pypi.dependencies,
+            self.has_mlflow(),
+            options,
+            notes + pypi.notes,
+        )
+
     def environment_yaml(self, extra_pip: list[str]) -> str:
         """The file `conda env update` reads; `pip` is listed when any pip package is."""
         pip = self.pip + extra_pip
@@ -228,6 +285,10 @@ class DockerEnv(Environment):
     def has_mlflow(self) -> bool:
         return True
 
+    def install_plan(self, options: BuildOptions) -> InstallPlan:
+        """Nothing is built: the plan names the image."""
+        return InstallPlan(self.kind, "none", self.image, environment=self.normal_form())
+
 
 def normalise_conda_spec(spec: str) -> str:
     """`NumPy >= 1.2` -> `numpy>=1.2`; `numpy  1.2   py_0` -> `numpy 1.2 py_0`."""
@@ -249,7 +310,3 @@ KINDS_BY_KEY: dict[str, type[Environment]] = {
     "docker_env": DockerEnv,
 }
 DETECTION_ORDER: list[type[Environment]] = [PythonEnv, CondaEnv, PipEnv]
-
-
-def canonical_json(env: Environment) -> str:
-    return json.dumps({"kind": env.kind, **env.canonical()}, sort_keys=True, separators=(",", ":"))

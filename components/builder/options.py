@@ -7,9 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from .environments import DEFAULT_MINICONDA_VERSION
 from .indexes import IndexSettings, index_settings
 from .step import DEFAULT_PYTHON_VERSION
+
+DEFAULT_MINICONDA_VERSION = "4.10.3"
 
 
 @dataclass(frozen=True)

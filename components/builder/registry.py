@@ -222,6 +222,20 @@ class ImageReference:
         return f"{self.repository_name}@{digest}"
 
 
+class BaseImageError(StepError):
+    """A base image that cannot be resolved to a digest (the message names it)."""
+
+
+@dataclass(frozen=True)
+class PinnedBase:
+    """A base image as named (`name`, for the OCI label base.name), the manifest digest its
+    reference named when resolved (`digest`), and the reference FROM pulls (`pinned`)."""
+
+    name: str
+    digest: str
+    pinned: str
+
+
 def parse_reference(name: str) -> ImageReference:
     """Docker's reference grammar (distribution/reference, normalised); errors name the
     reference and say what is expected."""
@@ -249,28 +263,28 @@ def parse_reference(name: str) -> ImageReference:
 
 def resolve_base(
     name: str, insecure_hosts: frozenset[str] = frozenset(), client: RegistryClient | None = None
-) -> tuple[ImageReference, str]:
-    """(reference, manifest digest) of a base image: the digest it was given by, else the one
-    its tag names now, from one manifest HEAD (plus the auth round-trip a registry asks for).
-    Plain http only for `insecure_hosts`. Any failure is a StepError naming the base."""
+) -> PinnedBase:
+    """A base image pinned: the digest it was given by (no request), else the one its tag
+    names now, from one manifest HEAD (plus the auth round-trip a registry may ask for). Plain
+    http only for `insecure_hosts`. Any failure is a StepError naming the base."""
     reference = parse_reference(name)
     if reference.digest:
-        return reference, reference.digest
+        return PinnedBase(name, reference.digest, reference.pinned(reference.digest))
     if client is None:
         client = RegistryClient(reference.host, insecure=reference.host in insecure_hosts)
     try:
         digest = client.manifest_digest(reference.repository, reference.tag)
     except StepError as exc:
-        raise StepError(f"base image {name}: {exc}") from None
+        raise BaseImageError(f"base image {name}: {exc}") from None
     if digest is None:
-        raise StepError(
+        raise BaseImageError(
             f"base image {name}: {reference.host} has no {reference.repository}:{reference.tag}; "
             "check base_image (or python_version / miniconda_version, which name the default "
             "bases) and that the image was pushed"
         )
     if not digest:
-        raise StepError(
+        raise BaseImageError(
             f"base image {name}: {reference.host} answered without a Docker-Content-Digest; "
             "give the base by digest instead (name@sha256:...)"
         )
-    return reference, digest
+    return PinnedBase(name, digest, reference.pinned(digest))

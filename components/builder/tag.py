@@ -1,40 +1,47 @@
-"""The image tag: a checksum of everything that decides the environment.
+"""The image tag: a checksum of the install plan, everything that decides the environment.
 
 Hashed, as canonical JSON (sorted keys, no whitespace), so the tag is the same on every machine
 and Python version: the builder's version, the environment's normal form (see
-`requirements.py` and `environments.py`), the rendered Dockerfile, the SHA-256 of every file of
-the build context, the base image and the build arguments. The project's code is not hashed:
-it is mounted at run time. The uv binary that speeds installs up is not hashed either.
+`requirements.py` and `environments.py`) with the env manager of a conda.yaml, the Dockerfile
+rendered from the plan (its FROM line pinned to the base's digest), the SHA-256 of every file
+the plan ships, the base image as named and the digest it resolved to, and the index settings
+without their credentials (`IndexSettings.public`: rotating a token never changes the tag).
+The project's code is not hashed: it is mounted at run time. The uv binary that speeds installs
+up is not hashed either.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
+from typing import Any
 
 from mlflow_steps import __version__
 
-from .environments import Environment, canonical_json
-from .options import BuildOptions
-from .recipe import Recipe
+from .plan import InstallPlan
 
 TAG_LENGTH = 24
 
 
-def environment_tag(env: Environment, recipe: Recipe | None, options: BuildOptions) -> str:
-    payload = {
-        "builder": __version__,
-        "environment": json.loads(canonical_json(env)),
-    }
-    if env.kind == "conda":
-        payload["env_manager"] = options.env_manager
-    if recipe is not None:
-        payload.update(
-            dockerfile=recipe.dockerfile,
-            files={name: sha256(data) for name, data in sorted(recipe.files.items())},
-            base_image=recipe.base_image,
-            index=options.index().public(),
-        )
+def environment_tag(
+    plan: InstallPlan, dockerfile: str, index: Mapping[str, str], base_digest: str = ""
+) -> str:
+    """24 hex digits of SHA-256 over the plan, `dockerfile` (rendered from it), the public
+    index settings (`index`: PIP_* without user information) and the base's manifest digest
+    ("" where no base is pulled: the local engine)."""
+    environment = dict(plan.environment)
+    payload: dict[str, Any] = {"builder": __version__}
+    if "env_manager" in environment:  # hashed beside the environment, as before the plan
+        payload["env_manager"] = environment.pop("env_manager")
+    payload.update(
+        environment=environment,
+        dockerfile=dockerfile,
+        files={name: sha256(data) for name, data in sorted(plan.files.items())},
+        base_image=plan.base_image,
+        base_digest=base_digest,
+        index=dict(index),
+    )
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return sha256(text.encode())[:TAG_LENGTH]
 

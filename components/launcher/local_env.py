@@ -17,9 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..builder.build import Plan
-from ..builder.environments import CondaEnv, PipEnv, PythonEnv
 from ..builder.options import BuildOptions
-from ..builder.recipe import compile_flag, python_of
+from ..builder.plan import RUNTIME, STAGING, InstallPlan
+from ..builder.recipe import compile_flag, write_files
 from ..problems import StepError
 from ..runtime import store
 
@@ -29,54 +29,50 @@ def cache_root() -> Path:
     return Path(os.environ.get("MLFLOW_STEPS_ENV_CACHE", default))
 
 
-def interpreter_for(the_plan: Plan, options: BuildOptions) -> str:
-    """requirements.txt: this machine's Python; python_env.yaml and conda.yaml with
-    env_manager=uv: the Python they name (else `python_version`), found by `uv python find`."""
-    env = the_plan.codeset.environment
-    if isinstance(env, PipEnv):
+def interpreter_for(install: InstallPlan) -> str:
+    """A venv plan's Python: the version it names (python_env.yaml, conda.yaml with
+    env_manager=uv), found by `uv python find`; none named (requirements.txt): this
+    machine's Python."""
+    if install.installer != "venv":
+        raise StepError(
+            f"the local engine builds requirements.txt and python_env.yaml environments, and "
+            f"conda.yaml with env_manager=uv; this codeset's is {install.kind}: pass "
+            "--env-manager uv or run it in an image (--engine buildah, docker or podman)"
+        )
+    if not install.python:
         return sys.executable
-    if isinstance(env, PythonEnv) or (isinstance(env, CondaEnv) and options.env_manager == "uv"):
-        version = python_of(env) or options.python_version
-        found = subprocess.run(["uv", "python", "find", version], capture_output=True, text=True)
-        if found.returncode != 0:
-            raise StepError(
-                f"{env.path.name if env.path else env.kind} needs Python {version}, which is "
-                f"not installed here; install it (e.g. `uv python install {version}`) or use "
-                "an image engine"
-            )
-        return found.stdout.strip()
-    raise StepError(
-        f"the local engine builds requirements.txt and python_env.yaml environments, and "
-        f"conda.yaml with env_manager=uv; this codeset's is {env.kind}: pass --env-manager uv "
-        "or run it in an image (--engine buildah, docker or podman)"
-    )
+    version = install.python
+    found = subprocess.run(["uv", "python", "find", version], capture_output=True, text=True)
+    if found.returncode != 0:
+        raise StepError(
+            f"the {install.kind} environment needs Python {version}, which is not installed "
+            f"here; install it (e.g. `uv python install {version}`) or use an image engine"
+        )
+    return found.stdout.strip()
 
 
 def ensure_local_env(the_plan: Plan, options: BuildOptions, log: Callable[[str], None]) -> Path:
-    assert the_plan.recipe is not None
+    install = the_plan.install
     target = cache_root() / the_plan.tag
     if (target / ".complete").exists():
         log(f"reusing local environment {target} (tag {the_plan.tag})")
         return target
-    python = interpreter_for(the_plan, options)
-    if options.system_packages:
+    python = interpreter_for(install)
+    if install.system_packages:
         log(
-            f"system_packages ({options.system_packages}) are installed in images only; "
+            f"system_packages ({' '.join(install.system_packages)}) are installed in images only; "
             "the local environment uses this machine's libraries"
         )
     shutil.rmtree(target, ignore_errors=True)
     target.parent.mkdir(parents=True, exist_ok=True)
     log(f"building local environment {target} (tag {the_plan.tag})")
     with tempfile.TemporaryDirectory(prefix="mlflow-steps-local-") as tmp:
-        context = the_plan.recipe.write_context(Path(tmp))
-        staging = context / "mlflow-steps"
+        context = Path(tmp)
+        write_files(dict(install.files), context, with_uv=True)
+        staging = context / STAGING
         runtime_parent = target / "mlflow-steps"
-        shutil.copytree(context / "mlflow-steps-runtime", runtime_parent / "mlflow_steps_runtime")
-        installs = [
-            f.name
-            for f in (staging / "build-requirements.txt", staging / "requirements.txt")
-            if f.exists()
-        ]
+        shutil.copytree(context / RUNTIME, runtime_parent / "mlflow_steps_runtime")
+        installs = [s.name for s in install.requirement_sets]
         # The index settings, credentials included, live in the install process's environment
         # only: nothing is written to a file, the command line or the log.
         env = {
@@ -91,7 +87,7 @@ def ensure_local_env(the_plan: Plan, options: BuildOptions, log: Callable[[str],
                 "sh",
                 str(staging / "install-python-env.sh"),
                 str(target / "venv"),
-                compile_flag(options),
+                compile_flag(install.compile_bytecode),
                 *installs,
             ],
             env=env,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mlflow_steps.components.builder.recipe import recipe_file
+from mlflow_steps.components.builder.plan import recipe_file
 from tests.support.require import require_tools
 
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mlflow_steps.components.builder.recipe import recipe_file
+from mlflow_steps.components.builder.plan import recipe_file
 
 
 def run_script(tmp_path: Path, *roots: Path) -> subprocess.CompletedProcess:

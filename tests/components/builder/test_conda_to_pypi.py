@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from mlflow_steps.cli import main
+from mlflow_steps.components.builder import conda_to_pypi
 from mlflow_steps.components.builder.build import plan
-from mlflow_steps.components.builder.conda_to_pypi import conda_version, convert, python_version
+from mlflow_steps.components.builder.conda_to_pypi import conda_version, python_version
 from mlflow_steps.components.builder.environments import CondaEnv
 from mlflow_steps.components.builder.options import BuildOptions
 from mlflow_steps.components.problems import StepError
@@ -24,6 +25,10 @@ def conda_env(tmp_path: Path, text: str) -> CondaEnv:
     env = CondaEnv.load(path, problems)
     assert env is not None, problems
     return env
+
+
+def convert(env: CondaEnv) -> conda_to_pypi.PypiEnvironment:
+    return conda_to_pypi.convert(env.where, env.channels, env.dependencies, env.pip)
 
 
 @pytest.mark.parametrize(

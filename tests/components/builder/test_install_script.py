@@ -6,7 +6,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 
-from mlflow_steps.components.builder.recipe import recipe_file
+from mlflow_steps.components.builder.plan import recipe_file
 
 SCRIPTS = (
     "install-python-env.sh",

@@ -137,19 +137,19 @@ def test_bearer_token_flow_uses_docker_config_credentials():
 def test_base_tag_resolves_to_its_digest_with_one_head_request(registry):
     digest = push_tiny_image(registry.host, "base/tiny", ["1.0"])
     before = len(registry.requests_seen())
-    reference, resolved = resolve_base(f"{registry.host}/base/tiny:1.0", frozenset({registry.host}))
+    base = resolve_base(f"{registry.host}/base/tiny:1.0", frozenset({registry.host}))
     time.sleep(0.2)  # the registry writes its access log after answering
-    assert resolved == digest
-    assert reference.pinned(resolved) == f"{registry.host}/base/tiny@{digest}"
+    assert base.digest == digest and base.name == f"{registry.host}/base/tiny:1.0"
+    assert base.pinned == f"{registry.host}/base/tiny@{digest}"
     assert registry.requests_seen()[before:] == ["HEAD /v2/base/tiny/manifests/1.0"]
 
 
 def test_base_given_by_digest_is_used_as_is_without_a_request(registry):
     digest = "sha256:" + "ab" * 32
     before = len(registry.requests_seen())
-    reference, resolved = resolve_base(f"{registry.host}/base/absent@{digest}")
+    base = resolve_base(f"{registry.host}/base/absent@{digest}")
     time.sleep(0.2)
-    assert resolved == digest and reference.repository == "base/absent"
+    assert base.digest == digest and base.pinned == f"{registry.host}/base/absent@{digest}"
     assert registry.requests_seen()[before:] == []
 
 
