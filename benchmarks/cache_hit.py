@@ -3,18 +3,25 @@ of registry requests it made, read from the registry's own access log. The base 
 in the same registry, so each run resolves it to its digest (one HEAD) before it asks for the
 environment's tag (one HEAD); `--base-by-digest` gives the base by digest instead (no request).
 
-    python3 benchmarks/cache_hit.py [--tags 1000] [--runs 10] [--base-by-digest]
+    python3 benchmarks/cache_hit.py [--tags 1000] [--runs 10] [--resolve] [--base-by-digest]
+
+With `--resolve`, the sklearn example is also looked up with `resolve=true` against a local
+pypiserver (the test wheelhouse), interleaved with the same lookup without it: with uv's cache
+warm (as on a machine that resolved before) and with `UV_NO_CACHE=1` (a fresh builder pod).
+All variants use a base named python:3.11 (resolution needs the base's Python) and the index.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,8 +30,9 @@ sys.path.insert(0, str(ROOT))
 from mlflow_steps.components.builder.build import base_resolver, plan  # noqa: E402
 from mlflow_steps.components.builder.options import BuildOptions  # noqa: E402
 from tests.support.builds import local_build_argv  # noqa: E402
+from tests.support.images import wheelhouse  # noqa: E402
 from tests.support.oci import push_tiny_image  # noqa: E402
-from tests.support.services import start_registry  # noqa: E402
+from tests.support.services import start_index, start_registry  # noqa: E402
 
 CODESET = ROOT / "examples" / "sklearn-pip"
 
@@ -33,45 +41,71 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tags", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--resolve", action="store_true")
     parser.add_argument("--base-by-digest", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         registry = start_registry(Path(tmp) / "registry")
+        index = start_index(wheelhouse(), Path(tmp) / "index") if args.resolve else None
         try:
             digest = push_tiny_image(registry.host, "base/python", ["3.11"])
             base = f"{registry.host}/base/python" + (
-                f"@{digest}" if args.base_by_digest else ":3.11"
+                f":3.11@{digest}" if args.base_by_digest else ":3.11"
             )
-            options = BuildOptions(
-                registry=registry.host, pull_registry="", insecure=True, base_image=base
-            )
-            tag = plan(CODESET, options, base_resolver(options)).tag
-            others = [uuid.uuid4().hex[:24] for _ in range(args.tags - 1)]
-            push_tiny_image(registry.host, options.repository, [*others, tag])
-            command = local_build_argv(CODESET, registry.host, base=base)
-            times: list[float] = []
-            requests: list[int] = []
-            methods: set[str] = set()
-            for _ in range(args.runs):
-                before = len(registry.requests_seen())
-                start = time.perf_counter()
-                done = subprocess.run(command, capture_output=True, text=True, check=True)
-                times.append(time.perf_counter() - start)
-                assert "nothing to build" in done.stderr, done.stderr
-                time.sleep(0.2)  # let the registry flush its access log
-                new = registry.requests_seen()[before:]
-                requests.append(len(new))
-                methods.update(new)
+            url = index.extra["url"] if index else ""
+            variants = lookups(registry.host, url, args.resolve, base)
+            tags = [
+                plan(CODESET, options, base_resolver(options)).tag
+                for options, _, _ in variants.values()
+            ]
+            others = [uuid.uuid4().hex[:24] for _ in range(args.tags - len(tags))]
+            push_tiny_image(registry.host, "mlflow/trainer", [*others, *tags])
+            results = {name: ([], set(), []) for name in variants}
+            for _ in range(args.runs):  # interleaved
+                for name, (_, command, env) in variants.items():
+                    times, methods, requests = results[name]
+                    before = len(registry.requests_seen())
+                    start = time.perf_counter()
+                    done = subprocess.run(command, capture_output=True, text=True, env=env)
+                    times.append(time.perf_counter() - start)
+                    assert "nothing to build" in done.stderr, done.stderr
+                    time.sleep(0.2)  # let the registry flush its access log
+                    new = registry.requests_seen()[before:]
+                    requests.append(len(new))
+                    methods.update(new)
         finally:
             registry.stop()
+            if index:
+                index.stop()
     print(f"base image:                {base}")
     print(f"tags in repository:        {args.tags}")
-    print(f"runs:                      {args.runs}")
-    print(
-        f"wall time, median:         {statistics.median(times):.3f} s "
-        f"(min {min(times):.3f}, max {max(times):.3f}; whole CLI process)"
-    )
-    print(f"registry requests per run: {sorted(set(requests))} ({', '.join(sorted(methods))})")
+    print(f"runs:                      {args.runs} (variants interleaved)")
+    for name, (times, methods, requests) in results.items():
+        print(f"[{name}]")
+        print(
+            f"  wall time, median:       {statistics.median(times):.3f} s "
+            f"(min {min(times):.3f}, max {max(times):.3f}; whole CLI process)"
+        )
+        print(f"  registry requests/run:   {sorted(set(requests))} ({', '.join(sorted(methods))})")
+
+
+def lookups(registry: str, index_url: str, resolve: bool, base: str) -> dict:
+    """name -> (options, command, environment) of each cache-hit variant."""
+    plain = BuildOptions(registry=registry, pull_registry="", insecure=True, base_image=base)
+    env = dict(os.environ)
+    if not resolve:
+        return {"plain": (plain, local_build_argv(CODESET, registry, base=base), env)}
+    indexed = replace(plain, base_image=base, pip_index_url=index_url)
+    argv = local_build_argv(CODESET, registry, base=base, index_url=index_url)
+    return {
+        "without resolve": (indexed, argv, env),
+        "resolve, uv cache warm": (replace(indexed, resolve=True), [*argv, "--resolve"], env),
+        "resolve, UV_NO_CACHE=1": (
+            replace(indexed, resolve=True),
+            [*argv, "--resolve"],
+            {**env, "UV_NO_CACHE": "1"},
+        ),
+    }
 
 
 if __name__ == "__main__":

@@ -18,10 +18,25 @@ from typing import Any
 from mlflow_steps.components.steps import BUILDER, builder_image
 
 CODESET = "mlflow-codeset"
+CONTEXT = BUILDER.input("context")
 
 
-def codeset_input() -> dict[str, Any]:
-    return {"name": CODESET, "description": "an MLFlow compatible codeset", "type": "codeset"}
+def codeset_input() -> list[dict[str, Any]]:
+    """The codeset, and the folder of the MLproject in it (the steps' `context` input)."""
+    return [
+        {"name": CODESET, "description": "an MLFlow compatible codeset", "type": "codeset"},
+        {
+            "name": CONTEXT.name,
+            "description": CONTEXT.description,
+            "type": "string",
+            "default": CONTEXT.default,
+        },
+    ]
+
+
+def context_input() -> dict[str, Any]:
+    """FuseML passes it to the step as FUSEML_CONTEXT."""
+    return {"name": CONTEXT.name, "value": f"{{{{ inputs.{CONTEXT.name} }}}}"}
 
 
 def codeset_mount() -> dict[str, Any]:
@@ -43,7 +58,7 @@ def builder_step(image: str, output: str) -> dict[str, Any]:
     return {
         "name": "builder",
         "image": image,
-        "inputs": [codeset_mount()],
+        "inputs": [codeset_mount(), context_input()],
         "outputs": [{"name": output}],
         # The indexes' credentials (MLFLOW_STEPS_INDEX_NETRC), as the trainer takes MLflow's.
         "extensions": [dict(INDEX_EXTENSION)],
@@ -55,7 +70,7 @@ def build_mlflow_env(image: str) -> dict[str, Any]:
         "name": "build_mlflow_env",
         "description": "Example workflow that builds a MLflow environment container image\n"
         'out of an MLflow compatible codeset."\n',
-        "inputs": [codeset_input()],
+        "inputs": codeset_input(),
         "outputs": [
             {
                 "name": "mlflow-runtime-image",
@@ -75,7 +90,7 @@ def train_mlflow_model(image: str) -> dict[str, Any]:
         "description": "Example workflow that builds a MLflow environment container image\n"
         "out of an MLflow compatible codeset and then uses it to run the MLflow\n"
         'code in the codeset to train and save a ML model."\n',
-        "inputs": [codeset_input()],
+        "inputs": codeset_input(),
         "outputs": [
             {
                 "name": "model-url",
@@ -88,7 +103,7 @@ def train_mlflow_model(image: str) -> dict[str, Any]:
             {
                 "name": "trainer",
                 "image": "{{ steps.builder.outputs.image }}",
-                "inputs": [codeset_mount()],
+                "inputs": [codeset_mount(), context_input()],
                 "outputs": [{"name": "model-url"}],
                 "extensions": [
                     {

@@ -23,7 +23,7 @@ def component_spec(spec: StepSpec, image: str) -> dict[str, Any]:
         {
             "name": "codeset",
             "type": "Artifact",
-            "description": "The MLflow codeset (MLproject at its root).",
+            "description": "The source workspace; the MLflow codeset is its `context` folder.",
         }
     ]
     args: list[Any] = [{"inputPath": "codeset"}]

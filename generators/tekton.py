@@ -119,7 +119,10 @@ def builder_task(options: TektonOptions) -> dict[str, Any]:
         "description": spec.description,
         "params": [param(i) for i in builder_inputs(options.build_engine)],
         "workspaces": [
-            {"name": "source", "description": "The MLflow codeset (MLproject at its root)."},
+            {
+                "name": "source",
+                "description": "The source workspace; the MLflow codeset is its CONTEXT folder.",
+            },
             {
                 "name": "dockerconfig",
                 "description": "A docker config.json with registry credentials.",
@@ -178,7 +181,11 @@ def runtime_task(options: TektonOptions) -> dict[str, Any]:
             "description": spec.description,
             "params": params,
             "workspaces": [
-                {"name": "source", "description": "The same codeset the image was built from."}
+                {
+                    "name": "source",
+                    "description": "The same workspace the image was built from; the codeset "
+                    "is its CONTEXT folder.",
+                }
             ],
             "results": results(spec),
             "steps": [step],
@@ -235,7 +242,7 @@ def pipeline(options: TektonOptions) -> dict[str, Any]:
                 },
             ],
             "workspaces": [
-                {"name": "source", "description": "Holds the codeset."},
+                {"name": "source", "description": "Holds the codeset (in its CONTEXT folder)."},
                 {
                     "name": "dockerconfig",
                     "optional": True,

@@ -28,6 +28,7 @@ RUNTIME_FLAGS = {
     "--entrypoint": "mlflow_entrypoint",
     "--entrypoint-args": "mlflow_entrypoint_args",
     "--artifact-path": "mlflow_artifact_path",
+    "--context": "context",
 }
 
 
@@ -139,7 +140,7 @@ def make_parser() -> argparse.ArgumentParser:
     images.add_argument("--output", help="write `VARIANT REFERENCE@DIGEST` lines to this file")
 
     group = run.add_argument_group("local environment (same inputs as build; they decide the tag)")
-    add_spec_flags(group, BUILDER, skip=("verbose", "engine"))  # type: ignore[arg-type]
+    add_spec_flags(group, BUILDER, skip=("verbose", "engine", "context"))  # type: ignore[arg-type]
     return parser
 
 
@@ -150,18 +151,26 @@ def builder_options(args: argparse.Namespace) -> BuildOptions:
 def cmd_inspect(args: argparse.Namespace) -> int:
     options = builder_options(args)
     try:
-        resolve = builder.base_resolver(options, retries=0)  # inspect answers at once
-        the_plan, unresolved = builder.plan(args.path, options, resolve), ""
+        pin_base = builder.base_resolver(options, retries=0)  # inspect answers at once
+        the_plan, unresolved = builder.plan(args.path, options, pin_base), ""
     except BaseImageError as exc:  # shown below: the rest of what inspect finds still holds
         the_plan, unresolved = builder.plan(args.path, options), str(exc)
     codeset, env = the_plan.codeset, the_plan.codeset.environment
     print(f"codeset:      {codeset.root}")
+    if codeset.workspace and codeset.workspace != codeset.root:
+        print(f"workspace:    {codeset.workspace} (context {options.context})")
     print(f"mlproject:    {codeset.mlproject.name} (name: {codeset.name or '-'})")
     print(f"environment:  {env.kind} ({env.path.name if env.path else 'MLproject docker_env'})")
     if the_plan.recipe:
         print(f"base image:   {the_plan.recipe.base_image}")
         if env.kind == "conda":
             print(f"env manager:  {options.env_manager}")
+    shipped = sorted(env.shipped)
+    if shipped:
+        shown = ", ".join(shipped[:4]) + (
+            f", ... ({len(shipped)} files)" if len(shipped) > 4 else ""
+        )
+        print(f"ships:        {shown}")
     print("entry points:")
     for entry in codeset.entry_points.values():
         params = ", ".join(
@@ -169,7 +178,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             for p in entry.parameters.values()
         )
         print(f"  {entry.name}({params})")
-        print(f"      {entry.command}")
+        for line in entry.command.strip().splitlines():
+            print(f"      {line}")
     if unresolved:
         print(f"tag:          - (decided by the base's digest; {unresolved})")
     else:
@@ -178,6 +188,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         print(f"push to:      {the_plan.push_reference}")
     for warning in the_plan.warnings:
         print(f"warning:      {warning}")
+    if the_plan.install.lock is not None:
+        print("lock (PEP 751, kept in the image at /opt/mlflow-env/pylock.toml):")
+        print(the_plan.install.lock.decode(), end="")
     return 0
 
 

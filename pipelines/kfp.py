@@ -39,12 +39,18 @@ def make_pipeline(image: str = "", build_engine: str = "kaniko"):
         pull_registry: str = "127.0.0.1:30500",
         mlflow_entrypoint: str = "main",
         mlflow_entrypoint_args: str = "",
+        context: str = ".",
         index_secret: str = INDEX_SECRET.default,
     ) -> str:
         codeset = dsl.importer(
             artifact_uri=codeset_uri, artifact_class=dsl.Artifact, reimport=False
         )
-        build = builder(codeset=codeset.output, registry=registry, pull_registry=pull_registry)
+        build = builder(
+            codeset=codeset.output,
+            registry=registry,
+            pull_registry=pull_registry,
+            context=context,
+        )
         kubernetes.use_secret_as_env(
             build,
             secret_name=index_secret,
@@ -53,6 +59,7 @@ def make_pipeline(image: str = "", build_engine: str = "kaniko"):
         )
         train = runtime(
             codeset=codeset.output,
+            context=context,
             mlflow_entrypoint=mlflow_entrypoint,
             mlflow_entrypoint_args=mlflow_entrypoint_args,
         )

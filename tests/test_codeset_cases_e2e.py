@@ -6,6 +6,7 @@ against the real tracking server, and its model is loaded from the output URL.""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -31,6 +32,9 @@ CASE_RUNS = {
     "conda-defaults": (["--env-manager", "uv"], "alpha=0.1", {"alpha": "0.1"}),
     "conda-pinned": (["--env-manager", "uv"], "", {"numpy": None}),
     "lightgbm-libgomp": (["--system-packages", "libgomp1"], "rounds=5", {"rounds": "5"}),
+    # -c constraints.txt holds six at 1.16.0 (1.17.0 is on the index); ./vendor/greet is a
+    # package inside the codeset, shipped into the build and installed from there.
+    "requirement-forms": ([], "alpha=0.3", {"six": "1.16.0", "greet": "hello from vendor/greet"}),
 }
 
 
@@ -93,6 +97,38 @@ def test_case_builds_and_runs_in_its_image_and_locally(
     assert "building local environment" in local.stderr
     assert_model_loads(local_url.read_text())
     assert_run_params(f"case-{case}-local", params)
+
+
+def test_docker_env_runs_in_a_thin_image_of_its_own_image(
+    sklearn_build, registry, package_index, base_images, mlflow_env, tmp_path
+):
+    """The user's docker_env image has Python and MLflow but not the runtime step (the sklearn
+    image with it removed): the builder adds the step's module in a thin image, which runs the
+    entry point (`parameters:` with no value, docker_env's `environment`) in place."""
+    _, sklearn_image, _ = sklearn_build
+    plain = push_derived_image(
+        sklearn_image,
+        "rm -rf /opt/mlflow-steps /opt/mlflow-env/lib/python3*/site-packages/"
+        "mlflow_steps_runtime.pth && ! python -c 'import mlflow_steps_runtime' 2>/dev/null",
+        f"{registry.host}/docker-env/plain:1",
+    )
+    codeset = tmp_path / "codeset"
+    shutil.copytree(CASES / "docker-env", codeset)
+    mlproject = codeset / "MLproject"
+    mlproject.write_text(mlproject.read_text().replace("docker-env/plain:1", plain))
+    image_file = tmp_path / "image"
+    built = build_with_cli(codeset, registry, package_index, base_images["debian"], image_file)
+    assert built.returncode == 0, built.stderr[-4000:]
+    image = image_file.read_text()
+    assert image != plain and image.startswith(f"{registry.host}/e2e/trainer:")
+    url_file = tmp_path / "url"
+    ran = mlflow_steps(
+        "run", str(codeset), "--image", image, "--engine", "buildah", "--insecure",
+        "--experiment", "case-docker-env", "--output", str(url_file),
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr[-4000:]
+    assert_model_loads(url_file.read_text())
+    assert_run_params("case-docker-env", {"greeting": "hello from docker_env"})
 
 
 def test_python_env_without_python_uses_the_base_images_python_and_says_so(registry):

@@ -20,6 +20,7 @@ from .options import BuildOptions
 from .plan import InstallPlan
 from .recipe import Recipe, render
 from .registry import PinnedBase, RegistryClient, parse_reference, resolve_base
+from .resolution import resolved_plan
 from .tag import environment_tag
 
 Log = Callable[[str], None]
@@ -64,25 +65,28 @@ def base_resolver(options: BuildOptions, retries: int = 4) -> Resolver:
     hosts = {options.registry, options.pull_registry} if options.insecure else set()
     insecure = frozenset(hosts - {""})
 
-    def resolve(name: str) -> PinnedBase:
+    def pin(name: str) -> PinnedBase:
         host = parse_reference(name).host
         client = RegistryClient(host, insecure=host in insecure, retries=retries)
         return resolve_base(name, insecure, client)
 
-    return resolve
+    return pin
 
 
-def plan(path: Path | str, options: BuildOptions, resolve: Resolver | None = None) -> Plan:
-    """codeset -> environment -> install plan -> recipe and tag. With `resolve` (every image
-    build: `base_resolver`), the base is resolved to its digest first (one registry request),
-    the recipe pulls it by that digest and the tag hashes it; without, nothing is asked of a
-    registry (the local engine, which never pulls a base)."""
-    codeset = load_codeset(path)
+def plan(path: Path | str, options: BuildOptions, pin_base: Resolver | None = None) -> Plan:
+    """codeset -> environment -> install plan (resolved with `resolve`) -> recipe and tag.
+    With `pin_base` (every image build: `base_resolver`), the base is resolved to its digest
+    first (one registry request), the recipe pulls it by that digest and the tag hashes it;
+    without, no registry is asked (the local engine, which never pulls a base)."""
+    codeset = load_codeset(path, options.context)
     install = codeset.environment.install_plan(options)
+    if options.resolve:
+        # The resolution runs here, with the index credentials in uv's environment only.
+        install = resolved_plan(install, options.index().install_env(), options.python_version)
     if not install.builds:
         image = install.base_image
         return Plan(codeset, install, None, "", image, image)
-    base = resolve(install.base_image) if resolve else None
+    base = pin_base(install.base_image) if pin_base else None
     recipe = render(install, base)
     index = options.index().public()
     tag = environment_tag(install, recipe.dockerfile, index, base.digest if base else "")

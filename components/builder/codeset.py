@@ -6,12 +6,15 @@ wrong and how to fix it. Detection never depends on the current directory: pass 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..problems import StepError
+from ..runtime.inputs import RESERVED_NAMES
 from .environments import DETECTION_ORDER, KINDS_BY_KEY, DockerEnv, Environment
+from .inside import outside, refusal
 from .yamlfile import load_yaml
 
 # MLflow accepts any parameter type string; these are the ones it (or the runtime step) checks:
@@ -19,6 +22,8 @@ from .yamlfile import load_yaml
 # other type is passed through as a string, with a warning.
 CHECKED_TYPES = ("string", "str", "int", "float", "path", "uri", "bool", "boolean")
 KNOWN_KEYS = {"name", "conda_env", "python_env", "docker_env", "entry_points"}
+# Names MLflow does not read (it wants `MLproject`, any case, no extension).
+MISNAMED = re.compile(r"^mlproject\.(ya?ml|txt)$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,9 @@ class Codeset:
     environment: Environment
     # What MLflow accepts but the user may not expect (shown by `inspect`, logged by `build`).
     warnings: list[str] = field(default_factory=list)
+    # The source workspace the codeset sits in (`root` itself unless a `context` is given):
+    # every file the codeset names must resolve inside it.
+    workspace: Path | None = None
 
 
 def find_mlproject(root: Path) -> list[Path]:
@@ -55,12 +63,39 @@ def find_mlproject(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.name.lower() == "mlproject" and p.is_file())
 
 
-def load_codeset(root: Path | str) -> Codeset:
-    root = Path(root)
+def codeset_folder(workspace: Path, context: str) -> Path:
+    """`context` (the folder of the MLproject, relative to the workspace) inside `workspace`."""
+    if not workspace.is_dir():
+        raise StepError(
+            f"codeset {workspace}: not a directory; pass the folder that holds MLproject"
+        )
+    root = workspace / (context or ".")
+    why = outside(workspace, root, context)
+    if why:
+        raise StepError(
+            f"context `{context}` {why}, outside the workspace {workspace}; give the codeset's "
+            "folder relative to the workspace, e.g. projects/wine"
+        )
     if not root.is_dir():
-        raise StepError(f"codeset {root}: not a directory; pass the folder that holds MLproject")
+        raise StepError(
+            f"context `{context}`: {root} is not a folder; give the folder of the MLproject "
+            "relative to the workspace"
+        )
+    return root
+
+
+def load_codeset(path: Path | str, context: str = ".") -> Codeset:
+    """The codeset at `context` inside the workspace `path` (default: `path` itself)."""
+    workspace = Path(path)
+    root = codeset_folder(workspace, context)
     candidates = find_mlproject(root)
     if not candidates:
+        misnamed = sorted(p.name for p in root.iterdir() if MISNAMED.match(p.name))
+        if misnamed:
+            raise StepError(
+                f"codeset {root}: {misnamed[0]} is not read by MLflow, which looks for a file "
+                f"named exactly MLproject (no extension): rename it to MLproject"
+            )
         raise StepError(
             f"codeset {root}: no MLproject file at its root; add one (name, environment file, "
             "entry_points with at least `main`), see https://mlflow.org/docs/latest/projects.html"
@@ -70,6 +105,9 @@ def load_codeset(root: Path | str) -> Codeset:
         raise StepError(f"codeset {root}: several MLproject files ({names}); keep exactly one")
     mlproject = candidates[0]
     problems: list[str] = []
+    why = outside(workspace, mlproject, mlproject.name)
+    if why:
+        raise StepError(refusal(mlproject.name, why))
     spec = load_yaml(mlproject, problems)
     if problems:
         raise StepError(problems)
@@ -88,10 +126,23 @@ def load_codeset(root: Path | str) -> Codeset:
         problems.append(f"{mlproject.name}: `name` must be a string")
     warnings: list[str] = []
     entry_points = read_entry_points(mlproject.name, spec.get("entry_points"), problems, warnings)
-    environment = detect_environment(root, mlproject.name, spec, problems)
+    warnings += shared_name_warnings(entry_points)
+    environment = detect_environment(root, mlproject.name, spec, problems, workspace)
     if problems or environment is None:
         raise StepError(problems)
-    return Codeset(root, mlproject, name, entry_points, environment, warnings)
+    return Codeset(root, mlproject, name, entry_points, environment, warnings, workspace)
+
+
+def shared_name_warnings(entry_points: dict[str, EntryPoint]) -> list[str]:
+    """A parameter named like a runtime step input never gets that input's value."""
+    return [
+        f"entry point `{entry.name}`: parameter `{name}` has the name of the runtime step's "
+        f"input `{name}`; the step input never fills it: it gets its value only from "
+        f"mlflow_entrypoint_args ({name}=...) or its default"
+        for entry in entry_points.values()
+        for name in entry.parameters
+        if name in RESERVED_NAMES
+    ]
 
 
 def read_entry_points(
@@ -113,6 +164,13 @@ def read_entry_points(
         if not isinstance(command, str) or not command.strip():
             problems.append(f"{ep_where}: `command` is missing or not a string")
             continue
+        lines = command.strip().splitlines()
+        if any(not line.rstrip().endswith("\\") for line in lines[:-1]):
+            warnings.append(
+                f"{ep_where}: `command` has {len(lines)} lines, and MLflow runs it with "
+                "`bash -c`, so each line is a command of its own (MLflow 3.17.2 does the same); "
+                "end a line with \\ to continue it, or write the command with `>` (folded)"
+            )
         params = read_parameters(ep_where, ep.get("parameters") or {}, problems, warnings)
         entry_points[str(ep_name)] = EntryPoint(str(ep_name), command, params)
     if "main" not in raw:
@@ -148,9 +206,11 @@ def read_parameters(
 
 
 def detect_environment(
-    root: Path, where: str, spec: dict, problems: list[str]
+    root: Path, where: str, spec: dict, problems: list[str], workspace: Path | None = None
 ) -> Environment | None:
-    """The file MLproject names wins; otherwise the first default file in DETECTION_ORDER."""
+    """The file MLproject names wins; otherwise the first default file in DETECTION_ORDER.
+    Every file must resolve inside `workspace` (default: `root`)."""
+    workspace = workspace or root
     declared = [key for key in KINDS_BY_KEY if key in spec]
     if len(declared) > 1:
         problems.append(f"{where}: declares {' and '.join(declared)}; keep only one")
@@ -164,18 +224,23 @@ def detect_environment(
         if not isinstance(value, str) or not value.strip():
             problems.append(f"{where}: `{key}` must name a file in the codeset")
             return None
-        path = (root / value).resolve()
-        if not path.is_relative_to(root.resolve()):
-            problems.append(f"{where}: `{key}: {value}` points outside the codeset")
+        why = outside(workspace, root / value, value)
+        if why:
+            problems.append(f"{where}: `{key}: {value}` {why}, outside the codeset")
             return None
+        path = root / value
         if not path.is_file():
             problems.append(f"{where}: `{key}` names {value}, which does not exist; add it")
             return None
-        return kind.load(path, problems)
+        return kind.load(path, problems, workspace)
     for kind in DETECTION_ORDER:
-        path = root / kind.default_file
-        if path.is_file():
-            return kind.load(path, problems)
+        found = kind.detect(root)
+        if found is not None:
+            why = outside(workspace, found, kind.default_file)
+            if why:
+                problems.append(refusal(kind.default_file, why))
+                return None
+            return kind.load(found, problems, workspace)
     files = ", ".join(kind.default_file for kind in DETECTION_ORDER)
     problems.append(
         f"codeset {root}: no environment file; add one of {files} at its root, or name one "

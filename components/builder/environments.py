@@ -9,16 +9,27 @@ names none: first match wins.
 from __future__ import annotations
 
 import re
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 import yaml
 
-from . import conda_to_pypi
+from ..problems import StepError
+from . import conda_to_pypi, resolution
 from . import requirements as reqs
+from .inside import outside, refusal
 from .options import BuildOptions
-from .plan import DEFAULT_PIP_BASE, InstallPlan, conda_plan, python_base, venv_plan
+from .plan import (
+    DEFAULT_PIP_BASE,
+    InstallPlan,
+    conda_plan,
+    find_uv,
+    python_base,
+    runtime_plan,
+    venv_plan,
+)
 from .yamlfile import load_yaml
 
 
@@ -29,9 +40,21 @@ class Environment:
     kind: ClassVar[str]
     default_file: ClassVar[str] = ""
     path: Path | None = None
+    # Files of the codeset the install reads (-c constraints, path requirements), by their
+    # path relative to the installer's folder; the tag hashes them with the recipe's files.
+    shipped: dict[str, bytes] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, path: Path, problems: list[str]) -> Environment | None:
+    def detect(cls, root: Path) -> Path | None:
+        """The file this kind is detected by in `root`, when it is there."""
+        path = root / cls.default_file
+        return path if path.is_file() or path.is_symlink() else None
+
+    @classmethod
+    def load(cls, path: Path, problems: list[str], root: Path | None = None) -> Environment | None:
+        """Load the file at `path`; every file it names must resolve inside `root` (the
+        source workspace; default: the file's folder). Paths in it are relative to its folder
+        (the codeset's, where MLflow and conda run pip)."""
         raise NotImplementedError
 
     def canonical(self) -> dict[str, Any]:
@@ -62,13 +85,15 @@ class PipEnv(Environment):
     lines: list[str] = field(default_factory=list)
 
     @classmethod
-    def load(cls, path: Path, problems: list[str]) -> PipEnv | None:
+    def load(cls, path: Path, problems: list[str], root: Path | None = None) -> PipEnv | None:
         found: list[str] = []
-        lines = reqs.read_requirements_file(path, found)
-        if not found and not any(not line.startswith("-") for line in lines):
+        read = reqs.read_requirements_file(path, root or path.parent, found)
+        if not found and not any(not line.startswith("-") for line in read.lines):
             found.append(f"{path.name}: lists no packages; add the packages the project needs")
         problems.extend(found)
-        return None if found else cls(path=path, lines=lines)
+        if found:
+            return None
+        return cls(path=path, lines=read.install_lines(), shipped=read.files())
 
     def canonical(self) -> dict[str, Any]:
         return {"requirements": self.lines}
@@ -80,7 +105,17 @@ class PipEnv(Environment):
         """A venv on `base_image` (default python:3.6.13, the seed's), with its own Python."""
         base = options.base_image or DEFAULT_PIP_BASE
         return venv_plan(
-            self.kind, self.normal_form(), base, "", [], self.lines, self.has_mlflow(), options, []
+            self.kind,
+            self.where,
+            self.normal_form(),
+            base,
+            "",
+            [],
+            self.lines,
+            self.has_mlflow(),
+            options,
+            [],
+            self.shipped,
         )
 
 
@@ -95,7 +130,7 @@ class PythonEnv(Environment):
     dependencies: list[str] = field(default_factory=list)
 
     @classmethod
-    def load(cls, path: Path, problems: list[str]) -> PythonEnv | None:
+    def load(cls, path: Path, problems: list[str], root: Path | None = None) -> PythonEnv | None:
         found: list[str] = []
         data = load_yaml(path, found)
         if not found and not isinstance(data, dict):
@@ -113,13 +148,22 @@ class PythonEnv(Environment):
             )
         elif python is not None and (not isinstance(python, str) or not python.strip()):
             found.append(f'{path.name}: `python` must be a version, e.g. "3.10", or left out')
-        lists = {}
+        lists, shipped = {}, {}
         for key in ("build_dependencies", "dependencies"):
             value = data.get(key) or []
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 found.append(f"{path.name}: `{key}` must be a list of requirement strings")
                 value = []
-            lists[key] = reqs.normalise_lines(value, f"{path.name} {key}", path.parent, found)
+            read = reqs.read_requirement_list(
+                value,
+                f"{path.name} {key}",
+                path.parent,
+                root or path.parent,
+                found,
+                constraints_file="build-constraints.txt" if key == "build_dependencies" else "",
+            )
+            lists[key] = read.install_lines()
+            shipped.update(read.files())
         problems.extend(found)
         if found:
             return None
@@ -128,6 +172,7 @@ class PythonEnv(Environment):
             python="" if python is None else str(python).strip(),
             build_dependencies=lists["build_dependencies"],
             dependencies=lists["dependencies"],
+            shipped=shipped,
         )
 
     def canonical(self) -> dict[str, Any]:
@@ -145,6 +190,7 @@ class PythonEnv(Environment):
         base, python, notes = python_base(self.where, self.python, options)
         return venv_plan(
             self.kind,
+            self.where,
             self.normal_form(),
             base,
             python,
@@ -153,6 +199,7 @@ class PythonEnv(Environment):
             self.has_mlflow(),
             options,
             notes,
+            self.shipped,
         )
 
 
@@ -173,7 +220,7 @@ class CondaEnv(Environment):
     variables: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, path: Path, problems: list[str]) -> CondaEnv | None:
+    def load(cls, path: Path, problems: list[str], root: Path | None = None) -> CondaEnv | None:
         found: list[str] = []
         data = load_yaml(path, found)
         if not found and not isinstance(data, dict):
@@ -185,20 +232,21 @@ class CondaEnv(Environment):
         if not isinstance(channels, list) or not all(isinstance(c, str) for c in channels):
             found.append(f"{path.name}: `channels` must be a list of channel names")
             channels = []
-        deps, pip = [], []
+        deps, pip_lists = [], []
         raw_deps = data.get("dependencies")
         if not isinstance(raw_deps, list) or not raw_deps:
             found.append(f"{path.name}: `dependencies` must be a non-empty list of packages")
             raw_deps = []
         for dep in raw_deps:
             if isinstance(dep, dict) and set(dep) == {"pip"} and isinstance(dep["pip"], list):
-                pip += reqs.normalise_lines(
-                    [str(p) for p in dep["pip"]], f"{path.name} pip", path.parent, found
-                )
+                pip_lists += [str(p) for p in dep["pip"]]
             elif isinstance(dep, (str, int, float)):
                 deps.append(normalise_conda_spec(str(dep)))
             else:
                 found.append(f"{path.name}: dependency {dep!r} must be a string or {{pip: [...]}}")
+        pip = reqs.read_requirement_list(
+            pip_lists, f"{path.name} pip", path.parent, root or path.parent, found
+        )
         variables = data.get("variables") or {}
         if not isinstance(variables, dict):
             found.append(f"{path.name}: `variables` must be a mapping")
@@ -210,8 +258,9 @@ class CondaEnv(Environment):
             path=path,
             channels=[c.strip() for c in channels],
             dependencies=sorted(set(deps)),
-            pip=sorted(set(pip)),
+            pip=pip.install_lines(),
             variables={str(k): str(v) for k, v in sorted(variables.items())},
+            shipped=pip.files(),
         )
 
     def canonical(self) -> dict[str, Any]:
@@ -235,11 +284,14 @@ class CondaEnv(Environment):
         if options.env_manager == "conda":
             base = f"continuumio/miniconda3:{options.miniconda_version}"
             addition = [] if self.has_mlflow() else options.mlflow_requirement.split()
-            return conda_plan(normal_form, base, self.environment_yaml(addition), options)
+            return conda_plan(
+                normal_form, base, self.environment_yaml(addition), options, self.shipped
+            )
         pypi = conda_to_pypi.convert(self.where, self.channels, self.dependencies, self.pip)
         base, python, notes = python_base(self.where, pypi.python, options)
         return venv_plan(
             self.kind,
+            self.where,
             normal_form,
             base,
             python,
@@ -248,6 +300,7 @@ class CondaEnv(Environment):
             self.has_mlflow(),
             options,
             notes + pypi.notes,
+            self.shipped,
         )
 
     def environment_yaml(self, extra_pip: list[str]) -> str:
@@ -265,8 +318,114 @@ class CondaEnv(Environment):
 
 
 @dataclass
+class LockEnv(Environment):
+    """A lock: exact distributions with hashes (`lines`, as `resolution.locked_lines` writes
+    them), installed in hash-checking mode; `lock` is its PEP 751 text, kept in the image."""
+
+    lines: list[str] = field(default_factory=list)
+    lock: str = ""
+    python: str = ""
+
+    def canonical(self) -> dict[str, Any]:
+        return {"python": self.python, "requirements": self.lines}
+
+    def has_mlflow(self) -> bool:
+        return reqs.mentions_mlflow(self.lines)
+
+    def install_plan(self, options: BuildOptions) -> InstallPlan:
+        """A venv on python:<python> (else `base_image`, else `python_version`)."""
+        base, python, notes = python_base(self.where, self.python, options)
+        return venv_plan(
+            self.kind,
+            self.where,
+            self.normal_form(),
+            base,
+            python,
+            [],
+            self.lines,
+            self.has_mlflow(),
+            options,
+            notes,
+            lock=self.lock,
+        )
+
+
+@dataclass
+class UvProject(LockEnv):
+    """A uv project, detected as MLflow 3.17's `mlflow.utils.uv_utils.detect_uv_project` does
+    (both `uv.lock` and `pyproject.toml` in the folder) and exported as MLflow's
+    `export_uv_requirements` does (`uv export --frozen --no-dev`, the project itself left out),
+    but with hashes, as PEP 751. Python: `.python-version` (uv's file), else python_version."""
+
+    kind: ClassVar[str] = "uv"
+    default_file: ClassVar[str] = "uv.lock"
+
+    @classmethod
+    def detect(cls, root: Path) -> Path | None:
+        lock, pyproject = super().detect(root), root / "pyproject.toml"
+        return lock if lock and (pyproject.is_file() or pyproject.is_symlink()) else None
+
+    @classmethod
+    def load(cls, path: Path, problems: list[str], root: Path | None = None) -> UvProject | None:
+        for name in ("pyproject.toml", ".python-version"):
+            companion = path.parent / name
+            why = outside(root or path.parent, companion, name)
+            if (companion.exists() or companion.is_symlink()) and why:
+                problems.append(refusal(name, why))
+                return None
+        uv = find_uv()
+        if not uv:
+            problems.append(f"{path.name}: reading a uv project needs uv here: pip install uv")
+            return None
+        argv = [
+            uv, "export", "--no-config", "--frozen", "--no-dev", "--no-emit-workspace",
+            "--no-header", "--format", "pylock.toml",
+        ]  # fmt: skip
+        done = subprocess.run(argv, cwd=path.parent, capture_output=True, text=True)
+        if done.returncode != 0:
+            said = done.stderr.strip().splitlines()
+            reason = resolution.without_userinfo(said[-1] if said else f"exit {done.returncode}")
+            problems.append(f"{path.name}: `uv export --frozen` failed: {reason}")
+            return None
+        version_file = path.parent / ".python-version"
+        python = version_file.read_text().split()[0] if version_file.is_file() else ""
+        return lock_from(cls, path, resolution.without_userinfo(done.stdout), python, problems)
+
+
+@dataclass
+class PyLock(LockEnv):
+    """A PEP 751 `pylock.toml`, installed as a lock (its versions and hashes, from the index).
+    Python: the python_version input (a lock names a range, not a version)."""
+
+    kind: ClassVar[str] = "pylock"
+    default_file: ClassVar[str] = "pylock.toml"
+
+    @classmethod
+    def load(cls, path: Path, problems: list[str], root: Path | None = None) -> PyLock | None:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(f"{path.name}: cannot be read ({exc.__class__.__name__})")
+            return None
+        return lock_from(cls, path, resolution.without_userinfo(text), "", problems)
+
+
+def lock_from(kind: type[Any], path: Path, text: str, python: str, problems: list[str]) -> Any:
+    try:
+        distributions = resolution.read_pylock(text, path.name)
+    except StepError as exc:
+        problems.extend(exc.problems)
+        return None
+    if not distributions:
+        problems.append(f"{path.name}: locks no packages; add the packages the project needs")
+        return None
+    return kind(path=path, lines=resolution.locked_lines(distributions), lock=text, python=python)
+
+
+@dataclass
 class DockerEnv(Environment):
-    """`docker_env` in MLproject: the image is given, nothing is built."""
+    """`docker_env` in MLproject: the image is given; the builder adds the runtime step's
+    module to it (a thin image), nothing else."""
 
     kind: ClassVar[str] = "docker_env"
     image: str = ""
@@ -286,8 +445,8 @@ class DockerEnv(Environment):
         return True
 
     def install_plan(self, options: BuildOptions) -> InstallPlan:
-        """Nothing is built: the plan names the image."""
-        return InstallPlan(self.kind, "none", self.image, environment=self.normal_form())
+        """The image, with the runtime step's module added."""
+        return runtime_plan(self.normal_form(), self.image)
 
 
 def normalise_conda_spec(spec: str) -> str:
@@ -309,4 +468,4 @@ KINDS_BY_KEY: dict[str, type[Environment]] = {
     "python_env": PythonEnv,
     "docker_env": DockerEnv,
 }
-DETECTION_ORDER: list[type[Environment]] = [PythonEnv, CondaEnv, PipEnv]
+DETECTION_ORDER: list[type[Environment]] = [PythonEnv, CondaEnv, UvProject, PyLock, PipEnv]

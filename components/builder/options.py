@@ -32,6 +32,8 @@ class BuildOptions:
     pip_trusted_host: str = ""
     mlflow_requirement: str = "mlflow-skinny"
     compile_bytecode: bool = True
+    resolve: bool = False
+    context: str = "."
 
     @classmethod
     def from_values(cls, values: dict[str, Any]) -> BuildOptions:

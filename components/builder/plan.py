@@ -15,6 +15,7 @@ kinds share: the base image and Python a venv environment gets, the MLflow addit
 from __future__ import annotations
 
 import re
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -27,6 +28,13 @@ from .options import BuildOptions
 # deleted in the same step; RUNTIME files are the runtime step's module, kept in the image.
 STAGING = "mlflow-steps"
 RUNTIME = "mlflow-steps-runtime"
+# A resolved or locked environment's lock (PEP 751), kept in the image as LOCK_IN_IMAGE.
+LOCK_FILE = "mlflow-steps-lock/pylock.toml"
+LOCK_IN_IMAGE = "/opt/mlflow-env/pylock.toml"
+# The first line of a requirement set that is a lock: every line pinned with --hash (pip and
+# uv both read it from a requirements file).
+REQUIRE_HASHES = "--require-hashes"
+MLFLOW_CONSTRAINTS = "mlflow-constraints.txt"
 DEFAULT_PIP_BASE = "python:3.6.13"
 DEBIAN_PACKAGE = re.compile(r"[a-z0-9][a-z0-9+.-]+(=[A-Za-z0-9.+~:-]+)?")
 # The runtime step's spec is read by the generators on the host; it never ships in an image.
@@ -49,6 +57,11 @@ class RequirementSet:
     name: str
     lines: tuple[str, ...]
 
+    @property
+    def locked(self) -> bool:
+        """A lock: installed in hash-checking mode, every distribution pinned with hashes."""
+        return REQUIRE_HASHES in self.lines
+
 
 @dataclass(frozen=True)
 class InstallPlan:
@@ -58,8 +71,10 @@ class InstallPlan:
       for labels and messages only; a backend never branches on it.
     - `installer`: `venv` (a virtual environment at the image's `/opt/mlflow-env`, installed
       with uv, pip as fallback, set by set), `conda` (`conda env update` of the base's
-      environment from `STAGING/environment.yaml`) or `none` (docker_env: nothing is built;
-      `base_image` is the image to use).
+      environment from `STAGING/environment.yaml`), `runtime` (docker_env: nothing is
+      installed; the runtime step's module is added to `base_image`, the codeset's own image,
+      whose `python` must have MLflow) or `none` (nothing is built; `base_image` is the image
+      to use).
     - `base_image`: the image the environment is installed on (`FROM`), as the user named it.
     - `python`: the Python version the environment is for (`3.11`, or as the file names it);
       "" when the base's own Python decides (requirements.txt, conda).
@@ -70,6 +85,9 @@ class InstallPlan:
     - `files`: every file shipped, build-context path -> bytes: `STAGING/...` (requirement
       files, environment.yaml, the install scripts), deleted by the install step, and
       `RUNTIME/...` (the runtime step's module), kept at /opt/mlflow-steps/mlflow_steps_runtime.
+      `STAGING/constraints.txt` and `STAGING/codeset/...` are files of the codeset the install
+      reads (`-c` constraints, path requirements; see `requirements.py`); for a resolved or
+      locked environment, `LOCK_FILE` (PEP 751), kept at `LOCK_IN_IMAGE`.
     - `environment`: the environment file's normal form (`{"kind": ..., ...}`), which the tag
       hashes.
     - `notes`: choices made for the user (the Python picked, channels ignored), shown by
@@ -91,9 +109,15 @@ class InstallPlan:
     def builds(self) -> bool:
         return self.installer != "none"
 
+    @property
+    def lock(self) -> bytes | None:
+        """The PEP 751 lock of a resolved or locked environment (None otherwise)."""
+        return self.files.get(LOCK_FILE)
+
 
 def venv_plan(
     kind: str,
+    where: str,
     environment: Mapping[str, Any],
     base_image: str,
     python: str,
@@ -102,19 +126,41 @@ def venv_plan(
     has_mlflow: bool,
     options: BuildOptions,
     notes: list[str],
+    shipped: Mapping[str, bytes] | None = None,
+    lock: str | None = None,
 ) -> InstallPlan:
     """A virtual environment on `base_image`: build tools first, then the dependencies plus
-    the MLflow addition (`mlflow_requirement`) when they name no MLflow distribution."""
+    the MLflow addition (`mlflow_requirement`) when they name no MLflow distribution.
+    `shipped`: files of the codeset the install reads, by path under STAGING.
+
+    Dependencies that all carry `--hash` are a lock: installed in hash-checking mode, and the
+    MLflow addition, when needed, in a step of its own constrained to the lock's versions, so
+    it never breaks hash mode. Some lines with `--hash` and some without is refused (pip
+    would refuse it at build time). `lock`: the PEP 751 text kept in the image."""
+    addition = mlflow_addition(has_mlflow, options)
     sets = []
     if build_dependencies:
         sets.append(RequirementSet("build-requirements.txt", tuple(build_dependencies)))
-    sets.append(
-        RequirementSet(
-            "requirements.txt", tuple(dependencies + mlflow_addition(has_mlflow, options))
-        )
-    )
     files = {f"{STAGING}/{name}": recipe_file(name) for name in VENV_SCRIPTS}
+    if is_lock(dependencies, where):
+        sets.append(RequirementSet("requirements.txt", (REQUIRE_HASHES, *dependencies)))
+        if addition:
+            files[f"{STAGING}/{MLFLOW_CONSTRAINTS}"] = lines_file(pins(dependencies))
+            lines = (f"-c {MLFLOW_CONSTRAINTS}", *addition)
+            sets.append(RequirementSet("mlflow-requirements.txt", lines))
+            notes = [
+                *notes,
+                f"{where} is a lock without MLflow: {' '.join(addition)} (mlflow_requirement) "
+                "is installed after it in a step of its own, constrained to the lock's "
+                "versions; what it adds is not hash-checked (list MLflow in the lock to "
+                "hash-check it too)",
+            ]
+    else:
+        sets.append(RequirementSet("requirements.txt", tuple(dependencies + addition)))
     files.update({f"{STAGING}/{s.name}": lines_file(s.lines) for s in sets})
+    files.update(staged(shipped))
+    if lock is not None:
+        files[LOCK_FILE] = lock.encode()
     system = system_packages(options)
     files.update(system_packages_files(system))
     files.update(runtime_files())
@@ -133,13 +179,18 @@ def venv_plan(
 
 
 def conda_plan(
-    environment: Mapping[str, Any], base_image: str, environment_yaml: str, options: BuildOptions
+    environment: Mapping[str, Any],
+    base_image: str,
+    environment_yaml: str,
+    options: BuildOptions,
+    shipped: Mapping[str, bytes] | None = None,
 ) -> InstallPlan:
     """conda.yaml applied with conda to the base's environment (`environment_yaml`, the MLflow
-    addition included)."""
+    addition included); conda runs pip in its folder, where `shipped` files are."""
     system = system_packages(options)
     files = {f"{STAGING}/{name}": recipe_file(name) for name in CONDA_SCRIPTS}
     files[f"{STAGING}/environment.yaml"] = environment_yaml.encode()
+    files.update(staged(shipped))
     files.update(system_packages_files(system))
     files.update(runtime_files())
     return InstallPlan(
@@ -151,6 +202,23 @@ def conda_plan(
         files=files,
         environment=environment,
     )
+
+
+def runtime_plan(environment: Mapping[str, Any], image: str) -> InstallPlan:
+    """docker_env: the codeset's image with the runtime step's module added (MLflow builds a
+    thin image from it too, with the project's code; here the code is mounted at run time)."""
+    return InstallPlan(
+        kind="docker_env",
+        installer="runtime",
+        base_image=image,
+        files=runtime_files(),
+        environment=environment,
+    )
+
+
+def staged(shipped: Mapping[str, bytes] | None) -> dict[str, bytes]:
+    """Files of the codeset the install reads, under STAGING (the install runs there)."""
+    return {f"{STAGING}/{name}": data for name, data in sorted((shipped or {}).items())}
 
 
 def python_base(where: str, declared: str, options: BuildOptions) -> tuple[str, str, list[str]]:
@@ -179,6 +247,25 @@ def python_base(where: str, declared: str, options: BuildOptions) -> tuple[str, 
             f"input), base image python:{python}"
         ],
     )
+
+
+def is_lock(lines: list[str], where: str) -> bool:
+    """True when every requirement line carries `--hash`; StepError when only some do."""
+    requirements = [line for line in lines if not line.startswith("-")]
+    hashed = [line for line in requirements if " --hash=" in line]
+    if hashed and len(hashed) != len(requirements):
+        missing = [line for line in requirements if " --hash=" not in line]
+        raise StepError(
+            f"{where}: {len(hashed)} of {len(requirements)} requirements are pinned with "
+            f"--hash, but `{missing[0]}` is not; hash-checking mode (pip's and uv's) needs a "
+            "hash on every line: add them all (e.g. `uv pip compile --generate-hashes`) or none"
+        )
+    return bool(hashed)
+
+
+def pins(lines: list[str]) -> list[str]:
+    """`name==version ; marker` of locked lines, hashes dropped (a constraints file)."""
+    return [line.split(" --hash=")[0] for line in lines if not line.startswith("-")]
 
 
 def mlflow_addition(has_mlflow: bool, options: BuildOptions) -> list[str]:
@@ -217,6 +304,16 @@ def runtime_files() -> dict[str, bytes]:
         for entry in sorted(package.iterdir(), key=lambda e: e.name)
         if entry.name.endswith(".py") and entry.name not in HOST_ONLY_RUNTIME_FILES
     }
+
+
+def find_uv() -> str | None:
+    """The uv binary of the builder's own install (the `uv` package), else uv on PATH."""
+    try:
+        from uv import find_uv_bin
+
+        return find_uv_bin()
+    except (ImportError, FileNotFoundError):
+        return shutil.which("uv")
 
 
 def lines_file(lines: tuple[str, ...] | list[str]) -> bytes:

@@ -22,7 +22,7 @@ from pathlib import Path
 from mlflow_steps import __version__
 
 from .indexes import SECRET_ID
-from .plan import RUNTIME, STAGING, InstallPlan
+from .plan import LOCK_FILE, LOCK_IN_IMAGE, RUNTIME, STAGING, InstallPlan, find_uv
 from .registry import PinnedBase
 
 STAGING_DIR = "/tmp/mlflow-steps"
@@ -60,30 +60,45 @@ def write_files(files: dict[str, bytes], directory: Path, with_uv: bool) -> None
             shutil.copy2(uv, directory / STAGING / "uv")
 
 
-def find_uv() -> str | None:
-    try:
-        from uv import find_uv_bin
-
-        return find_uv_bin()
-    except (ImportError, FileNotFoundError):
-        return shutil.which("uv")
-
-
 def render(plan: InstallPlan, base: PinnedBase | None = None) -> Recipe:
-    """The Dockerfile of a plan that builds (`installer` venv or conda), FROM `base` pinned
-    by digest when given (builds), else FROM the base as named (the local engine, which
-    never pulls it)."""
+    """The Dockerfile of a plan that builds (`installer` venv, conda or runtime), FROM `base`
+    pinned by digest when given (image builds), else FROM the base as named (the local engine,
+    which never pulls it)."""
     if not plan.builds:
         raise ValueError(f"{plan.kind} environments are not built")
+    if plan.installer == "runtime":
+        return render_runtime_only(plan, base)
     venv = plan.installer == "venv"
     steps = [
         header(plan),
         from_step(base.pinned if base else plan.base_image),
         install_step(*system_packages_install(plan), environment_install(plan)),
         runtime_step(),
+        lock_step(plan),
         finish_step(plan, f"{VENV}/bin:$PATH" if venv else None, base),
     ]
     return Recipe(plan.base_image, join(steps), dict(plan.files), needs_uv=venv)
+
+
+def render_runtime_only(plan: InstallPlan, base: PinnedBase | None = None) -> Recipe:
+    """docker_env: the codeset's image, its `python` checked for MLflow, plus the runtime step's
+    module on PYTHONPATH (whatever Python the image has, venv or not)."""
+    steps = [
+        header(plan),
+        from_step(base.pinned if base else plan.base_image),
+        runtime_step(),
+        [
+            "# The runtime step runs `python -m mlflow_steps_runtime`: the image's python must "
+            "have MLflow.",
+            'RUN python -c "import mlflow" || { echo "mlflow-steps: the docker_env image '
+            f"{plan.base_image} needs a python command with MLflow installed (python -c "
+            "'import mlflow' failed); add MLflow to the image, or use a python_env.yaml, "
+            'conda.yaml or requirements.txt instead" >&2; exit 1; }',
+            "ENV PYTHONPATH=/opt/mlflow-steps${PYTHONPATH:+:${PYTHONPATH}}",
+        ],
+        finish_step(plan, None, base),
+    ]
+    return Recipe(plan.base_image, join(steps), dict(plan.files))
 
 
 # --- Dockerfile steps -------------------------------------------------------------------------
@@ -129,6 +144,15 @@ def runtime_step() -> list[str]:
     return [
         "# The runtime step's entry point (python -m mlflow_steps_runtime).",
         f"COPY {RUNTIME}/ {RUNTIME_DIR}/",
+    ]
+
+
+def lock_step(plan: InstallPlan) -> list[str]:
+    if plan.lock is None:
+        return []
+    return [
+        "# The lock the environment was installed from (PEP 751).",
+        f"COPY {LOCK_FILE} {LOCK_IN_IMAGE}",
     ]
 
 

@@ -1,30 +1,133 @@
-"""Normalise pip requirement lines, so the tag only changes when the environment does.
+"""Read pip requirement lines as pip reads them, into a normal form (what the tag hashes) and the
+files the install needs (what ships into the build context).
 
-Normal form, line by line:
-- comments (`# ...`, also trailing), blank lines, line continuations and surrounding
-  whitespace are dropped;
-- a requirement is re-written by `packaging`: the name in PEP 503 form (`Scikit_Learn` ->
-  `scikit-learn`), extras sorted, version specifiers sorted, markers in canonical spacing,
-  `--hash` options sorted;
-- option lines (`--index-url U`, `--pre`, ...) keep their value, with single spaces;
-- `-r FILE` / `--requirement FILE` is replaced by the normalised lines of FILE (relative to the
-  file that names it), so an edit to an included file changes the tag too;
-- the resulting lines are sorted and de-duplicated: line order never changes the tag.
+The line forms are those of pip's requirements-file format (pip 26.3,
+`pip/_internal/req/req_file.py` and `req/constructors.py`); each one becomes:
+
+- comments (`# ...`, also trailing), blank lines, `\\` continuations, surrounding whitespace:
+  dropped;
+- `name[extras] specifiers ; markers` (PEP 508): re-written by `packaging` (name in PEP 503
+  form, extras and specifiers sorted, markers in canonical spacing);
+- `name @ URL` (PEP 508): kept; a bare URL with `#egg=name` (VCS or archive) becomes
+  `name @ URL`, other fragments kept; a bare archive URL without `#egg=` is named from its file
+  name; a bare VCS URL without `#egg=` is kept as is (pip and uv build it to learn its name);
+- `--hash=ALGO:DIGEST` and `-C/--config-settings` after a requirement: kept, sorted;
+- a local path (`./vendor/pkg`, `dist/pkg-1.0-py3-none-any.whl`, with optional `[extras]`
+  and `; markers`), relative to the folder of the environment file (where MLflow runs pip):
+  must stay inside the codeset; it is shipped into the build context (under `codeset/`) and
+  installed from there, so its content is part of the tag;
+- `-r FILE`: FILE's normalised lines, inline (relative to the file naming it);
+- `-c FILE`: FILE's normalised lines go to one shipped `constraints.txt`, named by a
+  `-c constraints.txt` line: the constraints apply, and an edit to them changes the tag;
+- option lines (`--index-url U`, `-f DIR`, `--pre`, ... every option pip accepts in a
+  requirements file): kept, with the option's long name and one space; `-f` to a folder of
+  the codeset ships the folder;
+- refused, with what to write instead: `-e` (an editable install links to source that is not
+  in the image), `${VAR}` (pip expands it from the build's environment), `file:` URLs and
+  paths outside the codeset, `-r`/`-c` of a URL, options pip does not accept in a
+  requirements file, and options on a requirement line that pip ignores.
+
+The resulting lines are sorted and de-duplicated: line order never changes the tag. Every file
+opened resolves inside the codeset first (`inside.py`); a message quotes at most the one line
+it is about, and only from a file inside the codeset.
 """
 
 from __future__ import annotations
 
 import re
+import shlex
+from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    canonicalize_name,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+
+from .inside import ADVICE, outside, refusal
 
 MLFLOW_DISTRIBUTIONS = {"mlflow", "mlflow-skinny"}
+SHIPPED_DIR = "codeset"  # path requirements and -f folders, under the staging folder
+CONSTRAINTS_FILE = "constraints.txt"
 _COMMENT = re.compile(r"(^|\s)#.*$")
-_INCLUDE = re.compile(r"^(-r|--requirement)(\s+|=)(?P<file>.+)$")
-_OPTION = re.compile(r"^(?P<name>--?[A-Za-z][\w-]*)(?:\s*=\s*|\s+)?(?P<value>.*)$")
-_EDITABLE = re.compile(r"^(-e|--editable)(\s|=|$)")
+# pip 26.3 req_file.ENV_VAR_RE: `${NAME}` is expanded from the installer's environment.
+_ENV_VAR = re.compile(r"\$\{[A-Z0-9_]+\}")
+# pip 26.3 req_file.SUPPORTED_OPTIONS: spelling -> long name; value options take one argument.
+VALUE_OPTIONS = {
+    "-i": "--index-url",
+    "--index-url": "--index-url",
+    "--pypi-url": "--index-url",
+    "--extra-index-url": "--extra-index-url",
+    "-c": "--constraint",
+    "--constraint": "--constraint",
+    "-r": "--requirement",
+    "--requirement": "--requirement",
+    "-e": "--editable",
+    "--editable": "--editable",
+    "-f": "--find-links",
+    "--find-links": "--find-links",
+    "--no-binary": "--no-binary",
+    "--only-binary": "--only-binary",
+    "--all-releases": "--all-releases",
+    "--only-final": "--only-final",
+    "--trusted-host": "--trusted-host",
+    "--use-feature": "--use-feature",
+}
+FLAG_OPTIONS = {
+    "--no-index",
+    "--prefer-binary",
+    "--require-hashes",
+    "--no-require-hashes",
+    "--pre",
+}
+# pip 26.3 req_file.SUPPORTED_OPTIONS_REQ: options of one requirement line.
+REQUIREMENT_OPTIONS = {
+    "--hash": "--hash",
+    "-C": "--config-settings",
+    "--config-settings": "--config-settings",
+}
+VCS_SCHEMES = ("git+", "hg+", "svn+", "bzr+")
+ARCHIVE_SUFFIXES = (  # pip 26.3 utils/filetypes.ARCHIVE_EXTENSIONS
+    ".whl", ".zip", ".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tbz",
+    ".tar.xz", ".txz", ".tlz", ".tar.lz", ".tar.lzma",
+)  # fmt: skip
+SKIPPED_IN_FOLDERS = {".git", "__pycache__", ".mypy_cache", ".pytest_cache"}
+
+
+class LineError(Exception):
+    """One line pip would not read, or that cannot reach an image: what to write instead."""
+
+
+@dataclass
+class Requirements:
+    """The normal form of some requirement lines, and the files their install needs.
+
+    `lines`: sorted, de-duplicated requirement and option lines (what the tag hashes);
+    `constraints`: the normal form of every `-c` file, merged (shipped as constraints.txt);
+    `shipped`: path relative to the staging folder -> bytes, for the build context.
+    """
+
+    lines: list[str] = field(default_factory=list)
+    constraints: list[str] = field(default_factory=list)
+    shipped: dict[str, bytes] = field(default_factory=dict)
+    constraints_file: str = CONSTRAINTS_FILE
+
+    def install_lines(self) -> list[str]:
+        """The lines of the file the installer reads: `-c constraints.txt` when any."""
+        extra = [f"-c {self.constraints_file}"] if self.constraints else []
+        return sorted([*self.lines, *extra])
+
+    def files(self) -> dict[str, bytes]:
+        """Everything to ship next to the installer's requirements file."""
+        files = dict(self.shipped)
+        if self.constraints:
+            files[self.constraints_file] = ("\n".join(self.constraints) + "\n").encode()
+        return files
 
 
 def logical_lines(text: str) -> list[tuple[int, str]]:
@@ -46,78 +149,381 @@ def logical_lines(text: str) -> list[tuple[int, str]]:
     return lines
 
 
-def normalise_requirement(line: str) -> str:
-    """One requirement in canonical form; raises InvalidRequirement."""
-    head, *hashes = re.split(r"\s+(?=--hash[=\s])", line)
-    req = Requirement(head)
-    text: str = canonicalize_name(req.name)
-    if req.extras:
-        text += "[" + ",".join(sorted(canonicalize_name(e) for e in req.extras)) + "]"
-    if req.url:
-        text += " @ " + req.url
-    elif req.specifier:
-        text += ",".join(sorted(str(s) for s in req.specifier))
-    if req.marker:
-        text += "; " + str(req.marker)
-    hash_values = sorted(h.split("=", 1)[-1].strip() if "=" in h else h.split()[-1] for h in hashes)
-    return " ".join([text, *(f"--hash={h}" for h in hash_values)])
-
-
-def normalise_option(line: str) -> str:
-    """`--index-url=U`, `--index-url   U` -> `--index-url U`; `-i U` keeps its short form."""
-    option = _OPTION.match(line)
-    if not option:
-        return line
-    return " ".join(filter(None, [option["name"], option["value"]]))
-
-
-def normalise_lines(
-    lines: list[str], where: str, base_dir: Path, problems: list[str], seen: frozenset = frozenset()
-) -> list[str]:
-    """Normalise requirement lines (already stripped of comments); collects problems."""
-    out: list[str] = []
-    for number, line in enumerate(lines, start=1):
-        at = f"{where} line {number}"
-        include = _INCLUDE.match(line)
-        if include:
-            out.extend(read_requirements_file(base_dir / include["file"].strip(), problems, seen))
-        elif _EDITABLE.match(line):
-            problems.append(
-                f"{at}: `{line}` is an editable install; the builder never bakes the codeset into "
-                "the image (it is mounted at /project at run time): remove the line, or list "
-                "the package by name"
-            )
-        elif line.startswith("-"):
-            out.append(normalise_option(line))
-        else:
+def split_args_options(line: str) -> tuple[str, list[str]]:
+    """pip's `break_args_options`: the requirement part (up to the first token starting with
+    `-`) and the option tokens (shell-split)."""
+    tokens = line.split(" ")
+    for index, token in enumerate(tokens):
+        if token.startswith("-"):
             try:
-                out.append(normalise_requirement(line))
-            except InvalidRequirement as exc:
-                problems.append(f"{at}: `{line}` is not a valid requirement ({exc}); see PEP 508")
-    return sorted(set(out))
+                options = shlex.split(" ".join(tokens[index:]))
+            except ValueError as exc:
+                raise LineError(f"cannot split its options ({exc}); close the quote") from None
+            return " ".join(tokens[:index]).strip(), options
+    return line.strip(), []
 
 
-def read_requirements_file(
-    path: Path, problems: list[str], seen: frozenset = frozenset()
-) -> list[str]:
-    if path.resolve() in seen:
-        problems.append(f"{path.name}: includes itself through -r; remove the cycle")
-        return []
+def parse_options(
+    tokens: list[str], table: dict[str, str], flags: set[str]
+) -> list[tuple[str, str]]:
+    """[(long name, value)] as optparse reads them: `--opt=V`, `--opt V`, `-oV`, `-o V`, and
+    unambiguous abbreviations of long names."""
+    out: list[tuple[str, str]] = []
+    index = 0
+    while index < len(tokens):
+        token = tokens[index]
+        value: str | None = None
+        if token.startswith("--"):
+            name, sep, given = token.partition("=")
+            name = full_option_name(name, [*table, *flags])
+            value = given if sep else None
+        else:
+            name, given = token[:2], token[2:]
+            value = given or None
+        if name in flags:
+            if value is not None:
+                raise LineError(f"`{name}` takes no value")
+            out.append((name, ""))
+        elif name in table:
+            if value is None:
+                index += 1
+                if index >= len(tokens):
+                    raise LineError(f"`{name}` needs a value")
+                value = tokens[index]
+            out.append((table[name], value))
+        elif flags and name in REQUIREMENT_OPTIONS:
+            raise LineError(f"has `{name}` without a requirement; put it after the requirement")
+        elif flags or (name not in VALUE_OPTIONS and name not in FLAG_OPTIONS):
+            raise LineError(
+                f"has `{name}`, which pip 26.3 does not read in a requirements file (it reads "
+                f"{', '.join(sorted({*VALUE_OPTIONS.values(), *FLAG_OPTIONS}))}; and after a "
+                "requirement, --hash and --config-settings); remove it"
+            )
+        else:
+            raise LineError(
+                f"has `{name}` after a requirement, where pip ignores it; put it on a line of "
+                "its own"
+            )
+        index += 1
+    return out
+
+
+def full_option_name(name: str, known: list[str]) -> str:
+    if name in known:
+        return name
+    matches = sorted({k for k in known if k.startswith(name) and k.startswith("--")})
+    return matches[0] if len(matches) == 1 else name
+
+
+class Reader:
+    """Reads requirement lines of one environment file of the codeset at `root`.
+
+    `env_dir` is the folder paths are relative to (the environment file's: where MLflow and
+    conda run pip). Problems are collected in `problems`, each naming its file and line.
+    """
+
+    def __init__(self, root: Path, env_dir: Path, problems: list[str]) -> None:
+        self.root = root
+        self.env_dir = env_dir
+        self.problems = problems
+        self.result = Requirements()
+        self._lines: set[str] = set()
+        self._constraints: set[str] = set()
+
+    def finish(self) -> Requirements:
+        self.result.lines = sorted(self._lines)
+        self.result.constraints = sorted(self._constraints)
+        return self.result
+
+    # --- files ---------------------------------------------------------------------------------
+
+    def read_file(
+        self, path: Path, shown: str, constraint: bool, seen: frozenset = frozenset()
+    ) -> None:
+        """Read the file at `path` (written `shown` in the codeset), once, if inside the root."""
+        why = outside(self.root, path, shown)
+        if why:
+            self.problems.append(refusal(shown, why))
+            return
+        real = path.resolve()
+        if real in seen:
+            self.problems.append(f"{shown}: includes itself through -r/-c; remove the cycle")
+            return
+        try:
+            text = real.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            kind = "constraints" if constraint else "requirements"
+            self.problems.append(
+                f"{shown}: cannot be read as a {kind} file ({exc.__class__.__name__}); "
+                "check the -r/-c paths"
+            )
+            return
+        self.read_lines(logical_lines(text), shown, real.parent, constraint, seen | {real})
+
+    def read_lines(
+        self,
+        lines: list[tuple[int, str]],
+        where: str,
+        base_dir: Path,
+        constraint: bool = False,
+        seen: frozenset = frozenset(),
+    ) -> None:
+        """Lines (already free of comments) of `where`; includes are relative to `base_dir`."""
+        for number, line in lines:
+            try:
+                self.read_line(line, base_dir, constraint, seen)
+            except LineError as exc:
+                self.problems.append(f"{where} line {number}: `{line}` {exc}")
+
+    def read_line(self, line: str, base_dir: Path, constraint: bool, seen: frozenset) -> None:
+        if _ENV_VAR.search(line):
+            raise LineError(
+                "names an environment variable, which pip and uv would expand at install time "
+                "from the build's environment (where the index credentials are) and the tag "
+                "could not follow; write the value itself"
+            )
+        args, options = split_args_options(line)
+        target = self._constraints if constraint else self._lines
+        if args:
+            target.add(self.requirement(args, options, constraint))
+            return
+        for name, value in parse_options(options, VALUE_OPTIONS, FLAG_OPTIONS):
+            if name in ("--requirement", "--constraint"):
+                self.include(name, value, base_dir, constraint, seen)
+            elif name == "--editable":
+                raise LineError(editable_advice(value))
+            elif name == "--find-links" and "://" not in value:
+                target.add(f"--find-links {self.ship_path(value, base_dir)}")
+            else:
+                target.add(f"{name} {value}".strip())
+
+    def include(
+        self, name: str, value: str, base_dir: Path, constraint: bool, seen: frozenset
+    ) -> None:
+        if "://" in value or value.startswith("file:"):
+            raise LineError(
+                f"names a URL: the builder does not fetch {name} files, so the tag could not "
+                "follow their content; download the file into the codeset and name it by a "
+                "relative path"
+            )
+        self.check_inside(base_dir / value, value)
+        # pip: -r in a constraints file adds requirements, -c adds constraints.
+        path = (base_dir / value).resolve()
+        self.read_file(path, self.shown(path), name == "--constraint", seen)
+
+    def check_inside(self, path: Path, written: str) -> None:
+        why = outside(self.root, path, written)
+        if why:
+            raise LineError(f"names {written}, which {why}, outside the codeset; {ADVICE}")
+
+    # --- requirements --------------------------------------------------------------------------
+
+    def requirement(self, args: str, options: list[str], constraint: bool) -> str:
+        extra = [f"{n}={v}" for n, v in parse_options(options, REQUIREMENT_OPTIONS, set())]
+        head = self.requirement_head(args, constraint)
+        return " ".join([head, *sorted(extra)])
+
+    def requirement_head(self, args: str, constraint: bool) -> str:
+        if is_url(args.split(";")[0].strip().split(" ")[0]):
+            return url_requirement(args, constraint)
+        path, extras, marker = split_path_requirement(args)
+        if looks_like_path(path) and not is_pep508_url(path):
+            if constraint:
+                raise LineError(
+                    "is a path in a constraints file; pip allows only named requirements "
+                    "there (name==version)"
+                )
+            return self.ship_path(path, self.env_dir) + extras + (f"; {marker}" if marker else "")
+        if args.startswith("file:") or " @ file:" in args:
+            raise LineError(file_url_advice())
+        return normalise_requirement(args)
+
+    def ship_path(self, written: str, base_dir: Path) -> str:
+        """Copy the file or folder `written` (relative to `base_dir`) into the shipped files;
+        returns the path the installer reads it at."""
+        path = base_dir / written
+        self.check_inside(path, written)
+        real = path.resolve()
+        if not real.exists():
+            raise LineError(f"names {written}, which does not exist in the codeset")
+        if real.is_dir():
+            self.ship_folder(real)
+        elif real.is_file():
+            self.result.shipped[self.shipped_name(real)] = real.read_bytes()
+        return "./" + self.shipped_name(real)
+
+    def ship_folder(self, folder: Path) -> None:
+        for path in sorted(folder.rglob("*")):
+            if SKIPPED_IN_FOLDERS & set(path.relative_to(folder).parts) or path.suffix == ".pyc":
+                continue
+            relative = self.shown(path)
+            why = outside(self.root, path, relative)
+            if why:
+                raise LineError(f"holds {relative}, which {why}, outside the codeset; {ADVICE}")
+            if path.is_file():
+                self.result.shipped[self.shipped_name(path.resolve())] = path.read_bytes()
+
+    def shipped_name(self, real: Path) -> str:
+        return f"{SHIPPED_DIR}/{real.relative_to(self.root.resolve()).as_posix()}"
+
+    def shown(self, path: Path) -> str:
+        """A path of the codeset as the user knows it (relative to the root when it can be)."""
+        try:
+            return Path(*Path(path).absolute().relative_to(self.root.absolute()).parts).as_posix()
+        except ValueError:
+            return str(path)
+
+
+def editable_advice(value: str) -> str:
+    if is_url(value):
+        name = egg_name(value)
+        instead = f"`{name} @ {strip_egg(value)}`" if name else f"`NAME @ {strip_egg(value)}`"
+    else:
+        instead = f"`{value}` (the folder is copied into the build and installed)"
+    return (
+        "is an editable install, which links to source that is not in the image (the codeset "
+        f"is mounted at /project only when the step runs); write {instead} instead"
+    )
+
+
+def file_url_advice() -> str:
+    return (
+        "is a file: URL, which names a path on the machine that installs it, outside the "
+        "codeset; put the package inside the codeset and name it by a relative path, e.g. "
+        "./vendor/pkg"
+    )
+
+
+def is_url(text: str) -> bool:
+    return bool(re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", text)) or text.startswith("file:")
+
+
+def is_pep508_url(text: str) -> bool:
+    """`name @ URL`: pip reads a line with `@` as PEP 508 when what precedes it is no path."""
+    head, at, _ = text.partition("@")
+    return bool(at) and not looks_like_path(head.strip())
+
+
+def looks_like_path(text: str) -> bool:
+    """pip's `_looks_like_path` (a separator, or a leading `.`), or an archive file name."""
+    return "/" in text or text.startswith(".") or text.lower().endswith(ARCHIVE_SUFFIXES)
+
+
+def split_path_requirement(args: str) -> tuple[str, str, str]:
+    """`./pkg[a,b] ; marker` -> ("./pkg", "[a,b]", "marker"), as pip splits a non-URL line."""
+    path, _, marker = args.partition(";")
+    path = path.strip()
+    extras = re.search(r"(\[[^\]]+\])$", path)
+    if extras:
+        path = path[: extras.start()]
+    return path, extras[1].replace(" ", "") if extras else "", marker.strip()
+
+
+def egg_name(url: str) -> str:
+    fragment = urlsplit(url).fragment
+    for part in fragment.split("&"):
+        key, _, value = part.partition("=")
+        if key == "egg" and value:
+            return value
+    return ""
+
+
+def strip_egg(url: str) -> str:
+    base, _, fragment = url.partition("#")
+    kept = [p for p in fragment.split("&") if p and not p.startswith("egg=")]
+    return base + ("#" + "&".join(kept) if kept else "")
+
+
+def url_requirement(args: str, constraint: bool) -> str:
+    """A bare URL line: `URL#egg=name ; marker` -> `name @ URL ; marker` (pip's reading)."""
+    url, sep, marker = args.partition("; ")
+    url = url.strip()
+    if url.startswith("file:"):
+        raise LineError(file_url_advice())
+    name = egg_name(url)
+    if not name:
+        filename = urlsplit(url).path.rsplit("/", 1)[-1]
+        try:
+            if filename.endswith(".whl"):
+                name = str(parse_wheel_filename(filename)[0])
+            elif not url.startswith(VCS_SCHEMES):
+                name = str(parse_sdist_filename(filename)[0])
+        except (InvalidWheelFilename, InvalidSdistFilename):
+            name = ""
+    if not name:
+        if constraint:
+            raise LineError("is a URL without a name; constraints need one: name @ URL")
+        if url.startswith(VCS_SCHEMES):
+            return url + (f"; {marker.strip()}" if marker.strip() else "")
+        raise LineError(f"is a URL pip cannot name; write it as `NAME @ {url}`")
+    return normalise_requirement(f"{name} @ {strip_egg(url)}" + (f" ; {marker}" if sep else ""))
+
+
+def normalise_requirement(text: str) -> str:
+    """One PEP 508 requirement in canonical form; raises LineError."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        problems.append(f"{path.name}: cannot be read ({exc.__class__.__name__}); check -r paths")
-        return []
-    lines = [line for _, line in logical_lines(text)]
-    return normalise_lines(lines, path.name, path.parent, problems, seen | {path.resolve()})
+        req = Requirement(text)
+    except InvalidRequirement as exc:
+        reason = str(exc).splitlines()[0]  # packaging repeats the line below: quote it once
+        raise LineError(f"is not a valid requirement ({reason}); see PEP 508") from None
+    if req.url and req.url.startswith("file:"):
+        raise LineError(file_url_advice())
+    out: str = canonicalize_name(req.name)
+    if req.extras:
+        out += "[" + ",".join(sorted(canonicalize_name(e) for e in req.extras)) + "]"
+    if req.url:
+        out += " @ " + req.url
+    elif req.specifier:
+        out += ",".join(sorted(str(s) for s in req.specifier))
+    if req.marker:
+        out += ("; " if req.url is None else " ; ") + str(req.marker)
+    return out
+
+
+def read_requirements_file(path: Path, root: Path, problems: list[str]) -> Requirements:
+    """requirements.txt at `path`, every file it names inside `root`: includes are relative to
+    the file that names them, paths to the requirements.txt's folder (the codeset's: pip's
+    working directory when MLflow runs it)."""
+    reader = Reader(root, path.parent, problems)
+    reader.read_file(path, reader.shown(path), constraint=False)
+    return reader.finish()
+
+
+def read_requirement_list(
+    lines: list[str],
+    where: str,
+    base_dir: Path,
+    root: Path,
+    problems: list[str],
+    constraints_file: str = CONSTRAINTS_FILE,
+) -> Requirements:
+    """A list of requirement lines (python_env.yaml's, conda.yaml's `pip:`), read as the one
+    requirements file their tool writes in `base_dir`: MLflow 3.17 writes python_env.yaml's
+    in the project's root (`utils/virtualenv.py`), conda writes the `pip:` list's next to the
+    conda.yaml. Includes and paths are relative to `base_dir`."""
+    reader = Reader(root, base_dir, problems)
+    reader.result.constraints_file = constraints_file or CONSTRAINTS_FILE
+    reader.read_lines(
+        [(n, line) for n, text in enumerate(lines, start=1) for _, line in logical_lines(text)],
+        where,
+        base_dir,
+    )
+    return reader.finish()
+
+
+def requirement_name(line: str) -> str | None:
+    """The canonical name a normalised requirement line installs; None for options, paths
+    and unnamed URLs."""
+    if line.startswith(("-", ".")) or is_url(line.split(" ")[0]):
+        return None
+    try:
+        return canonicalize_name(Requirement(line.split(" --")[0]).name)
+    except InvalidRequirement:
+        return None
 
 
 def names(lines: list[str]) -> set[str]:
-    found: set[str] = set()
-    for line in lines:
-        if not line.startswith("-"):
-            found.add(canonicalize_name(Requirement(line.split(" --hash")[0]).name))
-    return found
+    return {name for line in lines if (name := requirement_name(line))}
 
 
 def mentions_mlflow(lines: list[str]) -> bool:

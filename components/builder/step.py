@@ -30,6 +30,14 @@ BUILDER = StepSpec(
         "checksum of that environment; skips the build when the registry already has the tag."
     ),
     inputs=(
+        Input(
+            "context",
+            "Folder of the codeset (its MLproject) inside the source workspace, relative to "
+            "its root, as the Tekton catalog's CONTEXT and `mlflow run REPO#SUBDIRECTORY`; "
+            "default: the root. Files it names may be anywhere in the workspace, never "
+            "outside.",
+            ".",
+        ),
         Input("registry", "Registry host the builder pushes to.", "registry.fuseml-registry"),
         Input(
             "pull_registry",
@@ -91,6 +99,15 @@ BUILDER = StepSpec(
             "image: a few seconds more once per environment, seconds less at every run; false "
             "for the smallest image and the fastest build.",
             "true",
+            "boolean",
+        ),
+        Input(
+            "resolve",
+            "Resolve the requirements to exact versions and hashes (uv, against the index, for "
+            "the base's Python) before tagging: the tag follows what the index offers now, the "
+            "install uses exactly that resolution, and the lock is kept in the image at "
+            "/opt/mlflow-env/pylock.toml.",
+            "false",
             "boolean",
         ),
     ),

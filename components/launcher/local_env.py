@@ -26,7 +26,7 @@ from ..runtime import store
 
 def cache_root() -> Path:
     default = Path.home() / ".cache" / "mlflow-steps" / "envs"
-    return Path(os.environ.get("MLFLOW_STEPS_ENV_CACHE", default))
+    return Path(os.environ.get("MLFLOW_STEPS_ENV_CACHE", default)).absolute()
 
 
 def interpreter_for(install: InstallPlan) -> str:
@@ -98,6 +98,8 @@ def ensure_local_env(the_plan: Plan, options: BuildOptions, log: Callable[[str],
             f"building the local environment failed (exit {done.returncode}); "
             "the installer's output above shows why"
         )
+    if install.lock is not None:  # where the image keeps it, relative to the venv
+        (target / "venv" / "pylock.toml").write_bytes(install.lock)
     (target / ".complete").touch()
     return target
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..builder.build import plan
+from ..builder.environments import DockerEnv
 from ..builder.options import BuildOptions
 from ..problems import StepError
 from . import containers, local_env
@@ -79,6 +80,15 @@ def run_local(
     log: Callable[[str], None],
 ) -> int:
     the_plan = plan(project, request.options)
+    kind = the_plan.codeset.environment
+    if isinstance(kind, DockerEnv):
+        raise StepError(
+            f"{the_plan.codeset.mlproject.name}: a docker_env project (image {kind.image}) runs "
+            "in its image, and the local engine runs codesets in a virtual environment of this "
+            "machine: build it (`mlflow-steps build`, which adds the runtime step to the image) "
+            "and run it with --engine buildah, podman or docker and --image set to the build's "
+            "output"
+        )
     target = local_env.ensure_local_env(the_plan, request.options, log)
     if "MLFLOW_TRACKING_URI" not in passed:
         passed["MLFLOW_TRACKING_URI"] = f"sqlite:///{Path.cwd() / 'mlflow.db'}"

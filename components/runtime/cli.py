@@ -1,9 +1,10 @@
 """`python -m mlflow_steps_runtime`: the runtime ("trainer") step inside the built image.
 
 Inputs come from flags or from the FuseML env vars (`FUSEML_MLFLOW_ENTRYPOINT`, ...). Every
-workflow input named after a parameter of the entry point (`FUSEML_<PARAM>`) is passed to it;
-explicit `mlflow_entrypoint_args` win. MLflow's own env vars (MLFLOW_TRACKING_URI, AWS_*, ...)
-reach MLflow untouched.
+workflow input named after a parameter of the entry point (`FUSEML_<PARAM>`) is passed to it,
+except the step's own inputs (`RESERVED_NAMES`: the engines always set those); explicit
+`mlflow_entrypoint_args` win. MLflow's own env vars (MLFLOW_TRACKING_URI, AWS_*, ...) reach
+MLflow untouched.
 """
 
 import argparse
@@ -13,6 +14,7 @@ import sys
 
 from .inputs import (
     INPUTS,
+    RESERVED_NAMES,
     InputError,
     default_experiment,
     env_name,
@@ -45,7 +47,8 @@ def make_parser():
     )
     for name, default, description in INPUTS:
         short = "--" + name.replace("mlflow_", "", 1).replace("_", "-")
-        flags = ["--" + name.replace("_", "-")] + ([short] if short != "--verbose" else [])
+        flags = ["--" + name.replace("_", "-")]
+        flags += [short] if short not in (flags[0], "--verbose") else []
         parser.add_argument(
             *flags,
             dest=name,
@@ -74,14 +77,28 @@ def resolve_inputs(args, environ):
 
 
 def workflow_parameters(entry_point, environ):
-    """FUSEML_<PARAM> for every declared parameter of the entry point."""
+    """FUSEML_<PARAM> for every declared parameter of the entry point, but never a step
+    input's variable: FUSEML_VERBOSE is the step's `verbose`, not the parameter `verbose`."""
     if entry_point is None:
         return {}
+    reserved = {env_name(name) for name in RESERVED_NAMES}
     return {
         name: environ[env_name(name)]
         for name in entry_point.parameters
-        if env_name(name) in environ
+        if env_name(name) in environ and env_name(name) not in reserved
     }
+
+
+def codeset_dir(workspace, context):
+    """The codeset's folder: `context` inside `workspace`; it may not leave it."""
+    root = os.path.realpath(workspace)
+    folder = os.path.realpath(os.path.join(root, context or "."))
+    if os.path.isabs(context or "") or not (folder + os.sep).startswith(root + os.sep):
+        raise InputError(
+            "context {!r} is not a folder inside the workspace {}; give a relative path such "
+            "as projects/wine".format(context, workspace)
+        )
+    return folder
 
 
 def load_env_file(path):
@@ -142,11 +159,18 @@ def main(argv=None, environ=None):
 
 
 def run(args, environ):
-    from . import launch, store
     from . import project as projects
 
     values = resolve_inputs(args, environ)
-    project_dir = os.path.abspath(args.project or os.getcwd())
+    project_dir = codeset_dir(args.project or os.getcwd(), values["context"])
+    with projects.adapted_loader():
+        return run_project(args, values, project_dir, environ)
+
+
+def run_project(args, values, project_dir, environ):
+    from . import launch, store
+    from . import project as projects
+
     project = projects.load_project(project_dir)
     # Run from the codeset, as in images (/project): MLflow 1.x records relative artifact
     # roots (./mlruns) that must mean the same place to the runner and to this process.

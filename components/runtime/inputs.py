@@ -31,7 +31,17 @@ INPUTS = (
         "Artifact path of the run returned as the output (where the model was logged).",
     ),
     ("verbose", "false", "Verbose logging (secret values are never printed)."),
+    (
+        "context",
+        ".",
+        "Folder of the codeset (the MLproject) inside the source workspace, relative to its "
+        "root, as the Tekton catalog's CONTEXT and `mlflow run REPO#SUBDIRECTORY`; "
+        "default: the root.",
+    ),
 )
+# A parameter of the entry point named like one of these never takes the step input's value
+# (FUSEML_<NAME>): only mlflow_entrypoint_args or its default give it one.
+RESERVED_NAMES = tuple(name for name, _, _ in INPUTS)
 BOOLEAN_INPUTS = ("verbose",)
 
 
@@ -56,13 +66,15 @@ def parse_entrypoint_args(text):
             "mlflow_entrypoint_args: {} in {!r}; close the quote".format(exc, text)
         ) from None
     values = {}
+    previous = ""
     for item in items:
         name, sep, value = item.partition("=")
         if not sep or not name.strip():
             raise InputError(
                 "mlflow_entrypoint_args: {!r} is not name=value; write items like "
-                "epochs=2,batch_size=64".format(item)
+                "epochs=2,batch_size=64{}".format(item, quote_hint(previous, item))
             )
+        previous = item
         if value.startswith("="):
             raise InputError(
                 "mlflow_entrypoint_args: {!r} has `==`; write {}=VALUE".format(item, name)
@@ -71,6 +83,16 @@ def parse_entrypoint_args(text):
             raise InputError("mlflow_entrypoint_args: {} is given twice".format(name))
         values[name.strip()] = value
     return values
+
+
+def quote_hint(previous, item):
+    """`layers=[128,64]` splits at its comma: say how to quote it."""
+    name, _, value = previous.partition("=")
+    if value[:1] in ("[", "(", "{", "'", '"'):
+        return "; a value that holds commas or spaces must be quoted: {}='{},{}'".format(
+            name, value, item
+        )
+    return ""
 
 
 # The words both steps accept for booleans (FuseML passes strings); the host-side table in

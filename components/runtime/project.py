@@ -5,6 +5,7 @@ parameter, missing required parameter and values that do not fit the declared ty
 that list what is valid.
 """
 
+import contextlib
 import os
 
 from .inputs import BOOLEAN_WORDS, InputError
@@ -29,6 +30,45 @@ class Project(object):
     def __init__(self, name, entry_points):
         self.name = name
         self.entry_points = entry_points  # {name: MLflow EntryPoint (.parameters, .command)}
+
+
+@contextlib.contextmanager
+def adapted_loader():
+    """Two changes to MLflow's private project loader while the step loads and runs the
+    project (MLflow's runner loads it again, through the same module), undone after:
+
+    - `parameters:` with no value (YAML null) is read as no parameters; MLflow 3.17.2
+      crashes on it (`'NoneType' object has no attribute 'items'` in EntryPoint.__init__).
+    - `docker_env` is dropped, and its `environment` pairs are set as `docker run -e` would:
+      the step already runs in the docker_env image (the builder's thin image of it), so
+      MLflow's runner must not look for Docker to start another one.
+    """
+    from mlflow.projects import _project_spec
+
+    entry_point_class = _project_spec.EntryPoint
+    load = _project_spec.load_project
+
+    class EntryPoint(entry_point_class):
+        def __init__(self, name, parameters, command):
+            super(EntryPoint, self).__init__(name, parameters or {}, command)
+
+    def load_project(directory):
+        project = load(directory)
+        docker_env = getattr(project, "docker_env", None)
+        if docker_env:
+            for item in docker_env.get("environment") or []:
+                if isinstance(item, list) and len(item) == 2:
+                    os.environ[str(item[0])] = str(item[1])
+            project.docker_env = None
+        return project
+
+    _project_spec.EntryPoint = EntryPoint
+    _project_spec.load_project = load_project
+    try:
+        yield
+    finally:
+        _project_spec.EntryPoint = entry_point_class
+        _project_spec.load_project = load
 
 
 def load_project(project_dir):

@@ -49,6 +49,26 @@ def codeset(tmp_path) -> Path:
 
 
 @pytest.fixture
+def monorepo(tmp_path) -> Path:
+    """A workspace whose codeset is two folders down (`repo#projects/wine`), with a parameter
+    named like the runtime step's input `verbose` (int, default 1): the step's VERBOSE
+    (`false`) must never fill it."""
+    root = tmp_path / "repo"
+    codeset = root / "projects" / "wine"
+    shutil.copytree(EXAMPLES / "sklearn-pip", codeset, ignore=shutil.ignore_patterns("mlruns"))
+    mlproject = codeset / "MLproject"
+    mlproject.write_text(
+        mlproject.read_text().replace(
+            "      max_iter: {type: int, default: 1000}\n",
+            "      max_iter: {type: int, default: 1000}\n      verbose: {type: int, default: 1}\n",
+        )
+    )
+    assert "verbose: {type: int" in mlproject.read_text()
+    (root / "README.md").write_text("several MLflow projects\n")
+    return root
+
+
+@pytest.fixture
 def secrets(mlflow_env) -> dict[str, dict[str, str]]:
     """The Secret the runtime's envFrom names, as `kubectl create secret` would hold it."""
     return {SECRET: dict(mlflow_env)}
@@ -82,17 +102,21 @@ def print_timings(log: list[kubelet.StepRun]) -> None:
         print(f"step {step.name}: {step.seconds:.1f} s")
 
 
-def test_tekton_tasks_build_then_train(
-    generated, codeset, registry, auth_index, base_images, secrets, tmp_path
+def test_tekton_tasks_build_then_train_a_codeset_two_folders_down(
+    generated, monorepo, registry, auth_index, base_images, secrets, tmp_path
 ):
-    """Through an index that requires credentials: they come from the Secret the builder Task
-    names (INDEX_SECRET), and nothing of them reaches the pushed image."""
+    """The workspace is a repository whose MLproject is at projects/wine (CONTEXT): the
+    builder reads it there, the runtime runs it there. Through an index that requires
+    credentials: they come from the Secret the builder Task names (INDEX_SECRET), and nothing
+    of them reaches the pushed image."""
+    codeset = monorepo
     tasks = generated / "tekton" / "task"
     builder = load(tasks / "mlflow-builder/0.1/mlflow-builder.yaml")
     runtime = load(tasks / "mlflow-runtime/0.1/mlflow-runtime.yaml")
     repository = "tekton/trainer"
     inputs = builder_inputs(registry, auth_index, base_images, repository)
     params = {name.upper(): value for name, value in inputs.items()}
+    params["CONTEXT"] = "projects/wine"
     index_secret = {INDEX_SECRET: {"netrc": NETRC}}
     log: list[kubelet.StepRun] = []
 
@@ -117,13 +141,23 @@ def test_tekton_tasks_build_then_train(
 
     trained = kubelet.run_task(
         runtime,
-        {"IMAGE": image, "MLFLOW_ENTRYPOINT_ARGS": "alpha=0.3", "MLFLOW_SECRET": SECRET},
+        {
+            "IMAGE": image,
+            "MLFLOW_ENTRYPOINT_ARGS": "alpha=0.3",
+            "MLFLOW_SECRET": SECRET,
+            "CONTEXT": "projects/wine",
+            "MLFLOW_EXPERIMENT": "tekton-monorepo",
+        },
         {"source": codeset},
         secrets,
         tmp_path / "t",
         log,
     )
     assert_model_loads(trained["MODEL_URL"])
+    runs = mlflow.search_runs(
+        [mlflow.get_experiment_by_name("tekton-monorepo").experiment_id], output_format="list"
+    )
+    assert len(runs) == 1 and runs[0].data.params["alpha"] == "0.3"
     print_timings(log)
 
 

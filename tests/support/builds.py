@@ -56,3 +56,27 @@ def build_with_cli(codeset: Path, registry, index, base: str, out: Path, *extra:
     )
     argv += ["--digest-output", f"{out}.digest", *extra]
     return subprocess.run(argv, capture_output=True, text=True, env=BUILDAH_ENV)
+
+
+def run_in_image(image: str, *command: str) -> subprocess.CompletedProcess:
+    """`command` in a container of `image` (pulled from the plain-http registry), with buildah."""
+    ctr = (
+        subprocess.run(
+            ["buildah", "from", "--tls-verify=false", image],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=BUILDAH_ENV,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
+    try:
+        return subprocess.run(
+            ["buildah", "run", "--isolation", "chroot", ctr, "--", *command],
+            capture_output=True,
+            text=True,
+            env=BUILDAH_ENV,
+        )
+    finally:
+        subprocess.run(["buildah", "rm", ctr], capture_output=True, env=BUILDAH_ENV)

@@ -387,7 +387,11 @@ def run_fuseml(
     """A FuseML workflow: each step's image runs its entrypoint with the codeset at its path,
     each step input (those of the YAML plus `step_inputs`, as a user adds them) as
     FUSEML_<NAME>, the extensions' env, TASK_RESULT and /tekton/results for its output."""
-    values = {f"inputs.{i['name']}": i["name"] for i in workflow.get("inputs", [])}
+    # A workflow input is its default (a user's value when they give one: `step_inputs`); the
+    # codeset input, which has none, stands for the codeset mounted at its path.
+    values = {
+        f"inputs.{i['name']}": str(i.get("default", i["name"])) for i in workflow.get("inputs", [])
+    }
     outputs: dict[str, dict[str, str]] = {}
     for step in workflow["steps"]:
         where = f"FuseML step {step['name']}"

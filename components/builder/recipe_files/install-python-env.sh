@@ -12,6 +12,9 @@ venv="$1"
 compile="$2"
 shift 2
 here="$(cd "$(dirname "$0")" && pwd)"
+# Path requirements (./codeset/...) and -c files are shipped next to the requirements files:
+# pip and uv read a line's path relative to the working directory.
+cd "$here"
 python="${MLFLOW_STEPS_PYTHON:-$(command -v python3 || command -v python || true)}"
 if [ -z "$python" ]; then
   echo "mlflow-steps: the base image has neither python3 nor python; choose another base_image" >&2

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.builds import build_with_cli, local_build_argv
+from tests.support.builds import build_with_cli, local_build_argv, run_in_image
 from tests.support.images import BUILDAH_ENV
 from tests.support.oci import registry_digest
 
@@ -25,29 +25,6 @@ def build(codeset: Path, registry, index, base: str, out: Path, *extra: str):
 def pushes(registry) -> int:
     time.sleep(0.2)  # the registry writes its access log after answering
     return sum(r.startswith("PUT /v2/e2e/trainer/manifests/") for r in registry.requests_seen())
-
-
-def run_in_image(image: str, *command: str) -> subprocess.CompletedProcess:
-    ctr = (
-        subprocess.run(
-            ["buildah", "from", "--tls-verify=false", image],
-            capture_output=True,
-            text=True,
-            check=True,
-            env=BUILDAH_ENV,
-        )
-        .stdout.strip()
-        .splitlines()[-1]
-    )
-    try:
-        return subprocess.run(
-            ["buildah", "run", "--isolation", "chroot", ctr, "--", *command],
-            capture_output=True,
-            text=True,
-            env=BUILDAH_ENV,
-        )
-    finally:
-        subprocess.run(["buildah", "rm", ctr], capture_output=True, env=BUILDAH_ENV)
 
 
 def test_build_cache_and_tag_rules_on_debian_base(
