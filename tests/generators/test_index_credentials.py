@@ -90,7 +90,8 @@ def test_fuseml_builder_steps_reference_the_index_extension():
     for workflow in fuseml.files().values():
         builder = next(s for s in workflow["steps"] if s["name"] == "builder")
         assert builder["extensions"] == [fuseml.INDEX_EXTENSION]
-        assert all("value" not in i for i in builder["inputs"])  # no literal inputs at all
+        # Inputs are workflow references, never literals (let alone credentials).
+        assert all(i["value"].startswith("{{ inputs.") for i in builder["inputs"] if "value" in i)
 
 
 def test_no_generated_file_carries_a_credential(tmp_path):
