@@ -25,13 +25,16 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent))
 
 import cold_build  # noqa: E402
 
 from mlflow_steps.components.builder.build import plan  # noqa: E402
 from mlflow_steps.components.builder.options import BuildOptions  # noqa: E402
-from tests.support import images, services  # noqa: E402
+from mlflow_steps.stack import (  # noqa: E402
+    images,
+    services,
+    state_from_env,
+)
 
 SEED_NO_COMPILE = cold_build.SEED_DOCKERFILE.replace(
     "pip install -r /tmp/requirements.txt", "pip install --no-compile -r /tmp/requirements.txt"
@@ -63,13 +66,13 @@ def main() -> None:
     args = parser.parse_args()
     work = cold_build.work_folder("build_and_runs", args.storage_driver)
     registry = services.start_registry(work / "registry")
-    index = services.start_index(images.wheelhouse(), work / "index")
+    index = services.start_index(images.wheelhouse(state_from_env() / "cache"), work / "index")
     tracking = services.start_tracking_server(work / "tracking")
     totals: dict[str, list[float]] = {name: [] for name in VARIANTS}
     builds: dict[str, list[float]] = {name: [] for name in VARIANTS}
     runs: dict[str, list[float]] = {name: [] for name in VARIANTS}
     try:
-        base = images.push_base_images(registry.host)["python"]
+        base = images.push_base_images(registry.host, state_from_env() / "cache")["python"]
         index_url = index.extra["url"]
         options = BuildOptions(
             registry=registry.host, pull_registry="", insecure=True, base_image=base,

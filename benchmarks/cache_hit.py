@@ -17,7 +17,6 @@ import argparse
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -25,14 +24,14 @@ from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 from mlflow_steps.components.builder.build import base_resolver, plan  # noqa: E402
 from mlflow_steps.components.builder.options import BuildOptions  # noqa: E402
-from tests.support.builds import local_build_argv  # noqa: E402
-from tests.support.images import wheelhouse  # noqa: E402
-from tests.support.oci import push_tiny_image  # noqa: E402
-from tests.support.services import start_index, start_registry  # noqa: E402
+from mlflow_steps.stack import build_argv as local_build_argv  # noqa: E402
+from mlflow_steps.stack import state_from_env  # noqa: E402
+from mlflow_steps.stack.images import wheelhouse  # noqa: E402
+from mlflow_steps.stack.oci import push_tiny_image  # noqa: E402
+from mlflow_steps.stack.services import start_index, start_registry  # noqa: E402
 
 CODESET = ROOT / "examples" / "sklearn-pip"
 
@@ -46,7 +45,11 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         registry = start_registry(Path(tmp) / "registry")
-        index = start_index(wheelhouse(), Path(tmp) / "index") if args.resolve else None
+        index = (
+            start_index(wheelhouse(state_from_env() / "cache"), Path(tmp) / "index")
+            if args.resolve
+            else None
+        )
         try:
             digest = push_tiny_image(registry.host, "base/python", ["3.11"])
             base = f"{registry.host}/base/python" + (

@@ -33,12 +33,15 @@ from pathlib import Path
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 from mlflow_steps.components.builder.build import plan  # noqa: E402
 from mlflow_steps.components.builder.options import BuildOptions  # noqa: E402
-from tests.support import images, services  # noqa: E402
-from tests.support.builds import local_build_argv  # noqa: E402
+from mlflow_steps.stack import build_argv as local_build_argv  # noqa: E402
+from mlflow_steps.stack import (  # noqa: E402
+    images,
+    services,
+    state_from_env,
+)
 
 CODESET = ROOT / "examples" / "sklearn-pip"
 ENV = {**os.environ, "BUILDAH_ISOLATION": "chroot"}
@@ -160,11 +163,11 @@ def main() -> None:
     args = parser.parse_args()
     work = work_folder("cold_build", args.storage_driver)
     registry = services.start_registry(work / "registry")
-    index = services.start_index(images.wheelhouse(), work / "index")
+    index = services.start_index(images.wheelhouse(state_from_env() / "cache"), work / "index")
     times: dict[str, list[float]] = {name: [] for name in VARIANTS}
     sizes: dict[str, int] = {}
     try:
-        base = images.push_base_images(registry.host)["python"]
+        base = images.push_base_images(registry.host, state_from_env() / "cache")["python"]
         index_url = index.extra["url"]
         options = BuildOptions(
             registry=registry.host,

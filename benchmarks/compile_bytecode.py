@@ -19,13 +19,12 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent))
 
 import cold_build  # noqa: E402
 
 from mlflow_steps.components.builder.plan import recipe_file  # noqa: E402
 from mlflow_steps.components.builder.recipe import find_uv  # noqa: E402
-from tests.support import images, services  # noqa: E402
+from mlflow_steps.stack import images, services, state_from_env  # noqa: E402
 
 TRIAL = """\
 set -e
@@ -69,11 +68,11 @@ def main() -> None:
     assert uv, "uv is a dev dependency"
     shutil.copy2(uv, context / "uv")
     registry = services.start_registry(work / "registry")
-    index = services.start_index(images.wheelhouse(), work / "index")
+    index = services.start_index(images.wheelhouse(state_from_env() / "cache"), work / "index")
     times: dict[str, list[float]] = {name: [] for name in VARIANTS}
     files: dict[str, int] = {}
     try:
-        base = images.push_base_images(registry.host)["python"]
+        base = images.push_base_images(registry.host, state_from_env() / "cache")["python"]
         for run in range(args.runs):
             for name in VARIANTS:
                 cold_build.clean_local_storage()

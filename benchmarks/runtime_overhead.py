@@ -20,13 +20,16 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 from mlflow_steps.components.builder.build import plan  # noqa: E402
 from mlflow_steps.components.builder.options import BuildOptions  # noqa: E402
 from mlflow_steps.components.launcher import local_env  # noqa: E402
-from tests.support import images, services  # noqa: E402
-from tests.support.builds import local_build_argv  # noqa: E402
+from mlflow_steps.stack import build_argv as local_build_argv  # noqa: E402
+from mlflow_steps.stack import (  # noqa: E402
+    images,
+    services,
+    state_from_env,
+)
 
 MLPROJECT = """\
 name: overhead
@@ -148,10 +151,10 @@ def main() -> None:
     (codeset / "stamp.py").write_text(STAMP)
     (codeset / "requirements.txt").write_text("six==1.16.0\n")
     registry = services.start_registry(work / "registry")
-    index = services.start_index(images.wheelhouse(), work / "index")
+    index = services.start_index(images.wheelhouse(state_from_env() / "cache"), work / "index")
     tracking = services.start_tracking_server(work / "tracking")
     try:
-        base = images.push_base_images(registry.host)["debian"]
+        base = images.push_base_images(registry.host, state_from_env() / "cache")["debian"]
         options = BuildOptions(
             registry=registry.host,
             pull_registry="",

@@ -75,11 +75,15 @@ GENERATORS: dict[str, Callable[[GenerateOptions], dict[str, Any]]] = {
 
 
 def generate(engines: list[str], out: Path, options: GenerateOptions) -> list[Path]:
-    written = []
-    for engine in engines:
-        for relative, value in sorted(GENERATORS[engine](options).items()):
-            path = out / engine / relative
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(dump(value), encoding="utf-8")
-            written.append(path)
-    return written
+    """Write each engine's files under `out/<engine>/`; returns their paths. Every file is made
+    before the first is written, so a failure (such as ImportError for Hera or kfp) writes
+    nothing."""
+    files = {
+        out / engine / relative: dump(value)
+        for engine in engines
+        for relative, value in sorted(GENERATORS[engine](options).items())
+    }
+    for path, text in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return list(files)

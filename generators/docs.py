@@ -1,4 +1,6 @@
-"""The README's parameter tables, generated from the step specs (a test keeps them in sync)."""
+"""The README's parameter tables, generated from the step specs and the CLI's own parser (a
+test keeps them in sync): the CLI flag column is what `mlflow-steps build --help` and
+`mlflow-steps run --help` spell for each input."""
 
 from __future__ import annotations
 
@@ -10,7 +12,8 @@ from .naming import kebab, tekton_param
 BEGIN, END = "<!-- parameters: generated, do not edit -->", "<!-- /parameters -->"
 
 
-def table(spec: StepSpec) -> str:
+def table(spec: StepSpec, flags: dict[str, list[str]]) -> str:
+    """`flags`: {input name: the CLI flags that set it}."""
     rows = [
         f"### `{spec.name}`",
         "",
@@ -26,7 +29,8 @@ def table(spec: StepSpec) -> str:
         )
         default = f"`{i.default}`" if i.default else "(empty)"
         rows.append(
-            f"| `{i.name}` | `{i.flag}` | `{i.env}` | {' | '.join(engines)} | "
+            f"| `{i.name}` | {', '.join(f'`{f}`' for f in flags[i.name])} | `{i.env}` | "
+            f"{' | '.join(engines)} | "
             f"{default} | {i.description} |"
         )
     outputs = ", ".join(f"`{o.name}` ({o.description})" for o in spec.outputs)
@@ -35,7 +39,17 @@ def table(spec: StepSpec) -> str:
 
 
 def parameter_tables() -> str:
-    return "\n".join([BEGIN, "", table(BUILDER), table(RUNTIME), END])
+    from mlflow_steps.cli import input_flags
+
+    return "\n".join(
+        [
+            BEGIN,
+            "",
+            table(BUILDER, input_flags("build")),
+            table(RUNTIME, input_flags("run")),
+            END,
+        ]
+    )
 
 
 def update(readme: str) -> str:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
+import signal
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,13 +25,16 @@ from mlflow_steps.components.spec import BOOLEAN_WORDS, StepSpec, parse_bool, re
 from mlflow_steps.generators import catalog
 
 EXIT_FAILED = 1
-# `mlflow-steps run` flag -> runtime input it sets.
+# What a shell reports for a command that wrote into a closed pipe (128 + SIGPIPE).
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
+# Runtime input -> the flags `mlflow-steps run` takes for it: the short one, and the in-image
+# module's own (`python -m mlflow_steps_runtime` takes both too).
 RUNTIME_FLAGS = {
-    "--experiment": "mlflow_experiment",
-    "--entrypoint": "mlflow_entrypoint",
-    "--entrypoint-args": "mlflow_entrypoint_args",
-    "--artifact-path": "mlflow_artifact_path",
-    "--context": "context",
+    "mlflow_experiment": ("--experiment", "--mlflow-experiment"),
+    "mlflow_entrypoint": ("--entrypoint", "--mlflow-entrypoint"),
+    "mlflow_entrypoint_args": ("--entrypoint-args", "--mlflow-entrypoint-args"),
+    "mlflow_artifact_path": ("--artifact-path", "--mlflow-artifact-path"),
+    "context": ("--context",),
 }
 
 
@@ -103,12 +109,23 @@ def make_parser() -> argparse.ArgumentParser:
         default=None,
         help="local (default without --image), buildah, docker or podman",
     )
-    for flag, name in RUNTIME_FLAGS.items():
-        run.add_argument(flag, dest=name, default=None, help=f"runtime input {name}")
+    for item in RUNTIME.inputs:
+        if item.name in RUNTIME_FLAGS:
+            run.add_argument(
+                *RUNTIME_FLAGS[item.name],
+                dest=item.name,
+                default=None,
+                help=f"{item.description} (env {item.env}; default: {item.default or 'empty'})",
+            )
     add_boolean_flag(run, "--verbose", "verbose", "verbose logging (env FUSEML_VERBOSE)")
     run.add_argument("--output", help="write the artifact (model) URL to this file")
     generate = commands.add_parser("generate", help="write every engine's YAML for both steps")
-    generate.add_argument("--engine", choices=[*catalog.ENGINES, "all"], default="all")
+    generate.add_argument(
+        "--engine",
+        choices=[*catalog.ENGINES, "all"],
+        default="all",
+        help="which engine's files to write (default: all)",
+    )
     generate.add_argument("--out", required=True, help="folder to write DIR/<engine>/... into")
     generate.add_argument(
         "--version",
@@ -120,24 +137,66 @@ def make_parser() -> argparse.ArgumentParser:
         default="",
         help="builder image (tag or @sha256 digest); default: the project's",
     )
-    generate.add_argument("--build-engine", choices=["kaniko", "buildah"], default="kaniko")
+    generate.add_argument(
+        "--build-engine",
+        choices=["kaniko", "buildah"],
+        default="kaniko",
+        help="what the builder step runs in its pod: kaniko (default) or buildah (privileged)",
+    )
 
     images = commands.add_parser(
         "images", help="build the builder step's images from this package and push them"
     )
     images.add_argument("--registry", required=True, help="registry host (and port) to push to")
-    images.add_argument("--repository-prefix", default="mlflow-steps")
+    images.add_argument(
+        "--repository-prefix",
+        default="mlflow-steps",
+        help="images go to REGISTRY/PREFIX/mlflow-builder-<variant> (default: mlflow-steps)",
+    )
     images.add_argument("--tag", default=__version__, help=f"image tag (default {__version__})")
-    images.add_argument("--variant", choices=["buildah", "kaniko", "all"], default="all")
+    images.add_argument(
+        "--variant",
+        choices=["buildah", "kaniko", "all"],
+        default="all",
+        help="which builder image to build (default: all)",
+    )
     images.add_argument("--base-image", default="", help="base with python3 (and apt-get)")
     images.add_argument("--kaniko-image", default="", help="Kaniko executor image to copy from")
     add_boolean_flag(images, "--insecure", "insecure", "plain-http registry")
-    images.add_argument("--pip-index-url", default="")
-    images.add_argument("--pip-extra-index-url", default="")
-    images.add_argument("--pip-trusted-host", default="")
-    images.add_argument("--engine", choices=["buildah", "podman", "docker"], default="buildah")
+    images.add_argument("--pip-index-url", default="", help="package index (build argument)")
+    images.add_argument(
+        "--pip-extra-index-url", default="", help="extra indexes, space-separated (build argument)"
+    )
+    images.add_argument(
+        "--pip-trusted-host", default="", help="hosts trusted without TLS (build argument)"
+    )
+    images.add_argument(
+        "--engine",
+        choices=["buildah", "podman", "docker"],
+        default="buildah",
+        help="what builds the images (default: buildah)",
+    )
     add_boolean_flag(images, "--verbose", "verbose", "print each build command")
     images.add_argument("--output", help="write `VARIANT REFERENCE@DIGEST` lines to this file")
+
+    stack = commands.add_parser(
+        "stack",
+        help="a registry, package index and tracking server on 127.0.0.1, to try the steps "
+        "without a cluster",
+    )
+    stack_commands = stack.add_subparsers(dest="stack_command", required=True)
+    up = stack_commands.add_parser(
+        "up",
+        help="start them, print their settings as NAME=VALUE lines, run until interrupted",
+    )
+    up.add_argument(
+        "--state",
+        default=None,
+        help="folder for images, runs, the base image and wheels, kept between runs "
+        "(env MLFLOW_STEPS_STACK_STATE; default: ~/.cache/mlflow-steps/stack)",
+    )
+    for name, port in stack_ports().items():
+        up.add_argument(f"--{name}-port", type=int, default=port, help=f"default: {port}")
 
     group = run.add_argument_group("local environment (same inputs as build; they decide the tag)")
     add_spec_flags(group, BUILDER, skip=("verbose", "engine", "context"))  # type: ignore[arg-type]
@@ -208,7 +267,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     engine = args.engine or (default_image_engine() if args.image else "local")
     flags = [
         f"--{name.replace('_', '-')}={getattr(args, name)}"
-        for name in RUNTIME_FLAGS.values()
+        for name in RUNTIME_FLAGS
         if getattr(args, name) is not None
     ]
     values = resolve(BUILDER, {**vars(args), "engine": "auto"})
@@ -278,24 +337,78 @@ def cmd_images(args: argparse.Namespace) -> int:
     return 0
 
 
+def stack_ports() -> dict[str, int]:
+    from mlflow_steps.stack import DEFAULT_PORTS
+
+    return DEFAULT_PORTS
+
+
+def cmd_stack(args: argparse.Namespace) -> int:
+    """Start the stack, print its settings (stdout, one NAME=VALUE line each, shell-quoted:
+    `set -a; . ./stack.env; set +a` makes `build` and `run` use it), then wait for SIGINT or
+    SIGTERM and stop every server."""
+    import shlex
+
+    from mlflow_steps import stack
+
+    state = Path(args.state) if args.state else stack.state_from_env()
+    ports = {name: getattr(args, f"{name}_port") for name in stack.DEFAULT_PORTS}
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        with stack.running(state, ports, builder.stderr) as up:
+            for name, value in up.settings().items():
+                print(f"{name}={shlex.quote(value)}", flush=True)
+            builder.stderr(f"mlflow-steps stack: up (state in {state}); Ctrl-C stops it")
+            with contextlib.suppress(KeyboardInterrupt):
+                while True:
+                    signal.pause()
+    except (OSError, RuntimeError, subprocess.CalledProcessError) as exc:
+        raise StepError(f"the stack could not start: {exc}") from None
+    return 0
+
+
 COMMANDS = {
     "inspect": cmd_inspect,
     "build": cmd_build,
     "run": cmd_run,
     "generate": cmd_generate,
     "images": cmd_images,
+    "stack": cmd_stack,
 }
 
 
+def input_flags(command: str) -> dict[str, list[str]]:
+    """{input name: its flags} of one command, as its `--help` spells them."""
+    parser = make_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return {
+        action.dest: list(action.option_strings)
+        for action in commands.choices[command]._actions
+        if action.option_strings
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = make_parser().parse_args(
-        boolean_flags_spelled_out(sys.argv[1:] if argv is None else argv)
-    )
+    """Exit status: 0, 1 on a step error (one `error:` line on stderr), 2 on a usage error,
+    141 when stdout's reader has gone (`| head -1`), quietly."""
     try:
-        return COMMANDS[args.command](args)
-    except StepError as exc:
-        print(f"mlflow-steps {args.command}: error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        args = make_parser().parse_args(
+            boolean_flags_spelled_out(sys.argv[1:] if argv is None else argv)
+        )
+        try:
+            code = COMMANDS[args.command](args)
+        except StepError as exc:
+            print(f"mlflow-steps {args.command}: error: {exc}", file=sys.stderr)
+            code = EXIT_FAILED
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        # As Python's docs advise (library/signal, "Note on SIGPIPE"): point stdout at
+        # /dev/null so the flush at exit cannot fail again, and leave as a tool killed by
+        # SIGPIPE would be reported, without a traceback.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":

@@ -67,7 +67,11 @@ def base_images(registry):
     require(
         Path("/etc/containers/storage.conf").exists(), "needs /etc/containers/storage.conf (vfs)"
     )
-    return images.push_base_images(registry.host)
+    pushed = images.push_base_images(registry.host)
+    yield pushed
+    # Named after this session's registry port: no other session uses them. vfs storage keeps
+    # a full copy of each, so leaving them behind fills the disk run after run.
+    images.remove_local_images(*pushed.values())
 
 
 @pytest.fixture

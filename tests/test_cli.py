@@ -3,14 +3,19 @@ codeset's path as their value."""
 
 from __future__ import annotations
 
+import argparse
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from mlflow_steps.cli import boolean_flags_spelled_out, builder_options, make_parser
 from mlflow_steps.components.builder.step import BUILDER
 from mlflow_steps.components.spec import resolve
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_cli_start_up_does_not_import_generator_engines():
@@ -61,3 +66,43 @@ def test_a_bad_boolean_value_is_an_error(capsys):
 
     assert main(["inspect", "examples/python-env", "--verbose=maybe"]) == 1
     assert "`maybe` is not a boolean" in capsys.readouterr().err
+
+
+def test_a_closed_pipe_ends_quietly():
+    """`mlflow-steps inspect X | head -1`: the reader has gone; the command leaves with 141
+    (128 + SIGPIPE, as a shell reports a tool killed by SIGPIPE) and no traceback."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "mlflow_steps", "inspect", str(ROOT / "examples/sklearn-pip")],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    finally:
+        os.close(write_end)
+    assert done.returncode == 141
+    assert done.stderr == ""
+
+
+def all_parsers(parser: argparse.ArgumentParser):
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from all_parsers(sub)
+
+
+def test_every_option_of_every_command_is_documented():
+    """`--help` of every command (generate, images and stack up included) explains each
+    option."""
+    undocumented = [
+        f"{parser.prog} {action.option_strings[0]}"
+        for parser in all_parsers(make_parser())
+        for action in parser._actions
+        if action.option_strings and not action.help
+    ]
+    assert undocumented == []
+    generate_help = next(p for p in all_parsers(make_parser()) if p.prog.endswith("generate"))
+    assert "kaniko (default) or buildah" in " ".join(generate_help.format_help().split())

@@ -26,6 +26,10 @@ from .tag import environment_tag
 Log = Callable[[str], None]
 
 
+# A child's stdout sent to this process's stderr (file descriptor 2): logs, never outputs.
+STDERR = 2
+
+
 def stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -182,7 +186,8 @@ def run(command: engines.Command, job: engines.BuildJob, engine: str) -> str:
         process = subprocess.Popen(
             command.argv,
             env=env,
-            stdout=pipe if (command.prints_digest or masked) else None,
+            # The engine's log goes to stderr: stdout carries the step's output only.
+            stdout=pipe if (command.prints_digest or masked) else STDERR,
             stderr=pipe if masked else None,
             text=True,
             errors="replace",
@@ -196,7 +201,7 @@ def run(command: engines.Command, job: engines.BuildJob, engine: str) -> str:
     relays = [
         threading.Thread(target=relay, args=(stream, sink, masked, keep))
         for stream, sink, keep in (
-            (process.stdout, sys.stdout, kept if command.prints_digest else None),
+            (process.stdout, sys.stderr, kept if command.prints_digest else None),
             (process.stderr, sys.stderr, None),
         )
         if stream is not None

@@ -7,12 +7,12 @@
 - `read_pylock(text, where)` reads a PEP 751 `pylock.toml` into the same shape.
 - `locked_lines(distributions)` writes them as requirement lines with `--hash=` options, which
   both uv and pip install in hash-checking mode.
-- `resolved_plan(plan, build_args)` is the `resolve` input: the plan with each requirement set
-  replaced by its resolution (cumulative: set N is resolved with sets 1..N, so build tools and
-  dependencies agree), and the lock to save in the image.
+- `plan_distributions(plan, build_args, python)`: every distribution a plan installs, for the
+  per-package layered assembly (from the plan's lock, else resolved now).
+- `resolved_plan(plan, build_args, python)` is the `resolve` input: the plan with each
+  requirement set replaced by its resolution (cumulative: set N is resolved with sets 1..N, so
+  build tools and dependencies agree), and the lock to save in the image.
 
-The per-package layered assembly calls `resolve` (or reads `InstallPlan.lock`) to know which
-distributions, and which wheel files, an environment is made of.
 """
 
 from __future__ import annotations
@@ -190,11 +190,7 @@ def resolved_plan(
         return plan
     python, notes = resolution_python(plan, fallback_python)
     sets, files, so_far = [], dict(plan.files), []
-    staged = {
-        name[len(STAGING) + 1 :]: data
-        for name, data in files.items()
-        if name[: len(STAGING) + 1] == f"{STAGING}/"
-    }
+    staged = staged_files(files)
     resolution = None
     for requirement_set in plan.requirement_sets:
         so_far += list(requirement_set.lines)
@@ -210,6 +206,25 @@ def resolved_plan(
         f"on {PLATFORM}"
     )
     return replace(plan, requirement_sets=tuple(sets), files=files, notes=(*plan.notes, *notes))
+
+
+def plan_distributions(
+    plan: InstallPlan, build_args: Mapping[str, str], fallback_python: str
+) -> tuple[Distribution, ...]:
+    """Every distribution a venv plan installs, exact, with hashes and wheel files: read from
+    its lock (a resolved plan, a uv project, a pylock.toml), else resolved now (e.g. hashed
+    requirements, whose wheel URLs only the index knows). For the layered assembly."""
+    if plan.lock is not None:
+        return tuple(read_pylock(plan.lock.decode(), "the plan's lock"))
+    python, _ = resolution_python(plan, fallback_python)
+    lines = [line for s in plan.requirement_sets for line in s.lines if line != REQUIRE_HASHES]
+    return resolve(lines, python, build_args, staged_files(plan.files)).distributions
+
+
+def staged_files(files: Mapping[str, bytes]) -> dict[str, bytes]:
+    """The plan's files under STAGING/, by their path there (where `-c FILE` lines point)."""
+    prefix = f"{STAGING}/"
+    return {name[len(prefix) :]: data for name, data in files.items() if name.startswith(prefix)}
 
 
 def resolution_python(plan: InstallPlan, fallback: str) -> tuple[str, list[str]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from ..builder.build import STDERR
 from ..problems import StepError
 
 IO_DIR = "/mlflow-steps-io"
@@ -71,7 +72,8 @@ def buildah_run(image: str, project: Path, io_dir: Path, flags: list[str], insec
                 "--",
                 *RUNTIME,
                 *runtime_args(flags),
-            ]
+            ],
+            stdout=STDERR,
         ).returncode
     finally:
         subprocess.run(["buildah", "rm", container], capture_output=True)

@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from ..builder.build import Plan
+from ..builder.build import STDERR, Plan
 from ..builder.options import BuildOptions
 from ..builder.plan import RUNTIME, STAGING, InstallPlan
 from ..builder.recipe import compile_flag, write_files
@@ -91,6 +91,7 @@ def ensure_local_env(the_plan: Plan, options: BuildOptions, log: Callable[[str],
                 *installs,
             ],
             env=env,
+            stdout=STDERR,
         )
     if done.returncode != 0:
         shutil.rmtree(target, ignore_errors=True)
@@ -141,8 +142,10 @@ def install_packages(
         "PIP_TRUSTED_HOST": "UV_INSECURE_HOST",
     }
     for name, value in options.index().install_env().items():
-        env[uv_names[name]] = value
-    done = subprocess.run(["uv", "pip", "install", "-q", "--python", python, *packages], env=env)
+        env[uv_names[name]] = value  # credentials in uv's environment only
+    done = subprocess.run(
+        ["uv", "pip", "install", "-q", "--python", python, *packages], env=env, stdout=STDERR
+    )
     if done.returncode != 0:
         raise StepError(
             f"could not add {', '.join(packages)} to the local environment for the {scheme} "

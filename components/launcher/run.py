@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..builder.build import plan
+from ..builder.build import STDERR, plan
 from ..builder.environments import DockerEnv
 from ..builder.options import BuildOptions
 from ..problems import StepError
@@ -65,7 +65,7 @@ def run(request: RunRequest, environ: Mapping[str, str], log: Callable[[str], No
                     request.runtime_flags,
                     request.options.insecure,
                 )
-                code = subprocess.run(argv).returncode
+                code = subprocess.run(argv, stdout=STDERR).returncode
         if code != 0 or not output.exists():
             raise StepError(f"the runtime step failed (exit {code}); see its message above")
         return output.read_text().strip()
@@ -114,4 +114,4 @@ def run_local(
         str(output),
         *request.runtime_flags,
     ]
-    return subprocess.run(argv, env=env).returncode
+    return subprocess.run(argv, env=env, stdout=STDERR).returncode

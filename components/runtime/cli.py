@@ -138,13 +138,14 @@ def log(message):
     sys.stderr.flush()
 
 
-def main(argv=None, environ=None):
+def main(argv=None, environ=None, out=None):
+    """`out`: where the artifact URL is printed (default: stdout)."""
     environ = os.environ if environ is None else environ
     args = make_parser().parse_args(argv)
     try:
         if args.env_file:
             environ.update(load_env_file(args.env_file))
-        return run(args, environ)
+        return run(args, environ, out or sys.stdout)
     except InputError as exc:
         log("error: {}".format(exc))
         return 2
@@ -158,23 +159,20 @@ def main(argv=None, environ=None):
         return 1
 
 
-def run(args, environ):
+def run(args, environ, out):
     from . import project as projects
 
     values = resolve_inputs(args, environ)
     project_dir = codeset_dir(args.project or os.getcwd(), values["context"])
     with projects.adapted_loader():
-        return run_project(args, values, project_dir, environ)
+        return run_project(args, values, project_dir, environ, out)
 
 
-def run_project(args, values, project_dir, environ):
+def run_project(args, values, project_dir, environ, out):
     from . import launch, store
     from . import project as projects
 
     project = projects.load_project(project_dir)
-    # Run from the codeset, as in images (/project): MLflow 1.x records relative artifact
-    # roots (./mlruns) that must mean the same place to the runner and to this process.
-    os.chdir(project_dir)
     entry_name = values["mlflow_entrypoint"]
     entry_point = projects.check_entry_point(project, entry_name, project_dir)
     parameters = workflow_parameters(entry_point, environ)
@@ -206,12 +204,17 @@ def run_project(args, values, project_dir, environ):
                 client_uri(), experiment, exc.__class__.__name__, first_line(exc)
             )
         ) from None
+    # The store is made (and cached by MLflow) above, in the caller's working directory: a
+    # local store's default artifact root (./mlruns) is the caller's, never the codeset's. Run
+    # from the codeset, as in images (/project): MLflow 1.x records relative artifact roots
+    # that must mean the same place to the runner and to this process.
+    os.chdir(project_dir)
     log("running entry point {!r} in experiment {!r}".format(entry_name, experiment))
     run_id = launch.run_entry_point(client, project_dir, entry_name, parameters, experiment_id)
     url = launch.resolve_artifact(client, run_id, values["mlflow_artifact_path"])
     publish(url, output_paths(args.output, environ))
     log("run {} finished; artifact: {}".format(run_id, url))
-    print(url)
+    out.write(url + "\n")
     return 0
 
 

@@ -73,9 +73,15 @@ def resolve_artifact(client, run_id, artifact_path):
         return absolute(run.info.artifact_uri).rstrip("/") + "/" + path
     logged = [item.path for item in client.list_artifacts(run_id)]
     logged += ["logged model {!r}".format(m.name) for m in models]
+    if not logged:
+        raise RunFailed(
+            "run {} logged nothing (no artifact, no model). On MLflow 3, a model logged "
+            "while no run is active belongs to no run: call mlflow.start_run() (it joins the "
+            "step's run) before log_model".format(run_id)
+        )
     raise RunFailed(
         "run {} logged nothing at {!r}; it logged: {}. Set mlflow_artifact_path to one of "
-        "these".format(run_id, path, ", ".join(logged) or "nothing")
+        "these".format(run_id, path, ", ".join(logged))
     )
 
 

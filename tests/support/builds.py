@@ -4,45 +4,10 @@ a plain-http registry, a local index, a debootstrapped base image, buildah."""
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
+from mlflow_steps.stack import build_argv as local_build_argv
 from tests.support.images import BUILDAH_ENV
-
-
-def local_build_argv(
-    codeset: Path,
-    registry_host: str,
-    *,
-    base: str = "",
-    index_url: str = "",
-    repository: str = "",
-    output: Path | None = None,
-) -> list[str]:
-    """`mlflow-steps build` against the local stack (used by tests, benchmarks and the demo)."""
-    argv = [
-        sys.executable,
-        "-m",
-        "mlflow_steps",
-        "build",
-        str(codeset),
-        "--registry",
-        registry_host,
-        "--pull-registry",
-        "",
-        "--insecure",
-        "--engine",
-        "buildah",
-    ]
-    for flag, value in (
-        ("--base-image", base),
-        ("--pip-index-url", index_url),
-        ("--repository", repository),
-        ("--output", output),
-    ):
-        if value:
-            argv += [flag, str(value)]
-    return argv
 
 
 def build_with_cli(codeset: Path, registry, index, base: str, out: Path, *extra: str):

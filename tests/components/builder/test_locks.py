@@ -15,7 +15,7 @@ from mlflow_steps.components.builder.build import plan
 from mlflow_steps.components.builder.codeset import load_codeset
 from mlflow_steps.components.builder.options import BuildOptions
 from mlflow_steps.components.builder.plan import LOCK_FILE, STAGING, find_uv
-from mlflow_steps.components.builder.resolution import read_pylock, resolve
+from mlflow_steps.components.builder.resolution import plan_distributions, read_pylock, resolve
 from mlflow_steps.components.problems import StepError
 
 CASES = Path(__file__).resolve().parents[2] / "cases"
@@ -164,3 +164,13 @@ def test_resolve_honours_the_codesets_constraints_files(package_index, tmp_path)
     )
     (locked,) = plan(tmp_path, options).install.requirement_sets
     assert any(line.startswith("six==1.16.0 --hash=") for line in locked.lines)
+
+
+@pytest.mark.parametrize("case", ["pylock", "requirements-hashed"])
+def test_plan_distributions_names_every_wheel_from_the_lock_or_the_index(case, package_index):
+    """What the layered assembly reads: from the lock (pylock) or resolved (hashed lines)."""
+    install = install_plan(CASES / case, mlflow_requirement="")
+    (six,) = plan_distributions(install, {"PIP_INDEX_URL": package_index.extra["url"]}, "3.11")
+    assert (six.name, six.version) == ("six", "1.16.0")
+    assert "six-1.16.0-py2.py3-none-any.whl" in [w.name for w in six.wheels]
+    assert SIX_WHEEL in six.hashes

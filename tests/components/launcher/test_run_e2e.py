@@ -57,7 +57,7 @@ def test_run_in_the_built_image_with_buildah(sklearn_build, mlflow_env, tmp_path
     )
     assert done.returncode == 0, done.stderr[-4000:]
     url = out.read_text()
-    assert url.startswith("mlflow-artifacts:") and done.stdout.strip().endswith(url)
+    assert url.startswith("mlflow-artifacts:") and done.stdout == url + "\n"  # stdout: the URL
     assert "Running command 'python train.py --alpha 0.1" in done.stderr
     assert_loadable_model(url)
     experiment = mlflow.get_experiment_by_name("e2e-image")
@@ -94,6 +94,7 @@ def test_local_engine_defaults_to_sqlite_in_the_working_directory(
     work = tmp_path / "work"
     work.mkdir()
     codeset = Path(__file__).resolve().parents[3] / "examples" / "sklearn-pip"
+    before = sorted(codeset.rglob("*"))
     done = mlflow_steps_run(
         codeset,
         tmp_path / "url",
@@ -103,6 +104,11 @@ def test_local_engine_defaults_to_sqlite_in_the_working_directory(
     )
     assert done.returncode == 0, done.stderr[-4000:]
     assert (work / "mlflow.db").exists()
+    # The store's default artifact root is the working directory's ./mlruns; the codeset
+    # folder gets nothing (no mlruns/, no mlflow.db); stdout is the URL alone.
+    url = (tmp_path / "url").read_text()
+    assert url.startswith(f"{work}/mlruns/") and done.stdout == url + "\n", done.stdout
+    assert sorted(codeset.rglob("*")) == before
     mlflow.set_tracking_uri(f"sqlite:///{work / 'mlflow.db'}")
     try:
         assert_loadable_model((tmp_path / "url").read_text())

@@ -1,7 +1,7 @@
 """pypiserver's WSGI app over $MLFLOW_STEPS_WHEELHOUSE, for a threaded WSGI server (gunicorn):
 pypiserver's own runner is single-threaded, which would serialise uv's parallel downloads.
 
-With $MLFLOW_STEPS_INDEX_HTPASSWD set, downloads and listings need a user of that htpasswd file
+With $MLFLOW_STEPS_INDEX_HTPASSWD set, listings and downloads need a user of that htpasswd file
 (pypiserver's `-P htpasswd -a download,list`; passlib checks the passwords)."""
 
 import os

@@ -1,0 +1,172 @@
+"""The README runs: every Python snippet in it is executed, every `mlflow-steps` flag it names
+is one the CLI's own parser accepts, the usage blocks list every option, every benchmark
+command it quotes takes the flags quoted, and every other flag it names is attributed to the
+tool it belongs to."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mlflow_steps.cli import make_parser
+from mlflow_steps.components.builder.step import BUILDER
+from mlflow_steps.components.runtime.cli import make_parser as runtime_parser
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
+# Flags the README names that belong to other tools, and the tool.
+OTHER_TOOLS = {
+    "--build-arg": "docker/buildah/podman build",
+    "--compression": "Kaniko",
+    "--compression-format": "buildah commit",
+    "--context": "Kaniko",
+    "--destination": "Kaniko",
+    "--digest-file": "Kaniko",
+    "--dockerfile": "Kaniko",
+    "--reproducible": "Kaniko",
+    "--single-snapshot": "Kaniko",
+    "--digestfile": "podman push",
+    "--from-literal": "kubectl create secret",
+    **dict.fromkeys(
+        [
+            "--hash",
+            "--index-url",
+            "--extra-index-url",
+            "--no-index",
+            "--find-links",
+            "--pre",
+            "--prefer-binary",
+            "--only-binary",
+            "--no-binary",
+            "--trusted-host",
+            "--use-feature",
+            "--all-releases",
+            "--only-final",
+        ],
+        "pip requirement files",
+    ),
+    "--flag": "an entry point's command (an MLproject example)",
+    "--invalidation-mode": "python -m compileall",
+    "--isolation": "buildah run",
+    "--tag": "buildah build",
+    "--timestamp": "buildah build",
+    "--no-compile": "pip install",
+    "--upgrade": "pip install",
+    "--no-install-recommends": "apt-get install",
+    "--alpha": "examples/sklearn-pip/train.py",
+    "--disable-fallback": "pypiserver",
+    "--format": "uv pip compile",
+    "--generate-hashes": "uv pip compile",
+    "--python-platform": "uv pip compile",
+    "--frozen": "uv export",
+    "--no-dev": "uv export",
+    "--require-hashes": "pip and uv pip install",
+    "--strict": "twine check",
+}
+
+
+def code_blocks(language: str) -> list[str]:
+    return [
+        body for lang, body in re.findall(r"```(\w*)\n(.*?)```", README, re.S) if lang == language
+    ]
+
+
+def parsers() -> dict[str, argparse.ArgumentParser]:
+    """{"build": its parser, "stack up": ..., "": the top level}."""
+    found: dict[str, argparse.ArgumentParser] = {}
+
+    def walk(parser: argparse.ArgumentParser, name: str) -> None:
+        found[name] = parser
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub, child in action.choices.items():
+                    walk(child, f"{name} {sub}".strip())
+
+    walk(make_parser(), "")
+    return found
+
+
+def options(parser: argparse.ArgumentParser) -> set[str]:
+    return {flag for action in parser._actions for flag in action.option_strings}
+
+
+def commands_in_readme() -> list[tuple[str, str]]:
+    """(command, the rest of its line) of every `mlflow-steps COMMAND ...` in a sh block (with
+    its continuation lines) or an inline code span."""
+    found = []
+    for block in code_blocks("sh"):
+        joined = re.sub(r"\\\n|\n(?=\s+\[)", " ", block)
+        found += re.findall(r"mlflow-steps ((?:stack )?[a-z]+)([^\n]*)", joined)
+    found += re.findall(r"`mlflow-steps ((?:stack )?[a-z]+)([^`]*)`", README)
+    return found
+
+
+@pytest.mark.parametrize("number", range(len(code_blocks("python"))))
+def test_python_snippet_runs(number, tmp_path):
+    snippet = code_blocks("python")[number]
+    done = subprocess.run(
+        [sys.executable, "-c", snippet], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert done.returncode == 0, f"{snippet}\n{done.stderr[-3000:]}"
+
+
+def test_readme_has_python_snippets():
+    assert len(code_blocks("python")) >= 2
+
+
+def test_every_mlflow_steps_command_in_the_readme_takes_its_flags():
+    known = parsers()
+    checked = 0
+    for command, rest in commands_in_readme():
+        if command not in known:
+            continue  # prose such as `mlflow-steps images` builds ...
+        unknown = set(FLAG.findall(rest)) - options(known[command])
+        assert not unknown, f"mlflow-steps {command}: {sorted(unknown)} not accepted"
+        checked += 1
+    assert checked >= 10
+
+
+@pytest.mark.parametrize("command", ["build", "run", "images"])
+def test_usage_block_lists_every_option(command):
+    """The usage block (`mlflow-steps COMMAND PATH [...]`) names each option (one spelling of
+    each); `run`'s block leaves out the builder inputs it shares with `build`."""
+    parser = parsers()[command]
+    blocks = [
+        b
+        for b in code_blocks("sh")
+        if re.match(rf"mlflow-steps {command} (PATH|--registry R)\b", b)
+    ]
+    assert len(blocks) == 1, blocks
+    named = set(FLAG.findall(blocks[0]))
+    shared = {item.flag for item in BUILDER.inputs} if command == "run" else set()
+    missing = [
+        action.option_strings
+        for action in parser._actions
+        if action.option_strings
+        and action.dest != "help"
+        and not named & set(action.option_strings)
+        and not set(action.option_strings) <= shared
+    ]
+    assert missing == [], f"`mlflow-steps {command}` usage block lacks {missing}"
+
+
+def test_every_other_flag_belongs_to_a_named_tool_or_a_benchmark():
+    """A flag that no mlflow-steps parser, the in-image runtime and no quoted benchmark takes
+    must be one of OTHER_TOOLS (so a misspelt or removed flag of ours fails here)."""
+    ours = set().union(*(options(p) for p in parsers().values()), options(runtime_parser()))
+    benchmarks = set()
+    for script, rest in re.findall(r"python3? (benchmarks/\w+\.py)([^`]*)", README):
+        benchmarks |= set(FLAG.findall(rest))
+        help_text = subprocess.run(
+            [sys.executable, str(ROOT / script), "--help"], capture_output=True, text=True
+        ).stdout
+        for flag in FLAG.findall(rest):
+            assert flag in help_text, f"{script} does not take {flag}"
+    unattributed = set(FLAG.findall(README)) - ours - benchmarks - set(OTHER_TOOLS)
+    assert unattributed == set()
