@@ -118,7 +118,10 @@ def sklearn_build(tmp_path_factory, registry, package_index, base_images):
     out = root.parent / "image"
     done = build_with_cli(root, registry, package_index, base_images["debian"], out)
     assert done.returncode == 0, done.stderr[-3000:]
-    return root, out.read_text(), done
+    yield root, out.read_text(), done
+    # Per-package: ~55 layers, each a full copy of the tree below it in vfs storage (tens of
+    # GB); the tests that ran it pulled it there.
+    images.remove_local_images(out.read_text())
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,7 @@ from ..problems import StepError
 from . import engines
 from .codeset import Codeset, load_codeset
 from .indexes import secret_files
+from .layered.assemble import Fallback, build_layered
 from .options import BuildOptions
 from .plan import InstallPlan
 from .recipe import Recipe, render
@@ -137,11 +138,35 @@ def tagged_digest(client: RegistryClient, the_plan: Plan, options: BuildOptions)
     return digest
 
 
+def single_layer_reason(install: InstallPlan, options: BuildOptions) -> str:
+    """Why this build cannot be per-package, known before anything runs ("" when it can)."""
+    if options.layering != "per-package":
+        return ""
+    if install.installer == "conda":
+        return "env_manager=conda (conda installs into the base's own environment)"
+    if install.installer != "venv":
+        return f"a {install.kind} image is not a venv"
+    if install.system_packages:
+        return "system_packages is set (apt-get may change any file of the base)"
+    engine = engines.pick_engine(options.engine)
+    if engine != "buildah":
+        return f"the {engine} engine builds a Dockerfile; per-package layers need buildah"
+    return ""
+
+
 def run_build(the_plan: Plan, options: BuildOptions, log: Log) -> str:
     """Build and push; the index settings (credentials included) reach the install step as a
     build secret only (`indexes.secret_files`), never as a build argument."""
     assert the_plan.recipe is not None
     engine = engines.pick_engine(options.engine)
+    if options.layering == "per-package":
+        reason = single_layer_reason(the_plan.install, options)
+        if not reason:
+            try:
+                return build_layered(the_plan.install, options, the_plan.tag, log)
+            except Fallback as why:
+                reason = str(why)
+        log(f"layering: single, not per-package: {reason}")
     index = options.index()
     with (
         tempfile.TemporaryDirectory(prefix="mlflow-steps-") as tmp,

@@ -130,6 +130,13 @@ def load_codeset(path: Path | str, context: str = ".") -> Codeset:
     environment = detect_environment(root, mlproject.name, spec, problems, workspace)
     if problems or environment is None:
         raise StepError(problems)
+    docker_env = spec.get("docker_env")
+    if isinstance(docker_env, dict) and docker_env.get("volumes"):
+        warnings.append(
+            f"{mlproject.name}: docker_env `volumes` are not mounted by the steps (MLflow "
+            "mounts them with `docker run -v`); mount them in the engine's pod, or read the "
+            "data from the artifact store"
+        )
     return Codeset(root, mlproject, name, entry_points, environment, warnings, workspace)
 
 

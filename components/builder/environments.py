@@ -75,6 +75,42 @@ class Environment:
     def normal_form(self) -> dict[str, Any]:
         return {"kind": self.kind, **self.canonical()}
 
+    def venv(
+        self,
+        options: BuildOptions,
+        base: str,
+        python: str,
+        dependencies: list[str],
+        build: list[str] | None = None,
+        notes: list[str] | None = None,
+        normal_form: dict[str, Any] | None = None,
+        lock: str | None = None,
+    ) -> InstallPlan:
+        """This environment's venv plan on `base` (see `plan.venv_plan`)."""
+        return venv_plan(
+            self.kind,
+            self.where,
+            normal_form or self.normal_form(),
+            base,
+            python,
+            build or [],
+            dependencies,
+            self.has_mlflow(),
+            options,
+            notes or [],
+            self.shipped,
+            lock,
+        )
+
+    def venv_for_python(
+        self, options: BuildOptions, declared: str, dependencies: list[str], **more: Any
+    ) -> InstallPlan:
+        """A venv on python:<declared> (else `base_image`, else `python_version`), with a note
+        when the file names no Python."""
+        base, python, notes = python_base(self.where, declared, options)
+        more["notes"] = notes + more.get("notes", [])
+        return self.venv(options, base, python, dependencies, **more)
+
 
 @dataclass
 class PipEnv(Environment):
@@ -103,20 +139,7 @@ class PipEnv(Environment):
 
     def install_plan(self, options: BuildOptions) -> InstallPlan:
         """A venv on `base_image` (default python:3.6.13, the seed's), with its own Python."""
-        base = options.base_image or DEFAULT_PIP_BASE
-        return venv_plan(
-            self.kind,
-            self.where,
-            self.normal_form(),
-            base,
-            "",
-            [],
-            self.lines,
-            self.has_mlflow(),
-            options,
-            [],
-            self.shipped,
-        )
+        return self.venv(options, options.base_image or DEFAULT_PIP_BASE, "", self.lines)
 
 
 @dataclass
@@ -187,19 +210,8 @@ class PythonEnv(Environment):
 
     def install_plan(self, options: BuildOptions) -> InstallPlan:
         """A venv on python:<python> (else `base_image`, else `python_version`)."""
-        base, python, notes = python_base(self.where, self.python, options)
-        return venv_plan(
-            self.kind,
-            self.where,
-            self.normal_form(),
-            base,
-            python,
-            self.build_dependencies,
-            self.dependencies,
-            self.has_mlflow(),
-            options,
-            notes,
-            self.shipped,
+        return self.venv_for_python(
+            options, self.python, self.dependencies, build=self.build_dependencies
         )
 
 
@@ -288,19 +300,13 @@ class CondaEnv(Environment):
                 normal_form, base, self.environment_yaml(addition), options, self.shipped
             )
         pypi = conda_to_pypi.convert(self.where, self.channels, self.dependencies, self.pip)
-        base, python, notes = python_base(self.where, pypi.python, options)
-        return venv_plan(
-            self.kind,
-            self.where,
-            normal_form,
-            base,
-            python,
-            pypi.build_dependencies,
-            pypi.dependencies,
-            self.has_mlflow(),
+        return self.venv_for_python(
             options,
-            notes + pypi.notes,
-            self.shipped,
+            pypi.python,
+            pypi.dependencies,
+            build=pypi.build_dependencies,
+            notes=pypi.notes,
+            normal_form=normal_form,
         )
 
     def environment_yaml(self, extra_pip: list[str]) -> str:
@@ -334,20 +340,7 @@ class LockEnv(Environment):
 
     def install_plan(self, options: BuildOptions) -> InstallPlan:
         """A venv on python:<python> (else `base_image`, else `python_version`)."""
-        base, python, notes = python_base(self.where, self.python, options)
-        return venv_plan(
-            self.kind,
-            self.where,
-            self.normal_form(),
-            base,
-            python,
-            [],
-            self.lines,
-            self.has_mlflow(),
-            options,
-            notes,
-            lock=self.lock,
-        )
+        return self.venv_for_python(options, self.python, self.lines, lock=self.lock)
 
 
 @dataclass

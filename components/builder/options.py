@@ -32,6 +32,7 @@ class BuildOptions:
     pip_trusted_host: str = ""
     mlflow_requirement: str = "mlflow-skinny"
     compile_bytecode: bool = True
+    layering: str = "per-package"
     resolve: bool = False
     context: str = "."
 

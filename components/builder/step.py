@@ -10,6 +10,7 @@ from ..spec import Input, Output, StepSpec
 
 ENGINES = ("auto", "kaniko", "buildah", "podman", "docker")
 ENV_MANAGERS = ("conda", "uv")
+LAYERINGS = ("per-package", "single")
 DEFAULT_PYTHON_VERSION = "3.11"
 IMAGE_REGISTRY = "ghcr.io/mlflow-steps"
 
@@ -100,6 +101,16 @@ BUILDER = StepSpec(
             "for the smallest image and the fastest build.",
             "true",
             "boolean",
+        ),
+        Input(
+            "layering",
+            "per-package: each installed distribution is a layer of its own, written by the "
+            "builder (buildah engine), so a layer the registry already holds is mounted, not "
+            "rebuilt or uploaded; single: one layer for the whole environment. per-package falls "
+            "back to single, saying why, for sdists, system_packages, env_manager=conda and "
+            "other engines.",
+            "per-package",
+            choices=LAYERINGS,
         ),
         Input(
             "resolve",

@@ -22,6 +22,18 @@ def registry_digest(image: str) -> str:
     return response.headers["Docker-Content-Digest"]
 
 
+def manifest_and_config(image: str) -> tuple[dict, dict]:
+    """The OCI manifest and config of `host/repo:tag` in a plain-http registry."""
+    host, _, rest = image.partition("/")
+    repository, _, tag = rest.rpartition(":")
+    base = f"http://{host}/v2/{repository}"
+    manifest = requests.get(
+        f"{base}/manifests/{tag}", headers={"Accept": MANIFEST_TYPE}, timeout=10
+    ).json()
+    config = requests.get(f"{base}/blobs/{manifest['config']['digest']}", timeout=10).json()
+    return manifest, config
+
+
 def pushed_image(image: str) -> dict[str, bytes]:
     """Everything of `host/repo:tag` as the plain-http registry serves it: the manifest, the
     config blob (which holds the history, labels and env) and every layer blob, decompressed

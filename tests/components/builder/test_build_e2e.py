@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.builds import build_with_cli, local_build_argv, run_in_image
-from tests.support.images import BUILDAH_ENV
+from tests.support.images import BUILDAH_ENV, remove_local_images
 from tests.support.oci import registry_digest
 
 pytestmark = pytest.mark.e2e
@@ -71,6 +71,7 @@ def test_build_cache_and_tag_rules_on_debian_base(
     new_image = (tmp_path / "changed").read_text()
     assert new_image != image and pushes(registry) == pushed + 1
     check = run_in_image(new_image, "python", "-c", "import six; print(six.__version__)")
+    remove_local_images(new_image)  # per-package: vfs keeps a full copy per layer
     assert check.stdout.strip() == "1.17.0"
 
 

@@ -93,6 +93,13 @@ def test_a_codeset_two_folders_down_is_read_there_and_may_include_workspace_file
         assert f"context `{context}` {fragment}" in capsys.readouterr().err
 
 
+def test_docker_env_volumes_are_said_to_be_not_mounted(tmp_path, capsys):
+    mlproject = "docker_env:\n  image: my/image:1\n  volumes: ['/data:/data']\n" + MAIN
+    make(tmp_path, {"MLproject": mlproject})
+    assert main(["inspect", str(tmp_path)]) == 0
+    assert "docker_env `volumes` are not mounted by the steps" in capsys.readouterr().out
+
+
 def test_the_local_engine_names_the_engines_that_run_a_docker_env_project(tmp_path, capsys):
     make(tmp_path, {"MLproject": "docker_env:\n  image: my/image:1\n" + MAIN})
     assert main(["run", str(tmp_path), "--engine", "local"]) != 0

@@ -50,7 +50,9 @@ def cli_build(codeset: Path, registry, base: str, index_url: str, out: Path, **e
         repository="secrets/trainer",
         output=out,
     )
+    # layering=single: the Dockerfile path, whose install RUN mounts the build secret.
     argv += ["--mlflow-requirement", "", "--compile-bytecode=false", "--verbose"]
+    argv += ["--layering=single"]
     environ = {k: v for k, v in BUILDAH_ENV.items() if k != NETRC_ENV}
     environ.update(NETRC=str(out.parent / "no-netrc"), **env)
     return subprocess.run(argv, capture_output=True, text=True, env=environ)

@@ -156,3 +156,21 @@ def test_resolve_follows_the_index_and_without_it_the_tag_stays(
         assert client.manifest_digest("e2e/trainer", before) is None  # never built
     finally:
         images.remove_local_images(image)
+
+
+def test_a_lock_runs_with_the_local_engine(package_index, tmp_path):
+    """The local engine installs the same plan: the lock, then MLflow in its constrained step;
+    the run records the lock's six, and the environment keeps the lock."""
+    env = {k: v for k, v in BUILDAH_ENV.items() if not k.startswith("MLFLOW_")}
+    env["MLFLOW_STEPS_ENV_CACHE"] = str(tmp_path / "envs")
+    argv = [
+        sys.executable, "-m", "mlflow_steps", "run", str(CASES / "pylock"), "--engine", "local",
+        "--pip-index-url", package_index.extra["url"], "--mlflow-artifact-path",
+        "six-version.txt", "--output", str(tmp_path / "url"), *NO_PYC,
+    ]  # fmt: skip
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-4000:]
+    artifact = Path((tmp_path / "url").read_text().removeprefix("file://"))
+    assert artifact.read_text() == "1.16.0"
+    (lock,) = (tmp_path / "envs").glob("*/venv/pylock.toml")
+    assert 'version = "1.16.0"' in lock.read_text()

@@ -1,0 +1,72 @@
+"""The layer cache kept in the target registry: for each layer identity, a tiny OCI image
+manifest tagged with the identity in the repository `mlflow-steps-layers` beside the target
+repository (`team/project` -> `team/mlflow-steps-layers`), so every repository of a namespace
+shares one cache, within the same push rights.
+
+The record holds the layer's descriptor with its diff_id as an annotation (and a config shared
+by all records); so one GET tells the builder the layer's digest, size and diff_id, and the
+registry's garbage collector keeps the blob while the record exists. A lookup that finds no
+record (or a registry that lost the blob, seen when the mount fails) means: build the layer.
+"""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+from ..registry_push import RegistryWriter, sha256_digest
+from .image import OCI_CONFIG, OCI_MANIFEST, Descriptor, canonical, image_manifest
+from .tarlayer import MEDIA_TYPE
+
+CACHE_NAME = "mlflow-steps-layers"
+DIFF_ID = "io.github.mlflow-steps.diff-id"
+CONTENT = "io.github.mlflow-steps.layer"
+
+
+def cache_repository(repository: str) -> str:
+    parent = repository.rpartition("/")[0]
+    return f"{parent}/{CACHE_NAME}" if parent else CACHE_NAME
+
+
+def lookup(writer: RegistryWriter, repository: str, identities: list[str]) -> dict:
+    """{identity: (Descriptor, diff_id)} for the identities the cache holds (parallel GETs)."""
+
+    def one(identity: str):
+        found = writer.get_manifest(repository, identity)
+        if found is None:
+            return identity, None
+        layer = json.loads(found[0])["layers"][0]
+        annotations = layer.get("annotations", {})
+        return identity, (
+            Descriptor(layer["mediaType"], layer["digest"], layer["size"]),
+            annotations.get(DIFF_ID, ""),
+        )
+
+    with ThreadPoolExecutor(8) as pool:
+        return {key: value for key, value in pool.map(one, identities) if value and value[1]}
+
+
+def record(
+    writer: RegistryWriter,
+    repository: str,
+    identity: str,
+    layer: Descriptor,
+    diff_id: str,
+    label: str,
+    architecture: str,
+) -> None:
+    """Keep `layer` (already in `repository`) under the tag `identity`. Every record shares
+    one config (the layer's diff_id is an annotation of its descriptor), uploaded once."""
+    config = canonical({"architecture": architecture, "os": "linux", "rootfs": {"type": "layers"}})
+    config_digest = sha256_digest(config)
+    if (repository, config_digest) not in _CONFIGS:
+        writer.ensure_blob(repository, config_digest, config)
+        _CONFIGS.add((repository, config_digest))
+    described = Descriptor(MEDIA_TYPE, layer.digest, layer.size, {DIFF_ID: diff_id})
+    manifest = image_manifest(
+        Descriptor(OCI_CONFIG, config_digest, len(config)), [described], {CONTENT: label}
+    )
+    writer.put_manifest(repository, identity, manifest, OCI_MANIFEST)
+
+
+_CONFIGS: set[tuple[str, str]] = set()  # (repository, digest) of record configs known there

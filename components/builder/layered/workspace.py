@@ -1,0 +1,132 @@
+"""A working container of the base image (buildah), where the base's Python is probed and the
+missing distributions installed; its root is mounted on the host, where the layers are cut.
+
+Nothing of it is committed: the container and its mount are removed at the end. Index
+settings reach uv through a file in the container's /tmp (sourced by the command), never a
+command line, so they show in no process list or log.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+from ...problems import StepError
+from ..plan import find_uv
+from .wheels import Target
+
+STAGING = "/tmp/mlflow-steps"
+PROBE = (
+    "import json, platform; libc = platform.libc_ver(); print(json.dumps({'python': "
+    "platform.python_version(), 'machine': platform.machine(), 'glibc': libc[1] if libc[0] == "
+    "'glibc' else ''}))"
+)
+FIND_PYTHON = 'p="$(command -v python3 || command -v python)" && exec "$p" "$@"'
+
+
+class Workspace:
+    def __init__(self, base: str, insecure: bool, index_env: dict[str, str],
+                 scripts: dict[str, bytes]) -> None:  # fmt: skip
+        """`index_env`: uv's index settings; `scripts`: the plan's in-container scripts
+        (compile-bytecode.py, check-libraries.py), by name."""
+        self.base = base
+        self.insecure = insecure
+        self.index_env = index_env
+        self.scripts = scripts
+        self.container = ""
+        self.root = Path("/nonexistent")
+
+    def __enter__(self) -> Workspace:
+        self.container = self.buildah(
+            "from", "--quiet", f"--tls-verify={str(not self.insecure).lower()}", self.base
+        ).split()[-1]
+        self.root = Path(self.buildah("mount", self.container).strip())
+        staging = self.path(STAGING)
+        staging.mkdir(parents=True, exist_ok=True)
+        uv = find_uv()
+        if not uv:
+            raise StepError("per-package layering needs uv, and it is not installed here")
+        shutil.copy2(uv, staging / "uv")
+        for name, data in self.scripts.items():
+            (staging / name).write_bytes(data)
+        lines = [f"export {name}={shlex.quote(value)}" for name, value in self.index_env.items()]
+        (staging / "index.env").write_text("\n".join(["export UV_NO_CACHE=1", *lines]) + "\n")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.container:
+            self.buildah("umount", self.container, check=False)
+            self.buildah("rm", self.container, check=False)
+
+    def path(self, image_path: str) -> Path:
+        return self.root / image_path.lstrip("/")
+
+    def buildah(self, *argv: str, check: bool = True) -> str:
+        try:
+            done = subprocess.run(["buildah", *argv], capture_output=True, text=True)
+        except FileNotFoundError:
+            raise StepError(
+                "per-package layering runs buildah, which is not installed here"
+            ) from None
+        if check and done.returncode != 0:
+            raise StepError(
+                f"buildah {argv[0]} failed (exit {done.returncode}): {done.stderr.strip()[-2000:]}"
+            )
+        return done.stdout
+
+    def run(self, *argv: str, with_index: bool = False, quiet: bool = False) -> str:
+        """Run `argv` in the container (the index settings sourced when asked); its stderr goes
+        to ours unless `quiet`; returns its stdout."""
+        if with_index:
+            argv = ("sh", "-c", f'. {STAGING}/index.env && exec "$@"', "sh", *argv)
+        done = subprocess.run(
+            ["buildah", "run", self.container, "--", *argv],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE if quiet else None,
+            text=True,
+        )
+        if done.returncode != 0:
+            raise StepError(
+                f"`{' '.join(argv[-3:])}` failed in the base image (exit {done.returncode}); "
+                "its output above shows why. No image was pushed and no output was written."
+            )
+        return done.stdout
+
+    def probe(self) -> Target:
+        found = json.loads(self.run("sh", "-c", FIND_PYTHON, "sh", "-c", PROBE, quiet=True))
+        return Target(python=found["python"], machine=found["machine"], glibc=found["glibc"])
+
+    def create_venv(self, venv: str) -> None:
+        python = self.run("sh", "-c", "command -v python3 || command -v python", quiet=True)
+        self.run(f"{STAGING}/uv", "venv", "--quiet", "--python", python.strip(), venv,
+                 with_index=True)  # fmt: skip
+
+    def install(self, venv: str, pinned_lines: list[str]) -> None:
+        """Exactly these wheels (hash-checked, no dependencies resolved again)."""
+        self.path(f"{STAGING}/missing.txt").write_text("\n".join(pinned_lines) + "\n")
+        self.run(
+            f"{STAGING}/uv", "pip", "install", "--quiet", "--no-deps", "--require-hashes",
+            "--python", f"{venv}/bin/python", "-r", f"{STAGING}/missing.txt", with_index=True,
+        )  # fmt: skip
+
+    def compile_and_check(self, venv: str, site: str, compile_bytecode: bool) -> None:
+        python = f"{venv}/bin/python"
+        if compile_bytecode:
+            print(self.run(python, f"{STAGING}/compile-bytecode.py", site).strip(), flush=True)
+        self.run(python, f"{STAGING}/check-libraries.py", site)
+
+    def remove_staging(self) -> None:
+        shutil.rmtree(self.path(STAGING), ignore_errors=True)
+
+
+def index_environment(build_args: dict[str, str]) -> dict[str, str]:
+    """uv's names for the PIP_* index settings (as install-python-env.sh maps them)."""
+    names = {
+        "PIP_INDEX_URL": "UV_INDEX_URL",
+        "PIP_EXTRA_INDEX_URL": "UV_EXTRA_INDEX_URL",
+        "PIP_TRUSTED_HOST": "UV_INSECURE_HOST",
+    }
+    return {names[key]: value for key, value in build_args.items() if key in names and value}

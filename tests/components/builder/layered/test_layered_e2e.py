@@ -1,0 +1,150 @@
+"""Per-package layering end to end, all real: buildah, a registry (its own access log read),
+a pypiserver index, debootstrapped bases. The training run of the per-package sklearn image is
+tests/components/launcher/test_run_e2e.py (sklearn_build is built per-package by default)."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import tarfile
+import time
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from mlflow_steps.components.builder.recipe import VENV
+from tests.support import services
+from tests.support.builds import local_build_argv, run_in_image
+from tests.support.images import BUILDAH_ENV, remove_local_images
+from tests.support.oci import manifest_and_config
+
+pytestmark = pytest.mark.e2e
+
+
+def codeset(root: Path, *requirements: str) -> Path:
+    root.mkdir(parents=True)
+    (root / "MLproject").write_text("entry_points: {main: {command: python -c 'import six'}}\n")
+    (root / "requirements.txt").write_text("\n".join(requirements) + "\n")
+    return root
+
+
+def build(path: Path, registry, index_url: str, base: str, repository: str, *extra: str):
+    out = path.parent / f"{path.name}.image"
+    argv = local_build_argv(path, registry.host, base=base, index_url=index_url,
+                            repository=repository, output=out)  # fmt: skip
+    argv += ["--mlflow-requirement", "", *extra]
+    done = subprocess.run(argv, capture_output=True, text=True, env=BUILDAH_ENV)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return out.read_text(), done.stderr
+
+
+def blob_requests(registry, since: int, repository: str) -> tuple[set[str], set[str]]:
+    """(digests uploaded to, digests mounted into) `repository`, from the registry's log."""
+    time.sleep(0.2)  # the registry writes its access log after answering
+    uploaded, mounted = set(), set()
+    for line in registry.requests_seen()[since:]:
+        method, url = line.split(" ", 1)
+        parts = urlsplit(url)
+        query = parse_qs(parts.query)
+        if not parts.path.startswith(f"/v2/{repository}/blobs/uploads/"):
+            continue
+        if method == "PUT":
+            uploaded.update(query["digest"])
+        elif method == "POST" and "mount" in query:
+            mounted.update(query["mount"])
+    return uploaded, mounted
+
+
+def test_the_sklearn_image_is_per_package_with_the_recipes_config(sklearn_build):
+    _, image, done = sklearn_build
+    assert "per-package layers:" in done.stderr and "layering: single" not in done.stderr
+    manifest, config = manifest_and_config(image)
+    assert 40 < len(manifest["layers"]) <= 100
+    assert manifest["annotations"]["org.opencontainers.image.base.name"].endswith(
+        "/base/debian:bookworm"
+    )
+    settings = config["config"]
+    assert f"VIRTUAL_ENV={VENV}" in settings["Env"]
+    assert settings["Entrypoint"] == ["python", "-m", "mlflow_steps_runtime"]
+    assert settings["WorkingDir"] == "/project"
+    assert settings["Labels"]["io.github.mlflow-steps.layering"] == "per-package"
+    history = [entry["created_by"] for entry in config["history"]][-len(manifest["layers"]) + 1 :]
+    assert "mlflow-steps: six 1.16.0" in history and history[-1] == "mlflow-steps: lock"
+
+
+def test_a_one_package_bump_uploads_that_layer_and_mounts_the_rest(
+    registry, package_index, base_images, tmp_path
+):
+    index, base = package_index.extra["url"], base_images["debian"]
+    common = ("packaging", "idna", "click")
+    first, _ = build(codeset(tmp_path / "a", *common, "six==1.16.0"), registry, index, base,
+                     "layered/a")  # fmt: skip
+    since = len(registry.requests_seen())
+    second, log = build(codeset(tmp_path / "b", *common, "six==1.17.0"), registry, index, base,
+                        "layered/b")  # fmt: skip
+    assert "1 to install: six 1.17.0" in log
+    (old, _), (new, new_config) = manifest_and_config(first), manifest_and_config(second)
+    old_layers = {layer["digest"] for layer in old["layers"]}
+    new_layers = {layer["digest"]: layer["size"] for layer in new["layers"]}
+    # Shared: the base, the venv, the runtime module and the three common packages.
+    assert len(old_layers & set(new_layers)) == len(new_layers) - 2
+    fresh = set(new_layers) - old_layers  # six 1.17.0 and the lock
+    uploaded, mounted = blob_requests(registry, since, "layered/b")
+    assert uploaded == fresh | {new["config"]["digest"]}
+    assert mounted >= set(new_layers) - fresh
+    six_layer = next(
+        layer["digest"]
+        for layer, entry in zip(new["layers"], new_config["history"][-len(new["layers"]) :])
+        if entry["created_by"] == "mlflow-steps: six 1.17.0"
+    )
+    assert six_layer in uploaded
+    sent = sum(new_layers[digest] for digest in fresh) + new["config"]["size"]
+    assert sent <= new_layers[six_layer] + 1024 * 1024
+    imports = "import six, click, idna, packaging; print(six.__version__)"
+    check = run_in_image(second, "python", "-c", imports)
+    remove_local_images(second)
+    assert check.returncode == 0, check.stderr
+    assert check.stdout.strip() == "1.17.0"
+
+
+def sdist_only_index(tmp_path: Path):
+    """A second pypiserver holding one package as an sdist only (setuptools builds it)."""
+    folder = tmp_path / "sdists"
+    folder.mkdir()
+    files = {
+        "pyproject.toml": '[build-system]\nrequires = ["setuptools"]\n'
+        'build-backend = "setuptools.build_meta"\n\n'
+        '[project]\nname = "tinypkg"\nversion = "1.0"\n',
+        "tinypkg.py": "VALUE = 42\n",
+        "PKG-INFO": "Metadata-Version: 2.1\nName: tinypkg\nVersion: 1.0\n",
+    }
+    with tarfile.open(folder / "tinypkg-1.0.tar.gz", "w:gz") as tar:
+        for name, text in files.items():
+            info = tarfile.TarInfo(f"tinypkg-1.0/{name}")
+            info.size = len(text.encode())
+            tar.addfile(info, io.BytesIO(text.encode()))
+    return services.start_index(folder, tmp_path / "sdist-index")
+
+
+def test_an_sdist_only_requirement_falls_back_to_single_and_says_why(
+    registry, package_index, base_images, tmp_path
+):
+    extra = sdist_only_index(tmp_path)
+    try:
+        image, log = build(
+            codeset(tmp_path / "sdist", "tinypkg==1.0", "six==1.17.0"), registry,
+            package_index.extra["url"], base_images["debian"], "layered/sdist",
+            "--pip-extra-index-url", extra.extra["url"],
+        )  # fmt: skip
+    finally:
+        extra.stop()
+    reasons = [line for line in log.splitlines() if line.startswith("layering: single")]
+    assert len(reasons) == 1 and "tinypkg 1.0" in reasons[0] and "sdist" in reasons[0]
+    assert "per-package layers:" not in log
+    manifest, config = manifest_and_config(image)
+    assert len(manifest["layers"]) == 2  # the base's and the environment's
+    assert "io.github.mlflow-steps.layering" not in config["config"]["Labels"]
+    check = run_in_image(image, "python", "-c", "import tinypkg; print(tinypkg.VALUE)")
+    remove_local_images(image)
+    assert check.stdout.strip() == "42", check.stderr

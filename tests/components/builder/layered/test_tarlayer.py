@@ -1,0 +1,68 @@
+"""Layers are deterministic: the same files give the same digest whatever the order, the
+files' own times and owners, and the number of cores."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import tarfile
+
+from mlflow_steps.components.builder.layered import tarlayer
+from mlflow_steps.components.builder.layered.tarlayer import Entry, write_layer
+
+
+def tree(root):
+    (root / "pkg").mkdir(parents=True)
+    (root / "pkg" / "big.bin").write_bytes(os.urandom(3 * tarlayer.CHUNK + 5))
+    (root / "pkg" / "tool").write_text("#!/bin/sh\n")
+    (root / "pkg" / "tool").chmod(0o775)
+    (root / "pkg" / "mod.py").write_text("X = 1\n")
+    (root / "pkg" / "mod.py").chmod(0o600)
+    os.symlink("mod.py", root / "pkg" / "alias.py")
+    return [
+        Entry(f"/opt/env/lib/{name}", root / "pkg" / name)
+        for name in ("big.bin", "tool", "mod.py", "alias.py")
+    ] + [Entry("/opt/env/extra.pth", data=b"/opt/x\n")]
+
+
+def test_same_files_same_digest_whatever_order_times_and_owners(tmp_path):
+    entries = tree(tmp_path / "a")
+    first = write_layer(entries, tmp_path / "one.tar.gz")
+    os.utime(tmp_path / "a" / "pkg" / "mod.py", (1, 1))
+    os.chown(tmp_path / "a" / "pkg" / "tool", 1234, 1234)
+    second = write_layer(list(reversed(entries)), tmp_path / "two.tar.gz")
+    assert first.digest == second.digest and first.diff_id == second.diff_id
+    assert (tmp_path / "one.tar.gz").read_bytes() == (tmp_path / "two.tar.gz").read_bytes()
+    assert first.size == (tmp_path / "one.tar.gz").stat().st_size
+    data = (tmp_path / "one.tar.gz").read_bytes()
+    assert first.digest == "sha256:" + hashlib.sha256(data).hexdigest()
+    assert first.diff_id == "sha256:" + hashlib.sha256(gzip.decompress(data)).hexdigest()
+
+
+def test_entries_sorted_with_parents_fixed_owner_time_and_modes(tmp_path, monkeypatch):
+    blob = write_layer(tree(tmp_path / "a"), tmp_path / "layer.tar.gz", mtime=1700000000)
+    with tarfile.open(blob.path) as tar:
+        members = tar.getmembers()
+    names = [m.name for m in members]
+    assert names == sorted(names)
+    assert names[:3] == ["opt", "opt/env", "opt/env/extra.pth"]
+    assert {(m.uid, m.gid, m.uname, m.gname, m.mtime) for m in members} == {
+        (0, 0, "", "", 1700000000)
+    }
+    by_name = {m.name: m for m in members}
+    assert by_name["opt/env/lib"].isdir() and by_name["opt/env/lib"].mode == 0o755
+    assert by_name["opt/env/lib/tool"].mode == 0o755
+    assert by_name["opt/env/lib/mod.py"].mode == 0o644
+    assert by_name["opt/env/lib/alias.py"].issym()
+    assert by_name["opt/env/lib/alias.py"].linkname == "mod.py"
+
+
+def test_bytes_do_not_depend_on_the_number_of_compressing_threads(tmp_path, monkeypatch):
+    entries = tree(tmp_path / "a")
+    many = write_layer(entries, tmp_path / "many.tar.gz")
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setattr(tarlayer, "COMPRESSORS", ThreadPoolExecutor(1))
+    one = write_layer(entries, tmp_path / "one.tar.gz")
+    assert one.digest == many.digest
