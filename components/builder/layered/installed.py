@@ -1,6 +1,7 @@
 """An installed venv, split per distribution: each one's files from its RECORD (PEP 376/627),
 its whole .dist-info folder and the bytecode of its .py files; what no distribution claims is
-the venv's skeleton (interpreter links, pyvenv.cfg, activate scripts, uv's _virtualenv).
+the venv's skeleton (interpreter links, pyvenv.cfg, activate scripts, uv's _virtualenv), but
+not uv's `.lock`.
 """
 
 from __future__ import annotations
@@ -35,7 +36,9 @@ def split(
 ) -> tuple[dict[str, list[str]], list[str]]:
     """({canonical name: image paths}, skeleton image paths) of the venv at image path `venv`;
     `cache_tag` is the interpreter's (e.g. cpython-311)."""
-    everything = image_files(root, venv)
+    # uv's lock file of the venv, left by `uv pip install` only: not part of the environment
+    # (with it, the skeleton of a build that installs nothing would differ from the others').
+    everything = image_files(root, venv) - {f"{venv}/.lock"}
     claimed: dict[str, list[str]] = {}
     site_dir = root / site.lstrip("/")
     for dist_info in sorted(site_dir.glob("*.dist-info")):
