@@ -1,12 +1,14 @@
 """Cache hit with 1,000 tags in the repository: wall time of `mlflow-steps build` and the number
-of registry requests it made, read from the registry's own access log.
+of registry requests it made, read from the registry's own access log. The base image is a tag
+in the same registry, so each run resolves it to its digest (one HEAD) before it asks for the
+environment's tag (one HEAD); `--base-by-digest` gives the base by digest instead (no request).
 
-    python3 benchmarks/cache_hit.py [--tags 1000] [--runs 10] [--resolve]
+    python3 benchmarks/cache_hit.py [--tags 1000] [--runs 10] [--resolve] [--base-by-digest]
 
 With `--resolve`, the sklearn example is also looked up with `resolve=true` against a local
 pypiserver (the test wheelhouse), interleaved with the same lookup without it: with uv's cache
 warm (as on a machine that resolved before) and with `UV_NO_CACHE=1` (a fresh builder pod).
-Both variants use base_image python:3.11 (resolution needs the base's Python) and the index.
+All variants use a base named python:3.11 (resolution needs the base's Python) and the index.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-from mlflow_steps.components.builder.build import plan  # noqa: E402
+from mlflow_steps.components.builder.build import base_resolver, plan  # noqa: E402
 from mlflow_steps.components.builder.options import BuildOptions  # noqa: E402
 from mlflow_steps.stack import build_argv as local_build_argv  # noqa: E402
 from mlflow_steps.stack import state_from_env  # noqa: E402
@@ -39,6 +41,7 @@ def main() -> None:
     parser.add_argument("--tags", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--resolve", action="store_true")
+    parser.add_argument("--base-by-digest", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         registry = start_registry(Path(tmp) / "registry")
@@ -48,8 +51,16 @@ def main() -> None:
             else None
         )
         try:
-            variants = lookups(registry.host, index.extra["url"] if index else "", args.resolve)
-            tags = [plan(CODESET, options).tag for options, _, _ in variants.values()]
+            digest = push_tiny_image(registry.host, "base/python", ["3.11"])
+            base = f"{registry.host}/base/python" + (
+                f":3.11@{digest}" if args.base_by_digest else ":3.11"
+            )
+            url = index.extra["url"] if index else ""
+            variants = lookups(registry.host, url, args.resolve, base)
+            tags = [
+                plan(CODESET, options, base_resolver(options)).tag
+                for options, _, _ in variants.values()
+            ]
             others = [uuid.uuid4().hex[:24] for _ in range(args.tags - len(tags))]
             push_tiny_image(registry.host, "mlflow/trainer", [*others, *tags])
             results = {name: ([], set(), []) for name in variants}
@@ -69,6 +80,7 @@ def main() -> None:
             registry.stop()
             if index:
                 index.stop()
+    print(f"base image:                {base}")
     print(f"tags in repository:        {args.tags}")
     print(f"runs:                      {args.runs} (variants interleaved)")
     for name, (times, methods, requests) in results.items():
@@ -80,13 +92,12 @@ def main() -> None:
         print(f"  registry requests/run:   {sorted(set(requests))} ({', '.join(sorted(methods))})")
 
 
-def lookups(registry: str, index_url: str, resolve: bool) -> dict:
+def lookups(registry: str, index_url: str, resolve: bool, base: str) -> dict:
     """name -> (options, command, environment) of each cache-hit variant."""
-    plain = BuildOptions(registry=registry, pull_registry="", insecure=True)
+    plain = BuildOptions(registry=registry, pull_registry="", insecure=True, base_image=base)
     env = dict(os.environ)
     if not resolve:
-        return {"plain": (plain, local_build_argv(CODESET, registry), env)}
-    base = "python:3.11"
+        return {"plain": (plain, local_build_argv(CODESET, registry, base=base), env)}
     indexed = replace(plain, base_image=base, pip_index_url=index_url)
     argv = local_build_argv(CODESET, registry, base=base, index_url=index_url)
     return {

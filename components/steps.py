@@ -3,6 +3,7 @@ gathers them for the generators, with the constants the engines' YAML shares."""
 
 from __future__ import annotations
 
+from .builder.indexes import NETRC_ENV
 from .builder.step import BUILDER, IMAGE_REGISTRY, builder_image
 from .runtime.step import RUNTIME
 from .spec import Input
@@ -22,12 +23,24 @@ BUILDAH_STORAGE_DRIVER = Input(
     choices=("overlay", "vfs"),
 )
 
+# Package index credentials: the key INDEX_SECRET_KEY of a Kubernetes Secret holds netrc text
+# (`machine HOST login USER password TOKEN`), handed to the builder as the environment
+# variable NETRC_ENV (optional: without the Secret the indexes are used anonymously). Only the
+# Secret's name is an engine input: no parameter ever carries a credential.
+INDEX_SECRET = Input(
+    "index_secret",
+    f"Secret whose key `netrc` holds the package indexes' credentials as netrc text (machine "
+    f"HOST login USER password TOKEN), passed to the builder as {NETRC_ENV}; optional.",
+    "index-credentials",
+)
+INDEX_SECRET_KEY = "netrc"
+
 
 def builder_inputs(build_engine: str) -> list[Input]:
-    """The builder's inputs in an engine's YAML: the spec's, plus the storage driver for the
-    buildah variant."""
+    """The builder's inputs in an engine's YAML: the spec's, the index Secret's name, and the
+    storage driver for the buildah variant."""
     extra = [BUILDAH_STORAGE_DRIVER] if build_engine == "buildah" else []
-    return [*BUILDER.engine_inputs, *extra]
+    return [*BUILDER.engine_inputs, INDEX_SECRET, *extra]
 
 
 __all__ = [
@@ -36,6 +49,9 @@ __all__ = [
     "BUILDAH_STORE_VOLUME",
     "BUILDER",
     "IMAGE_REGISTRY",
+    "INDEX_SECRET",
+    "INDEX_SECRET_KEY",
+    "NETRC_ENV",
     "RUNTIME",
     "STEPS",
     "builder_image",

@@ -3,7 +3,8 @@ WorkflowTemplate holding both templates, and an example Workflow chaining them b
 
 Parameters are kebab-case (`pull-registry`); they reach the step as FUSEML_<INPUT> env vars.
 The codeset is an input artifact at /project; outputs are parameters read from files;
-credentials come from a Secret (`envFrom`), never literals.
+credentials come from Secrets (MLflow's by `envFrom`, the package indexes' netrc by
+`secretKeyRef`), never literals or parameters.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from hera.workflows import (
     Env,
     GitArtifact,
     Parameter,
+    SecretEnv,
     Task,
     Workflow,
     WorkflowTemplate,
@@ -31,6 +33,9 @@ from mlflow_steps.components.steps import (
     BUILDAH_STORE,
     BUILDAH_STORE_VOLUME,
     BUILDER,
+    INDEX_SECRET,
+    INDEX_SECRET_KEY,
+    NETRC_ENV,
     RUNTIME,
     builder_image,
     builder_inputs,
@@ -76,6 +81,16 @@ def output_args(spec: StepSpec) -> list[str]:
     return args
 
 
+def index_credentials() -> SecretEnv:
+    """The index credentials: one key of the Secret `index-secret` names, as an env var."""
+    return SecretEnv(
+        name=NETRC_ENV,
+        secret_name=f"{{{{inputs.parameters.{kebab(INDEX_SECRET.name)}}}}}",
+        secret_key=INDEX_SECRET_KEY,
+        optional=True,
+    )
+
+
 def builder_container(image: str = "", build_engine: str = "kaniko") -> Container:
     security = (
         m.SecurityContext(run_as_user=0)
@@ -94,7 +109,7 @@ def builder_container(image: str = "", build_engine: str = "kaniko") -> Containe
         working_dir=BUILDER.workdir,
         inputs=inputs(BUILDER, builder_inputs(build_engine)),
         outputs=outputs(BUILDER),
-        env=[*container_env, Env(name="FUSEML_ENGINE", value=build_engine)],
+        env=[*container_env, Env(name="FUSEML_ENGINE", value=build_engine), index_credentials()],
         security_context=security,
         # buildah's store on an emptyDir (overlay cannot sit on the container's overlay root).
         volumes=[EmptyDirVolume(name=BUILDAH_STORE_VOLUME, mount_path=BUILDAH_STORE)]

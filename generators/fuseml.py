@@ -4,6 +4,11 @@
 FuseML passes each step input `x_y` as FUSEML_X_Y and mounts the codeset at /project. The seed
 page names the builder's output `mlflow-runtime` in train_mlflow_model but references it as
 `steps.builder.outputs.image`; here it is named `image`, as referenced.
+
+Credentials are never step inputs: the trainer takes MLflow's from the `mlflow-tracking` and
+`mlflow-store` extensions, and the builder takes the package indexes' from the `package-index`
+extension, whose record in the Extension Registry holds MLFLOW_STEPS_INDEX_NETRC (netrc text);
+FuseML passes an extension record's configuration to the step as environment variables.
 """
 
 from __future__ import annotations
@@ -41,12 +46,22 @@ def codeset_mount() -> dict[str, Any]:
     }
 
 
+# The Extension Registry record whose configuration holds MLFLOW_STEPS_INDEX_NETRC for the builder.
+INDEX_EXTENSION = {
+    "name": "package-index",
+    "product": "pypi",
+    "service_resource": "package-index",
+}
+
+
 def builder_step(image: str, output: str) -> dict[str, Any]:
     return {
         "name": "builder",
         "image": image,
         "inputs": [codeset_mount(), context_input()],
         "outputs": [{"name": output}],
+        # The indexes' credentials (MLFLOW_STEPS_INDEX_NETRC), as the trainer takes MLflow's.
+        "extensions": [dict(INDEX_EXTENSION)],
     }
 
 

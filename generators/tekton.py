@@ -15,6 +15,9 @@ from mlflow_steps.components.steps import (
     BUILDAH_STORE,
     BUILDAH_STORE_VOLUME,
     BUILDER,
+    INDEX_SECRET,
+    INDEX_SECRET_KEY,
+    NETRC_ENV,
     RUNTIME,
     builder_image,
     builder_inputs,
@@ -80,12 +83,27 @@ def results(spec: StepSpec) -> list[dict[str, str]]:
     ]
 
 
+def index_credentials_env() -> dict[str, Any]:
+    """The index credentials: one key of the Secret INDEX_SECRET names, as an env var."""
+    return {
+        "name": NETRC_ENV,
+        "valueFrom": {
+            "secretKeyRef": {
+                "name": f"$(params.{tekton_param(INDEX_SECRET.name)})",
+                "key": INDEX_SECRET_KEY,
+                "optional": True,
+            }
+        },
+    }
+
+
 def builder_task(options: TektonOptions) -> dict[str, Any]:
     spec = BUILDER
     env = [
         *env_from_params(spec),
         {"name": "FUSEML_ENGINE", "value": options.build_engine},
         {"name": "DOCKER_CONFIG", "value": "$(workspaces.dockerconfig.path)"},
+        index_credentials_env(),
     ]
     security = {"runAsUser": 0} if options.build_engine == "kaniko" else {"privileged": True}
     step: dict[str, Any] = {

@@ -15,6 +15,7 @@ from pathlib import Path
 from mlflow_steps import __version__
 from mlflow_steps.components.builder import build as builder
 from mlflow_steps.components.builder.options import BuildOptions
+from mlflow_steps.components.builder.registry import BaseImageError
 from mlflow_steps.components.builder.step import BUILDER
 from mlflow_steps.components.launcher import run as launcher
 from mlflow_steps.components.problems import StepError
@@ -208,7 +209,11 @@ def builder_options(args: argparse.Namespace) -> BuildOptions:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     options = builder_options(args)
-    the_plan = builder.plan(args.path, options)
+    try:
+        pin_base = builder.base_resolver(options, retries=0)  # inspect answers at once
+        the_plan, unresolved = builder.plan(args.path, options, pin_base), ""
+    except BaseImageError as exc:  # shown below: the rest of what inspect finds still holds
+        the_plan, unresolved = builder.plan(args.path, options), str(exc)
     codeset, env = the_plan.codeset, the_plan.codeset.environment
     print(f"codeset:      {codeset.root}")
     if codeset.workspace and codeset.workspace != codeset.root:
@@ -234,9 +239,12 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         print(f"  {entry.name}({params})")
         for line in entry.command.strip().splitlines():
             print(f"      {line}")
-    print(f"tag:          {the_plan.tag or '-'}")
-    print(f"image:        {the_plan.pull_reference}")
-    print(f"push to:      {the_plan.push_reference}")
+    if unresolved:
+        print(f"tag:          - (decided by the base's digest; {unresolved})")
+    else:
+        print(f"tag:          {the_plan.tag or '-'}")
+        print(f"image:        {the_plan.pull_reference}")
+        print(f"push to:      {the_plan.push_reference}")
     for warning in the_plan.warnings:
         print(f"warning:      {warning}")
     if the_plan.install.lock is not None:

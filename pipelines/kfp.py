@@ -3,14 +3,18 @@
     from mlflow_steps.pipelines.kfp import mlflow_builder, mlflow_runtime, build_and_train
 
 The components are loaded from the component specs generated from the step specs.
-MLflow credentials: attach a Secret to the train task with kfp-kubernetes
+Credentials come from Secrets through kfp-kubernetes, never from parameters: the pipeline hands
+the build task the key `netrc` of the Secret named by `index_secret` (default
+`index-credentials`, optional) as MLFLOW_STEPS_INDEX_NETRC. MLflow credentials: attach a Secret
+to the train task the same way
 (`kubernetes.use_secret_as_env(train, secret_name=..., secret_key_to_env={...})`).
 """
 
 # No `from __future__ import annotations`: kfp reads the pipeline's annotations at run time.
-from kfp import dsl
+from kfp import dsl, kubernetes
 from kfp.components import load_component_from_text
 
+from mlflow_steps.components.steps import INDEX_SECRET, INDEX_SECRET_KEY, NETRC_ENV
 from mlflow_steps.generators.kfp import component_texts
 
 
@@ -36,6 +40,7 @@ def make_pipeline(image: str = "", build_engine: str = "kaniko"):
         mlflow_entrypoint: str = "main",
         mlflow_entrypoint_args: str = "",
         context: str = ".",
+        index_secret: str = INDEX_SECRET.default,
     ) -> str:
         codeset = dsl.importer(
             artifact_uri=codeset_uri, artifact_class=dsl.Artifact, reimport=False
@@ -45,6 +50,12 @@ def make_pipeline(image: str = "", build_engine: str = "kaniko"):
             registry=registry,
             pull_registry=pull_registry,
             context=context,
+        )
+        kubernetes.use_secret_as_env(
+            build,
+            secret_name=index_secret,
+            secret_key_to_env={INDEX_SECRET_KEY: NETRC_ENV},
+            optional=True,
         )
         train = runtime(
             codeset=codeset.output,

@@ -44,6 +44,22 @@ def package_index(tmp_path_factory):
     service.stop()
 
 
+# The users of `auth_index` (htpasswd), with characters a URL must percent-encode.
+INDEX_USERS = {"alice": "al1ce/pa$$@idx", "bob": "b0b-other-token"}
+
+
+@pytest.fixture(scope="session")
+def auth_index(tmp_path_factory):
+    """The test wheelhouse behind an index that answers 401 to anonymous listings and downloads
+    (pypiserver `-P htpasswd -a download,list`)."""
+    require_tools("htpasswd")
+    service = services.start_index(
+        images.wheelhouse(), tmp_path_factory.mktemp("auth-index"), users=INDEX_USERS
+    )
+    yield service
+    service.stop()
+
+
 @pytest.fixture(scope="session")
 def base_images(registry):
     require_root()

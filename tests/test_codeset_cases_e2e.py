@@ -154,7 +154,7 @@ def test_missing_system_library_fails_the_build_before_anything_is_pushed(
     assert 'add system_packages="libgomp1"' in done.stderr
     assert not out.exists() and not Path(f"{out}.digest").exists()
     plan = mlflow_steps(
-        "inspect", str(codeset), "--registry", registry.host, "--base-image",
+        "inspect", str(codeset), "--registry", registry.host, "--insecure", "--base-image",
         base_images["debian"], "--pip-index-url", package_index.extra["url"],
     )  # fmt: skip
     tag = next(line.split()[-1] for line in plan.stdout.splitlines() if line.startswith("tag:"))

@@ -6,18 +6,21 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from ..problems import StepError
 from . import engines
 from .codeset import Codeset, load_codeset
+from .indexes import secret_files
 from .layered.assemble import Fallback, build_layered
 from .options import BuildOptions
 from .plan import InstallPlan
 from .recipe import Recipe, render
-from .registry import RegistryClient
+from .registry import PinnedBase, RegistryClient, parse_reference, resolve_base
 from .resolution import resolved_plan
 from .tag import environment_tag
 
@@ -58,24 +61,49 @@ class BuildResult:
     built: bool
 
 
-def plan(path: Path | str, options: BuildOptions) -> Plan:
-    """codeset -> environment -> install plan (resolved with `resolve`) -> recipe and tag."""
+Resolver = Callable[[str], PinnedBase]
+
+
+def base_resolver(options: BuildOptions, retries: int = 4) -> Resolver:
+    """Base image name -> PinnedBase, from the base's registry (plain http for the builder's
+    own registries when `insecure`); `retries` as RegistryClient's."""
+    hosts = {options.registry, options.pull_registry} if options.insecure else set()
+    insecure = frozenset(hosts - {""})
+
+    def pin(name: str) -> PinnedBase:
+        host = parse_reference(name).host
+        client = RegistryClient(host, insecure=host in insecure, retries=retries)
+        return resolve_base(name, insecure, client)
+
+    return pin
+
+
+def plan(path: Path | str, options: BuildOptions, pin_base: Resolver | None = None) -> Plan:
+    """codeset -> environment -> install plan (resolved with `resolve`) -> recipe and tag.
+    With `pin_base` (every image build: `base_resolver`), the base is resolved to its digest
+    first (one registry request), the recipe pulls it by that digest and the tag hashes it;
+    without, no registry is asked (the local engine, which never pulls a base)."""
     codeset = load_codeset(path, options.context)
     install = codeset.environment.install_plan(options)
     if options.resolve:
-        install = resolved_plan(install, options.build_args(), options.python_version)
+        # The resolution runs here, with the index credentials in uv's environment only.
+        install = resolved_plan(install, options.index().install_env(), options.python_version)
     if not install.builds:
         image = install.base_image
         return Plan(codeset, install, None, "", image, image)
-    recipe = render(install)
-    tag = environment_tag(install, recipe.dockerfile, options.build_args())
+    base = pin_base(install.base_image) if pin_base else None
+    recipe = render(install, base)
+    index = options.index().public()
+    tag = environment_tag(install, recipe.dockerfile, index, base.digest if base else "")
     return Plan(
         codeset, install, recipe, tag, options.push_reference(tag), options.pull_reference(tag)
     )
 
 
 def build(path: Path | str, options: BuildOptions, log: Log = stderr) -> BuildResult:
-    the_plan = plan(path, options)
+    """Resolve the base (one registry request), ask the registry for the tag (one more): a
+    cache hit ends here; else build, push and read the digest the tag names."""
+    the_plan = plan(path, options, base_resolver(options))
     if the_plan.recipe is None:
         log(f"docker_env: nothing to build, the image is {the_plan.pull_reference}")
         return BuildResult(the_plan.pull_reference, "", built=False)
@@ -127,6 +155,8 @@ def single_layer_reason(install: InstallPlan, options: BuildOptions) -> str:
 
 
 def run_build(the_plan: Plan, options: BuildOptions, log: Log) -> str:
+    """Build and push; the index settings (credentials included) reach the install step as a
+    build secret only (`indexes.secret_files`), never as a build argument."""
     assert the_plan.recipe is not None
     engine = engines.pick_engine(options.engine)
     if options.layering == "per-package":
@@ -137,14 +167,19 @@ def run_build(the_plan: Plan, options: BuildOptions, log: Log) -> str:
             except Fallback as why:
                 reason = str(why)
         log(f"layering: single, not per-package: {reason}")
-    with tempfile.TemporaryDirectory(prefix="mlflow-steps-") as tmp:
+    index = options.index()
+    with (
+        tempfile.TemporaryDirectory(prefix="mlflow-steps-") as tmp,
+        secret_files(index, engines.secrets_folder(engine)) as secrets,
+    ):
         context = the_plan.recipe.write_context(Path(tmp) / "context")
         job = engines.BuildJob(
             dockerfile=context / "Dockerfile",
             context=context,
             destination=the_plan.push_reference,
             digest_file=Path(tmp) / "digest",
-            build_args=options.build_args(),
+            secrets=secrets,
+            masked=tuple(index.secret_values()),
             insecure=options.insecure,
             verbose=options.verbose,
             compressed_caching=options.compressed_caching,
@@ -158,7 +193,7 @@ def run_job(job: engines.BuildJob, engine: str, log: Log) -> str:
     printed = ""
     for command in engines.ENGINES[engine](job):
         if job.verbose:
-            log("+ " + command.redacted(job.build_args))
+            log("+ " + command.redacted(job.masked))
         printed = run(command, job, engine)
     if job.digest_file.exists():
         return job.digest_file.read_text().strip()
@@ -166,25 +201,58 @@ def run_job(job: engines.BuildJob, engine: str, log: Log) -> str:
 
 
 def run(command: engines.Command, job: engines.BuildJob, engine: str) -> str:
+    """Run one engine command; returns its stdout when it prints the digest. With index
+    credentials in play, both output streams pass through a mask on their way out: an
+    installer that echoes a URL it cannot parse must not print the token in it."""
     env = {**os.environ, **job.build_args}
+    masked = job.masked
+    pipe = subprocess.PIPE
     try:
-        done = subprocess.run(
+        process = subprocess.Popen(
             command.argv,
             env=env,
             # The engine's log goes to stderr: stdout carries the step's output only.
-            stdout=subprocess.PIPE if command.prints_digest else STDERR,
+            stdout=pipe if (command.prints_digest or masked) else STDERR,
+            stderr=pipe if masked else None,
             text=True,
-            check=False,
+            errors="replace",
         )
     except FileNotFoundError:
         raise StepError(
             f"build engine `{engine}`: `{command.argv[0]}` is not installed here; install it "
             "or choose another engine (kaniko, buildah, podman, docker)"
         ) from None
-    if done.returncode != 0:
+    kept: list[str] = []
+    relays = [
+        threading.Thread(target=relay, args=(stream, sink, masked, keep))
+        for stream, sink, keep in (
+            (process.stdout, sys.stderr, kept if command.prints_digest else None),
+            (process.stderr, sys.stderr, None),
+        )
+        if stream is not None
+    ]
+    for thread in relays:
+        thread.start()
+    for thread in relays:
+        thread.join()
+    if process.wait() != 0:
         raise StepError(
-            f"build engine `{engine}` failed (exit {done.returncode}) running "
-            f"`{command.redacted(job.build_args)}`; its output above shows why. No image was "
+            f"build engine `{engine}` failed (exit {process.returncode}) running "
+            f"`{command.redacted(masked)}`; its output above shows why. No image was "
             "pushed and no output was written."
         )
-    return done.stdout or ""
+    return "".join(kept)
+
+
+def relay(stream: IO[str], sink: IO[str], masked: tuple[str, ...], keep: list[str] | None) -> None:
+    """Copy `stream` line by line, each `masked` value replaced by ***, into `keep` (a
+    command's captured output) or else `sink`."""
+    for line in stream:
+        for value in masked:
+            line = line.replace(value, "***")
+        if keep is not None:
+            keep.append(line)
+        else:
+            sink.write(line)
+            sink.flush()
+    stream.close()

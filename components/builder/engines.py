@@ -1,18 +1,31 @@
 """Build engines: the exact command lines that build and push the rendered recipe.
 
-Build-argument values reach buildah, podman and docker through the environment (`--build-arg
-NAME` reads `$NAME`), so index credentials never show in a command line or a log. Kaniko takes
-`NAME=VALUE`; logs redact the value.
+Build secrets (the index settings with their credentials) are files passed as `--secret
+id=ID,src=FILE`: every engine mounts such a file for the `RUN --mount=type=secret,id=ID` that
+asks for it, at /run/secrets/ID, and never writes it into a layer, the history or a label
+(buildah, podman, docker with BuildKit, and Kaniko from osscontainertools v1.27, which copies
+the file under /kaniko, a folder it never snapshots). Build arguments are only for values that
+may be seen; they are passed only when set. Their values reach buildah, podman and docker
+through the environment (`--build-arg NAME` reads `$NAME`); Kaniko takes `NAME=VALUE`.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 KANIKO_EXECUTOR = "/kaniko/executor"
+# Where the builder writes build secrets for Kaniko: Kaniko builds in its own root filesystem
+# and snapshots all of it except /kaniko (and mount points).
+KANIKO_DIR = "/kaniko"
+
+
+def secrets_folder(engine: str) -> str | None:
+    """The folder for build-secret files (None: the system's temporary folder)."""
+    return KANIKO_DIR if engine == "kaniko" else None
 
 
 @dataclass(frozen=True)
@@ -22,6 +35,10 @@ class BuildJob:
     destination: str
     digest_file: Path
     build_args: dict[str, str] = field(default_factory=dict)
+    # Build secret id -> file (outside the context: a docker daemon receives the whole context).
+    secrets: dict[str, Path] = field(default_factory=dict)
+    # What a logged command line must mask (index passwords).
+    masked: tuple[str, ...] = ()
     insecure: bool = False
     verbose: bool = False
     compressed_caching: bool = False
@@ -36,12 +53,26 @@ class Command:
     # docker writes no digest file: the digest is read from this command's output instead.
     prints_digest: bool = False
 
-    def redacted(self, secrets: dict[str, str]) -> str:
+    def redacted(self, secrets: Iterable[str]) -> str:
         text = " ".join(self.argv)
-        for value in secrets.values():
+        for value in sorted(secrets, key=len, reverse=True):
             if value:
                 text = text.replace(value, "***")
         return text
+
+
+def build_arg_flags(job: BuildJob, with_values: bool = False) -> list[str]:
+    """`--build-arg=NAME` (the value read from the environment) or `--build-arg=NAME=VALUE`,
+    for the arguments that are set only: an empty one is never passed."""
+    return [
+        f"--build-arg={name}={value}" if with_values else f"--build-arg={name}"
+        for name, value in sorted(job.build_args.items())
+        if value
+    ]
+
+
+def secret_flags(job: BuildJob) -> list[str]:
+    return [f"--secret=id={name},src={path}" for name, path in sorted(job.secrets.items())]
 
 
 def kaniko(job: BuildJob) -> list[Command]:
@@ -56,7 +87,7 @@ def kaniko(job: BuildJob) -> list[Command]:
         "--reproducible",
         f"--verbosity={'debug' if job.verbose else 'info'}",
     ]
-    argv += [f"--build-arg={name}={value}" for name, value in sorted(job.build_args.items())]
+    argv += build_arg_flags(job, with_values=True) + secret_flags(job)
     if job.insecure:
         argv += ["--insecure", "--insecure-pull", "--skip-tls-verify", "--skip-tls-verify-pull"]
     return [Command(argv)]
@@ -85,7 +116,7 @@ def containers_build(program: str, job: BuildJob, tag: str) -> list[str]:
         argv.append("--log-level=debug")
     argv += ["build", tls_verify(job), "--format=oci", f"--file={job.dockerfile}", f"--tag={tag}"]
     argv.append(f"--timestamp={job.timestamp}")
-    argv += [f"--build-arg={name}" for name in sorted(job.build_args)]
+    argv += build_arg_flags(job) + secret_flags(job)
     argv.append(str(job.context))
     return argv
 
@@ -96,7 +127,7 @@ def tls_verify(job: BuildJob) -> str:
 
 def docker(job: BuildJob) -> list[Command]:
     build = ["docker", "build", f"--file={job.dockerfile}", f"--tag={job.destination}"]
-    build += [f"--build-arg={name}" for name in sorted(job.build_args)]
+    build += build_arg_flags(job) + secret_flags(job)
     build.append(f"--build-arg=SOURCE_DATE_EPOCH={job.timestamp}")  # BuildKit 0.11+
     build.append(str(job.context))
     inspect = [

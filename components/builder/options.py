@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from .indexes import IndexSettings, index_settings
 from .step import DEFAULT_PYTHON_VERSION
 
 DEFAULT_MINICONDA_VERSION = "4.10.3"
@@ -38,22 +41,15 @@ class BuildOptions:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in names})
 
-    def build_args(self) -> dict[str, str]:
-        """Build arguments: index settings reach the install step, never the final image."""
-        return index_build_args(self.pip_index_url, self.pip_extra_index_url, self.pip_trusted_host)
+    def index(self, environ: Mapping[str, str] = os.environ) -> IndexSettings:
+        """The pip_* inputs split into URLs (seen by the tag) and credentials (the install
+        step's only): see `indexes.py`."""
+        return index_settings(
+            self.pip_index_url, self.pip_extra_index_url, self.pip_trusted_host, environ
+        )
 
     def push_reference(self, tag: str) -> str:
         return f"{self.registry}/{self.repository}:{tag}"
 
     def pull_reference(self, tag: str) -> str:
         return f"{self.pull_registry or self.registry}/{self.repository}:{tag}"
-
-
-def index_build_args(index_url: str, extra_index_url: str, trusted_host: str) -> dict[str, str]:
-    """The package index settings as build arguments (PIP_*), the empty ones left out."""
-    args = {
-        "PIP_INDEX_URL": index_url,
-        "PIP_EXTRA_INDEX_URL": extra_index_url,
-        "PIP_TRUSTED_HOST": trusted_host,
-    }
-    return {k: v for k, v in args.items() if v}

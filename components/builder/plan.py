@@ -39,8 +39,13 @@ DEFAULT_PIP_BASE = "python:3.6.13"
 DEBIAN_PACKAGE = re.compile(r"[a-z0-9][a-z0-9+.-]+(=[A-Za-z0-9.+~:-]+)?")
 # The runtime step's spec is read by the generators on the host; it never ships in an image.
 HOST_ONLY_RUNTIME_FILES = ("step.py",)
-VENV_SCRIPTS = ("install-python-env.sh", "compile-bytecode.py", "check-libraries.py")
-CONDA_SCRIPTS = ("install-conda-env.sh", "check-libraries.py")
+VENV_SCRIPTS = (
+    "install-python-env.sh",
+    "index-settings.sh",
+    "compile-bytecode.py",
+    "check-libraries.py",
+)
+CONDA_SCRIPTS = ("install-conda-env.sh", "index-settings.sh", "check-libraries.py")
 
 
 @dataclass(frozen=True)

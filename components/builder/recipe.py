@@ -4,9 +4,13 @@ Used by buildah, podman, docker and Kaniko; it reads only the `InstallPlan` (`pl
 Layer order, for caching: the environment files are copied and installed first; the install
 step deletes its own files, installer and caches in the same RUN (buildah commits a stage as
 one layer and Kaniko runs with --single-snapshot, so nothing of them reaches the image); the
-runtime step's module comes next; labels go last. One stage: with vfs storage, a second stage
-(FROM + COPY --from) cost 12 s of a 47 s build here. The project's code is never copied: it
-is mounted at /project when the step runs.
+runtime step's module comes next; labels go last. The FROM line pulls the base by the digest
+it was resolved to (the tag hashes that digest), and the OCI labels
+org.opencontainers.image.base.name / .base.digest say which base that was. Index settings,
+credentials included, reach the install step as the build secret `mlflow-steps-index` only
+(RUN --mount=type=secret): no build argument, so nothing of them in the history. One stage:
+with vfs storage, a second stage (FROM + COPY --from) cost 12 s of a 47 s build here. The
+project's code is never copied: it is mounted at /project when the step runs.
 """
 
 from __future__ import annotations
@@ -17,12 +21,13 @@ from pathlib import Path
 
 from mlflow_steps import __version__
 
+from .indexes import SECRET_ID
 from .plan import LOCK_FILE, LOCK_IN_IMAGE, RUNTIME, STAGING, InstallPlan, find_uv
+from .registry import PinnedBase
 
 STAGING_DIR = "/tmp/mlflow-steps"
 VENV = "/opt/mlflow-env"
 RUNTIME_DIR = "/opt/mlflow-steps/mlflow_steps_runtime"
-BUILD_ARGS = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST")
 
 
 @dataclass
@@ -55,31 +60,32 @@ def write_files(files: dict[str, bytes], directory: Path, with_uv: bool) -> None
             shutil.copy2(uv, directory / STAGING / "uv")
 
 
-def render(plan: InstallPlan) -> Recipe:
-    """The Dockerfile of a plan that builds (`installer` venv, conda or runtime)."""
+def render(plan: InstallPlan, base: PinnedBase | None = None) -> Recipe:
+    """The Dockerfile of a plan that builds (`installer` venv, conda or runtime), FROM `base`
+    pinned by digest when given (image builds), else FROM the base as named (the local engine,
+    which never pulls it)."""
     if not plan.builds:
         raise ValueError(f"{plan.kind} environments are not built")
     if plan.installer == "runtime":
-        return render_runtime_only(plan)
+        return render_runtime_only(plan, base)
     venv = plan.installer == "venv"
     steps = [
         header(plan),
-        from_step(plan.base_image),
-        build_args_step(),
+        from_step(base.pinned if base else plan.base_image),
         install_step(*system_packages_install(plan), environment_install(plan)),
         runtime_step(),
         lock_step(plan),
-        finish_step(plan, f"{VENV}/bin:$PATH" if venv else None),
+        finish_step(plan, f"{VENV}/bin:$PATH" if venv else None, base),
     ]
     return Recipe(plan.base_image, join(steps), dict(plan.files), needs_uv=venv)
 
 
-def render_runtime_only(plan: InstallPlan) -> Recipe:
+def render_runtime_only(plan: InstallPlan, base: PinnedBase | None = None) -> Recipe:
     """docker_env: the codeset's image, its `python` checked for MLflow, plus the runtime step's
     module on PYTHONPATH (whatever Python the image has, venv or not)."""
     steps = [
         header(plan),
-        from_step(plan.base_image),
+        from_step(base.pinned if base else plan.base_image),
         runtime_step(),
         [
             "# The runtime step runs `python -m mlflow_steps_runtime`: the image's python must "
@@ -90,7 +96,7 @@ def render_runtime_only(plan: InstallPlan) -> Recipe:
             'conda.yaml or requirements.txt instead" >&2; exit 1; }',
             "ENV PYTHONPATH=/opt/mlflow-steps${PYTHONPATH:+:${PYTHONPATH}}",
         ],
-        finish_step(plan, None),
+        finish_step(plan, None, base),
     ]
     return Recipe(plan.base_image, join(steps), dict(plan.files))
 
@@ -109,12 +115,6 @@ def from_step(base: str, stage: str | None = None) -> list[str]:
     return [f"FROM {base}" + (f" AS {stage}" if stage else "")]
 
 
-def build_args_step() -> list[str]:
-    return ["# Index settings are build arguments: used by the install step, not kept."] + [
-        f"ARG {name}" for name in BUILD_ARGS
-    ]
-
-
 def install_step(*scripts: list[str]) -> list[str]:
     """One RUN for every install script (system packages, then the environment): one layer,
     and the staging folder and package lists never reach the image."""
@@ -122,7 +122,8 @@ def install_step(*scripts: list[str]) -> list[str]:
     return [
         "# Environment files first: a change to the project's code never invalidates this layer.",
         f"COPY {STAGING}/ {STAGING_DIR}/",
-        "RUN " + " \\\n && ".join(commands),
+        "# Index settings, credentials included: a build secret mounted for this RUN only.",
+        f"RUN --mount=type=secret,id={SECRET_ID} " + " \\\n && ".join(commands),
     ]
 
 
@@ -155,14 +156,22 @@ def lock_step(plan: InstallPlan) -> list[str]:
     ]
 
 
-def finish_step(plan: InstallPlan, path: str | None) -> list[str]:
+def finish_step(plan: InstallPlan, path: str | None, base: PinnedBase | None = None) -> list[str]:
     lines = []
     if path:
         lines.append(f"ENV VIRTUAL_ENV={VENV} PATH={path}")
+    labels = [
+        f'io.github.mlflow-steps.version="{__version__}"',
+        f'io.github.mlflow-steps.environment-kind="{plan.kind}"',
+    ]
+    if base:
+        labels += [
+            f'org.opencontainers.image.base.name="{base.name}"',
+            f'org.opencontainers.image.base.digest="{base.digest}"',
+        ]
     lines += [
         "WORKDIR /project",
-        f'LABEL io.github.mlflow-steps.version="{__version__}" '
-        f'io.github.mlflow-steps.environment-kind="{plan.kind}"',
+        "LABEL " + " \\\n      ".join(labels),
         'ENTRYPOINT ["python", "-m", "mlflow_steps_runtime"]',
     ]
     return lines

@@ -1,4 +1,5 @@
 """Ask a registry whether it holds one tag: a single manifest HEAD over the OCI distribution API.
+The same request resolves a base image's tag to the digest the build is pinned to.
 
 Auth follows the registry's challenge: anonymous first; on 401 `Basic`, the credentials of the
 docker `config.json` (as Kaniko and buildah read it); on 401 `Bearer`, a token from the realm
@@ -31,6 +32,9 @@ MANIFEST_TYPES = ", ".join(
     ]
 )
 RETRY_STATUSES = (429, 500, 502, 503, 504)
+# docker config.json keys Docker Hub by its old index name; its API host is registry-1.docker.io.
+DOCKER_HUB_KEYS = {"index.docker.io", "docker.io", "registry-1.docker.io"}
+ALIASES = {key: DOCKER_HUB_KEYS for key in DOCKER_HUB_KEYS}
 
 
 def auth_files() -> list[Path]:
@@ -54,7 +58,8 @@ def credentials_for(host: str, files: list[Path] | None = None) -> tuple[str, st
         except (OSError, ValueError):
             continue
         for key, entry in auths.items():
-            if re.sub(r"^https?://", "", key).split("/")[0] != host or not isinstance(entry, dict):
+            entry_host = re.sub(r"^https?://", "", key).split("/")[0]
+            if host not in ALIASES.get(entry_host, {entry_host}) or not isinstance(entry, dict):
                 continue
             if entry.get("username") and entry.get("password"):
                 return entry["username"], entry["password"]
@@ -186,3 +191,100 @@ class RegistryClient:
                 "is failing or rate limiting, try again later"
             )
         return f"registry {self.host}: unexpected HTTP {status} for {repository}"
+
+
+# --- base images --------------------------------------------------------------------------------
+
+DOCKER_HUB = "docker.io"
+DOCKER_HUB_API = "registry-1.docker.io"
+DIGEST = re.compile(r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-fA-F0-9]{32,}$")
+
+
+@dataclass(frozen=True)
+class ImageReference:
+    """An image reference, normalised as docker and containers/image do: `python:3.11` is
+    docker.io/library/python:3.11. `tag` defaults to `latest` when no digest is given."""
+
+    name: str  # as given
+    host: str  # the registry's API host (registry-1.docker.io for docker.io)
+    repository: str
+    tag: str
+    digest: str
+
+    @property
+    def repository_name(self) -> str:
+        """`host/repository` as the FROM line writes it (docker.io names kept short)."""
+        host = DOCKER_HUB if self.host == DOCKER_HUB_API else self.host
+        return f"{host}/{self.repository}"
+
+    def pinned(self, digest: str) -> str:
+        """`host/repository@digest`: what FROM pulls, whatever the tag names later."""
+        return f"{self.repository_name}@{digest}"
+
+
+class BaseImageError(StepError):
+    """A base image that cannot be resolved to a digest (the message names it)."""
+
+
+@dataclass(frozen=True)
+class PinnedBase:
+    """A base image as named (`name`, for the OCI label base.name), the manifest digest its
+    reference named when resolved (`digest`), and the reference FROM pulls (`pinned`)."""
+
+    name: str
+    digest: str
+    pinned: str
+
+
+def parse_reference(name: str) -> ImageReference:
+    """Docker's reference grammar (distribution/reference, normalised); errors name the
+    reference and say what is expected."""
+    text = name.strip()
+    rest, _, digest = text.partition("@")
+    if digest and not DIGEST.match(digest):
+        raise StepError(f"base image {name!r}: `{digest}` is not a digest (sha256:<64 hex>)")
+    first, slash, remainder = rest.partition("/")
+    if slash and ("." in first or ":" in first or first == "localhost"):
+        host, path = first, remainder
+    else:
+        host, path = DOCKER_HUB, rest
+    path, colon, tag = path.rpartition(":") if ":" in path.rpartition("/")[2] else (path, "", "")
+    if not path or path != path.lower() or not re.fullmatch(r"[a-z0-9._/-]+", path):
+        raise StepError(
+            f"base image {name!r} is not an image reference; expected e.g. python:3.11, "
+            "registry.example.com/team/base:1.0 or name@sha256:<digest>"
+        )
+    if host == DOCKER_HUB:
+        host = DOCKER_HUB_API
+        if "/" not in path:
+            path = f"library/{path}"
+    return ImageReference(text, host, path, tag if colon else ("" if digest else "latest"), digest)
+
+
+def resolve_base(
+    name: str, insecure_hosts: frozenset[str] = frozenset(), client: RegistryClient | None = None
+) -> PinnedBase:
+    """A base image pinned: the digest it was given by (no request), else the one its tag
+    names now, from one manifest HEAD (plus the auth round-trip a registry may ask for). Plain
+    http only for `insecure_hosts`. Any failure is a StepError naming the base."""
+    reference = parse_reference(name)
+    if reference.digest:
+        return PinnedBase(name, reference.digest, reference.pinned(reference.digest))
+    if client is None:
+        client = RegistryClient(reference.host, insecure=reference.host in insecure_hosts)
+    try:
+        digest = client.manifest_digest(reference.repository, reference.tag)
+    except StepError as exc:
+        raise BaseImageError(f"base image {name}: {exc}") from None
+    if digest is None:
+        raise BaseImageError(
+            f"base image {name}: {reference.host} has no {reference.repository}:{reference.tag}; "
+            "check base_image (or python_version / miniconda_version, which name the default "
+            "bases) and that the image was pushed"
+        )
+    if not digest:
+        raise BaseImageError(
+            f"base image {name}: {reference.host} answered without a Docker-Content-Digest; "
+            "give the base by digest instead (name@sha256:...)"
+        )
+    return PinnedBase(name, digest, reference.pinned(digest))

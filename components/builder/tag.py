@@ -3,9 +3,11 @@
 Hashed, as canonical JSON (sorted keys, no whitespace), so the tag is the same on every machine
 and Python version: the builder's version, the environment's normal form (see
 `requirements.py` and `environments.py`) with the env manager of a conda.yaml, the Dockerfile
-rendered from the plan, the SHA-256 of every file the plan ships, the base image and the build
-arguments. The project's code is not hashed: it is mounted at run time. The uv binary that
-speeds installs up is not hashed either.
+rendered from the plan (its FROM line pinned to the base's digest), the SHA-256 of every file
+the plan ships, the base image as named and the digest it resolved to, and the index settings
+without their credentials (`IndexSettings.public`: rotating a token never changes the tag).
+The project's code is not hashed: it is mounted at run time. The uv binary that speeds installs
+up is not hashed either.
 """
 
 from __future__ import annotations
@@ -22,9 +24,12 @@ from .plan import InstallPlan
 TAG_LENGTH = 24
 
 
-def environment_tag(plan: InstallPlan, dockerfile: str, build_args: Mapping[str, str]) -> str:
-    """24 hex digits of SHA-256 over the plan, `dockerfile` (rendered from it) and the index
-    settings (`build_args`)."""
+def environment_tag(
+    plan: InstallPlan, dockerfile: str, index: Mapping[str, str], base_digest: str = ""
+) -> str:
+    """24 hex digits of SHA-256 over the plan, `dockerfile` (rendered from it), the public
+    index settings (`index`: PIP_* without user information) and the base's manifest digest
+    ("" where no base is pulled: the local engine)."""
     environment = dict(plan.environment)
     payload: dict[str, Any] = {"builder": __version__}
     if "env_manager" in environment:  # hashed beside the environment, as before the plan
@@ -34,7 +39,8 @@ def environment_tag(plan: InstallPlan, dockerfile: str, build_args: Mapping[str,
         dockerfile=dockerfile,
         files={name: sha256(data) for name, data in sorted(plan.files.items())},
         base_image=plan.base_image,
-        build_args=dict(build_args),
+        base_digest=base_digest,
+        index=dict(index),
     )
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return sha256(text.encode())[:TAG_LENGTH]

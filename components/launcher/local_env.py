@@ -73,9 +73,12 @@ def ensure_local_env(the_plan: Plan, options: BuildOptions, log: Callable[[str],
         runtime_parent = target / "mlflow-steps"
         shutil.copytree(context / RUNTIME, runtime_parent / "mlflow_steps_runtime")
         installs = [s.name for s in install.requirement_sets]
+        # The index settings, credentials included, live in the install process's environment
+        # only: nothing is written to a file, the command line or the log.
         env = {
             **os.environ,
-            **options.build_args(),
+            **options.index().install_env(),
+            "MLFLOW_STEPS_INDEX_SECRET": "",  # no build secret here: the settings above
             "MLFLOW_STEPS_PYTHON": python,
             "MLFLOW_STEPS_RUNTIME_PARENT": str(runtime_parent),
         }
@@ -133,12 +136,13 @@ def install_packages(
 ) -> None:
     log(f"adding {', '.join(packages)} to {target} for the {scheme} tracking store")
     env = dict(os.environ)
-    if options.pip_index_url:
-        env["UV_INDEX_URL"] = options.pip_index_url
-    if options.pip_extra_index_url:
-        env["UV_EXTRA_INDEX_URL"] = options.pip_extra_index_url
-    if options.pip_trusted_host:
-        env["UV_INSECURE_HOST"] = options.pip_trusted_host
+    uv_names = {
+        "PIP_INDEX_URL": "UV_INDEX_URL",
+        "PIP_EXTRA_INDEX_URL": "UV_EXTRA_INDEX_URL",
+        "PIP_TRUSTED_HOST": "UV_INSECURE_HOST",
+    }
+    for name, value in options.index().install_env().items():
+        env[uv_names[name]] = value  # credentials in uv's environment only
     done = subprocess.run(
         ["uv", "pip", "install", "-q", "--python", python, *packages], env=env, stdout=STDERR
     )

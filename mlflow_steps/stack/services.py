@@ -138,19 +138,7 @@ def start_registry(
     port = port or free_port()
     config = REGISTRY_CONFIG.format(data=workdir / "data", port=port)
     if users:
-        htpasswd = workdir / "htpasswd"
-        htpasswd.write_text(
-            "".join(
-                subprocess.run(
-                    ["htpasswd", "-Bbn", user, password],
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                ).stdout.strip()
-                + "\n"
-                for user, password in users.items()
-            )
-        )
+        htpasswd = htpasswd_file(workdir / "htpasswd", users)
         config += HTPASSWD_AUTH.format(htpasswd=htpasswd)
     (workdir / "config.yml").write_text(config)
     log = workdir / "registry.log"
@@ -159,16 +147,37 @@ def start_registry(
     return serving(Service(host, process, log), f"http://{host}/v2/")
 
 
-def start_index(wheelhouse: Path, workdir: Path, port: int | None = None) -> Service:
+def htpasswd_file(path: Path, users: dict[str, str]) -> Path:
+    """An htpasswd file (bcrypt) for `users` ({name: password}), written by Apache's htpasswd."""
+    path.write_text(
+        "".join(
+            subprocess.run(
+                ["htpasswd", "-Bbn", user, password], capture_output=True, text=True, check=True
+            ).stdout.strip()
+            + "\n"
+            for user, password in users.items()
+        )
+    )
+    return path
+
+
+def start_index(
+    wheelhouse: Path, workdir: Path, port: int | None = None, users: dict[str, str] | None = None
+) -> Service:
     """pypiserver over `wheelhouse` (no fallback to PyPI), served by gunicorn with threads
     (pypiserver's own runner is single-threaded, unlike any real index); extra["url"] is its
-    simple index, http://HOST/simple/."""
+    simple index, http://HOST/simple/. With `users` ({name: password}; needs `htpasswd` and
+    passlib), listings and downloads require one of them (pypiserver's `-P htpasswd -a
+    download,list`): an index that answers 401 to anonymous requests."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     log = workdir / "pypiserver.log"
     argv = [sys.executable, "-m", "gunicorn", "--workers", "1", "--threads", "16"]
     argv += ["--bind", f"127.0.0.1:{port}", "mlflow_steps.stack.index_app:app"]
-    process = start(argv, log, env={**os.environ, "MLFLOW_STEPS_WHEELHOUSE": str(wheelhouse)})
+    env = {**os.environ, "MLFLOW_STEPS_WHEELHOUSE": str(wheelhouse)}
+    if users:
+        env["MLFLOW_STEPS_INDEX_HTPASSWD"] = str(htpasswd_file(workdir / "htpasswd", users))
+    process = start(argv, log, env=env)
     host = f"127.0.0.1:{port}"
     index = Service(host, process, log, {"url": f"http://{host}/simple/"})
     return serving(index, f"http://{host}/simple/", timeout=60)

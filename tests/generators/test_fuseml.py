@@ -1,5 +1,6 @@
 """The FuseML workflows, parsed back, are what the seed page shows, apart from the builder
-image and the builder's output name in train_mlflow_model (fixed: named as referenced)."""
+image, the builder's output name in train_mlflow_model (fixed: named as referenced) and the
+builder's `package-index` extension (the indexes' credentials, issue 14)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from mlflow_steps.generators.fuseml import files
+from mlflow_steps.generators.fuseml import INDEX_EXTENSION, files
 from tests.support.require import require
 
 SEED = Path(__file__).resolve().parents[3] / "shared" / "seed" / "fuseml-mlflow-builder.txt"
@@ -27,7 +28,7 @@ def seed_workflows() -> dict[str, dict]:
     return found
 
 
-def test_parsed_back_equals_the_seed_page_but_for_image_and_the_fixed_output():
+def test_parsed_back_equals_the_seed_page_but_for_image_output_and_index_extension():
     seed = seed_workflows()
     generated = {
         k.removesuffix(".yaml"): yaml.safe_load(yaml.safe_dump(v)) for k, v in files().items()
@@ -37,6 +38,7 @@ def test_parsed_back_equals_the_seed_page_but_for_image_and_the_fixed_output():
         for step in ours["steps"] + expected["steps"]:
             if step["name"] == "builder":
                 step["image"] = "<builder image>"
+        assert ours["steps"][0].pop("extensions") == [INDEX_EXTENSION]
         if name == "train_mlflow_model":
             assert expected["steps"][0]["outputs"] == [{"name": "mlflow-runtime"}]
             assert ours["steps"][0]["outputs"] == [{"name": "image"}]

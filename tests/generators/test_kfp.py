@@ -30,7 +30,8 @@ def test_example_pipeline_compiles_and_chains_the_image(tmp_path):
         check=True,
         capture_output=True,
     )
-    pipeline = yaml.safe_load(target.read_text())
+    # The pipeline, then its Kubernetes platform spec (kfp-kubernetes: the index Secret).
+    pipeline, _platform = yaml.safe_load_all(target.read_text())
     executors = pipeline["deploymentSpec"]["executors"]
     assert executors["exec-mlflow-builder"]["container"]["image"].startswith(
         "ghcr.io/mlflow-steps/mlflow-builder-"

@@ -16,13 +16,17 @@ import numpy as np
 import pytest
 import yaml
 
+from mlflow_steps.components.builder.indexes import NETRC_ENV
 from mlflow_steps.generators import catalog
+from tests.conftest import INDEX_USERS
 from tests.support import kubelet
-from tests.support.oci import registry_digest
+from tests.support.oci import pushed_image, registry_digest
 
 pytestmark = pytest.mark.e2e
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SECRET = "mlflow-credentials"
+INDEX_SECRET = "index-credentials"  # the builder's default INDEX_SECRET / index-secret
+NETRC = f"machine 127.0.0.1 login alice password {INDEX_USERS['alice']}\n"
 
 
 @pytest.fixture(scope="module")
@@ -99,29 +103,39 @@ def print_timings(log: list[kubelet.StepRun]) -> None:
 
 
 def test_tekton_tasks_build_then_train_a_codeset_two_folders_down(
-    generated, monorepo, registry, package_index, base_images, secrets, tmp_path
+    generated, monorepo, registry, auth_index, base_images, secrets, tmp_path
 ):
     """The workspace is a repository whose MLproject is at projects/wine (CONTEXT): the
-    builder reads it there, the runtime runs it there."""
+    builder reads it there, the runtime runs it there. Through an index that requires
+    credentials: they come from the Secret the builder Task names (INDEX_SECRET), and nothing
+    of them reaches the pushed image."""
     codeset = monorepo
     tasks = generated / "tekton" / "task"
     builder = load(tasks / "mlflow-builder/0.1/mlflow-builder.yaml")
     runtime = load(tasks / "mlflow-runtime/0.1/mlflow-runtime.yaml")
     repository = "tekton/trainer"
-    inputs = builder_inputs(registry, package_index, base_images, repository)
+    inputs = builder_inputs(registry, auth_index, base_images, repository)
     params = {name.upper(): value for name, value in inputs.items()}
     params["CONTEXT"] = "projects/wine"
+    index_secret = {INDEX_SECRET: {"netrc": NETRC}}
     log: list[kubelet.StepRun] = []
 
-    first = kubelet.run_task(builder, params, {"source": codeset}, {}, tmp_path / "b1", log)
+    first = kubelet.run_task(
+        builder, params, {"source": codeset}, index_secret, tmp_path / "b1", log
+    )
     assert "not in the registry: building" in log[-1].output
     image, digest = first["IMAGE_URL"], first["IMAGE_DIGEST"]
     name, _, tag = image.rpartition(":")
     assert name == f"{registry.host}/{repository}"
     assert tag and digest == registry_digest(image)
+    for name, data in pushed_image(image).items():
+        assert INDEX_USERS["alice"].encode() not in data, name
+    assert INDEX_USERS["alice"] not in log[-1].output
     pushes = manifest_puts(registry, repository)
 
-    again = kubelet.run_task(builder, params, {"source": codeset}, {}, tmp_path / "b2", log)
+    again = kubelet.run_task(
+        builder, params, {"source": codeset}, index_secret, tmp_path / "b2", log
+    )
     assert again == first and "nothing to build" in log[-1].output
     assert manifest_puts(registry, repository) == pushes  # the second run pushed nothing
 
@@ -195,18 +209,21 @@ def test_argo_templates_chain_through_output_parameters(
 
 
 def test_fuseml_workflows(
-    generated, codeset, registry, package_index, base_images, mlflow_env, tmp_path
+    generated, codeset, registry, auth_index, base_images, mlflow_env, tmp_path
 ):
+    """The builder takes the index credentials from the `package-index` extension record, as
+    the trainer takes MLflow's from theirs."""
     root = generated / "fuseml"
-    inputs = builder_inputs(registry, package_index, base_images, "fuseml/trainer")
+    inputs = builder_inputs(registry, auth_index, base_images, "fuseml/trainer")
     step_inputs = {"builder": inputs}
     extensions = {
         "mlflow-tracking": {"MLFLOW_TRACKING_URI": mlflow_env["MLFLOW_TRACKING_URI"]},
         "mlflow-store": {k: v for k, v in mlflow_env.items() if k != "MLFLOW_TRACKING_URI"},
+        "package-index": {NETRC_ENV: NETRC},
     }
     log: list[kubelet.StepRun] = []
     built = kubelet.run_fuseml(
-        load(root / "build_mlflow_env.yaml"), codeset, step_inputs, {}, tmp_path / "b", log
+        load(root / "build_mlflow_env.yaml"), codeset, step_inputs, extensions, tmp_path / "b", log
     )
     image = built["builder"]["mlflow-runtime-image"]
     assert image.startswith(f"{registry.host}/fuseml/trainer:")

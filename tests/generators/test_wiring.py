@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlflow_steps.components.builder.build import plan
+from mlflow_steps.components.builder.build import base_resolver, plan
 from mlflow_steps.components.builder.options import BuildOptions
 from mlflow_steps.generators import argo, fuseml, tekton
 from mlflow_steps.generators.catalog import GenerateOptions, kfp_files
@@ -52,10 +52,17 @@ def codeset(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def cached_image(registry, codeset) -> str:
+def base(registry) -> str:
+    """A base image in the local registry (its tag resolves to a digest, as every build's)."""
+    push_tiny_image(registry.host, "wiring/base", ["1"])
+    return f"{registry.host}/wiring/base:1"
+
+
+@pytest.fixture
+def cached_image(registry, codeset, base) -> str:
     """The image the builder would build is already in the registry: expect this reference."""
-    options = BuildOptions(registry=registry.host, pull_registry="", insecure=True)
-    the_plan = plan(codeset, options)
+    options = BuildOptions(registry=registry.host, pull_registry="", insecure=True, base_image=base)
+    the_plan = plan(codeset, options, base_resolver(options))
     push_tiny_image(registry.host, options.repository, [the_plan.tag])
     return the_plan.pull_reference
 
@@ -118,15 +125,15 @@ def tekton_run(task: dict, params: dict[str, str], workspaces: dict[str, str], t
     (step,) = spec["steps"]
     sub = lambda v: substitute(v, table, r"\$\(([^)]+)\)")  # noqa: E731
     argv = [sub(a) for a in step["command"] + step.get("args", [])]
-    env = {e["name"]: sub(e["value"]) for e in step.get("env", [])}
+    env = {e["name"]: sub(e["value"]) for e in step.get("env", []) if "value" in e}
     return run_step(argv, env, Path(sub(step["workingDir"])), tmp_path), results
 
 
-def test_tekton_builder_task(registry, codeset, cached_image, tmp_path):
+def test_tekton_builder_task(registry, codeset, base, cached_image, tmp_path):
     task = tekton.builder_task(tekton.TektonOptions())
     done, results = tekton_run(
         task,
-        {"REGISTRY": registry.host, "PULL_REGISTRY": "", "INSECURE": "true"},
+        {"REGISTRY": registry.host, "PULL_REGISTRY": "", "INSECURE": "true", "BASE_IMAGE": base},
         {"source": str(codeset), "dockerconfig": ""},
         tmp_path,
     )
@@ -167,7 +174,7 @@ def argo_run(template: dict, params: dict[str, str], codeset: Path, tmp_path: Pa
         return str(codeset) if value == template["inputs"]["artifacts"][0]["path"] else value
 
     argv = [sub(a) for a in container["command"] + container["args"]]
-    env = {e["name"]: sub(e["value"]) for e in container["env"]}
+    env = {e["name"]: sub(e["value"]) for e in container["env"] if "value" in e}
     outputs = {
         p["name"]: Path(sub(p["valueFrom"]["path"])) for p in template["outputs"]["parameters"]
     }
@@ -179,10 +186,10 @@ def argo_template(name: str) -> dict:
     return next(t for t in templates if t["name"] == name)
 
 
-def test_argo_builder_template(registry, codeset, cached_image, tmp_path):
+def test_argo_builder_template(registry, codeset, base, cached_image, tmp_path):
     done, outputs = argo_run(
         argo_template("mlflow-builder"),
-        {"registry": registry.host, "pull-registry": "", "insecure": "true"},
+        {"registry": registry.host, "pull-registry": "", "insecure": "true", "base-image": base},
         codeset,
         tmp_path,
     )
@@ -206,7 +213,7 @@ def test_argo_runtime_template(codeset, tmp_path):
 
 
 def kfp_run(component: str, params: dict[str, str], codeset: Path, tmp_path: Path):
-    pipeline = yaml.safe_load(kfp_files(GenerateOptions())["mlflow-build-and-train.yaml"])
+    pipeline = next(yaml.safe_load_all(kfp_files(GenerateOptions())["mlflow-build-and-train.yaml"]))
     container = pipeline["deploymentSpec"]["executors"][f"exec-{component}"]["container"]
     interface = pipeline["components"][f"comp-{component}"]
     table = {
@@ -226,10 +233,10 @@ def kfp_run(component: str, params: dict[str, str], codeset: Path, tmp_path: Pat
     return run_step(argv, {}, codeset, tmp_path), outputs
 
 
-def test_kfp_builder_component(registry, codeset, cached_image, tmp_path):
+def test_kfp_builder_component(registry, codeset, base, cached_image, tmp_path):
     done, outputs = kfp_run(
         "mlflow-builder",
-        {"registry": registry.host, "pull_registry": "", "insecure": "true"},
+        {"registry": registry.host, "pull_registry": "", "insecure": "true", "base_image": base},
         codeset,
         tmp_path,
     )
@@ -254,7 +261,7 @@ def entrypoint(dockerfile_text: str) -> list[str]:
     return json.loads(line.removeprefix("ENTRYPOINT "))
 
 
-def test_fuseml_builder_step(registry, codeset, cached_image, tmp_path):
+def test_fuseml_builder_step(registry, codeset, base, cached_image, tmp_path):
     workflow = fuseml.files()["train_mlflow_model.yaml"]
     builder = workflow["steps"][0]
     assert builder["inputs"][0]["codeset"]["path"] == "/project"
@@ -265,6 +272,7 @@ def test_fuseml_builder_step(registry, codeset, cached_image, tmp_path):
         "FUSEML_REGISTRY": registry.host,
         "FUSEML_PULL_REGISTRY": "",
         "FUSEML_INSECURE": "true",
+        "FUSEML_BASE_IMAGE": base,
         "TASK_RESULT": builder["outputs"][0]["name"],
         "MLFLOW_STEPS_RESULTS_DIR": str(tmp_path / "results"),
     }

@@ -128,7 +128,11 @@ def secret_env(
     for item in env:
         if "valueFrom" in item:
             ref = item["valueFrom"]["secretKeyRef"]
-            values[item["name"]] = secrets[sub(ref["name"])][ref["key"]]
+            secret = secrets.get(sub(ref["name"]), {})
+            if ref["key"] in secret:
+                values[item["name"]] = secret[ref["key"]]
+            elif not ref.get("optional"):
+                raise AssertionError(f"secret {sub(ref['name'])} has no key {ref['key']}")
         else:
             values[item["name"]] = sub(str(item.get("value", "")))
     return values
@@ -406,6 +410,8 @@ def run_fuseml(
         for key, value in step_inputs.get(step["name"], {}).items():
             env["FUSEML_" + key.upper().replace("-", "_")] = value
         for extension in step.get("extensions", []):
+            if extension["name"] not in extensions:
+                raise AssertionError(f"{where}: no Extension Registry record {extension['name']}")
             env.update(extensions[extension["name"]])
         (output,) = step.get("outputs", [])
         results = workdir / step["name"] / "results"

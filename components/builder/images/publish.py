@@ -2,12 +2,13 @@
 them to the user's registry, pinned by digest.
 
 Each variant's build context is its Dockerfile (package data next to this module) and a
-wheel of the installed mlflow-steps (`wheel.py`); the package index settings are build
-arguments, so the build works behind a mirror or in an air-gapped cluster whose index holds
-mlflow-steps' dependencies. The images are built by the same engine code as environment
-images (`engines.py`: buildah commits straight to the registry), reproducibly (fixed
-timestamps), and their digests are read from the registry. Nothing is written to `--output`
-unless every image was pushed.
+wheel of the installed mlflow-steps (`wheel.py`); the package index settings (credentials
+included) reach pip as the build secret `mlflow-steps-index`, never as build arguments, so the
+build works behind a mirror or in an air-gapped cluster whose index holds mlflow-steps'
+dependencies, and no token is left in the images' history. The images are built by the same
+engine code as environment images (`engines.py`: buildah commits straight to the registry),
+reproducibly (fixed timestamps), and their digests are read from the registry. Nothing is
+written to `--output` unless every image was pushed.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from ...problems import StepError
 from ...runtime.outputs import write_atomically
 from .. import engines
 from ..build import run_job
-from ..options import index_build_args
+from ..indexes import IndexSettings, index_settings, secret_files
 from ..registry import RegistryClient
 from .wheel import build_wheel
 
@@ -56,10 +57,10 @@ class ImagesRequest:
 
     def build_args(self, variant: str) -> dict[str, str]:
         args = {"BASE": self.base_image, "KANIKO": self.kaniko_image if variant == "kaniko" else ""}
-        index = index_build_args(
-            self.pip_index_url, self.pip_extra_index_url, self.pip_trusted_host
-        )
-        return {**index, **{k: v for k, v in args.items() if v}}
+        return {k: v for k, v in args.items() if v}
+
+    def index(self) -> IndexSettings:
+        return index_settings(self.pip_index_url, self.pip_extra_index_url, self.pip_trusted_host)
 
 
 def dockerfile(variant: str) -> bytes:
@@ -75,7 +76,11 @@ def build_images(request: ImagesRequest, log: Callable[[str], None]) -> dict[str
         raise StepError(f"--engine {request.engine}: use buildah, podman or docker")
     client = RegistryClient(request.registry, insecure=request.insecure)
     pushed: dict[str, str] = {}
-    with tempfile.TemporaryDirectory(prefix="mlflow-steps-images-") as tmp:
+    index = request.index()
+    with (
+        tempfile.TemporaryDirectory(prefix="mlflow-steps-images-") as tmp,
+        secret_files(index) as secrets,
+    ):
         wheel = build_wheel(Path(tmp) / "wheels")
         log(f"wheel of the installed package: {wheel.name}")
         for variant in request.variants:
@@ -89,6 +94,8 @@ def build_images(request: ImagesRequest, log: Callable[[str], None]) -> dict[str
                 destination=request.reference(variant),
                 digest_file=Path(tmp) / f"{variant}.digest",
                 build_args=request.build_args(variant),
+                secrets=secrets,
+                masked=tuple(index.secret_values()),
                 insecure=request.insecure,
                 verbose=request.verbose,
                 timestamp=engines.source_date_epoch(),

@@ -96,7 +96,7 @@ def build_layered(install: InstallPlan, options: BuildOptions, tag: str, log: Lo
         base_writer = RegistryWriter(RegistryClient(base_ref.host, insecure=options.insecure))
     layers_repo = cache.cache_repository(repository)
     scripts = {name: install.files[f"{STAGING}/{name}"] for name in SCRIPTS}
-    index = index_environment(options.build_args())
+    index = index_environment(options.index().install_env())
     with Workspace(install.base_image, options.insecure, index, scripts) as space:
         clock.mark("base")
         target = space.probe()
@@ -196,7 +196,7 @@ def locked(install: InstallPlan, lines: list[str], target: Target, options: Buil
     if install.lock is not None:
         return install.lock.decode()
     try:
-        return resolve(lines, target.python_version, options.build_args()).pylock
+        return resolve(lines, target.python_version, options.index().install_env()).pylock
     except StepError as error:
         raise Fallback(f"the environment could not be resolved beforehand ({error})") from None
 

@@ -3,10 +3,8 @@
 # Usage: install-conda-env.sh ENVIRONMENT_YAML
 set -eu
 here="$(cd "$(dirname "$0")" && pwd)"
-for name in PIP_INDEX_URL PIP_EXTRA_INDEX_URL PIP_TRUSTED_HOST; do
-  eval "value=\${$name:-}"
-  if [ -z "$value" ]; then unset "$name"; fi
-done
+# Index settings (credentials included) for conda's pip: a build secret, never in the image.
+. "$here/index-settings.sh"
 conda env update --quiet --name base --file "$here/$1"
 conda clean --all --force-pkgs-dirs --yes
 rm -rf /root/.cache/pip

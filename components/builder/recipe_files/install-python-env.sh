@@ -3,7 +3,8 @@
 # Usage: install-python-env.sh VENV --compile-bytecode|--no-compile-bytecode REQUIREMENTS_FILE...
 # (files are installed in order; the script's own folder is deleted at the end)
 # uv when it runs here and supports the interpreter (3.8+), else pip. No cache is kept.
-# Index settings come from the PIP_* build arguments and are never written into the image.
+# Index settings (credentials included) come from index-settings.sh: a build secret in an image
+# build, the process environment on the local engine. Never written into the image.
 # The `local` engine runs this same script on the host, with MLFLOW_STEPS_PYTHON (interpreter)
 # and MLFLOW_STEPS_RUNTIME_PARENT (where the runtime module lives) set.
 set -eu
@@ -23,10 +24,7 @@ export UV_NO_CACHE=1  # every uv call, `uv venv` too: nothing of uv stays in the
 # Reproducible images: with SOURCE_DATE_EPOCH set, any .pyc a build backend writes is
 # hash-based (py_compile's rule), not stamped with the install time.
 export SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-0}"
-for name in PIP_INDEX_URL PIP_EXTRA_INDEX_URL PIP_TRUSTED_HOST; do
-  eval "value=\${$name:-}"
-  if [ -z "$value" ]; then unset "$name"; fi
-done
+. "$here/index-settings.sh"
 if [ -x "$here/uv" ] && "$here/uv" --version >/dev/null 2>&1 \
   && "$python" -c 'import sys; sys.exit(sys.version_info < (3, 8))'; then
   if [ -n "${PIP_INDEX_URL:-}" ]; then export UV_INDEX_URL="$PIP_INDEX_URL"; fi

@@ -11,6 +11,10 @@ from mlflow_steps.cli import main
 from tests.support.flaky import Behaviour, FlakyServer
 from tests.support.services import free_port
 
+# A base given by digest is used as is, without a registry request: these tests reach the
+# registry that is being tested.
+PINNED_BASE = "python@sha256:" + "0" * 64
+
 MAIN = "entry_points:\n  main:\n    command: python train.py\n"
 
 # (case id, files of the codeset, expected fragments of the message)
@@ -167,6 +171,8 @@ def test_unreachable_registry(tmp_path, capsys):
             "--registry",
             f"127.0.0.1:{free_port()}",
             "--insecure",
+            "--base-image",
+            PINNED_BASE,
             "--output",
             str(tmp_path / "o"),
         ],
@@ -187,6 +193,8 @@ def test_registry_requiring_auth(auth_registry, tmp_path, capsys, monkeypatch):
             "--registry",
             auth_registry.host,
             "--insecure",
+            "--base-image",
+            PINNED_BASE,
             "--output",
             str(tmp_path / "o"),
         ],
@@ -205,6 +213,8 @@ def test_registry_failing_with_5xx(tmp_path, capsys):
                 "--registry",
                 server.host,
                 "--insecure",
+                "--base-image",
+                PINNED_BASE,
                 "--output",
                 str(tmp_path / "o"),
             ],
@@ -225,6 +235,8 @@ def test_engine_not_installed(tmp_path, capsys, registry, monkeypatch):
             "--insecure",
             "--engine",
             "podman",
+            "--base-image",
+            PINNED_BASE,
             "--output",
             str(tmp_path / "o"),
         ],

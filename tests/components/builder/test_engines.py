@@ -1,19 +1,23 @@
 """Exact command lines per engine. Kaniko, docker and podman cannot run here (no cluster, no
 Docker engine, crun cannot set RLIMIT_NPROC): their argv is unit-tested; buildah runs for real
-in test_build_e2e.py."""
+in test_build_e2e.py and test_index_secrets_e2e.py. Index settings are a build secret (a file),
+never a build argument; build arguments are passed only when set."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from mlflow_steps.components.builder import engines
+from mlflow_steps.components.builder.engines import Command
 
 JOB = engines.BuildJob(
     dockerfile=Path("/ctx/Dockerfile"),
     context=Path("/ctx"),
     destination="reg.local:5000/mlflow/trainer:abc",
     digest_file=Path("/tmp/digest"),
-    build_args={"PIP_INDEX_URL": "https://u:secret@idx/simple"},
+    build_args={"BASE": "debian:12", "EMPTY": ""},
+    secrets={"mlflow-steps-index": Path("/tmp/s/mlflow-steps-index")},
+    masked=("s3cret",),
     insecure=True,
     verbose=False,
     compressed_caching=True,
@@ -32,13 +36,14 @@ def test_kaniko_argv():
         "--single-snapshot",
         "--reproducible",
         "--verbosity=info",
-        "--build-arg=PIP_INDEX_URL=https://u:secret@idx/simple",
+        "--build-arg=BASE=debian:12",
+        "--secret=id=mlflow-steps-index,src=/tmp/s/mlflow-steps-index",
         "--insecure",
         "--insecure-pull",
         "--skip-tls-verify",
         "--skip-tls-verify-pull",
     ]
-    assert "secret" not in command.redacted(JOB.build_args)
+    assert "***" in Command(["x", "--password=s3cret"]).redacted(JOB.masked)
 
 
 def test_kaniko_defaults_follow_the_seed():
@@ -58,10 +63,10 @@ def test_buildah_commits_straight_to_the_registry_with_build_arg_values_from_the
         "--file=/ctx/Dockerfile",
         "--tag=docker://reg.local:5000/mlflow/trainer:abc",
         "--timestamp=0",
-        "--build-arg=PIP_INDEX_URL",
+        "--build-arg=BASE",
+        "--secret=id=mlflow-steps-index,src=/tmp/s/mlflow-steps-index",
         "/ctx",
     ]
-    assert "secret" not in " ".join(build.argv)
 
 
 def test_buildah_verbose_and_tls():
@@ -80,7 +85,8 @@ def test_podman_argv():
         "--file=/ctx/Dockerfile",
         "--tag=reg.local:5000/mlflow/trainer:abc",
         "--timestamp=0",
-        "--build-arg=PIP_INDEX_URL",
+        "--build-arg=BASE",
+        "--secret=id=mlflow-steps-index,src=/tmp/s/mlflow-steps-index",
         "/ctx",
     ]
     assert push.argv == [
@@ -99,7 +105,8 @@ def test_docker_argv_reads_the_digest_from_inspect():
         "build",
         "--file=/ctx/Dockerfile",
         "--tag=reg.local:5000/mlflow/trainer:abc",
-        "--build-arg=PIP_INDEX_URL",
+        "--build-arg=BASE",
+        "--secret=id=mlflow-steps-index,src=/tmp/s/mlflow-steps-index",
         "--build-arg=SOURCE_DATE_EPOCH=0",
         "/ctx",
     ]
@@ -122,3 +129,16 @@ def test_the_image_timestamp_is_source_date_epoch_else_zero():
     assert engines.source_date_epoch({}) == 0
     assert engines.source_date_epoch({"SOURCE_DATE_EPOCH": "1700000000"}) == 1700000000
     assert engines.source_date_epoch({"SOURCE_DATE_EPOCH": "soon"}) == 0
+
+
+def test_no_build_argument_without_a_value_and_no_secret_without_settings():
+    job = engines.BuildJob(Path("/c/Dockerfile"), Path("/c"), "r/x:t", Path("/d"))
+    for engine in ("kaniko", "buildah", "podman", "docker"):
+        argv = " ".join(engines.ENGINES[engine](job)[0].argv)
+        assert "PIP_" not in argv and "--secret" not in argv
+        assert argv.count("--build-arg") == (1 if engine == "docker" else 0)  # SOURCE_DATE_EPOCH
+
+
+def test_kaniko_secrets_live_under_the_folder_it_never_snapshots():
+    assert engines.secrets_folder("kaniko") == "/kaniko"
+    assert engines.secrets_folder("buildah") is None

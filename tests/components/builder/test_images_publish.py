@@ -41,20 +41,27 @@ def test_the_wheel_holds_the_package_and_installs_with_pip(tmp_path):
     assert (target / "mlflow_steps" / "components" / "builder" / "step.py").exists()
 
 
-def test_references_and_build_arguments():
+def test_references_build_arguments_and_the_index_secret():
     request = publish.ImagesRequest(
-        registry="reg.example:5000", tag="1.2.3", base_image="debian:12", pip_index_url="http://i"
+        registry="reg.example:5000",
+        tag="1.2.3",
+        base_image="debian:12",
+        pip_index_url="http://u:tok@i/simple/",
     )
     assert (
         request.reference("buildah") == "reg.example:5000/mlflow-steps/mlflow-builder-buildah:1.2.3"
     )
-    assert request.build_args("buildah") == {"PIP_INDEX_URL": "http://i", "BASE": "debian:12"}
+    # Index settings are never build arguments (the history would keep them): a build secret.
+    assert request.build_args("buildah") == {"BASE": "debian:12"}
+    assert request.index().public() == {"PIP_INDEX_URL": "http://i/simple/"}
+    assert request.index().install_env() == {"PIP_INDEX_URL": "http://u:tok@i/simple/"}
     assert request.build_args("kaniko")["KANIKO"] == publish.DEFAULT_KANIKO
     assert "osscontainertools/kaniko" in publish.DEFAULT_KANIKO
     assert b"ARG KANIKO=" + publish.DEFAULT_KANIKO.encode() in publish.dockerfile("kaniko")
     for variant in publish.VARIANTS:
         text = publish.dockerfile(variant).decode()
-        assert "ARG PIP_INDEX_URL" in text and "COPY wheels/" in text
+        assert "ARG PIP_" not in text and "COPY wheels/" in text
+        assert "RUN --mount=type=secret,id=mlflow-steps-index" in text
 
 
 def test_bad_variant_or_engine_is_refused_before_anything_is_built(tmp_path):

@@ -8,11 +8,18 @@ import subprocess
 
 from mlflow_steps.components.builder.plan import recipe_file
 
+SCRIPTS = (
+    "install-python-env.sh",
+    "index-settings.sh",
+    "compile-bytecode.py",
+    "check-libraries.py",
+)
+
 
 def test_pip_fallback_installs_from_the_index_and_keeps_no_cache(package_index, tmp_path):
     staging = tmp_path / "staging"
     staging.mkdir()
-    for name in ("install-python-env.sh", "compile-bytecode.py", "check-libraries.py"):
+    for name in SCRIPTS:
         (staging / name).write_bytes(recipe_file(name))
     (staging / "requirements.txt").write_text("six==1.16.0\n")
     venv = tmp_path / "venv"
@@ -78,7 +85,7 @@ def test_bytecode_is_unchecked_hash_and_skips_test_folders(tmp_path):
 
     staging = tmp_path / "staging"
     staging.mkdir()
-    for name in ("install-python-env.sh", "compile-bytecode.py", "check-libraries.py"):
+    for name in SCRIPTS:
         (staging / name).write_bytes(recipe_file(name))
     shutil.copy2(find_uv(), staging / "uv")
     (staging / "requirements.txt").write_text(f"{tiny_wheel(tmp_path)}\n")
@@ -99,3 +106,36 @@ def test_bytecode_is_unchecked_hash_and_skips_test_folders(tmp_path):
         (next(package.glob("__pycache__/core.*.pyc"))).read_bytes()[4:8], "little"
     )
     assert flags == 1
+
+
+def test_index_settings_come_from_the_build_secret_file_on_the_pip_path(auth_index, tmp_path):
+    """The install script reads the build secret (NAME=value lines, credentials included) as an
+    image build mounts it, and pip, the path of Pythons older than 3.8, gets through an index
+    that requires them; the shell never expands the value ($$ and @ in the password)."""
+    from urllib.parse import quote
+
+    from tests.conftest import INDEX_USERS
+
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    for name in SCRIPTS:
+        (staging / name).write_bytes(recipe_file(name))
+    (staging / "requirements.txt").write_text("six==1.17.0\n")
+    password = quote(INDEX_USERS["alice"], safe="")
+    url = auth_index.extra["url"].replace("http://", f"http://alice:{password}@")
+    secret = tmp_path / "mlflow-steps-index"
+    secret.write_text(f"PIP_INDEX_URL={url}\nPIP_TRUSTED_HOST=127.0.0.1\nOTHER=ignored\n")
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "PIP_CONFIG_FILE": "/dev/null",
+        "MLFLOW_STEPS_INDEX_SECRET": str(secret),
+    }
+    venv = tmp_path / "venv"
+    argv = ["sh", str(staging / "install-python-env.sh"), str(venv), "--no-compile-bytecode"]
+    done = subprocess.run([*argv, "requirements.txt"], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "installing with pip" in done.stdout
+    assert (next(venv.glob("lib/python3*/site-packages/six.py"))).exists()
+    assert INDEX_USERS["alice"] not in done.stdout + done.stderr
+    assert password not in done.stdout + done.stderr

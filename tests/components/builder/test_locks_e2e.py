@@ -125,8 +125,8 @@ def test_resolve_follows_the_index_and_without_it_the_tag_stays(
     base = base_images["debian"]
     flags = ["--mlflow-requirement", "", "--python-version", "3.11", *NO_PYC]
     where = [
-        "--registry", registry.host, "--repository", "e2e/trainer", "--base-image", base,
-        "--pip-index-url", index.extra["url"], *flags,
+        "--registry", registry.host, "--insecure", "--repository", "e2e/trainer",
+        "--base-image", base, "--pip-index-url", index.extra["url"], *flags,
     ]  # fmt: skip
 
     def inspect(*extra: str) -> tuple[str, str]:

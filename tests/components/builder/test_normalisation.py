@@ -10,6 +10,7 @@ import pytest
 from mlflow_steps.components.builder.codeset import load_codeset
 from mlflow_steps.components.builder.options import BuildOptions
 from mlflow_steps.components.builder.recipe import render
+from mlflow_steps.components.builder.registry import PinnedBase
 from mlflow_steps.components.builder.tag import environment_tag
 
 MLPROJECT = "name: t\nentry_points:\n  main:\n    command: python train.py\n"
@@ -26,7 +27,7 @@ def tag_of(tmp_path: Path, name: str, text: str, options: BuildOptions | None = 
 
 def tag_for(env, options: BuildOptions) -> str:
     install = env.install_plan(options)
-    return environment_tag(install, render(install).dockerfile, options.build_args())
+    return environment_tag(install, render(install).dockerfile, options.index().public())
 
 
 REQ_EQUAL = [
@@ -128,6 +129,33 @@ def test_included_requirements_file_is_part_of_the_tag(tmp_path):
     (root / "base.txt").write_text("numpy==1.26.3\n")
     env = load_codeset(root).environment
     assert tag_for(env, BuildOptions()) != first
+
+
+def test_index_credentials_never_change_the_tag(tmp_path, monkeypatch):
+    """Rotating a token keeps every tag: only the URL without user information is hashed."""
+    monkeypatch.setenv("NETRC", str(tmp_path / "none"))
+    text = "six\n"
+    plain = tag_of(tmp_path, "requirements.txt", text, BuildOptions(pip_index_url="http://i/s/"))
+    for url in ("http://alice:one@i/s/", "http://bob:two@i/s/"):
+        options = BuildOptions(pip_index_url=url)
+        assert tag_of(tmp_path, "requirements.txt", text, options) == plain
+    monkeypatch.setenv("MLFLOW_STEPS_INDEX_NETRC", "machine i login carol password three")
+    assert tag_of(
+        tmp_path, "requirements.txt", text, BuildOptions(pip_index_url="http://i/s/")
+    ) == (plain)
+
+
+def test_the_base_digest_is_part_of_the_tag(tmp_path):
+    root = tmp_path / "base"
+    root.mkdir()
+    (root / "MLproject").write_text(MLPROJECT)
+    (root / "requirements.txt").write_text("six\n")
+    install = load_codeset(root).environment.install_plan(BuildOptions())
+    tags = set()
+    for digest in ("sha256:" + "1" * 64, "sha256:" + "2" * 64):
+        base = PinnedBase("python:3.6.13", digest, f"docker.io/library/python@{digest}")
+        tags.add(environment_tag(install, render(install, base).dockerfile, {}, digest))
+    assert len(tags) == 2
 
 
 def test_build_inputs_change_the_tag_but_registry_names_do_not(tmp_path):

@@ -9,7 +9,12 @@ import time
 
 import pytest
 
-from mlflow_steps.components.builder.registry import RegistryClient, credentials_for
+from mlflow_steps.components.builder.registry import (
+    RegistryClient,
+    credentials_for,
+    parse_reference,
+    resolve_base,
+)
 from mlflow_steps.components.problems import StepError
 from tests.support.flaky import Behaviour, FlakyServer
 from tests.support.oci import push_tiny_image
@@ -124,3 +129,57 @@ def test_bearer_token_flow_uses_docker_config_credentials():
         with pytest.raises(StepError, match="refused the credentials"):
             client(server.host, credentials=("bob", "bad")).manifest_digest("x", "t")
     assert behaviour.requests[1].startswith("GET /token?service=flaky&scope=repository")
+
+
+# --- base images ----------------------------------------------------------------------------
+
+
+def test_base_tag_resolves_to_its_digest_with_one_head_request(registry):
+    digest = push_tiny_image(registry.host, "base/tiny", ["1.0"])
+    before = len(registry.requests_seen())
+    base = resolve_base(f"{registry.host}/base/tiny:1.0", frozenset({registry.host}))
+    time.sleep(0.2)  # the registry writes its access log after answering
+    assert base.digest == digest and base.name == f"{registry.host}/base/tiny:1.0"
+    assert base.pinned == f"{registry.host}/base/tiny@{digest}"
+    assert registry.requests_seen()[before:] == ["HEAD /v2/base/tiny/manifests/1.0"]
+
+
+def test_base_given_by_digest_is_used_as_is_without_a_request(registry):
+    digest = "sha256:" + "ab" * 32
+    before = len(registry.requests_seen())
+    base = resolve_base(f"{registry.host}/base/absent@{digest}")
+    time.sleep(0.2)
+    assert base.digest == digest and base.pinned == f"{registry.host}/base/absent@{digest}"
+    assert registry.requests_seen()[before:] == []
+
+
+def test_a_base_that_cannot_be_resolved_is_an_error_naming_it(registry):
+    missing = f"{registry.host}/base/missing:1"
+    with pytest.raises(StepError, match=f"base image {missing}: .* has no base/missing:1"):
+        resolve_base(missing, frozenset({registry.host}))
+    port = free_port()
+    with pytest.raises(StepError, match=f"base image 127.0.0.1:{port}/x:1: registry .*connect"):
+        resolve_base(
+            f"127.0.0.1:{port}/x:1",
+            client=RegistryClient(f"127.0.0.1:{port}", insecure=True, retries=0, backoff=0.01),
+        )
+    with pytest.raises(StepError, match="is not an image reference"):
+        parse_reference("Python:3.11")
+
+
+def test_references_are_normalised_as_docker_does():
+    hub = parse_reference("python:3.11")
+    assert (hub.host, hub.repository, hub.tag) == ("registry-1.docker.io", "library/python", "3.11")
+    assert hub.pinned("sha256:0") == "docker.io/library/python@sha256:0"
+    conda = parse_reference("continuumio/miniconda3")
+    assert (conda.repository, conda.tag) == ("continuumio/miniconda3", "latest")
+    local = parse_reference("localhost:5000/team/base:1@sha256:" + "0" * 64)
+    assert (local.host, local.repository, local.tag) == ("localhost:5000", "team/base", "1")
+
+
+def test_docker_hub_credentials_are_found_under_the_index_key(tmp_path):
+    path = tmp_path / "config.json"
+    entry = {"auth": base64.b64encode(b"hubuser:hubpass").decode()}
+    path.write_text(json.dumps({"auths": {"https://index.docker.io/v1/": entry}}))
+    assert credentials_for("registry-1.docker.io", [path]) == ("hubuser", "hubpass")
+    assert credentials_for("quay.io", [path]) is None
