@@ -40,7 +40,9 @@ def forms(user: str) -> list[str]:
     return [password, quote(password, safe=""), basic]
 
 
-def cli_build(codeset: Path, registry, base: str, index_url: str, out: Path, **env: str):
+def cli_build(
+    codeset: Path, registry, base: str, index_url: str, out: Path, layering="single", **env: str
+):
     """`mlflow-steps build --verbose` into secrets/trainer; no netrc but the one in `env`."""
     argv = local_build_argv(
         codeset,
@@ -52,7 +54,7 @@ def cli_build(codeset: Path, registry, base: str, index_url: str, out: Path, **e
     )
     # layering=single: the Dockerfile path, whose install RUN mounts the build secret.
     argv += ["--mlflow-requirement", "", "--compile-bytecode=false", "--verbose"]
-    argv += ["--layering=single"]
+    argv += [f"--layering={layering}"]
     environ = {k: v for k, v in BUILDAH_ENV.items() if k != NETRC_ENV}
     environ.update(NETRC=str(out.parent / "no-netrc"), **env)
     return subprocess.run(argv, capture_output=True, text=True, env=environ)
@@ -160,3 +162,24 @@ def test_a_base_that_cannot_be_resolved_fails_naming_it(registry, package_index,
     assert (
         f"base image {missing}:" in done.stderr and "has no secrets/no-such-base:1" in done.stderr
     )
+
+
+def test_per_package_layering_through_the_index_pushes_and_logs_no_credential(
+    auth_index, registry, base_images, tmp_path
+):
+    """The default layering writes the image itself; uv gets the credentials in its working
+    container only: no layer, config or log line holds them."""
+    codeset = small_codeset(tmp_path / "codeset", "six==1.16.0")
+    password = quote(USERS["alice"], safe="")
+    url = auth_index.extra["url"].replace("http://", f"http://alice:{password}@")
+    out = tmp_path / "image"
+    done = cli_build(codeset, registry, base_images["debian"], url, out, "per-package")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "layering: single" not in done.stderr  # the per-package path was taken
+    blobs = pushed_image(out.read_text())
+    assert any(b"site-packages/six.py" in data for data in blobs.values())
+    for name, data in blobs.items():
+        for secret in forms("alice"):
+            assert secret.encode() not in data, f"password found in {name}"
+    for secret in forms("alice"):
+        assert secret not in done.stdout + done.stderr
