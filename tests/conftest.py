@@ -110,13 +110,16 @@ def mlflow_env(tracking_server, s3, monkeypatch):
 
 @pytest.fixture(scope="session")
 def sklearn_build(tmp_path_factory, registry, package_index, base_images):
-    """The sklearn example (plus six==1.16.0) built once with buildah: (codeset, image)."""
+    """The sklearn example (plus six==1.16.0) built once with buildah, per-package (the
+    default layering): (codeset, image)."""
     root = tmp_path_factory.mktemp("sklearn") / "sklearn"
     shutil.copytree(EXAMPLES / "sklearn-pip", root)
     with (root / "requirements.txt").open("a") as handle:
         handle.write("six==1.16.0\n")
     out = root.parent / "image"
-    done = build_with_cli(root, registry, package_index, base_images["debian"], out)
+    done = build_with_cli(
+        root, registry, package_index, base_images["debian"], out, "--layering=per-package"
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     yield root, out.read_text(), done
     # Per-package: ~55 layers, each a full copy of the tree below it in vfs storage (tens of

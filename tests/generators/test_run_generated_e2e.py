@@ -84,6 +84,9 @@ def builder_inputs(registry, package_index, base_images, repository: str) -> dic
         "base_image": base_images["debian"],
         "pip_index_url": package_index.extra["url"],
         "storage_driver": "vfs",
+        # The runtime step pulls the image into this machine's vfs store, where a per-package
+        # image costs a full tree copy per layer; the monorepo run keeps the default.
+        "layering": "single",
     }
 
 
@@ -117,6 +120,7 @@ def test_tekton_tasks_build_then_train_a_codeset_two_folders_down(
     inputs = builder_inputs(registry, auth_index, base_images, repository)
     params = {name.upper(): value for name, value in inputs.items()}
     params["CONTEXT"] = "projects/wine"
+    del params["LAYERING"]  # the Task's default, per-package, inside the builder image
     index_secret = {INDEX_SECRET: {"netrc": NETRC}}
     log: list[kubelet.StepRun] = []
 
