@@ -1,6 +1,7 @@
 """The FuseML workflows, parsed back, are what the seed page shows, apart from the builder
-image, the builder's output name in train_mlflow_model (fixed: named as referenced) and the
-builder's `package-index` extension (the indexes' credentials, issue 14)."""
+image, the builder's output name in train_mlflow_model (fixed: named as referenced), the
+builder's `package-index` extension (the indexes' credentials, issue 14) and the `context`
+input (a codeset in a subfolder of the workspace, issue 15), passed to every step."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ def seed_workflows() -> dict[str, dict]:
     return found
 
 
-def test_parsed_back_equals_the_seed_page_but_for_image_output_and_index_extension():
+def test_parsed_back_equals_the_seed_page_but_for_image_output_index_and_context():
     seed = seed_workflows()
     generated = {
         k.removesuffix(".yaml"): yaml.safe_load(yaml.safe_dump(v)) for k, v in files().items()
@@ -39,6 +40,13 @@ def test_parsed_back_equals_the_seed_page_but_for_image_output_and_index_extensi
             if step["name"] == "builder":
                 step["image"] = "<builder image>"
         assert ours["steps"][0].pop("extensions") == [INDEX_EXTENSION]
+        (context,) = [i for i in ours["inputs"] if i["name"] == "context"]
+        assert context["default"] == "." and context["type"] == "string"
+        ours["inputs"].remove(context)
+        for step in ours["steps"]:
+            passed = {"name": "context", "value": "{{ inputs.context }}"}
+            assert passed in step["inputs"], step["name"]
+            step["inputs"].remove(passed)
         if name == "train_mlflow_model":
             assert expected["steps"][0]["outputs"] == [{"name": "mlflow-runtime"}]
             assert ours["steps"][0]["outputs"] == [{"name": "image"}]
