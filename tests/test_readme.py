@@ -33,6 +33,8 @@ OTHER_TOOLS = {
     "--single-snapshot": "Kaniko",
     "--digestfile": "podman push",
     "--from-literal": "kubectl create secret",
+    "--secret": "buildah/podman/docker build",
+    "--mount": "a Dockerfile RUN (RUN --mount=type=secret)",
     **dict.fromkeys(
         [
             "--hash",

@@ -96,7 +96,20 @@ class Workspace:
         return done.stdout
 
     def probe(self) -> Target:
-        found = json.loads(self.run("sh", "-c", FIND_PYTHON, "sh", "-c", PROBE, quiet=True))
+        """The base's Python version, machine and glibc. The answer is written to a file in the
+        container and read through the mount: `buildah run`'s stdout once came back empty
+        under load (exit 0), and a file does not depend on that pipe."""
+        answer = self.path(f"{STAGING}/probe.json")
+        self.run("sh", "-c", f'{FIND_PYTHON} > {STAGING}/probe.json', "sh", "-c", PROBE,
+                 quiet=True)  # fmt: skip
+        try:
+            found = json.loads(answer.read_text())
+        except (OSError, ValueError):
+            raise StepError(
+                f"the base image {self.base}: its Python could not be probed (python3 -c "
+                "'import platform' gave no answer); choose a base with python3, or "
+                "layering=single"
+            ) from None
         return Target(python=found["python"], machine=found["machine"], glibc=found["glibc"])
 
     def create_venv(self, venv: str) -> None:
