@@ -16,7 +16,6 @@ from ..problems import StepError
 from . import engines
 from .codeset import Codeset, load_codeset
 from .indexes import secret_files
-from .layered.assemble import Fallback, build_layered
 from .options import BuildOptions
 from .plan import InstallPlan
 from .recipe import Recipe, render
@@ -162,6 +161,9 @@ def run_build(the_plan: Plan, options: BuildOptions, log: Log) -> str:
     if options.layering == "per-package":
         reason = single_layer_reason(the_plan.install, options)
         if not reason:
+            # Imported here: a cache hit never assembles layers, and it is CLI start-up time.
+            from .layered.assemble import Fallback, build_layered
+
             try:
                 return build_layered(the_plan.install, options, the_plan.tag, log)
             except Fallback as why:
