@@ -137,7 +137,7 @@ def main() -> None:
             record("seed, full rebuild (cold)", cold_build.seed_build(
                 host, base, url, requirements, f"seed{run}/env", direct=True))  # fmt: skip
             cold_build.clean_local_storage()
-            took, _ = ours(after, host, base, url, f"single{run}/env", "--layering", "single")
+            took, single = ours(after, host, base, url, f"single{run}/env", "--layering", "single")
             record("single, rebuild (cold)", took)
             cold_build.clean_local_storage()
             took, first = ours(before, host, base, url, f"layers{run}/before")
@@ -165,7 +165,6 @@ def main() -> None:
                 f"{len(fetched)} blobs: {len(fetched & new_layers)} of the {len(new_layers)} "
                 f"new layers, {len(fetched - new_layers)} other (the config)"
             )
-            single = f"{host}/single{run}/env:{plan(after, options).tag}"
             env_layer = layer_digests(host, single)[-1]
             notes.setdefault("single: its environment layer, uploaded and pulled again", []).append(
                 f"{blob_size(host, f'single{run}/env', env_layer)} bytes"
