@@ -20,9 +20,9 @@ from .wheels import Target
 
 STAGING = "/tmp/mlflow-steps"
 PROBE = (
-    "import json, platform; libc = platform.libc_ver(); print(json.dumps({'python': "
+    "import json, platform, sys; libc = platform.libc_ver(); print(json.dumps({'python': "
     "platform.python_version(), 'machine': platform.machine(), 'glibc': libc[1] if libc[0] == "
-    "'glibc' else ''}))"
+    "'glibc' else '', 'executable': sys.executable}))"
 )
 FIND_PYTHON = 'p="$(command -v python3 || command -v python)" && exec "$p" "$@"'
 
@@ -38,6 +38,7 @@ class Workspace:
         self.scripts = scripts
         self.container = ""
         self.root = Path("/nonexistent")
+        self.python = ""  # the base's interpreter, as `probe` found it
 
     def __enter__(self) -> Workspace:
         self.container = self.buildah(
@@ -110,11 +111,12 @@ class Workspace:
                 "'import platform' gave no answer); choose a base with python3, or "
                 "layering=single"
             ) from None
+        self.python = found["executable"]
         return Target(python=found["python"], machine=found["machine"], glibc=found["glibc"])
 
     def create_venv(self, venv: str) -> None:
-        python = self.run("sh", "-c", "command -v python3 || command -v python", quiet=True)
-        self.run(f"{STAGING}/uv", "venv", "--quiet", "--python", python.strip(), venv,
+        """A venv of the interpreter `probe` found (call `probe` first)."""
+        self.run(f"{STAGING}/uv", "venv", "--quiet", "--python", self.python, venv,
                  with_index=True)  # fmt: skip
 
     def install(self, venv: str, pinned_lines: list[str]) -> None:
