@@ -14,6 +14,11 @@ from pathlib import Path
 import pytest
 
 from mlflow_steps.cli import make_parser
+from mlflow_steps.components.builder.requirements import (
+    FLAG_OPTIONS,
+    REQUIREMENT_OPTIONS,
+    VALUE_OPTIONS,
+)
 from mlflow_steps.components.builder.step import BUILDER
 from mlflow_steps.components.runtime.cli import make_parser as runtime_parser
 
@@ -35,21 +40,12 @@ OTHER_TOOLS = {
     "--from-literal": "kubectl create secret",
     "--secret": "buildah/podman/docker build",
     "--mount": "a Dockerfile RUN (RUN --mount=type=secret)",
+    # The options pip 26.3 reads in a requirements file, as requirements.py records them.
     **dict.fromkeys(
         [
-            "--hash",
-            "--index-url",
-            "--extra-index-url",
-            "--no-index",
-            "--find-links",
-            "--pre",
-            "--prefer-binary",
-            "--only-binary",
-            "--no-binary",
-            "--trusted-host",
-            "--use-feature",
-            "--all-releases",
-            "--only-final",
+            name
+            for name in [*VALUE_OPTIONS.values(), *FLAG_OPTIONS, *REQUIREMENT_OPTIONS.values()]
+            if name.startswith("--")
         ],
         "pip requirement files",
     ),
