@@ -17,11 +17,16 @@ the caller builds it as one layer and logs the reason.
 
 from __future__ import annotations
 
+import json
+import platform
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
+from functools import cache as cache_function
 from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -31,12 +36,20 @@ from mlflow_steps import __version__
 from ...problems import StepError
 from ..engines import source_date_epoch
 from ..options import BuildOptions
-from ..plan import LOCK_IN_IMAGE, MLFLOW_CONSTRAINTS, REQUIRE_HASHES, RUNTIME, STAGING, InstallPlan
+from ..plan import (
+    LOCK_IN_IMAGE,
+    MLFLOW_CONSTRAINTS,
+    REQUIRE_HASHES,
+    RUNTIME,
+    STAGING,
+    InstallPlan,
+    find_uv,
+)
 from ..recipe import RUNTIME_DIR, VENV
 from ..registry import RegistryClient
 from ..registry_push import RegistryWriter, sha256_digest
-from ..resolution import read_pylock, resolve
-from . import cache, installed
+from ..resolution import PLATFORM, read_pylock, resolve
+from . import cache, host_install, installed
 from .image import (
     ARCHITECTURES,
     OCI_CONFIG,
@@ -84,6 +97,23 @@ class Clock:
         self.last = now
 
 
+@dataclass
+class Prepared:
+    """The environment resolved for one target, its layers named and looked up."""
+
+    target: Target
+    lock: str
+    pins: list[Pin]
+    units: list[Unit]
+    reused: dict[str, Layer]
+    missing: list[Unit]  # in image order
+
+    @property
+    def in_base(self) -> list[Unit]:
+        """The missing units the builder cannot install itself."""
+        return [unit for unit in self.missing if unit.builder_identity is None]
+
+
 def build_layered(install: InstallPlan, options: BuildOptions, tag: str, log: Log) -> str:
     """Build `install` and push it as `<registry>/<repository>:<tag>`; returns the manifest
     digest. Raises Fallback (nothing pushed) or StepError."""
@@ -96,58 +126,126 @@ def build_layered(install: InstallPlan, options: BuildOptions, tag: str, log: Lo
         base_writer = RegistryWriter(RegistryClient(base_ref.host, insecure=options.insecure))
     layers_repo = cache.cache_repository(repository)
     scripts = {name: install.files[f"{STAGING}/{name}"] for name in SCRIPTS}
-    index = index_environment(options.index().install_env())
-    with Workspace(install.base_image, options.insecure, index, scripts) as space:
-        clock.mark("base")
-        target = space.probe()
-        if target.python_minor < (3, 8):
-            raise Fallback(f"the base's Python {target.python} is older than uv supports (3.8)")
-        if not target.glibc:
-            raise Fallback("the base is not glibc-based (manylinux wheels only)")
-        base = fetch_base(base_writer, base_ref, target.machine)
-        room = room_for(len(base.layers))
-        if room < GROUPS + 1:
-            raise Fallback(f"the base has {len(base.layers)} layers: no room below the limit")
-        options_lines, names = requirement_lines(install)
-        lock = locked(install, options_lines + names, target, options)
-        pins = pins_for(read_pylock(lock, "the lock"), target, requirement_names(names))
-        refuse_sdists(pins, target)
-        units = plan_units(pins, Context(target, VENV, install.compile_bytecode), room)
-        space.create_venv(VENV)
-        clock.mark("resolve")
-        reused = reuse(writer, repository, layers_repo, units)
-        missing = [unit for unit in units if unit.identity not in reused]
+    index = options.index()
+    base = fetch_base(base_writer, base_ref, platform.machine())
+    room = room_for(len(base.layers))
+    if room < GROUPS + 1:
+        raise Fallback(f"the base has {len(base.layers)} layers: no room below the limit")
+    base_key = cache.base_identity(base.digest, VENV, install.compile_bytecode, uv_version())
+    known = cache.lookup_base(writer, layers_repo, base_key)
+    options_lines, names = requirement_lines(install)
+    with ExitStack() as stack, ThreadPoolExecutor(1) as puller:
+        # (The pool is shut down, waiting for a pull in flight, before the stack removes the
+        # container.)
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mlflow-steps-layers-")))
+
+        def open_space(probe: bool) -> tuple[Workspace, Target | None]:
+            settings = index_environment(index.install_env())
+            space = stack.enter_context(
+                Workspace(install.base_image, options.insecure, settings, scripts)
+            )
+            if not probe:
+                assert known is not None
+                space.python = known.python["executable"]
+                return space, None
+            return space, space.probe()
+
+        def prepare(target: Target) -> Prepared:
+            """Resolve for `target` and look the layers up (while the base is pulled, when
+            it is)."""
+            lock = locked(install, options_lines + names, target, options)
+            pins = pins_for(read_pylock(lock, "the lock"), target, requirement_names(names))
+            refuse_sdists(pins, target)
+            minor = target.python_minor
+            pure = frozenset(
+                pin.name
+                for pin in pins
+                if host_install.can_install(pin, minor, install.compile_bytecode)
+            )
+            context = Context(target, VENV, install.compile_bytecode, pure=pure)
+            units = plan_units(pins, context, room)
+            reused = reuse(writer, repository, layers_repo, units)
+            missing = [unit for unit in units if unit.identity not in reused]
+            return Prepared(target, lock, pins, units, reused, missing)
+
+        pull = None
+        if known is None:  # the base's Python is probed while the environment is resolved
+            pull = puller.submit(open_space, True)
+            guess = Target(guess_python(base.config), platform.machine(), GUESSED_GLIBC)
+        else:
+            guess = Target(known.python["python"], known.python["machine"],
+                           known.python["glibc"])  # fmt: skip
+        check_target(guess)
+        ready = prepare(guess)
+        clock.mark("resolve and look up")
+        skeleton = None
+        if known is not None and writer.mount(repository, known.skeleton.digest, layers_repo):
+            skeleton = Layer("venv", known.skeleton, known.diff_id)
+        if pull is None and (ready.in_base or skeleton is None):
+            pull = puller.submit(open_space, known is None)
+        space = None
+        if pull is not None:
+            space, probed = pull.result()
+            clock.mark("base pulled")
+            if probed is not None and probed != guess:
+                check_target(probed)
+                again = pins_for(read_pylock(ready.lock, "the lock"), probed,
+                                 requirement_names(names))  # fmt: skip
+                if probed.python_minor != guess.python_minor or again != ready.pins:
+                    log(f"per-package layers: the base's Python is {probed.python} "
+                        f"({probed.machine}, glibc {probed.glibc}), not {guess.python}: "
+                        "resolved again")  # fmt: skip
+                    ready = prepare(probed)
+                else:
+                    ready.target = probed
+        target = ready.target
+        site = site_of(target)
+        # Once the base is pulled, uv installs every missing distribution there (faster than
+        # the builder's own installer); else the builder installs them itself (all pure).
         log(
-            f"per-package layers: {len(units)} for {len(pins)} distributions; {len(reused)} "
-            f"already in the registry (mounted), {len(missing)} to install: "
-            + (", ".join(unit.label for unit in missing) or "none")
+            f"per-package layers: {len(ready.units)} for {len(ready.pins)} distributions; "
+            f"{len(ready.reused)} already in the registry (mounted), {len(ready.missing)} to "
+            "install"
+            + (": " + ", ".join(unit.label for unit in ready.missing) if ready.missing else "")
+            + ("" if space else "; by the builder itself, the base not pulled")
         )
-        clock.mark("mount")
-        if missing:
-            pinned = [pin.requirement for unit in missing for pin in unit.pins]
-            space.install(VENV, [*options_lines, *pinned])
-        clock.mark("install")
-        major, minor = target.python_minor
-        site = f"{VENV}/lib/python{major}.{minor}/site-packages"
-        space.compile_and_check(VENV, site, install.compile_bytecode)
-        space.remove_staging()
-        clock.mark("bytecode and library check")
-        claimed, skeleton = installed.split(space.root, VENV, site, f"cpython-{major}{minor}")
-        with tempfile.TemporaryDirectory(prefix="mlflow-steps-layers-") as tmp:
-            jobs = layer_jobs(space.root, skeleton, claimed, missing, install, site, lock)
-            made = [
-                Layer(
-                    what, Descriptor(MEDIA_TYPE, blob.digest, blob.size), blob.diff_id, blob, unit
+        if space is not None:
+            pinned = [pin.requirement for unit in ready.missing for pin in unit.pins]
+            space.install(VENV, site, [*options_lines, *pinned] if pinned else [],
+                          install.compile_bytecode)  # fmt: skip
+            space.remove_staging()
+            root = space.root
+            recorded = ready.missing
+        else:
+            root = tmp / "staged"
+            compiler = scripts["compile-bytecode.py"] if install.compile_bytecode else None
+            mine = [pin for unit in ready.missing for pin in unit.pins]
+            refused = host_install.install_pure(
+                mine, root, VENV, site, target.python_minor, index, compiler
+            )
+            if refused:
+                raise Fallback(
+                    "a `none-any` wheel carries a shared library: "
+                    + ", ".join(f"{pin.name} {pin.version}" for pin in refused)
                 )
-                for (what, unit, _), blob in zip(jobs, write_all(jobs, Path(tmp)))
-            ]
-            clock.mark("layers written")
-            # Order: skeleton, runtime, the distributions (units' order), the lock.
-            by_unit = {layer.unit.identity: layer for layer in made if layer.unit}
-            own = [layer for layer in made if not layer.unit]
-            ordered = own[:2] + [by_unit.get(u.identity) or reused[u.identity] for u in units]
-            ordered.append(own[2])
-            uploaded = push_layers(writer, repository, layers_repo, ordered, target.machine)
+            recorded = [unit.by_builder() for unit in ready.missing]
+        claimed, skeleton_paths = installed.split(root, VENV, site, cache_tag(target))
+        clock.mark("installed")
+        jobs = layer_jobs(root, skeleton_paths if space else None, claimed, recorded, install,
+                          site, ready.lock)  # fmt: skip
+
+        made, uploaded = write_and_push(writer, repository, layers_repo, jobs, tmp,
+                                        target.machine)  # fmt: skip
+        clock.mark("layers written and pushed")
+        own = [layer for layer in made if not layer.unit]
+        by_unit = dict(zip([u.identity for u in ready.missing], [lay for lay in made if lay.unit]))
+        if skeleton is None:
+            skeleton = own.pop(0)
+        if space is not None and known is None:
+            remember_base(writer, repository, layers_repo, base_key, space, target, skeleton)
+        ordered = [skeleton, own[0]]
+        ordered += [by_unit.get(u.identity) or ready.reused[u.identity] for u in ready.units]
+        ordered.append(own[1])
     with ThreadPoolExecutor(PUSHERS) as pool:
         copy = lambda layer: copy_base_layer(writer, base_writer, base_ref, repository, layer)  # noqa: E731
         list(pool.map(copy, base.layers))
@@ -160,6 +258,58 @@ def build_layered(install: InstallPlan, options: BuildOptions, tag: str, log: Lo
         + ", ".join(clock.spent)
     )
     return digest
+
+
+# Before the base is probed, its glibc is taken to be Debian 12's (the resolution's platform).
+GUESSED_GLIBC = PLATFORM.rpartition("manylinux_")[2].replace("_", ".")
+
+
+def guess_python(config: dict) -> str:
+    """The base's Python before it is probed: its config's PYTHON_VERSION (the python:3.x
+    images set it), else the builder's own. The probe has the last word."""
+    for item in config.get("config", {}).get("Env") or []:
+        name, _, value = item.partition("=")
+        if name == "PYTHON_VERSION" and value.count(".") >= 1:
+            return value
+    return platform.python_version()
+
+
+def check_target(target: Target) -> None:
+    if target.python_minor < (3, 8):
+        raise Fallback(f"the base's Python {target.python} is older than uv supports (3.8)")
+    if not target.glibc:
+        raise Fallback("the base is not glibc-based (manylinux wheels only)")
+
+
+def site_of(target: Target) -> str:
+    return "{}/lib/python{}.{}/site-packages".format(VENV, *target.python_minor)
+
+
+def cache_tag(target: Target) -> str:
+    return "cpython-{}{}".format(*target.python_minor)
+
+
+def remember_base(writer: RegistryWriter, repository: str, layers_repo: str, key: str,
+                  space: Workspace, target: Target, skeleton: Layer) -> None:  # fmt: skip
+    """Record the base's Python and the skeleton layer under `key` in the layer cache."""
+    digest = skeleton.descriptor.digest
+    if writer.has_blob(layers_repo, digest) or writer.mount(layers_repo, digest, repository):
+        python = {"python": target.python, "machine": target.machine, "glibc": target.glibc,
+                  "executable": space.python}  # fmt: skip
+        cache.record(
+            writer, layers_repo, key, skeleton.descriptor, skeleton.diff_id, "venv skeleton",
+            ARCHITECTURES.get(target.machine, target.machine),
+            {cache.BASE_PYTHON: json.dumps(python, sort_keys=True)},
+        )  # fmt: skip
+
+
+@cache_function
+def uv_version() -> str:
+    """`uv --version` of the uv the workspace runs (the venv skeleton's pyvenv.cfg names it)."""
+    uv = find_uv()
+    if not uv:
+        raise StepError("per-package layering needs uv, and it is not installed here")
+    return subprocess.run([uv, "--version"], capture_output=True, text=True).stdout.strip()
 
 
 def requirement_lines(install: InstallPlan) -> tuple[list[str], list[str]]:
@@ -212,23 +362,34 @@ def refuse_sdists(pins: list[Pin], target: Target) -> None:
 
 
 def reuse(writer: RegistryWriter, repository: str, layers_repo: str, units: list[Unit]):
-    """{identity: Layer} of the units the cache holds, each mounted into `repository`."""
-    found = cache.lookup(writer, layers_repo, [unit.identity for unit in units])
-    reused = {}
-    for unit in units:
-        if unit.identity in found:
-            descriptor, diff_id = found[unit.identity]
-            if writer.mount(repository, descriptor.digest, layers_repo):
-                reused[unit.identity] = Layer(unit.label, descriptor, diff_id, unit=unit)
-    return reused
+    """{identity: Layer} of the units the cache holds (installed in the base, else by the
+    builder), each mounted into `repository`, `PUSHERS` at a time."""
+    wanted = [unit.identity for unit in units]
+    wanted += [unit.builder_identity for unit in units if unit.builder_identity]
+    found = cache.lookup(writer, layers_repo, wanted)
+
+    def one(unit: Unit) -> Layer | None:
+        for key in (unit.identity, unit.builder_identity):
+            if key in found:
+                descriptor, diff_id = found[key]
+                if writer.mount(repository, descriptor.digest, layers_repo):
+                    return Layer(unit.label, descriptor, diff_id, unit=unit)
+        return None
+
+    with ThreadPoolExecutor(PUSHERS) as pool:
+        layers = list(pool.map(one, units))
+    return {unit.identity: layer for unit, layer in zip(units, layers) if layer is not None}
 
 
 Job = tuple[str, "Unit | None", list[Entry]]
 
 
-def layer_jobs(root: Path, skeleton, claimed, missing: list[Unit], install: InstallPlan,
-               site: str, lock: str) -> list[Job]:  # fmt: skip
-    """(what, unit, entries) of each layer to write: skeleton, runtime, missing units, lock."""
+def layer_jobs(root: Path, skeleton: list[str] | None, claimed: dict[str, list[str]],
+               missing: list[Unit], install: InstallPlan, site: str,
+               lock: str) -> list[Job]:  # fmt: skip
+    """(what, unit, entries) of each layer to write, from the tree at `root`: the skeleton
+    (unless None), runtime, missing units (`claimed`: each distribution's image paths),
+    lock."""
     files = lambda paths: [Entry(path, root / path.lstrip("/")) for path in paths]  # noqa: E731
     runtime = [
         Entry(f"{RUNTIME_DIR}/{name.split('/', 1)[1]}", data=data)
@@ -236,7 +397,10 @@ def layer_jobs(root: Path, skeleton, claimed, missing: list[Unit], install: Inst
         if name.startswith(f"{RUNTIME}/")
     ]
     runtime.append(Entry(f"{site}/mlflow_steps_runtime.pth", data=b"/opt/mlflow-steps\n"))
-    jobs: list[Job] = [("venv", None, files(skeleton)), ("runtime module", None, runtime)]
+    jobs: list[Job] = []
+    if skeleton is not None:
+        jobs.append(("venv", None, files(skeleton)))
+    jobs.append(("runtime module", None, runtime))
     for unit in missing:
         paths = [path for pin in unit.pins for path in claimed.get(pin.name, [])]
         jobs.append((unit.label, unit, files(paths)))
@@ -244,45 +408,43 @@ def layer_jobs(root: Path, skeleton, claimed, missing: list[Unit], install: Inst
     return jobs
 
 
-def write_all(jobs: list[Job], folder: Path) -> list[LayerBlob]:
-    """Write every layer, two at a time (each compresses on every core)."""
-    outs = [folder / f"layer-{number}.tar.gz" for number in range(len(jobs))]
-    with ThreadPoolExecutor(2) as pool:
-        futures = [
-            pool.submit(write_layer, entries, out, source_date_epoch())
-            for (_, _, entries), out in zip(jobs, outs)
-        ]
-        return [future.result() for future in futures]
+def write_and_push(writer: RegistryWriter, repository: str, layers_repo: str, jobs: list[Job],
+                   folder: Path, machine: str) -> tuple[list[Layer], list[Layer]]:  # fmt: skip
+    """Write every layer, two at a time (each compresses on every core), and put each into the
+    repository as soon as it is written, `PUSHERS` at a time: nothing when the repository
+    holds it, a mount when the cache repository does (the builder's own small layers are the
+    same in every image), else an upload, then mounted into the cache; new distribution layers
+    are recorded in the cache. Returns (the layers, in `jobs` order; the uploaded ones)."""
 
-
-def push_layers(writer, repository: str, layers_repo: str, layers: list[Layer], machine: str):
-    """Put each layer built here into the repository: nothing when it holds it, a mount when
-    the cache repository does (the builder's own small layers are the same in every image),
-    else an upload, then mounted into the cache; record new distribution layers in the cache,
-    `PUSHERS` at a time. Returns the uploaded ones."""
-
-    def one(layer: Layer) -> bool:
-        if layer.blob is None:
-            return False
-        digest = layer.descriptor.digest
+    def one(job: Job, written) -> tuple[Layer, bool]:
+        what, unit, _ = job
+        blob = written.result()
+        layer = Layer(what, Descriptor(MEDIA_TYPE, blob.digest, blob.size), blob.diff_id,
+                      blob, unit)  # fmt: skip
+        digest = blob.digest
         sent = False
         # A distribution layer built here was not in the cache: no mount is tried for it.
         if not writer.has_blob(repository, digest) and (
-            layer.unit is not None or not writer.mount(repository, digest, layers_repo)
+            unit is not None or not writer.mount(repository, digest, layers_repo)
         ):
-            writer.upload(repository, digest, layer.blob.path)
+            writer.upload(repository, digest, blob.path)
             writer.mount(layers_repo, digest, repository)
             sent = True
-        if layer.unit is not None:
+        if unit is not None:
             cache.record(
-                writer, layers_repo, layer.unit.identity, layer.descriptor, layer.diff_id,
-                layer.what, ARCHITECTURES.get(machine, machine),
+                writer, layers_repo, unit.identity, layer.descriptor, layer.diff_id, what,
+                ARCHITECTURES.get(machine, machine),
             )  # fmt: skip
-        return sent
+        return layer, sent
 
-    with ThreadPoolExecutor(PUSHERS) as pool:
-        sent = list(pool.map(one, layers))
-    return [layer for layer, was_sent in zip(layers, sent) if was_sent]
+    with ThreadPoolExecutor(2) as writers, ThreadPoolExecutor(PUSHERS) as pushers:
+        epoch = source_date_epoch()
+        written = [
+            writers.submit(write_layer, entries, folder / f"layer-{number}.tar.gz", epoch)
+            for number, (_, _, entries) in enumerate(jobs)
+        ]
+        done = list(pushers.map(one, jobs, written))
+    return [layer for layer, _ in done], [layer for layer, sent in done if sent]
 
 
 def copy_base_layer(writer, base_writer, base_ref: Reference, repository: str, layer) -> None:

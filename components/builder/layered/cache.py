@@ -7,12 +7,21 @@ The record holds the layer's descriptor with its diff_id as an annotation (and a
 by all records); so one GET tells the builder the layer's digest, size and diff_id, and the
 registry's garbage collector keeps the blob while the record exists. A lookup that finds no
 record (or a registry that lost the blob, seen when the mount fails) means: build the layer.
+
+A base record (`base_identity`: the base's manifest digest, the venv path, the bytecode flag,
+uv's and the builder's versions) holds what the base's working container found: its Python
+(`workspace.PROBE`, as an annotation) and the venv skeleton's layer. With it, a build whose
+missing distributions the builder installs itself never pulls the base.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from mlflow_steps import __version__
 
 from ..registry_push import RegistryWriter, sha256_digest
 from .image import OCI_CONFIG, OCI_MANIFEST, Descriptor, canonical, image_manifest
@@ -21,6 +30,44 @@ from .tarlayer import MEDIA_TYPE
 CACHE_NAME = "mlflow-steps-layers"
 DIFF_ID = "io.github.mlflow-steps.diff-id"
 CONTENT = "io.github.mlflow-steps.layer"
+BASE_PYTHON = "io.github.mlflow-steps.base-python"
+
+
+@dataclass(frozen=True)
+class BaseRecord:
+    """The base's Python (`workspace.PROBE`'s answer) and its venv skeleton layer."""
+
+    python: dict
+    skeleton: Descriptor
+    diff_id: str
+
+
+def base_identity(base_digest: str, venv: str, compile_bytecode: bool, uv: str) -> str:
+    payload = {
+        "base": base_digest,
+        "venv": venv,
+        "compile_bytecode": compile_bytecode,
+        "uv": uv,
+        "builder": __version__,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def lookup_base(writer: RegistryWriter, repository: str, identity: str) -> BaseRecord | None:
+    found = writer.get_manifest(repository, identity)
+    if found is None:
+        return None
+    manifest = json.loads(found[0])
+    try:
+        layer = manifest["layers"][0]
+        python = json.loads(manifest["annotations"][BASE_PYTHON])
+        return BaseRecord(
+            python,
+            Descriptor(layer["mediaType"], layer["digest"], layer["size"]),
+            layer["annotations"][DIFF_ID],
+        )
+    except (KeyError, IndexError, ValueError):
+        return None  # not a record this builder wrote: the base is probed again
 
 
 def cache_repository(repository: str) -> str:
@@ -54,6 +101,7 @@ def record(
     diff_id: str,
     label: str,
     architecture: str,
+    annotations: dict[str, str] | None = None,
 ) -> None:
     """Keep `layer` (already in `repository`) under the tag `identity`. Every record shares
     one config (the layer's diff_id is an annotation of its descriptor), uploaded once."""
@@ -64,7 +112,9 @@ def record(
         _CONFIGS.add((repository, config_digest))
     described = Descriptor(MEDIA_TYPE, layer.digest, layer.size, {DIFF_ID: diff_id})
     manifest = image_manifest(
-        Descriptor(OCI_CONFIG, config_digest, len(config)), [described], {CONTENT: label}
+        Descriptor(OCI_CONFIG, config_digest, len(config)),
+        [described],
+        {CONTENT: label, **(annotations or {})},
     )
     writer.put_manifest(repository, identity, manifest, OCI_MANIFEST)
 

@@ -2,8 +2,9 @@
 
 A layer's identity is a SHA-256 over what decides its bytes: the distribution, its version and
 wheel hash, the Python version (major.minor: the bytecode magic and the site-packages path),
-the venv path, the bytecode flag and the builder's version. Two environments that share a
-package version share its identity, so its layer, in the registry and on every node.
+the venv path, the bytecode flag, the builder's version and who installed it (the builder
+itself for a pure-Python wheel, see `host_install`, else uv in the base). Two environments
+that share a package version share its identity, so its layer, in the registry and on every node.
 
 At most `LAYER_LIMIT` layers in all, base included (overlay mounts get slow, and some runtimes
 refuse, past ~125). When there are more distributions than room, the largest (by wheel size
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from mlflow_steps import __version__
 
@@ -35,10 +36,17 @@ GROUPS = 8
 
 @dataclass(frozen=True)
 class Unit:
-    """One layer to be: its identity (hex) and the distributions it holds."""
+    """One layer to be: its identity (hex) when installed in the base, the distributions it
+    holds, and its identity when the builder installs them itself (None: it cannot)."""
 
     identity: str
     pins: tuple[Pin, ...]
+    builder_identity: str | None = None
+
+    def by_builder(self) -> Unit:
+        """The same layer, installed by the builder itself."""
+        assert self.builder_identity is not None
+        return replace(self, identity=self.builder_identity)
 
     @property
     def label(self) -> str:
@@ -59,9 +67,10 @@ class Context:
     venv: str
     compile_bytecode: bool
     builder: str = __version__
+    pure: frozenset[str] = frozenset()  # names the builder can install itself (host_install)
 
 
-def identity(pin: Pin, context: Context) -> str:
+def identity(pin: Pin, context: Context, by_builder: bool = False) -> str:
     payload = {
         "distribution": pin.name,
         "version": pin.version,
@@ -70,6 +79,7 @@ def identity(pin: Pin, context: Context) -> str:
         "venv": context.venv,
         "compile_bytecode": context.compile_bytecode,
         "builder": context.builder,
+        "installed_by": "builder" if by_builder else "base",
     }
     return sha256_text(json.dumps(payload, sort_keys=True, separators=(",", ":")))
 
@@ -86,16 +96,25 @@ def room_for(base_layers: int, limit: int = LAYER_LIMIT) -> int:
 def plan_units(pins: list[Pin], context: Context, room: int) -> list[Unit]:
     """The distribution layers, in image order; at most `room` of them (room >= GROUPS + 1)."""
     if len(pins) <= room:
-        units = [Unit(identity(pin, context), (pin,)) for pin in pins]
+        units = [unit_of([pin], context) for pin in pins]
     else:
         by_value = sorted(pins, key=lambda p: (-(p.wheel_size or 0), not p.direct, p.name))
         alone, rest = by_value[: room - GROUPS], by_value[room - GROUPS :]
-        units = [Unit(identity(pin, context), (pin,)) for pin in alone]
+        units = [unit_of([pin], context) for pin in alone]
         buckets: dict[int, list[Pin]] = {}
         for pin in rest:
             buckets.setdefault(int(sha256_text(pin.name)[:8], 16) % GROUPS, []).append(pin)
         for members in buckets.values():
-            members.sort(key=lambda p: p.name)
-            ids = [identity(pin, context) for pin in members]
-            units.append(Unit(sha256_text("group:" + ",".join(ids)), tuple(members)))
+            units.append(unit_of(sorted(members, key=lambda p: p.name), context))
     return sorted(units, key=lambda unit: (unit.direct, unit.label))
+
+
+def unit_of(pins: list[Pin], context: Context) -> Unit:
+    def group_identity(by_builder: bool) -> str:
+        if len(pins) == 1:
+            return identity(pins[0], context, by_builder)
+        ids = [identity(pin, context, by_builder) for pin in pins]
+        return sha256_text("group:" + ",".join(ids))
+
+    pure = all(pin.name in context.pure for pin in pins)
+    return Unit(group_identity(False), tuple(pins), group_identity(True) if pure else None)

@@ -78,7 +78,7 @@ class Workspace:
             )
         return done.stdout
 
-    def run(self, *argv: str, with_index: bool = False, quiet: bool = False) -> str:
+    def run(self, *argv: str, with_index: bool = False, quiet: bool = False, what: str = "") -> str:
         """Run `argv` in the container (the index settings sourced when asked); its stderr goes
         to ours unless `quiet`; returns its stdout."""
         if with_index:
@@ -91,7 +91,7 @@ class Workspace:
         )
         if done.returncode != 0:
             raise StepError(
-                f"`{' '.join(argv[-3:])}` failed in the base image (exit {done.returncode}); "
+                f"{what or ' '.join(argv[-3:])} failed in the base image (exit {done.returncode}); "
                 "its output above shows why. No image was pushed and no output was written."
             )
         return done.stdout
@@ -114,24 +114,26 @@ class Workspace:
         self.python = found["executable"]
         return Target(python=found["python"], machine=found["machine"], glibc=found["glibc"])
 
-    def create_venv(self, venv: str) -> None:
-        """A venv of the interpreter `probe` found (call `probe` first)."""
-        self.run(f"{STAGING}/uv", "venv", "--quiet", "--python", self.python, venv,
-                 with_index=True)  # fmt: skip
-
-    def install(self, venv: str, pinned_lines: list[str]) -> None:
-        """Exactly these wheels (hash-checked, no dependencies resolved again)."""
-        self.path(f"{STAGING}/missing.txt").write_text("\n".join(pinned_lines) + "\n")
-        self.run(
-            f"{STAGING}/uv", "pip", "install", "--quiet", "--no-deps", "--require-hashes",
-            "--python", f"{venv}/bin/python", "-r", f"{STAGING}/missing.txt", with_index=True,
-        )  # fmt: skip
-
-    def compile_and_check(self, venv: str, site: str, compile_bytecode: bool) -> None:
-        python = f"{venv}/bin/python"
+    def install(self, venv: str, site: str, pinned_lines: list[str], compile_bytecode: bool,
+                python: str = "") -> None:  # fmt: skip
+        """In one `buildah run`: a venv of the base's interpreter (`python`, else the one
+        `probe` found), exactly these wheels (hash-checked, no dependencies resolved again;
+        none: the venv alone), their bytecode, the library check."""
+        python = python or self.python
+        steps = [f'"$u" venv --quiet --python "$p" {venv}']
+        if pinned_lines:
+            self.path(f"{STAGING}/missing.txt").write_text("\n".join(pinned_lines) + "\n")
+            steps.append(
+                f'"$u" pip install --quiet --no-deps --require-hashes --python {venv}/bin/python '
+                f"-r {STAGING}/missing.txt"
+            )
         if compile_bytecode:
-            print(self.run(python, f"{STAGING}/compile-bytecode.py", site).strip(), flush=True)
-        self.run(python, f"{STAGING}/check-libraries.py", site)
+            steps.append(f"{venv}/bin/python {STAGING}/compile-bytecode.py {site}")
+        steps.append(f"{venv}/bin/python {STAGING}/check-libraries.py {site}")
+        script = f'. {STAGING}/index.env && u={STAGING}/uv && p="$1" && ' + " && ".join(steps)
+        out = self.run("sh", "-c", script, "sh", python, what="the venv, install and library check")
+        if out.strip():
+            print(out.strip(), flush=True)
 
     def remove_staging(self) -> None:
         shutil.rmtree(self.path(STAGING), ignore_errors=True)

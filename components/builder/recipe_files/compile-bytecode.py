@@ -1,6 +1,10 @@
 """mlflow-steps: compile an environment's Python files to bytecode, on every core.
 
-Usage: python compile-bytecode.py DIR...      (Python 3.7+; stdlib only)
+Usage: python compile-bytecode.py [--root ROOT] DIR...      (Python 3.7+; stdlib only)
+
+With --root, each DIR is a path inside the tree staged at ROOT (an image's root on the
+builder's disk): files are read under ROOT, and their code objects are named by the path
+inside the image, as if compiled there.
 
 Each .py under DIR gets an unchecked-hash .pyc (PEP 552): reproducible (no timestamp inside),
 and an import neither stats nor reads the source. Packages' own test folders (`tests`, `test`
@@ -41,15 +45,16 @@ def sources(roots):
     return sorted(found)
 
 
-def compile_batch(paths):
-    """Compile `paths`; returns how many were left as source."""
+def compile_batch(batch):
+    """Compile `batch` ((root, paths)); returns how many were left as source."""
+    root, paths = batch
     failed = 0
     made = set()
     for path in paths:
         try:
             with open(path, "rb") as handle:
                 source = handle.read()
-            code = compile(source, path, "exec", dont_inherit=True)
+            code = compile(source, path[len(root) :], "exec", dont_inherit=True)
         except Exception:  # SyntaxError, ValueError (NUL bytes), unreadable: keep the source
             failed += 1
             continue
@@ -74,8 +79,8 @@ def worker_pool():
         return None
 
 
-def compile_all(paths):
-    batches = [paths[start : start + BATCH] for start in range(0, len(paths), BATCH)]
+def compile_all(paths, root=""):
+    batches = [(root, paths[start : start + BATCH]) for start in range(0, len(paths), BATCH)]
     pool = worker_pool()
     if pool is None:
         return sum(compile_batch(batch) for batch in batches)
@@ -83,10 +88,14 @@ def compile_all(paths):
         return sum(pool.map(compile_batch, batches))
 
 
-def main(roots):
+def main(argv):
     start = time.time()
-    paths = sources(roots)
-    failed = compile_all(paths)
+    root = ""
+    if argv[:1] == ["--root"]:
+        root = os.path.abspath(argv[1])
+        argv = [root + "/" + folder.lstrip("/") for folder in argv[2:]]
+    paths = sources(argv)
+    failed = compile_all(paths, root)
     print(
         "mlflow-steps: bytecode for {} files ({} left as source) in {:.1f} s".format(
             len(paths) - failed, failed, time.time() - start

@@ -1,0 +1,174 @@
+"""Pure-Python distributions installed by the builder itself, without the base image.
+
+A wheel tagged `none-any` (no ABI, any platform; PEP 425) holds no machine code for the base
+to load, so installing it is unpacking it into the venv's scheme (pypa/installer, the
+reference implementation of the wheel spec: RECORD, INSTALLER, console scripts with the venv's
+interpreter in their shebang) and compiling its .py files for the base's Python minor version
+(the recipe's compile-bytecode.py, run by an interpreter of that minor version on the builder:
+the bytecode magic is per minor version; PEP 552 unchecked-hash .pyc, named by their path in
+the image). Nothing of the base is pulled for it.
+
+A distribution is installed this way only when its wheel is `none-any`, the lock gives the
+wheel's URL, the wheel carries no shared library (`.so`), and, with bytecode, the builder
+has an interpreter of the base's minor version (its own, or one `uv python find` knows).
+Otherwise it is installed in the base (`workspace`). The layer identity names which, so the
+two never share a digest by accident (`units.identity`).
+
+Downloads are hash-checked against the lock (sha256) and use the index's credentials for the
+index's host only; they are never logged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Iterable
+from functools import cache
+from pathlib import Path, PurePosixPath
+from urllib.parse import unquote, urlsplit
+
+import requests
+from installer import install
+from installer.destinations import SchemeDictionaryDestination
+from installer.sources import WheelFile
+from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
+from ...problems import StepError
+from ..indexes import IndexSettings, host_of
+from ..plan import find_uv
+from .wheels import Pin
+
+INSTALLER = b"mlflow-steps\n"  # the .dist-info/INSTALLER of what the builder installs itself
+CHUNK = 1 << 20
+
+
+def wheel_name(pin: Pin) -> str:
+    return unquote(PurePosixPath(urlsplit(pin.wheel_url or "").path).name)
+
+
+def is_pure(pin: Pin) -> bool:
+    """The pin's wheel is `none-any` (every tag) and the lock says where to download it."""
+    if not pin.wheel_url or not pin.wheel_sha256 or not urlsplit(pin.wheel_url).scheme:
+        return False
+    try:
+        wheel_tags = parse_wheel_filename(wheel_name(pin))[3]
+    except InvalidWheelFilename:
+        return False
+    return all(tag.abi == "none" and tag.platform == "any" for tag in wheel_tags)
+
+
+@cache
+def interpreter_for(minor: tuple[int, int]) -> str | None:
+    """An interpreter of Python `minor` (major, minor) on the builder: its own, else one that
+    `uv python find --no-python-downloads` finds; None when there is none."""
+    if sys.version_info[:2] == minor:
+        return sys.executable
+    uv = find_uv()
+    if not uv:
+        return None
+    found = subprocess.run(
+        [uv, "python", "find", "--no-python-downloads", "--no-config", "{}.{}".format(*minor)],
+        capture_output=True,
+        text=True,
+    )
+    path = found.stdout.strip()
+    return path if found.returncode == 0 and path else None
+
+
+def can_install(pin: Pin, minor: tuple[int, int], compile_bytecode: bool) -> bool:
+    """Whether the builder installs `pin` itself (see the module doc; the wheel's content is
+    checked again once downloaded)."""
+    return is_pure(pin) and (not compile_bytecode or interpreter_for(minor) is not None)
+
+
+def download(pin: Pin, index: IndexSettings, folder: Path) -> Path:
+    """The pin's wheel in `folder`, its sha256 checked against the lock. Raises StepError."""
+    url = pin.wheel_url or ""
+    credentials = index.credentials.get(host_of(url))
+    trusted = set(index.trusted_hosts.split())
+    out = folder / wheel_name(pin)
+    digest = hashlib.sha256()
+    try:
+        with requests.get(
+            url,
+            auth=credentials,
+            stream=True,
+            timeout=60,
+            verify=host_of(url) not in trusted,
+        ) as reply:
+            if reply.status_code != 200:
+                raise StepError(
+                    f"{pin.name} {pin.version}: the index answered {reply.status_code} for "
+                    f"{wheel_name(pin)}"
+                )
+            with out.open("wb") as handle:
+                for chunk in reply.iter_content(CHUNK):
+                    digest.update(chunk)
+                    handle.write(chunk)
+    except requests.RequestException as error:
+        raise StepError(
+            f"{pin.name} {pin.version}: {wheel_name(pin)} could not be downloaded "
+            f"({type(error).__name__})"
+        ) from None
+    if digest.hexdigest() != pin.wheel_sha256:
+        raise StepError(
+            f"{pin.name} {pin.version}: {wheel_name(pin)} does not match the lock's sha256 "
+            f"(got {digest.hexdigest()}); nothing was pushed"
+        )
+    return out
+
+
+def has_shared_library(wheel: Path) -> bool:
+    with zipfile.ZipFile(wheel) as archive:
+        return any(".so" in PurePosixPath(name).suffixes for name in archive.namelist())
+
+
+def scheme(venv: str, site: str, name: str, minor: tuple[int, int]) -> dict[str, str]:
+    """The venv's install scheme (sysconfig's `venv` scheme, as pip and uv use it)."""
+    return {
+        "purelib": site,
+        "platlib": site,
+        "scripts": f"{venv}/bin",
+        "data": venv,
+        "headers": "{}/include/site/python{}.{}/{}".format(venv, *minor, name),
+    }
+
+
+def install_pure(pins: Iterable[Pin], root: Path, venv: str, site: str,
+                 minor: tuple[int, int], index: IndexSettings,
+                 compile_script: bytes | None) -> list[Pin]:  # fmt: skip
+    """Install `pins` under `root` (staged image paths) and compile their bytecode when
+    `compile_script` is given. Returns the pins whose wheel turned out to hold a shared
+    library: not installed here (the caller installs them in the base)."""
+    refused = []
+    with tempfile.TemporaryDirectory(prefix="mlflow-steps-wheels-") as tmp:
+        for pin in pins:
+            wheel = download(pin, index, Path(tmp))
+            if has_shared_library(wheel):
+                refused.append(pin)
+                continue
+            destination = SchemeDictionaryDestination(
+                scheme(venv, site, pin.name, minor),
+                interpreter=f"{venv}/bin/python",
+                script_kind="posix",
+                destdir=str(root),
+            )
+            with WheelFile.open(wheel) as source:
+                install(source, destination, {"INSTALLER": INSTALLER})
+        if compile_script is not None and (root / site.lstrip("/")).is_dir():
+            python = interpreter_for(minor)
+            if python is None:
+                raise StepError("no interpreter of Python {}.{} to compile with".format(*minor))
+            script = Path(tmp) / "compile-bytecode.py"
+            script.write_bytes(compile_script)
+            done = subprocess.run(
+                [python, "-I", str(script), "--root", str(root), site],
+                capture_output=True,
+                text=True,
+            )
+            if done.returncode != 0:
+                raise StepError(f"compiling bytecode failed: {done.stderr.strip()[-2000:]}")
+    return refused
