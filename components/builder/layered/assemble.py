@@ -1,14 +1,23 @@
 """Build an environment image one layer per distribution, writing and pushing it ourselves.
 
-1. In a working container of the base: probe its Python, create the venv (uv), resolve the
-   requirements to a PEP 751 lock for that interpreter.
-2. Name each distribution's layer (`units`) and ask the layer cache which exist; mount those
+1. Read the base's manifest and config from its registry (no pull), and the layer cache's
+   record of this base (`cache.lookup_base`: its Python and venv skeleton, kept by an earlier
+   build).
+2. Resolve the requirements to a PEP 751 lock for the base's Python: the recorded one, else a
+   guess (`guess_python`) checked against the probe of the base, which is pulled meanwhile;
+   a wrong guess is resolved again.
+3. Name each distribution's layer (`units`) and ask the layer cache which exist; mount those
    into the target repository. They are neither downloaded, installed, compiled nor uploaded.
-3. Install only the missing distributions (uv, `--no-deps --require-hashes`, the exact wheels
-   of the lock), compile their bytecode and check their libraries (the recipe's own scripts).
-4. Cut the layers: the venv's skeleton, the runtime module (with the .pth that makes it
-   importable), one per missing distribution (or group) from its RECORD, the lock last.
-5. Upload what the registry lacks, record new layers in the cache, write config and manifest.
+4. Install only the missing distributions:
+   - when the base is known and every missing one is a pure-Python wheel, the builder installs
+     them itself (`host_install`), and the base is never pulled;
+   - else, in a working container of the base, one `buildah run` makes the venv (uv),
+     installs them (uv, `--no-deps --require-hashes`, the exact wheels of the lock), compiles
+     their bytecode and checks their libraries (the recipe's own scripts).
+5. Cut the layers: the venv's skeleton, the runtime module (with the .pth that makes it
+   importable), one per missing distribution (or group) from its RECORD, the lock last. Each
+   is pushed as soon as it is written: uploaded if the registry lacks it, recorded in the
+   cache; then the config and manifest.
 
 `Fallback` is raised, before anything is pushed, when the environment cannot be layered
 (a distribution without a wheel, an interpreter uv cannot serve, a base with too many layers):

@@ -83,7 +83,14 @@ def test_a_one_package_bump_uploads_that_layer_and_mounts_the_rest(
     since = len(registry.requests_seen())
     second, log = build(codeset(tmp_path / "b", *common, "six==1.17.0"), registry, index, base,
                         "layered/b")  # fmt: skip
-    assert "1 to install: six 1.17.0" in log
+    assert "1 to install: six 1.17.0; by the builder itself, the base not pulled" in log
+    base_layers = {layer["digest"] for layer in manifest_and_config(base)[0]["layers"]}
+    fetched = {
+        line.rsplit("/", 1)[-1]
+        for line in registry.requests_seen()[since:]
+        if line.startswith("GET ") and "/blobs/sha256:" in line
+    }
+    assert base_layers and not fetched & base_layers  # its manifest and config only
     (old, _), (new, new_config) = manifest_and_config(first), manifest_and_config(second)
     old_layers = {layer["digest"] for layer in old["layers"]}
     new_layers = {layer["digest"]: layer["size"] for layer in new["layers"]}
@@ -148,3 +155,61 @@ def test_an_sdist_only_requirement_falls_back_to_single_and_says_why(
     check = run_in_image(image, "python", "-c", "import tinypkg; print(tinypkg.VALUE)")
     remove_local_images(image)
     assert check.stdout.strip() == "42", check.stderr
+
+
+def test_a_pure_python_addition_is_installed_by_the_builder_and_runs_in_the_image(
+    registry, package_index, base_images, tmp_path
+):
+    """python-dotenv: a console script (its shebang names the venv's python) and bytecode
+    compiled by the builder for the base's Python, named by the path in the image."""
+    index, base = package_index.extra["url"], base_images["debian"]
+    build(codeset(tmp_path / "c", "six==1.16.0"), registry, index, base, "layered/c")
+    addition = codeset(tmp_path / "d", "six==1.16.0", "python-dotenv[cli]")
+    image, log = build(addition, registry, index, base, "layered/d")
+    assert "by the builder itself, the base not pulled" in log
+    probe = (
+        "import dotenv, marshal, pathlib; "
+        "data = pathlib.Path(dotenv.__cached__).read_bytes(); "
+        "print(marshal.loads(data[16:]).co_filename); "
+        "print(int.from_bytes(data[4:8], 'little'))"
+    )
+    check = run_in_image(
+        image, "sh", "-c",
+        f"dotenv --version && head -n 1 {VENV}/bin/dotenv && python -c \"{probe}\" && "
+        f"cat {VENV}/lib/python3.*/site-packages/python_dotenv-*.dist-info/INSTALLER",
+    )  # fmt: skip
+    remove_local_images(image)
+    assert check.returncode == 0, check.stderr
+    lines = check.stdout.splitlines()
+    assert lines[0].startswith("dotenv, version ")
+    assert lines[1] == f"#!{VENV}/bin/python"
+    assert lines[2].startswith(f"{VENV}/lib/python3.") and lines[2].endswith("/dotenv/__init__.py")
+    assert lines[3] == "1"  # PEP 552: unchecked hash
+    assert lines[4] == "mlflow-steps"
+
+
+def test_the_probe_has_the_last_word_over_the_bases_python_version_label(
+    registry, package_index, base_images, tmp_path
+):
+    """A base whose config says PYTHON_VERSION=3.12.0 but whose python3 is Debian's 3.11: the
+    environment is resolved for the guess while the base is pulled, then again for 3.11."""
+    liar = f"{registry.host}/base/liar:1"
+    ctr = subprocess.run(
+        ["buildah", "from", "--tls-verify=false", base_images["debian"]],
+        capture_output=True, text=True, check=True, env=BUILDAH_ENV,
+    ).stdout.split()[-1]  # fmt: skip
+    try:
+        for argv in (
+            ["config", "--env", "PYTHON_VERSION=3.12.0", ctr],
+            ["commit", "--tls-verify=false", ctr, f"docker://{liar}"],
+        ):
+            subprocess.run(["buildah", *argv], capture_output=True, check=True, env=BUILDAH_ENV)
+    finally:
+        subprocess.run(["buildah", "rm", ctr], capture_output=True, env=BUILDAH_ENV)
+    image, log = build(codeset(tmp_path / "e", "six==1.17.0"), registry,
+                       package_index.extra["url"], liar, "liar/env")  # fmt: skip
+    assert "not 3.12.0: resolved again" in log
+    check = run_in_image(image, "python", "-c", "import six, sys; print(sys.version_info[:2])")
+    remove_local_images(image, liar)
+    assert check.returncode == 0, check.stderr
+    assert check.stdout.strip() == "(3, 11)"
