@@ -66,6 +66,9 @@ def ours(path: Path, host: str, base: str, index: str, repo: str, *extra: str) -
     took = time.perf_counter() - start
     if done.returncode != 0:
         sys.exit(done.stderr[-3000:])
+    for line in done.stderr.splitlines():  # the per-package phases, for the record
+        if line.startswith("per-package layers: uploaded"):
+            print(f"    {repo}: {line.split(';', 1)[1].strip()}", flush=True)
     return took, out.read_text()
 
 
