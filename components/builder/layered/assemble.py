@@ -57,7 +57,7 @@ from ..plan import (
 from ..recipe import RUNTIME_DIR, VENV
 from ..registry import RegistryClient
 from ..registry_push import RegistryWriter, sha256_digest
-from ..resolution import PLATFORM, read_pylock, resolve
+from ..resolution import PLATFORM, read_pylock, resolve, staged_files
 from . import cache, host_install, installed
 from .image import (
     ARCHITECTURES,
@@ -142,7 +142,7 @@ def build_layered(install: InstallPlan, options: BuildOptions, tag: str, log: Lo
         raise Fallback(f"the base has {len(base.layers)} layers: no room below the limit")
     base_key = cache.base_identity(base.digest, VENV, install.compile_bytecode, uv_version())
     known = cache.lookup_base(writer, layers_repo, base_key)
-    options_lines, names = requirement_lines(install)
+    options_lines, constraint_lines, names = requirement_lines(install)
     with ExitStack() as stack, ThreadPoolExecutor(1) as puller:
         # (The pool is shut down, waiting for a pull in flight, before the stack removes the
         # container.)
@@ -162,7 +162,7 @@ def build_layered(install: InstallPlan, options: BuildOptions, tag: str, log: Lo
         def prepare(target: Target) -> Prepared:
             """Resolve for `target` and look the layers up (while the base is pulled, when
             it is)."""
-            lock = locked(install, options_lines + names, target, options)
+            lock = locked(install, options_lines + constraint_lines + names, target, options)
             pins = pins_for(read_pylock(lock, "the lock"), target, requirement_names(names))
             refuse_sdists(pins, target)
             minor = target.python_minor
@@ -321,16 +321,23 @@ def uv_version() -> str:
     return subprocess.run([uv, "--version"], capture_output=True, text=True).stdout.strip()
 
 
-def requirement_lines(install: InstallPlan) -> tuple[list[str], list[str]]:
-    """(option lines, requirement lines) of every requirement set, in order. Files the sets
-    read (constraints, path requirements, includes) cannot be layered: Fallback. The MLflow
-    addition's constraints of a lock are the lock's own pins, resolved together here."""
-    options, requirements = [], []
+def requirement_lines(install: InstallPlan) -> tuple[list[str], list[str], list[str]]:
+    """(option lines, constraint lines, requirement lines) of every requirement set, in order.
+    Constraint files (`-c`, shipped with the plan) take part in the resolution only: the
+    install is of the lock's exact pins. Other files the sets read (path requirements,
+    includes, editables) cannot be layered: Fallback. The MLflow addition's constraints of a
+    lock are the lock's own pins, resolved together here."""
+    options, constraints, requirements = [], [], []
+    shipped = staged_files(install.files)
     for requirement_set in install.requirement_sets:
         for line in requirement_set.lines:
             if line == REQUIRE_HASHES or line == f"-c {MLFLOW_CONSTRAINTS}":
                 continue
-            if line.split()[0] in FILE_OPTIONS:
+            option, _, value = line.partition(" ")
+            if option in ("-c", "--constraint") and value.strip() in shipped:
+                constraints.append(line)
+                continue
+            if option in FILE_OPTIONS:
                 raise Fallback(f"{requirement_set.name} reads another file (`{line}`)")
             if line.startswith("-"):
                 options.append(line)
@@ -342,7 +349,7 @@ def requirement_lines(install: InstallPlan) -> tuple[list[str], list[str]]:
             if parsed.url:
                 raise Fallback(f"{parsed.name} comes from {parsed.url}, not from the index")
             requirements.append(line)
-    return options, requirements
+    return options, constraints, requirements
 
 
 def requirement_names(lines: list[str]) -> set[str]:
@@ -354,8 +361,9 @@ def locked(install: InstallPlan, lines: list[str], target: Target, options: Buil
     the base's Python: PEP 751 text, URLs without user information."""
     if install.lock is not None:
         return install.lock.decode()
+    env, beside = options.index().install_env(), staged_files(install.files)
     try:
-        return resolve(lines, target.python_version, options.index().install_env()).pylock
+        return resolve(lines, target.python_version, env, beside).pylock
     except StepError as error:
         raise Fallback(f"the environment could not be resolved beforehand ({error})") from None
 

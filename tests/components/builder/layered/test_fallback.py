@@ -9,7 +9,7 @@ import pytest
 from mlflow_steps.components.builder import build
 from mlflow_steps.components.builder.layered.assemble import Fallback, requirement_lines
 from mlflow_steps.components.builder.options import BuildOptions
-from mlflow_steps.components.builder.plan import InstallPlan, RequirementSet
+from mlflow_steps.components.builder.plan import STAGING, InstallPlan, RequirementSet
 
 SKLEARN = Path(__file__).resolve().parents[4] / "examples" / "sklearn-pip"
 
@@ -48,17 +48,31 @@ def test_layering_is_not_part_of_the_tag():
 
 def test_requirement_sets_in_order_with_their_options():
     install = build.plan(SKLEARN, BuildOptions(engine="buildah")).install
-    assert requirement_lines(install) == ([], ["pandas>=2", "scikit-learn>=1.3", "mlflow-skinny"])
-    options, lines = requirement_lines(venv("--extra-index-url http://x/simple", "--require-hashes",
-                                            "six==1.17.0 --hash=sha256:ab"))  # fmt: skip
-    assert options == ["--extra-index-url http://x/simple"]
+    assert requirement_lines(install) == (
+        [],
+        [],
+        ["pandas>=2", "scikit-learn>=1.3", "mlflow-skinny"],
+    )
+    options, constraints, lines = requirement_lines(venv(
+        "--extra-index-url http://x/simple", "--require-hashes", "six==1.17.0 --hash=sha256:ab"
+    ))  # fmt: skip
+    assert options == ["--extra-index-url http://x/simple"] and constraints == []
     assert lines == ["six==1.17.0 --hash=sha256:ab"]
+
+
+def test_a_shipped_constraints_file_takes_part_in_the_resolution_only():
+    shipped = {f"{STAGING}/constraints.txt": b"six==1.16.0\n"}
+    options, constraints, lines = requirement_lines(
+        venv("-c constraints.txt", "six", files=shipped)
+    )
+    assert (options, constraints, lines) == ([], ["-c constraints.txt"], ["six"])
 
 
 @pytest.mark.parametrize(
     "line, why",
     [
-        ("-c constraints.txt", "reads another file"),
+        ("-c constraints.txt", "reads another file"),  # not shipped with the plan
+        ("-e ./codeset/vendor/pkg", "reads another file"),
         ("tinypkg @ https://example.org/tinypkg-1.0.tar.gz", "not from the index"),
         ("./codeset/vendor/pkg", "not a requirement from the index"),
     ],

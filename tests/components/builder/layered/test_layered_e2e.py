@@ -213,3 +213,16 @@ def test_the_probe_has_the_last_word_over_the_bases_python_version_label(
     remove_local_images(image, liar)
     assert check.returncode == 0, check.stderr
     assert check.stdout.strip() == "(3, 11)"
+
+
+def test_a_constraints_file_is_honoured_per_package(registry, package_index, base_images, tmp_path):
+    """`-c constraints.txt` holds six at 1.16.0 though 1.17.0 is on the index: the constraints
+    take part in the resolution, and the image installs the lock's pins, per package."""
+    root = codeset(tmp_path / "f", "-c constraints.txt", "six")
+    (root / "constraints.txt").write_text("six==1.16.0\n")
+    image, log = build(root, registry, package_index.extra["url"], base_images["debian"],
+                       "layered/f")  # fmt: skip
+    assert "per-package layers:" in log and "layering: single" not in log
+    check = run_in_image(image, "python", "-c", "import six; print(six.__version__)")
+    remove_local_images(image)
+    assert check.stdout.strip() == "1.16.0", check.stderr
