@@ -34,6 +34,8 @@ WHEELHOUSE_REQUIREMENTS = [
     "lightgbm",
     "psycopg[binary]",
     "uv",
+    "installer",  # the builder image's own dependencies (pyproject.toml)
+    "isal",
     "mlflow-skinny",
     "six==1.17.0",
     "pip",

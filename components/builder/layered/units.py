@@ -1,10 +1,11 @@
 """Which distributions go into which layer, in which order, and what names each layer.
 
 A layer's identity is a SHA-256 over what decides its bytes: the distribution, its version and
-wheel hash, the Python version (major.minor: the bytecode magic and the site-packages path),
-the venv path, the bytecode flag, the builder's version and who installed it (the builder
-itself for a pure-Python wheel, see `host_install`, else uv in the base). Two environments
-that share a package version share its identity, so its layer, in the registry and on every node.
+wheel hash, the Python version (major.minor: the bytecode magic and the site-packages path), the
+venv path, the bytecode flag, the builder's version, who installed it (the builder itself for a
+pure-Python wheel, see `host_install`, else uv in the base) and the compressor. Two environments
+that share a package version share its identity, so its layer, in the registry and on every
+node.
 
 At most `LAYER_LIMIT` layers in all, base included (overlay mounts get slow, and some runtimes
 refuse, past ~125). When there are more distributions than room, the largest (by wheel size
@@ -25,6 +26,7 @@ from dataclasses import dataclass, replace
 
 from mlflow_steps import __version__
 
+from .tarlayer import COMPRESSOR
 from .wheels import Pin, Target
 
 LAYER_LIMIT = 100
@@ -80,6 +82,7 @@ def identity(pin: Pin, context: Context, by_builder: bool = False) -> str:
         "compile_bytecode": context.compile_bytecode,
         "builder": context.builder,
         "installed_by": "builder" if by_builder else "base",
+        "compressor": COMPRESSOR,
     }
     return sha256_text(json.dumps(payload, sort_keys=True, separators=(",", ":")))
 
