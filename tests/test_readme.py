@@ -52,6 +52,7 @@ OTHER_TOOLS = {
     "--flag": "an entry point's command (an MLproject example)",
     "--invalidation-mode": "python -m compileall",
     "--isolation": "buildah run",
+    "--root": "components/builder/recipe_files/compile-bytecode.py",
     "--tag": "buildah build",
     "--timestamp": "buildah build",
     "--no-compile": "pip install",
