@@ -109,7 +109,10 @@ def test_overlay_storage_as_in_the_buildah_builder_image(
     registry, package_index, base_images, tmp_path
 ):
     """The buildah builder image's configuration: the overlay driver (kernel overlayfs), its
-    store in a folder of its own, the image committed straight to the registry."""
+    store in a folder of its own, the image pushed straight to the registry. A namespace of
+    its own: its layer cache is empty, so the base is pulled (with the cache of the other
+    tests' `e2e/` images, every binary distribution would be mounted, and a pure-Python rest
+    installed by the builder without the base)."""
     store = tmp_path / "store"
     conf = tmp_path / "storage.conf"
     conf.write_text(
@@ -122,7 +125,7 @@ def test_overlay_storage_as_in_the_buildah_builder_image(
         registry.host,
         base=base_images["debian"],
         index_url=package_index.extra["url"],
-        repository="e2e/overlay",
+        repository="overlay-store/env",
         output=out,
     )
     try:
