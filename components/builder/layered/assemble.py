@@ -240,8 +240,9 @@ def build_layered(install: InstallPlan, options: BuildOptions, tag: str, log: Lo
             recorded = [unit.by_builder() for unit in ready.missing]
         claimed, skeleton_paths = installed.split(root, VENV, site, cache_tag(target))
         clock.mark("installed")
-        jobs = layer_jobs(root, skeleton_paths if space else None, claimed, recorded, install,
-                          site, ready.lock)  # fmt: skip
+        # The skeleton is written only when the base record did not give it.
+        jobs = layer_jobs(root, skeleton_paths if skeleton is None else None, claimed, recorded,
+                          install, site, ready.lock)  # fmt: skip
 
         made, uploaded = write_and_push(writer, repository, layers_repo, jobs, tmp,
                                         target.machine)  # fmt: skip

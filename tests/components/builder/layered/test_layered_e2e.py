@@ -226,3 +226,26 @@ def test_a_constraints_file_is_honoured_per_package(registry, package_index, bas
     check = run_in_image(image, "python", "-c", "import six; print(six.__version__)")
     remove_local_images(image)
     assert check.stdout.strip() == "1.16.0", check.stderr
+
+
+def test_a_binary_addition_on_a_recorded_base_keeps_one_skeleton_and_the_lock_last(
+    registry, package_index, base_images, tmp_path
+):
+    """The base has a record (an earlier build in the namespace), but PyYAML is a binary
+    wheel: the base is pulled and uv installs it there; the recorded skeleton is mounted, not
+    written again, and the layers keep their order."""
+    index, base = package_index.extra["url"], base_images["debian"]
+    build(codeset(tmp_path / "g", "six==1.16.0"), registry, index, base, "layered/g")
+    image, log = build(codeset(tmp_path / "h", "six==1.16.0", "pyyaml"), registry, index, base,
+                       "layered/h")  # fmt: skip
+    assert "the base not pulled" not in log and "pyyaml" in log
+    manifest, config = manifest_and_config(image)
+    history = [entry["created_by"] for entry in config["history"]][-len(manifest["layers"]) + 1 :]
+    assert history.count("mlflow-steps: venv") == 1
+    assert history[-1] == "mlflow-steps: lock"
+    check = run_in_image(
+        image, "sh", "-c", f"python -c 'import yaml, six' && cat {VENV}/pylock.toml"
+    )
+    remove_local_images(image)
+    assert check.returncode == 0, check.stderr
+    assert 'name = "pyyaml"' in check.stdout
