@@ -32,7 +32,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from functools import cache as cache_function
@@ -69,7 +69,7 @@ from .image import (
     image_config,
     image_manifest,
 )
-from .tarlayer import MEDIA_TYPE, Entry, LayerBlob, write_layer
+from .tarlayer import MEDIA_TYPE, Entry, LayerBlob, LayerWriters, write_layer
 from .units import GROUPS, Context, Unit, plan_units, room_for
 from .wheels import Pin, Target, pins_for, without_wheel
 from .workspace import Workspace, index_environment
@@ -147,6 +147,7 @@ def build_layered(install: InstallPlan, options: BuildOptions, tag: str, log: Lo
         # (The pool is shut down, waiting for a pull in flight, before the stack removes the
         # container.)
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mlflow-steps-layers-")))
+        writers = stack.enter_context(LayerWriters())  # they start while the base is pulled
 
         def open_space(probe: bool) -> tuple[Workspace, Target | None]:
             settings = index_environment(index.install_env())
@@ -245,7 +246,7 @@ def build_layered(install: InstallPlan, options: BuildOptions, tag: str, log: Lo
                           install, site, ready.lock)  # fmt: skip
 
         made, uploaded = write_and_push(writer, repository, layers_repo, jobs, tmp,
-                                        target.machine)  # fmt: skip
+                                        target.machine, writers.executor())  # fmt: skip
         clock.mark("layers written and pushed")
         own = [layer for layer in made if not layer.unit]
         by_unit = dict(zip([u.identity for u in ready.missing], [lay for lay in made if lay.unit]))
@@ -427,10 +428,11 @@ def layer_jobs(root: Path, skeleton: list[str] | None, claimed: dict[str, list[s
 
 
 def write_and_push(writer: RegistryWriter, repository: str, layers_repo: str, jobs: list[Job],
-                   folder: Path, machine: str) -> tuple[list[Layer], list[Layer]]:  # fmt: skip
-    """Write every layer, two at a time (each compresses on every core), and put each into the
-    repository as soon as it is written, `PUSHERS` at a time: nothing when the repository
-    holds it, a mount when the cache repository does (the builder's own small layers are the
+                   folder: Path, machine: str,
+                   writers: Executor) -> tuple[list[Layer], list[Layer]]:  # fmt: skip
+    """Write every layer by `writers` (`tarlayer.LayerWriters`; each compresses on every
+    core), and put each into the repository as soon as it is written, `PUSHERS` at a time:
+    nothing when the repository holds it, a mount when the cache repository does (the builder's own small layers are the
     same in every image), else an upload, then mounted into the cache; new distribution layers
     are recorded in the cache. Returns (the layers, in `jobs` order; the uploaded ones)."""
 
@@ -455,7 +457,7 @@ def write_and_push(writer: RegistryWriter, repository: str, layers_repo: str, jo
             )  # fmt: skip
         return layer, sent
 
-    with ThreadPoolExecutor(2) as writers, ThreadPoolExecutor(PUSHERS) as pushers:
+    with ThreadPoolExecutor(PUSHERS) as pushers:
         epoch = source_date_epoch()
         written = [
             writers.submit(write_layer, entries, folder / f"layer-{number}.tar.gz", epoch)

@@ -39,12 +39,18 @@ def split(
     # uv's lock file of the venv, left by `uv pip install` only: not part of the environment
     # (with it, the skeleton of a build that installs nothing would differ from the others').
     everything = image_files(root, venv) - {f"{venv}/.lock"}
+    # Each .dist-info folder's own files, in one pass (not one pass over the venv per folder).
+    in_dist_info: dict[str, set[str]] = {}
+    for path in everything:
+        folder, _, rest = path[len(site) + 1 :].partition("/")
+        if path.startswith(site + "/") and rest and folder.endswith(".dist-info"):
+            in_dist_info.setdefault(folder, set()).add(path)
     claimed: dict[str, list[str]] = {}
     site_dir = root / site.lstrip("/")
     for dist_info in sorted(site_dir.glob("*.dist-info")):
         metadata = HeaderParser().parsestr((dist_info / "METADATA").read_text(errors="replace"))
         name = canonicalize_name(metadata["Name"] or dist_info.name.split("-")[0])
-        files = {f for f in everything if f.startswith(f"{site}/{dist_info.name}/")}
+        files = set(in_dist_info.get(dist_info.name, ()))
         with (dist_info / "RECORD").open(newline="", encoding="utf-8") as handle:
             for row in csv.reader(handle):
                 if not row or not row[0]:

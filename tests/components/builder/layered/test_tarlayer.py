@@ -66,3 +66,43 @@ def test_bytes_do_not_depend_on_the_number_of_compressing_threads(tmp_path, monk
     monkeypatch.setattr(tarlayer, "COMPRESSORS", ThreadPoolExecutor(1))
     one = write_layer(entries, tmp_path / "one.tar.gz")
     assert one.digest == many.digest
+
+
+def test_a_worker_process_writes_the_same_bytes(tmp_path):
+    entries = tree(tmp_path / "a")
+    here = write_layer(entries, tmp_path / "here.tar.gz")
+    with tarlayer.LayerWriters() as writers:
+        pool = writers.executor()
+        there = pool.submit(write_layer, entries, tmp_path / "there.tar.gz").result()
+    assert isinstance(pool, tarlayer.ProcessPoolExecutor)
+    assert there == tarlayer.LayerBlob(tmp_path / "there.tar.gz", here.digest, here.diff_id,
+                                       here.size)  # fmt: skip
+
+
+# A caller whose main module writes layers when it is imported, with no `__main__` guard:
+# multiprocessing's spawn imports that module in each worker, and the worker refuses to start.
+UNGUARDED = """\
+import sys
+from pathlib import Path
+from mlflow_steps.components.builder.layered import tarlayer
+
+with tarlayer.LayerWriters() as writers:
+    pool = writers.executor()
+    blob = pool.submit(tarlayer.write_layer, [tarlayer.Entry("/x", data=b"x")],
+                       Path(sys.argv[1])).result()
+print(type(pool).__name__, blob.digest)
+"""
+
+
+def test_an_unguarded_main_module_gets_threads_and_its_layer(tmp_path):
+    import subprocess
+    import sys
+
+    script = tmp_path / "unguarded.py"
+    script.write_text(UNGUARDED)
+    out = tmp_path / "x.tar.gz"
+    done = subprocess.run([sys.executable, str(script), str(out)], capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    expected = write_layer([Entry("/x", data=b"x")], tmp_path / "expected.tar.gz")
+    assert done.stdout.split() == ["ThreadPoolExecutor", expected.digest]
