@@ -432,9 +432,10 @@ def write_and_push(writer: RegistryWriter, repository: str, layers_repo: str, jo
                    writers: Executor) -> tuple[list[Layer], list[Layer]]:  # fmt: skip
     """Write every layer by `writers` (`tarlayer.LayerWriters`; each compresses on every
     core), and put each into the repository as soon as it is written, `PUSHERS` at a time:
-    nothing when the repository holds it, a mount when the cache repository does (the builder's own small layers are the
-    same in every image), else an upload, then mounted into the cache; new distribution layers
-    are recorded in the cache. Returns (the layers, in `jobs` order; the uploaded ones)."""
+    nothing when the repository holds it, a mount when the cache repository does (the
+    builder's own small layers are the same in every image), else an upload, then mounted into
+    the cache; new distribution layers are recorded in the cache. Returns (the layers, in
+    `jobs` order; the uploaded ones)."""
 
     def one(job: Job, written) -> tuple[Layer, bool]:
         what, unit, _ = job
