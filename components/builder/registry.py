@@ -140,9 +140,12 @@ class RegistryClient:
             token = base64.b64encode(":".join(self.credentials).encode()).decode()
             return f"Basic {token}"
         if scheme.lower() == "bearer" and params.get("realm"):
-            query = {"service": params.get("service", ""), "scope": params.get("scope", "")}
-            if not query["scope"]:
-                query["scope"] = f"repository:{repository}:pull"
+            # One `scope` parameter per space-separated entry of the challenge's scope (the
+            # token spec, distribution's docs/spec/auth/token.md, as docker's client sends
+            # them): a cross-repository mount's challenge names the target and the source, and
+            # token services (Harbor, docker_auth) read each parameter as one scope.
+            scopes = params.get("scope", "").split() or [f"repository:{repository}:pull"]
+            query = {"service": params.get("service", ""), "scope": scopes}
             try:
                 reply = self.session.get(
                     params["realm"], params=query, auth=self.credentials, timeout=self.timeout

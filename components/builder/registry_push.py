@@ -60,6 +60,8 @@ class RegistryWriter:
             ) from None
 
     def fail(self, response: requests.Response, what: str, repository: str) -> StepError:
+        if response.status_code in (401, 403) and self.client.credentials is None:
+            return StepError(f"{what} in {repository}: {self.client.no_credentials()}")
         if response.status_code in (401, 403):
             return StepError(
                 f"registry {self.client.host}: {what} in {repository} refused (HTTP "
