@@ -143,7 +143,7 @@ class RegistryClient:
             # One `scope` parameter per space-separated entry of the challenge's scope (the
             # token spec, distribution's docs/spec/auth/token.md, as docker's client sends
             # them): a cross-repository mount's challenge names the target and the source, and
-            # token services (Harbor, docker_auth) read each parameter as one scope.
+            # a token service may read each parameter as one scope, never splitting it.
             scopes = params.get("scope", "").split() or [f"repository:{repository}:pull"]
             query = {"service": params.get("service", ""), "scope": scopes}
             try:

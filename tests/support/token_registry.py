@@ -2,8 +2,8 @@
 distribution (`docker-registry`, `auth: token`) verifies every request's Bearer token itself,
 and the token service here issues them (distribution's docs/spec/auth/token.md and jwt.md).
 
-The service takes Basic credentials, reads each `scope` query parameter as ONE scope (as
-Harbor's and docker_auth's services do; the spec has a client send one parameter per scope),
+The service takes Basic credentials, reads each `scope` query parameter as ONE scope (the
+spec's GET form: a client sends one parameter per scope; it does not split on spaces),
 grants what `grants(user, repository)` allows of the requested actions, and answers a JWT signed
 RS256 with its certificate in `x5c`, which the registry checks against its `rootcertbundle`.
 Every token request is kept (`TokenService.requests`: user and scopes) for the tests to read.

@@ -1,7 +1,7 @@
 """Per-package layering into a registry with token auth, all real: Debian's distribution
 verifies each request's Bearer token, issued by the token service of
-tests/support/token_registry.py (which reads each `scope` parameter as one scope, as Harbor's
-does). A cross-repository mount's challenge names two repositories, the target (pull, push)
+tests/support/token_registry.py (which reads each `scope` parameter as one scope, the spec's
+GET form). A cross-repository mount's challenge names two repositories, the target (pull, push)
 and the layer cache (pull): the builder asks for both, so a bump still mounts its unchanged
 layers instead of uploading them."""
 
