@@ -34,17 +34,23 @@ class RegistryWriter:
         self.base = f"{client.scheme}://{client.host}"
         self.auth: dict[str, str] = {}  # repository -> Authorization header
 
-    def send(self, method: str, url: str, repository: str, **kwargs: Any) -> requests.Response:
+    def send(self, method: str, url: str, repository: str, key: str = "",
+             **kwargs: Any) -> requests.Response:  # fmt: skip
         """One request; on 401 the challenge is answered and the request sent once more (so a
-        body must be bytes or None, never a stream)."""
+        body must be bytes or None, never a stream). Tokens are kept per `key` (default: the
+        repository): a request that needs other scopes (a mount also reads its source) keeps
+        its own, so requests in parallel threads do not replace each other's. The retry uses
+        the token just issued for its own challenge, never the shared one, which another thread
+        may have replaced meanwhile."""
+        key = key or repository
         headers = dict(kwargs.pop("headers", {}))
-        if repository in self.auth:
-            headers["Authorization"] = self.auth[repository]
+        if key in self.auth:
+            headers["Authorization"] = self.auth[key]
         response = self.raw(method, url, headers, **kwargs)
         if response.status_code == 401:
             challenge = response.headers.get("WWW-Authenticate", "")
-            self.auth[repository] = self.client.authorization(challenge, repository)
-            headers["Authorization"] = self.auth[repository]
+            token = self.client.authorization(challenge, repository)
+            self.auth[key] = headers["Authorization"] = token
             response = self.raw(method, url, headers, **kwargs)
         return response
 
@@ -85,9 +91,8 @@ class RegistryWriter:
         """Mount `digest` from `source` into `repository`; False when the registry does not
         hold it there (the upload it started instead is cancelled)."""
         url = f"{self.base}/v2/{repository}/blobs/uploads/"
-        response = self.send(
-            "POST", url, repository, params={"mount": digest, "from": source}, data=b""
-        )
+        response = self.send("POST", url, repository, f"{repository} <- {source}",
+                             params={"mount": digest, "from": source}, data=b"")  # fmt: skip
         if response.status_code == 201:
             return True
         if response.status_code == 202:
@@ -111,8 +116,9 @@ class RegistryWriter:
         else:
             with source.open("rb") as body:
                 headers["Content-Length"] = str(source.stat().st_size)
-                if repository in self.auth:
-                    headers["Authorization"] = self.auth[repository]
+                # The POST's own token (a stream cannot be sent twice, so no 401 round here).
+                if "Authorization" in start.request.headers:
+                    headers["Authorization"] = start.request.headers["Authorization"]
                 done = self.raw("PUT", location, headers, params=params, data=body)
         if done.status_code != 201:
             raise self.fail(done, f"upload of {digest}", repository)

@@ -51,6 +51,7 @@ def b64url(data: bytes) -> str:
 class TokenService:
     users: dict[str, str]
     grants: Grants
+    delay: float = 0.0  # seconds before each answer, as a remote token service takes
     key: rsa.RSAPrivateKey = field(init=False)
     certificate: x509.Certificate = field(init=False)
     requests: list[tuple[str, list[str]]] = field(default_factory=list)
@@ -111,6 +112,7 @@ class TokenService:
                 user = service.user_of(self.headers.get("Authorization", ""))
                 scopes = query.get("scope", [])
                 service.requests.append((user or "", scopes))
+                time.sleep(service.delay)
                 if user is None:
                     self.send_response(401)
                     self.end_headers()

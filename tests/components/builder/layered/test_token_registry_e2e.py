@@ -114,3 +114,33 @@ def test_without_credentials_the_error_says_where_they_were_looked_for(
     writer = RegistryWriter(RegistryClient(registry.host, insecure=True))
     with pytest.raises(StepError, match=f"no credentials for it were found .*{tmp_path}"):
         writer.upload("team/x", "sha256:" + "0" * 64, b"")
+
+
+def test_threads_that_need_different_scopes_do_not_spoil_each_others_tokens(
+    token_registry, tmp_path
+):
+    """As write_and_push does: HEADs (pull), uploads (push) and mounts (push + the source's
+    pull; two sources, as the layer cache and the base) on one writer from several threads at
+    once, each blob uploaded from a file."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mlflow_steps.components.builder.registry_push import sha256_digest
+
+    registry, tokens = token_registry
+    tokens.delay = 0.05  # widens the window between a thread's 401 and its retry
+    writer = RegistryWriter(
+        RegistryClient(registry.host, insecure=True, credentials=("bob", USERS["bob"]))
+    )
+
+    def one(number: int) -> bool:
+        data = f"blob {number}".encode()
+        digest = sha256_digest(data)
+        path = tmp_path / f"blob-{number}"
+        path.write_bytes(data)
+        source = f"team/src{number % 2}"  # mounts from two sources: tokens of two scopes
+        writer.has_blob(source, digest)
+        writer.upload(source, digest, path)
+        return writer.mount("team/dst", digest, source) and writer.has_blob("team/dst", digest)
+
+    with ThreadPoolExecutor(8) as pool:
+        assert all(pool.map(one, range(48)))
