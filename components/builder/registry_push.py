@@ -32,7 +32,7 @@ class RegistryWriter:
     def __init__(self, client: RegistryClient) -> None:
         self.client = client
         self.base = f"{client.scheme}://{client.host}"
-        self.auth: dict[str, str] = {}  # repository -> Authorization header
+        self.auth: dict[str, str] = {}  # `send`'s key -> Authorization header
 
     def send(self, method: str, url: str, repository: str, key: str = "",
              **kwargs: Any) -> requests.Response:  # fmt: skip
