@@ -106,7 +106,7 @@ class Workspace:
         under load (exit 0), and a file does not depend on that pipe."""
         answer = self.path(f"{STAGING}/probe.json")
         self.run("sh", "-c", f'{FIND_PYTHON} > {STAGING}/probe.json', "sh", "-c", PROBE,
-                 quiet=True)  # fmt: skip
+                 quiet=True, what="the base's Python probe")  # fmt: skip
         try:
             found = json.loads(answer.read_text())
         except (OSError, ValueError):
