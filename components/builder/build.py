@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import tempfile
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 from ..problems import StepError
+from ..processes import failure, run_logged
 from . import engines
 from .codeset import Codeset, load_codeset
 from .indexes import secret_files
@@ -24,10 +22,6 @@ from .resolution import resolved_plan
 from .tag import environment_tag
 
 Log = Callable[[str], None]
-
-
-# A child's stdout sent to this process's stderr (file descriptor 2): logs, never outputs.
-STDERR = 2
 
 
 def stderr(message: str) -> None:
@@ -203,58 +197,27 @@ def run_job(job: engines.BuildJob, engine: str, log: Log) -> str:
 
 
 def run(command: engines.Command, job: engines.BuildJob, engine: str) -> str:
-    """Run one engine command; returns its stdout when it prints the digest. With index
-    credentials in play, both output streams pass through a mask on their way out: an
-    installer that echoes a URL it cannot parse must not print the token in it."""
+    """Run one engine command; returns its stdout when it prints the digest. Its log goes to
+    stderr, never stdout (`processes.run_logged`), through a mask when index credentials are
+    in play (an installer that echoes a URL it cannot parse must not print the token in it);
+    a failure's error ends with the engine's last lines."""
     env = {**os.environ, **job.build_args}
-    masked = job.masked
-    pipe = subprocess.PIPE
     try:
-        process = subprocess.Popen(
-            command.argv,
-            env=env,
-            # The engine's log goes to stderr: stdout carries the step's output only.
-            stdout=pipe if (command.prints_digest or masked) else STDERR,
-            stderr=pipe if masked else None,
-            text=True,
-            errors="replace",
+        done = run_logged(
+            command.argv, env=env, capture_stdout=command.prints_digest, masked=job.masked
         )
     except FileNotFoundError:
         raise StepError(
             f"build engine `{engine}`: `{command.argv[0]}` is not installed here; install it "
             "or choose another engine (kaniko, buildah, podman, docker)"
         ) from None
-    kept: list[str] = []
-    relays = [
-        threading.Thread(target=relay, args=(stream, sink, masked, keep))
-        for stream, sink, keep in (
-            (process.stdout, sys.stderr, kept if command.prints_digest else None),
-            (process.stderr, sys.stderr, None),
-        )
-        if stream is not None
-    ]
-    for thread in relays:
-        thread.start()
-    for thread in relays:
-        thread.join()
-    if process.wait() != 0:
+    if done.returncode != 0:
         raise StepError(
-            f"build engine `{engine}` failed (exit {process.returncode}) running "
-            f"`{command.redacted(masked)}`; its output above shows why. No image was "
-            "pushed and no output was written."
+            failure(
+                f"build engine `{engine}`",
+                done,
+                "No image was pushed and no output was written.",
+                running=command.redacted(job.masked),
+            )
         )
-    return "".join(kept)
-
-
-def relay(stream: IO[str], sink: IO[str], masked: tuple[str, ...], keep: list[str] | None) -> None:
-    """Copy `stream` line by line, each `masked` value replaced by ***, into `keep` (a
-    command's captured output) or else `sink`."""
-    for line in stream:
-        for value in masked:
-            line = line.replace(value, "***")
-        if keep is not None:
-            keep.append(line)
-        else:
-            sink.write(line)
-            sink.flush()
-    stream.close()
+    return done.stdout

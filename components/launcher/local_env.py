@@ -16,11 +16,12 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from ..builder.build import STDERR, Plan
+from ..builder.build import Plan
 from ..builder.options import BuildOptions
 from ..builder.plan import RUNTIME, STAGING, InstallPlan
 from ..builder.recipe import compile_flag, write_files
 from ..problems import StepError
+from ..processes import failure, run_logged
 from ..runtime import store
 
 
@@ -82,7 +83,7 @@ def ensure_local_env(the_plan: Plan, options: BuildOptions, log: Callable[[str],
             "MLFLOW_STEPS_PYTHON": python,
             "MLFLOW_STEPS_RUNTIME_PARENT": str(runtime_parent),
         }
-        done = subprocess.run(
+        done = run_logged(
             [
                 "sh",
                 str(staging / "install-python-env.sh"),
@@ -91,14 +92,11 @@ def ensure_local_env(the_plan: Plan, options: BuildOptions, log: Callable[[str],
                 *installs,
             ],
             env=env,
-            stdout=STDERR,
+            masked=options.index().secret_values(),
         )
     if done.returncode != 0:
         shutil.rmtree(target, ignore_errors=True)
-        raise StepError(
-            f"building the local environment failed (exit {done.returncode}); "
-            "the installer's output above shows why"
-        )
+        raise StepError(failure("building the local environment", done))
     if install.lock is not None:  # where the image keeps it, relative to the venv
         (target / "venv" / "pylock.toml").write_bytes(install.lock)
     (target / ".complete").touch()
@@ -143,11 +141,17 @@ def install_packages(
     }
     for name, value in options.index().install_env().items():
         env[uv_names[name]] = value  # credentials in uv's environment only
-    done = subprocess.run(
-        ["uv", "pip", "install", "-q", "--python", python, *packages], env=env, stdout=STDERR
+    done = run_logged(
+        ["uv", "pip", "install", "-q", "--python", python, *packages],
+        env=env,
+        masked=options.index().secret_values(),
     )
     if done.returncode != 0:
         raise StepError(
-            f"could not add {', '.join(packages)} to the local environment for the {scheme} "
-            "tracking store; check the index settings"
+            failure(
+                f"adding {', '.join(packages)} to the local environment for the {scheme} "
+                "tracking store",
+                done,
+                "Check the index settings.",
+            )
         )

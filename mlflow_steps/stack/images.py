@@ -12,6 +12,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from mlflow_steps.components.processes import Finished, failure, run_logged
+
 BUILDAH_ENV = {**os.environ, "BUILDAH_ISOLATION": "chroot"}
 
 # Debian's python3 has no `python` command and a PEP 668 marker; this shape has both fixed,
@@ -47,8 +49,16 @@ WHEELHOUSE_REQUIREMENTS = [
 WHEELHOUSE_EXTRA_NO_DEPS = ["six==1.16.0"]
 
 
-def sh(*argv: str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run(argv, check=True, env=BUILDAH_ENV, **kwargs)
+def sh(*argv: str, quiet: bool = False, log_stdout: bool = True, stdin=None) -> Finished:
+    """Run `argv` (buildah with chroot isolation). Its log goes to stderr, stdout included
+    unless `log_stdout` is false (then dropped), nothing when `quiet`; when it fails, raises
+    RuntimeError naming the command and ending with its last lines, shown or not."""
+    done = run_logged(
+        argv, env=BUILDAH_ENV, stdin=stdin, capture_stdout=not log_stdout, quiet=quiet
+    )
+    if done.returncode != 0:
+        raise RuntimeError(failure(f"`{' '.join(argv)}`", done))
+    return done
 
 
 def debian_tarball(cache: Path) -> Path:
@@ -66,7 +76,7 @@ def debian_tarball(cache: Path) -> Path:
             "--include=python3,python3-venv,ca-certificates",
             "bookworm",
             str(rootfs),
-            stdout=subprocess.DEVNULL,
+            log_stdout=False,
         )
         sh("tar", "-C", str(rootfs), "-cf", str(tarball) + ".part", ".")
         os.replace(str(tarball) + ".part", tarball)
@@ -78,14 +88,13 @@ def push_base_images(registry: str, cache: Path) -> dict[str, str]:
     {"debian": reference, "python": reference}."""
     debian = f"{registry}/base/debian:bookworm"
     python = f"{registry}/base/python:3.11"
-    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     with debian_tarball(cache).open("rb") as tar:
-        sh("podman", "import", "-", debian, stdin=tar, stdout=subprocess.DEVNULL)
-    sh("podman", "push", "--tls-verify=false", debian, **quiet)
+        sh("podman", "import", "-", debian, stdin=tar, log_stdout=False)
+    sh("podman", "push", "--tls-verify=false", debian, quiet=True)
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "Dockerfile").write_text(PYTHON_SHAPE_DOCKERFILE.format(base=debian))
-        sh("buildah", "build", "--tls-verify=false", "-t", python, tmp, stdout=subprocess.DEVNULL)
-    sh("buildah", "push", "--tls-verify=false", python, f"docker://{python}", **quiet)
+        sh("buildah", "build", "--tls-verify=false", "-t", python, tmp, log_stdout=False)
+    sh("buildah", "push", "--tls-verify=false", python, f"docker://{python}", quiet=True)
     return {"debian": debian, "python": python}
 
 
@@ -106,7 +115,9 @@ def wheelhouse(cache: Path) -> Path:
         return house
     house.mkdir(parents=True, exist_ok=True)
     pip = [sys.executable, "-m", "pip", "download", "-q", "-d", str(house)]
-    subprocess.run([*pip, *WHEELHOUSE_REQUIREMENTS], check=True)
-    subprocess.run([*pip, "--no-deps", *WHEELHOUSE_EXTRA_NO_DEPS], check=True)
+    for argv in ([*pip, *WHEELHOUSE_REQUIREMENTS], [*pip, "--no-deps", *WHEELHOUSE_EXTRA_NO_DEPS]):
+        done = run_logged(argv)
+        if done.returncode != 0:
+            raise RuntimeError(failure("downloading the wheelhouse (`pip download`)", done))
     (house / ".complete").touch()
     return house

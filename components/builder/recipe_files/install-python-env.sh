@@ -8,6 +8,7 @@
 # The `local` engine runs this same script on the host, with MLFLOW_STEPS_PYTHON (interpreter)
 # and MLFLOW_STEPS_RUNTIME_PARENT (where the runtime module lives) set.
 set -eu
+exec 1>&2  # a log, all of it: the caller's stdout carries its outputs only
 venv="$1"
 compile="$2"
 shift 2
