@@ -49,7 +49,7 @@ class Environment:
     def detect(cls, root: Path) -> Path | None:
         """The file this kind is detected by in `root`, when it is there."""
         path = root / cls.default_file
-        return path if path.is_file() or path.is_symlink() else None
+        return path if present(path) else None
 
     @classmethod
     def load(cls, path: Path, problems: list[str], root: Path | None = None) -> Environment | None:
@@ -362,7 +362,7 @@ class UvProject(LockEnv):
     @classmethod
     def detect(cls, root: Path) -> Path | None:
         lock, pyproject = super().detect(root), root / "pyproject.toml"
-        return lock if lock and (pyproject.is_file() or pyproject.is_symlink()) else None
+        return lock if lock and present(pyproject) else None
 
     @classmethod
     def load(cls, path: Path, problems: list[str], root: Path | None = None) -> UvProject | None:
@@ -372,6 +372,9 @@ class UvProject(LockEnv):
             if (companion.exists() or companion.is_symlink()) and why:
                 problems.append(refusal(name, why))
                 return None
+        python = python_version_file(path.parent / ".python-version", problems)
+        if python is None:
+            return None
         for name in ("pyproject.toml", "uv.lock"):  # uv reads them: regular and bounded
             try:
                 limits.check_regular(path.parent / name, name, limits.LOCK_FILE)
@@ -392,9 +395,6 @@ class UvProject(LockEnv):
             reason = resolution.without_userinfo(said[-1] if said else f"exit {done.returncode}")
             problems.append(f"{path.name}: `uv export --frozen` failed: {reason}")
             return None
-        python = python_version_file(path.parent / ".python-version", problems)
-        if python is None:
-            return None
         return lock_from(cls, path, resolution.without_userinfo(done.stdout), python, problems)
 
 
@@ -414,6 +414,11 @@ class PyLock(LockEnv):
             problems.extend(exc.problems)
             return None
         return lock_from(cls, path, resolution.without_userinfo(text), "", problems)
+
+
+def present(path: Path) -> bool:
+    """Anything but a folder at `path` (a FIFO or device too: refused by name when read)."""
+    return (path.exists() or path.is_symlink()) and not path.is_dir()
 
 
 def python_version_file(path: Path, problems: list[str]) -> str | None:
