@@ -1,7 +1,8 @@
 """The `local` engine: the builder's tag names a virtual environment in a local cache.
 
-The environment is built once, by the very install script the image recipe runs (uv, pip
-fallback), and reused while the tag is unchanged. A `.complete` marker is written last, so an
+The environment is built once, by the very scripts the image recipe runs (the download phase
+with the index settings, then the install phase without them; uv, pip fallback), and reused
+while the tag is unchanged. A `.complete` marker is written last, so an
 interrupted build is never reused.
 """
 
@@ -17,11 +18,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..builder.build import STDERR, Plan
+from ..builder.indexes import SECRET_ID, secret_files
 from ..builder.options import BuildOptions
 from ..builder.plan import RUNTIME, STAGING, InstallPlan
 from ..builder.recipe import compile_flag, write_files
 from ..problems import StepError
 from ..runtime import store
+from ..subprocess_env import minimal_env
 
 
 def cache_root() -> Path:
@@ -73,26 +76,10 @@ def ensure_local_env(the_plan: Plan, options: BuildOptions, log: Callable[[str],
         runtime_parent = target / "mlflow-steps"
         shutil.copytree(context / RUNTIME, runtime_parent / "mlflow_steps_runtime")
         installs = [s.name for s in install.requirement_sets]
-        # The index settings, credentials included, live in the install process's environment
-        # only: nothing is written to a file, the command line or the log.
-        env = {
-            **os.environ,
-            **options.index().install_env(),
-            "MLFLOW_STEPS_INDEX_SECRET": "",  # no build secret here: the settings above
-            "MLFLOW_STEPS_PYTHON": python,
-            "MLFLOW_STEPS_RUNTIME_PARENT": str(runtime_parent),
-        }
-        done = subprocess.run(
-            [
-                "sh",
-                str(staging / "install-python-env.sh"),
-                str(target / "venv"),
-                compile_flag(install.compile_bytecode),
-                *installs,
-            ],
-            env=env,
-            stdout=STDERR,
-        )
+        done = run_phases(
+            staging, options, python, str(runtime_parent), str(target / "venv"),
+            compile_flag(install.compile_bytecode), installs, home=str(context / "home"),
+        )  # fmt: skip
     if done.returncode != 0:
         shutil.rmtree(target, ignore_errors=True)
         raise StepError(
@@ -103,6 +90,31 @@ def ensure_local_env(the_plan: Plan, options: BuildOptions, log: Callable[[str],
         (target / "venv" / "pylock.toml").write_bytes(install.lock)
     (target / ".complete").touch()
     return target
+
+
+def run_phases(staging: Path, options: BuildOptions, python: str, runtime_parent: str,
+               venv: str, compile: str, installs: list[str],
+               home: str) -> subprocess.CompletedProcess:  # fmt: skip
+    """The recipe's two phases on this machine, each in `minimal_env` (no DOCKER_CONFIG,
+    netrc or HOME of the user; HOME is the empty folder `home`). The download phase alone
+    reads the index settings, from a private file deleted before the install phase starts;
+    the install phase builds path and VCS requirements with no credential in reach."""
+    Path(home).mkdir(exist_ok=True)
+    common = {"MLFLOW_STEPS_PYTHON": python, "MLFLOW_STEPS_RUNTIME_PARENT": runtime_parent}
+    with secret_files(options.index()) as secrets:
+        secret = str(secrets.get(SECRET_ID, ""))
+        env = minimal_env({**common, "MLFLOW_STEPS_INDEX_SECRET": secret}, home=home)
+        done = subprocess.run(
+            ["sh", str(staging / "download-python-env.sh"), *installs], env=env, stdout=STDERR
+        )
+    if done.returncode != 0:
+        return done
+    env = minimal_env({**common, "MLFLOW_STEPS_INDEX_SECRET": ""}, home=home)
+    return subprocess.run(
+        ["sh", str(staging / "install-python-env.sh"), venv, compile, *installs],
+        env=env,
+        stdout=STDERR,
+    )
 
 
 def ensure_store_packages(
@@ -135,19 +147,25 @@ def install_packages(
     log: Callable[[str], None],
 ) -> None:
     log(f"adding {', '.join(packages)} to {target} for the {scheme} tracking store")
-    env = dict(os.environ)
     uv_names = {
         "PIP_INDEX_URL": "UV_INDEX_URL",
         "PIP_EXTRA_INDEX_URL": "UV_EXTRA_INDEX_URL",
         "PIP_TRUSTED_HOST": "UV_INSECURE_HOST",
     }
-    for name, value in options.index().install_env().items():
-        env[uv_names[name]] = value  # credentials in uv's environment only
-    done = subprocess.run(
-        ["uv", "pip", "install", "-q", "--python", python, *packages], env=env, stdout=STDERR
-    )
+    # Credentials in uv's environment only, and uv builds nothing (--no-build): no package's
+    # code runs beside them.
+    index = {uv_names[name]: value for name, value in options.index().install_env().items()}
+    with tempfile.TemporaryDirectory(prefix="mlflow-steps-home-") as home:
+        done = subprocess.run(
+            ["uv", "pip", "install", "-q", "--no-build", "--no-config", "--python", python,
+             *packages],
+            env=minimal_env({**index, "UV_NO_CACHE": "1"}, home=home),
+            stdout=STDERR,
+        )  # fmt: skip
     if done.returncode != 0:
         raise StepError(
             f"could not add {', '.join(packages)} to the local environment for the {scheme} "
-            "tracking store; check the index settings"
+            "tracking store; check the index settings. Only wheels are installed here (no "
+            "package is built beside the index credentials): for MySQL use a "
+            "mysql+pymysql:// URI"
         )
