@@ -41,6 +41,7 @@ DEBIAN_PACKAGE = re.compile(r"[a-z0-9][a-z0-9+.-]+(=[A-Za-z0-9.+~:-]+)?")
 # The runtime step's spec is read by the generators on the host; it never ships in an image.
 HOST_ONLY_RUNTIME_FILES = ("step.py",)
 VENV_SCRIPTS = (
+    "download-python-env.sh",
     "install-python-env.sh",
     "index-settings.sh",
     "compile-bytecode.py",

@@ -44,6 +44,7 @@ from mlflow_steps import __version__
 
 from ...problems import StepError
 from ..engines import source_date_epoch
+from ..hash_pins import check_pins, pinned_hashes
 from ..options import BuildOptions
 from ..plan import (
     LOCK_IN_IMAGE,
@@ -143,6 +144,7 @@ def build_layered(install: InstallPlan, options: BuildOptions, tag: str, log: Lo
     base_key = cache.base_identity(base.digest, VENV, install.compile_bytecode, uv_version())
     known = cache.lookup_base(writer, layers_repo, base_key)
     options_lines, constraint_lines, names = requirement_lines(install)
+    user_hashes = pinned_hashes(install)
     with ExitStack() as stack, ThreadPoolExecutor(1) as puller:
         # (The pool is shut down, waiting for a pull in flight, before the stack removes the
         # container.)
@@ -165,6 +167,7 @@ def build_layered(install: InstallPlan, options: BuildOptions, tag: str, log: Lo
             it is)."""
             lock = locked(install, options_lines + constraint_lines + names, target, options)
             pins = pins_for(read_pylock(lock, "the lock"), target, requirement_names(names))
+            check_pins(pins, user_hashes)  # before any layer is mounted or pushed
             refuse_sdists(pins, target)
             minor = target.python_minor
             pure = frozenset(
