@@ -20,6 +20,7 @@ from ..builder.build import STDERR, Plan
 from ..builder.options import BuildOptions
 from ..builder.plan import RUNTIME, STAGING, InstallPlan
 from ..builder.recipe import compile_flag, write_files
+from ..builder.uv_options import INDEX_STRATEGY
 from ..problems import StepError
 from ..runtime import store
 
@@ -143,8 +144,12 @@ def install_packages(
     }
     for name, value in options.index().install_env().items():
         env[uv_names[name]] = value  # credentials in uv's environment only
+    # Several indexes: the best version on any of them, as pip and the environment's install.
+    strategy = f"--index-strategy={INDEX_STRATEGY}"
     done = subprocess.run(
-        ["uv", "pip", "install", "-q", "--python", python, *packages], env=env, stdout=STDERR
+        ["uv", "pip", "install", "-q", strategy, "--python", python, *packages],
+        env=env,
+        stdout=STDERR,
     )
     if done.returncode != 0:
         raise StepError(

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ...problems import StepError
 from ..plan import find_uv
+from ..uv_options import INDEX_STRATEGY
 from .wheels import Target
 
 STAGING = "/tmp/mlflow-steps"
@@ -125,7 +126,7 @@ class Workspace:
             self.path(f"{STAGING}/missing.txt").write_text("\n".join(pinned_lines) + "\n")
             steps.append(
                 f'"$u" pip install --quiet --no-deps --require-hashes --python {venv}/bin/python '
-                f"-r {STAGING}/missing.txt"
+                f"--index-strategy={INDEX_STRATEGY} -r {STAGING}/missing.txt"
             )
         if compile_bytecode:
             steps.append(f"{venv}/bin/python {STAGING}/compile-bytecode.py {site}")

@@ -32,8 +32,25 @@ if [ -x "$here/uv" ] && "$here/uv" --version >/dev/null 2>&1 \
   if [ -n "${PIP_TRUSTED_HOST:-}" ]; then export UV_INSECURE_HOST="$PIP_TRUSTED_HOST"; fi
   echo "mlflow-steps: installing with uv into $venv ($("$python" --version 2>&1))"
   "$here/uv" venv --quiet --python "$python" "$venv"
-  for requirements in "$@"; do
-    "$here/uv" pip install --python "$venv/bin/python" -r "$here/$requirements"
+  # uv reads REQUIREMENTS.uv with the arguments in REQUIREMENTS.uv-args (one a line): the
+  # meaning pip gives the options uv does not read (uv_options.py), and pip's index strategy.
+  # A file naming its own index (--index-url, --no-index) replaces the builder's, as in pip.
+  sets="$*"
+  for requirements in $sets; do
+    file="$here/$requirements"
+    set --
+    if [ -f "$file.uv" ]; then
+      while IFS= read -r arg || [ -n "$arg" ]; do set -- "$@" "$arg"; done < "$file.uv-args"
+      file="$file.uv"
+    else
+      set -- --index-strategy=unsafe-best-match
+    fi
+    (
+      if grep -q -e '^--index-url ' -e '^--no-index$' "$file"; then
+        unset UV_INDEX_URL UV_EXTRA_INDEX_URL
+      fi
+      "$here/uv" pip install --python "$venv/bin/python" "$@" -r "$file"
+    )
   done
 else
   echo "mlflow-steps: installing with pip into $venv ($("$python" --version 2>&1))"
