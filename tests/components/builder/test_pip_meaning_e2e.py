@@ -23,7 +23,10 @@ from mlflow_steps.components.builder.plan import STAGING
 from mlflow_steps.components.builder.recipe import write_files
 from mlflow_steps.components.builder.resolution import read_pylock, resolved_plan
 from mlflow_steps.components.launcher.local_env import ensure_local_env
+from mlflow_steps.stack import build_argv
 from tests.support import packages, services
+from tests.support.builds import run_in_image
+from tests.support.images import BUILDAH_ENV, remove_local_images
 
 CASES = Path(__file__).resolve().parents[2] / "cases"
 QUIET = {"PIP_CONFIG_FILE": os.devnull, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
@@ -265,3 +268,38 @@ def test_a_files_own_index_url_replaces_the_builders_on_both_paths(indexes, tmp_
     assert installed(uv_path(tmp_path / "c", opts, tmp_path, monkeypatch)) == expected
     assert installed(pip_path(tmp_path / "c", opts, tmp_path)) == expected
     assert resolved(tmp_path / "c", opts) == expected
+
+
+# --- the same in an image, built with buildah --------------------------------------------------
+
+
+@pytest.mark.e2e
+def test_an_image_gets_pips_meaning_of_pre_and_two_indexes(
+    indexes, registry, base_images, tmp_path
+):
+    """buildah, the Debian base (Python 3.11: the uv path), `--pre` and a package whose best
+    version is on the index given as `pip_index_url` while the extra index has an older one:
+    the image holds what pip installs from the same file."""
+    first, second = indexes
+    codeset = tmp_path / "codeset"
+    shutil.copytree(CASES / "requirements-pre", codeset)
+    (codeset / "requirements.txt").write_text("--pre\nstepsdemo-pre\nstepsdemo-two\n")
+    expected = {"stepsdemo-pre": "2.0b1", "stepsdemo-two": "2.0"}
+    assert pip_itself(codeset / "requirements.txt", second, first, tmp_path) == expected
+    out = tmp_path / "image"
+    argv = build_argv(codeset, registry.host, base=base_images["debian"], index_url=second,
+                      repository="e2e/pip-meaning", output=out)  # fmt: skip
+    argv += ["--pip-extra-index-url", first, "--mlflow-requirement=", "--layering=single"]
+    done = subprocess.run(argv, capture_output=True, text=True, env=BUILDAH_ENV)
+    assert done.returncode == 0, done.stderr[-3000:]
+    image = out.read_text().strip()
+    try:
+        code = (
+            "import importlib.metadata as m, json; "
+            "print(json.dumps({d.metadata['Name']: d.version for d in m.distributions()}))"
+        )
+        ran = run_in_image(image, "/opt/mlflow-env/bin/python", "-c", code)
+        assert ran.returncode == 0, ran.stderr
+        assert stepsdemo(json.loads(ran.stdout)) == expected
+    finally:
+        remove_local_images(image)
