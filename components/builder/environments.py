@@ -31,7 +31,7 @@ from .plan import (
     runtime_plan,
     venv_plan,
 )
-from .yamlfile import load_yaml
+from .yamlfile import load_yaml, scalar_text
 
 
 @dataclass
@@ -166,9 +166,10 @@ class PythonEnv(Environment):
         # then uses its `python_version` input, and `inspect` says so.
         python = data.get("python")
         if isinstance(python, (float, int)):
+            written = scalar_text(path, "python") or str(python)
             found.append(
-                f"{path.name}: `python: {python}` is a number, as MLflow rejects it too (YAML "
-                f'reads 3.10 as 3.1); quote it: python: "{python}"'
+                f"{path.name}: `python: {written}` is read by YAML as the number {python!r}, "
+                f'which MLflow rejects too; quote it: python: "{written}"'
             )
         elif python is not None and (not isinstance(python, str) or not python.strip()):
             found.append(f'{path.name}: `python` must be a version, e.g. "3.10", or left out')

@@ -2,8 +2,10 @@
 
 - `resolve(lines, python, build_args)` runs `uv pip compile --generate-hashes --format
   pylock.toml --python-version X --python-platform P` against the index the install uses (the
-  PIP_* build arguments, as uv's UV_* settings) and returns a `Resolution`: every distribution
-  with its exact version, environment marker, hashes and wheel file names and URLs (PEP 751).
+  PIP_* build arguments, as uv's UV_* settings), with the options the install gives uv
+  (`uv_options`: pip's meaning, `--index-strategy unsafe-best-match`) and returns a
+  `Resolution`: every distribution with its exact version, environment marker, hashes and
+  wheel file names and URLs (PEP 751).
 - `read_pylock(text, where)` reads a PEP 751 `pylock.toml` into the same shape.
 - `locked_lines(distributions)` writes them as requirement lines with `--hash=` options, which
   both uv and pip install in hash-checking mode.
@@ -43,7 +45,9 @@ from .plan import (
     RequirementSet,
     find_uv,
     lines_file,
+    set_files,
 )
+from .uv_options import UV_INDEX_ENV, uv_install
 
 # Debian 12's glibc (the python:3.x images' base): wheels for older glibc versions fit too.
 PLATFORM = f"{platform.machine() or 'x86_64'}-manylinux_2_36"
@@ -106,16 +110,18 @@ def resolve(
             (Path(tmp) / name).parent.mkdir(parents=True, exist_ok=True)
             (Path(tmp) / name).write_bytes(data)
         source, out = Path(tmp) / "mlflow-steps-requirements.in", Path(tmp) / "pylock.out.toml"
-        source.write_bytes(lines_file(lines))
+        uv = uv_install(lines)  # the meaning pip gives the lines, as the install gives it
+        source.write_bytes(lines_file(uv.lines))
         argv = [
             uv_binary(), "pip", "compile", "--no-config", "--quiet", "--no-header",
             "--generate-hashes", "--no-build", "--format", "pylock.toml",
-            "--python-version", python,
-            "--python-platform", PLATFORM, str(source), "--output-file", str(out),
+            "--python-version", python, "--python-platform", PLATFORM, *uv.args,
+            str(source), "--output-file", str(out),
         ]  # fmt: skip
-        done = subprocess.run(
-            argv, env=uv_env(build_args, tmp), capture_output=True, text=True, cwd=tmp
-        )
+        env = uv_env(build_args, tmp)
+        if uv.own_index:  # the lines name the index: pip drops the builder's, so does uv
+            env = {k: v for k, v in env.items() if k not in UV_INDEX_ENV}
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, cwd=tmp)
         if done.returncode != 0 and NEEDS_BUILD.search(done.stderr):
             raise StepError(
                 f"resolve: a requirement has no wheel (an sdist, a path or a VCS checkout), "
@@ -205,7 +211,7 @@ def resolved_plan(
         options = [line for line in requirement_set.lines if line.startswith("-")]
         lines = (REQUIRE_HASHES, *options, *locked_lines(resolution.distributions))
         sets.append(RequirementSet(requirement_set.name, tuple(lines)))
-        files[f"{STAGING}/{requirement_set.name}"] = lines_file(lines)
+        files.update(set_files(RequirementSet(requirement_set.name, tuple(lines))))
     assert resolution is not None
     files[LOCK_FILE] = resolution.pylock.encode()
     notes.append(

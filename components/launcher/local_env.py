@@ -22,6 +22,7 @@ from ..builder.indexes import SECRET_ID, secret_files
 from ..builder.options import BuildOptions
 from ..builder.plan import RUNTIME, STAGING, InstallPlan
 from ..builder.recipe import compile_flag, write_files
+from ..builder.uv_options import INDEX_STRATEGY
 from ..problems import StepError
 from ..processes import Finished, failure, run_logged
 from ..runtime import store
@@ -153,12 +154,13 @@ def install_packages(
         "PIP_TRUSTED_HOST": "UV_INSECURE_HOST",
     }
     # Credentials in uv's environment only, and uv builds nothing (--no-build): no package's
-    # code runs beside them.
+    # code runs beside them. Several indexes: the best version on any of them, as pip does.
     index = {uv_names[name]: value for name, value in options.index().install_env().items()}
+    strategy = f"--index-strategy={INDEX_STRATEGY}"
     with tempfile.TemporaryDirectory(prefix="mlflow-steps-home-") as home:
         done = run_logged(
-            ["uv", "pip", "install", "-q", "--no-build", "--no-config", "--python", python,
-             *packages],
+            ["uv", "pip", "install", "-q", "--no-build", "--no-config", strategy, "--python",
+             python, *packages],
             env=minimal_env({**index, "UV_NO_CACHE": "1"}, home=home),
             masked=options.index().secret_values(),
         )  # fmt: skip

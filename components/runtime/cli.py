@@ -17,6 +17,7 @@ from .inputs import (
     RESERVED_NAMES,
     InputError,
     check_parameter_names,
+    codeset_dir,
     default_experiment,
     env_name,
     parse_bool,
@@ -88,18 +89,6 @@ def workflow_parameters(entry_point, environ):
         for name in entry_point.parameters
         if env_name(name) in environ and env_name(name) not in reserved
     }
-
-
-def codeset_dir(workspace, context):
-    """The codeset's folder: `context` inside `workspace`; it may not leave it."""
-    root = os.path.realpath(workspace)
-    folder = os.path.realpath(os.path.join(root, context or "."))
-    if os.path.isabs(context or "") or not (folder + os.sep).startswith(root + os.sep):
-        raise InputError(
-            "context {!r} is not a folder inside the workspace {}; give a relative path such "
-            "as projects/wine".format(context, workspace)
-        )
-    return folder
 
 
 def load_env_file(path):

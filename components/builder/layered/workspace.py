@@ -19,6 +19,7 @@ from pathlib import Path
 from ...problems import StepError
 from ...processes import Finished, failure, run_logged
 from ..plan import find_uv
+from ..uv_options import INDEX_STRATEGY
 from .wheels import Target
 
 STAGING = "/tmp/mlflow-steps"
@@ -133,7 +134,8 @@ class Workspace:
             self.path(f"{STAGING}/missing.txt").write_text("\n".join(pinned_lines) + "\n")
             steps.append(
                 f'"$u" pip install --quiet --no-deps --require-hashes --no-build '
-                f"--python {venv}/bin/python -r {STAGING}/missing.txt"
+                f"--index-strategy={INDEX_STRATEGY} --python {venv}/bin/python "
+                f"-r {STAGING}/missing.txt"
             )
         script = f'. {STAGING}/index.env && u={STAGING}/uv && p="$1" && ' + " && ".join(steps)
         self.run("sh", "-c", script, "sh", python, what="the venv and its wheels", answer=False)

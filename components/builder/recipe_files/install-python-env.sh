@@ -37,9 +37,18 @@ if [ -x "$here/uv" ] && "$here/uv" --version >/dev/null 2>&1 \
   && "$python" -I -S -c 'import sys; sys.exit(sys.version_info < (3, 8))'; then
   echo "mlflow-steps: installing with uv into $venv ($("$python" --version 2>&1))"
   "$here/uv" venv --quiet --python "$python" "$venv"
+  # uv reads REQUIREMENTS.uv with the arguments in REQUIREMENTS.uv-args (one a line): the
+  # meaning pip gives the options uv does not read (uv_options.py), and pip's index strategy.
+  # The install phase has no index: the wheels the download phase fetched, and nothing else.
   for requirements in "$@"; do
+    file="$here/$requirements"
+    set --
+    if [ -f "$file.uv" ]; then
+      while IFS= read -r arg || [ -n "$arg" ]; do set -- "$@" "$arg"; done < "$file.uv-args"
+      file="$file.uv"
+    fi
     "$here/uv" pip install --offline --no-index --find-links "$wheels" \
-      --python "$venv/bin/python" -r "$here/$requirements"
+      --python "$venv/bin/python" "$@" -r "$file"
   done
 else
   echo "mlflow-steps: installing with pip into $venv ($("$python" --version 2>&1))"
