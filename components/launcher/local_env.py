@@ -15,17 +15,23 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
 
 from ..builder.build import Plan
 from ..builder.indexes import SECRET_ID, secret_files
 from ..builder.options import BuildOptions
 from ..builder.plan import RUNTIME, STAGING, InstallPlan
 from ..builder.recipe import compile_flag, write_files
+from ..builder.requirements import MLFLOW_DISTRIBUTIONS
 from ..builder.uv_options import INDEX_STRATEGY
 from ..problems import StepError
 from ..processes import Finished, failure, run_logged
-from ..runtime import store
+from ..runtime import schema, store
 from ..subprocess_env import minimal_env
 
 
@@ -54,6 +60,43 @@ def interpreter_for(install: InstallPlan) -> str:
             f"here; install it (e.g. `uv python install {version}`) or use an image engine"
         )
     return found.stdout.strip()
+
+
+def store_owner(uri: str, log: Callable[[str], None]) -> str | None:
+    """The MLflow release whose schema the database store at `uri` has: this machine's MLflow
+    for a store it made (or one not made yet: the user's own MLflow must open what the run
+    writes), else the release `schema.HEADS` names for the store's revision; None for a store
+    that is no database, that cannot be read here, or whose revision no known release names
+    (the runtime then refuses it before a run exists)."""
+    if store.scheme_of(uri).partition("+")[0] not in store.DATABASE_ENGINES:
+        return None
+    try:
+        revision = schema.store_revision(uri)
+    except Exception as exc:  # no driver here, or the database is down: the runtime checks
+        log(f"the tracking store's schema cannot be read here ({exc.__class__.__name__})")
+        return None
+    host = schema.installed_mlflow()
+    if revision is None:
+        return host.version if host else None
+    return schema.owner_version(revision, host)
+
+
+def pin_mlflow(options: BuildOptions, version: str) -> BuildOptions:
+    """`options` with the MLflow addition (mlflow_requirement) pinned to `version`, where it
+    allows that version; a requirement that excludes it is kept (the runtime then refuses)."""
+    pinned = []
+    for token in options.mlflow_requirement.split():
+        try:
+            requirement = Requirement(token)
+        except InvalidRequirement:
+            pinned.append(token)
+            continue
+        if canonicalize_name(requirement.name) in MLFLOW_DISTRIBUTIONS and (
+            requirement.specifier.contains(version, prereleases=True)
+        ):
+            requirement.specifier = SpecifierSet(f"=={version}")
+        pinned.append(str(requirement))
+    return replace(options, mlflow_requirement=" ".join(pinned))
 
 
 def ensure_local_env(the_plan: Plan, options: BuildOptions, log: Callable[[str], None]) -> Path:

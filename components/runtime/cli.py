@@ -159,7 +159,7 @@ def run(args, environ, out):
 
 
 def run_project(args, values, project_dir, environ, out):
-    from . import launch, store
+    from . import launch, schema, store
     from . import project as projects
 
     project = projects.load_project(project_dir)
@@ -183,6 +183,7 @@ def run_project(args, values, project_dir, environ, out):
 
     environ.setdefault("GIT_PYTHON_REFRESH", "quiet")  # images carry no git executable
     store.check_stores(environ)
+    schema.check_schemas(environ)  # before MLflow opens (and would migrate) a database store
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient()

@@ -307,7 +307,8 @@ def remember_base(writer: RegistryWriter, repository: str, layers_repo: str, key
                   space: Workspace, target: Target, skeleton: Layer) -> None:  # fmt: skip
     """Record the base's Python and the skeleton layer under `key` in the layer cache."""
     digest = skeleton.descriptor.digest
-    if writer.has_blob(layers_repo, digest) or writer.mount(layers_repo, digest, repository):
+    blob = skeleton.blob.path if skeleton.blob is not None else None
+    if cache.keep(writer, layers_repo, digest, repository, blob):
         python = {"python": target.python, "machine": target.machine, "glibc": target.glibc,
                   "executable": space.python}  # fmt: skip
         cache.record(
@@ -452,9 +453,13 @@ def write_and_push(writer: RegistryWriter, repository: str, layers_repo: str, jo
             unit is not None or not writer.mount(repository, digest, layers_repo)
         ):
             writer.upload(repository, digest, blob.path)
-            writer.mount(layers_repo, digest, repository)
             sent = True
-        if unit is not None:
+        # The cache gets the blob before its record (the target may have held it while the
+        # cache lost it); the builder's own layers are mounted there for the next build.
+        if unit is None:
+            if sent:
+                cache.keep(writer, layers_repo, digest, repository, None)
+        elif cache.keep(writer, layers_repo, digest, repository, blob.path):
             cache.record(
                 writer, layers_repo, unit.identity, layer.descriptor, layer.diff_id, what,
                 ARCHITECTURES.get(machine, machine),

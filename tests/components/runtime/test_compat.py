@@ -18,7 +18,7 @@ VERSIONS = {
     "1.30.1": ["mlflow==1.30.1", "numpy<2", "pandas<2", "scikit-learn<1.4", "setuptools<70"],
     # SQLAlchemy 2.1 removed a pool class that MLflow 2.22 imports.
     "2.22.0": ["mlflow==2.22.0", "scikit-learn", "sqlalchemy<2.1"],
-    "3": ["mlflow>=3,<4", "scikit-learn"],
+    "3.18.0": ["mlflow==3.18.0", "scikit-learn"],
 }
 
 
