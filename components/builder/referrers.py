@@ -94,8 +94,12 @@ def attach(
         index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
     entries = [m for m in index.get("manifests", []) if m.get("digest") != digest]
     entries.append(
-        {"mediaType": OCI_MANIFEST, "digest": digest, "size": len(manifest),
-         "artifactType": artifact_type}  # fmt: skip
+        {
+            "mediaType": OCI_MANIFEST,
+            "digest": digest,
+            "size": len(manifest),
+            "artifactType": artifact_type,
+        }
     )
     index["manifests"] = entries
     data = json.dumps(index, sort_keys=True, separators=(",", ":")).encode()
