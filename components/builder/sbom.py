@@ -26,6 +26,8 @@ MEDIA_TYPE = "application/vnd.cyclonedx+json"
 SPEC_VERSION = "1.5"
 # Kept in the image next to the lock (`plan.LOCK_IN_IMAGE`).
 SBOM_IN_IMAGE = "/opt/mlflow-env/sbom.cdx.json"
+# Its place in a single-layer build's context, beside the lock (`plan.LOCK_FILE`).
+SBOM_FILE = "mlflow-steps-lock/sbom.cdx.json"
 # A fixed namespace for the document's serial number (uuid5 of its content).
 _SERIAL_NAMESPACE = uuid.UUID("6f1d9a4e-2c3b-5e8f-9a7d-4b1c0e2f3a5d")
 
