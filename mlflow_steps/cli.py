@@ -102,6 +102,12 @@ def make_parser() -> argparse.ArgumentParser:
     inspect = commands.add_parser("inspect", help="show what the builder finds and would build")
     inspect.add_argument("path", help="the codeset folder (holds MLproject)")
     add_spec_flags(inspect, BUILDER)
+    inspect.add_argument(
+        "--sbom",
+        action="store_true",
+        help="print the image's bill of materials (CycloneDX 1.5 JSON) and nothing else: the "
+        "one attached to the pushed image, else the one a build would attach (needs a lock)",
+    )
 
     build = commands.add_parser("build", help="build and push the codeset's environment image")
     build.add_argument("path", help="the codeset folder (holds MLproject)")
@@ -233,6 +239,9 @@ def builder_options(args: argparse.Namespace) -> BuildOptions:
 
 def cmd_inspect(args: argparse.Namespace, out: TextIO) -> int:
     options = builder_options(args)
+    if args.sbom:
+        sys.stdout.buffer.write(builder.image_sbom(args.path, options))
+        return 0
     try:
         pin_base = builder.base_resolver(options, retries=0)  # inspect answers at once
         the_plan, unresolved = builder.plan(args.path, options, pin_base), ""

@@ -23,10 +23,12 @@ from pathlib import Path
 
 from mlflow_steps import __version__
 
-from . import grammar
+from . import grammar, sbom
 from .indexes import SECRET_ID
 from .plan import LOCK_FILE, LOCK_IN_IMAGE, RUNTIME, STAGING, InstallPlan, find_uv
 from .registry import PinnedBase
+from .resolution import read_pylock
+from .sbom import SBOM_FILE, SBOM_IN_IMAGE
 
 STAGING_DIR = "/tmp/mlflow-steps"
 VENV = "/opt/mlflow-env"
@@ -80,7 +82,27 @@ def render(plan: InstallPlan, base: PinnedBase | None = None) -> Recipe:
         lock_step(plan),
         finish_step(plan, f"{VENV}/bin:$PATH" if venv else None, base),
     ]
-    return Recipe(plan.base_image, join(steps), dict(plan.files), needs_uv=venv)
+    files = dict(plan.files)
+    if plan.lock is not None and base is not None:
+        files[SBOM_FILE] = environment_sbom(plan.lock, base)
+    steps.insert(-1, sbom_step(files))
+    return Recipe(plan.base_image, join(steps), files, needs_uv=venv)
+
+
+def environment_sbom(lock: bytes, base: PinnedBase) -> bytes:
+    """The CycloneDX document of a locked plan (`sbom.cyclonedx`): the lock's distributions
+    on `base` (no licences: the single-layer build installs inside the engine, where the
+    builder does not read the installed metadata)."""
+    return sbom.cyclonedx(read_pylock(lock.decode(), "the lock"), VENV, base.name, base.digest)
+
+
+def sbom_step(files: dict[str, bytes]) -> list[str]:
+    if SBOM_FILE not in files:
+        return []
+    return [
+        "# Its bill of materials (CycloneDX), made from that lock.",
+        f"COPY {SBOM_FILE} {SBOM_IN_IMAGE}",
+    ]
 
 
 def render_runtime_only(plan: InstallPlan, base: PinnedBase | None = None) -> Recipe:
