@@ -20,6 +20,7 @@ from mlflow_steps.components.builder.registry import BaseImageError
 from mlflow_steps.components.builder.step import BUILDER
 from mlflow_steps.components.launcher import run as launcher
 from mlflow_steps.components.problems import StepError
+from mlflow_steps.components.runtime.inputs import InputError, parse_entrypoint_args
 from mlflow_steps.components.runtime.outputs import output_paths, publish
 from mlflow_steps.components.runtime.step import RUNTIME
 from mlflow_steps.components.spec import BOOLEAN_WORDS, StepSpec, parse_bool, resolve
@@ -270,6 +271,10 @@ def cmd_build(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     engine = args.engine or (default_image_engine() if args.image else "local")
+    try:  # checked here too, before any engine starts (the runtime checks it again)
+        parse_entrypoint_args(getattr(args, "mlflow_entrypoint_args", None) or "")
+    except InputError as exc:
+        raise StepError(str(exc)) from None
     flags = [
         f"--{name.replace('_', '-')}={getattr(args, name)}"
         for name in RUNTIME_FLAGS

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..problems import StepError
 from ..processes import failure, run_logged
-from . import engines
+from . import engines, grammar
 from .codeset import Codeset, load_codeset
 from .indexes import secret_files
 from .options import BuildOptions
@@ -75,9 +75,13 @@ def plan(path: Path | str, options: BuildOptions, pin_base: Resolver | None = No
     """codeset -> environment -> install plan (resolved with `resolve`) -> recipe and tag.
     With `pin_base` (every image build: `base_resolver`), the base is resolved to its digest
     first (one registry request), the recipe pulls it by that digest and the tag hashes it;
-    without, no registry is asked (the local engine, which never pulls a base)."""
+    without, no registry is asked (the local engine, which never pulls a base). Every input
+    is checked against its grammar first (`grammar.check_options`): StepError, nothing run."""
+    grammar.check_options(options)
     codeset = load_codeset(path, options.context)
     install = codeset.environment.install_plan(options)
+    if install.base_image:
+        grammar.check_reference(install.base_image, f"{codeset.environment.where}: base image")
     if options.resolve:
         # The resolution runs here, with the index credentials in uv's environment only.
         install = resolved_plan(install, options.index().install_env(), options.python_version)

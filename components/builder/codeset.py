@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..problems import StepError
-from ..runtime.inputs import RESERVED_NAMES
+from ..runtime.inputs import RESERVED_NAMES, parameter_name_problem
 from .environments import DETECTION_ORDER, KINDS_BY_KEY, DockerEnv, Environment
 from .inside import outside, refusal
 from .yamlfile import load_yaml
@@ -59,8 +59,9 @@ class Codeset:
 
 
 def find_mlproject(root: Path) -> list[Path]:
-    """MLflow looks the file up case-insensitively (`MLproject`, `MLProject`, `mlproject`)."""
-    return sorted(p for p in root.iterdir() if p.name.lower() == "mlproject" and p.is_file())
+    """MLflow looks the file up case-insensitively (`MLproject`, `MLProject`, `mlproject`).
+    Anything but a folder counts: a FIFO or device is then refused by name when read."""
+    return sorted(p for p in root.iterdir() if p.name.lower() == "mlproject" and not p.is_dir())
 
 
 def codeset_folder(workspace: Path, context: str) -> Path:
@@ -194,6 +195,10 @@ def read_parameters(
         return {}
     params: dict[str, Parameter] = {}
     for p_name, p in raw.items():
+        why = parameter_name_problem(str(p_name))
+        if why:
+            problems.append(f"{where}: parameter {str(p_name)!r} {why}")
+            continue
         if isinstance(p, str):
             p_type, default = p, None
         elif isinstance(p, dict):

@@ -22,6 +22,7 @@ from importlib import resources
 from typing import Any
 
 from ..problems import StepError
+from . import grammar
 from .options import BuildOptions
 
 # Where shipped files go, relative to the build context: STAGING files are installed from and
@@ -225,6 +226,8 @@ def python_base(where: str, declared: str, options: BuildOptions) -> tuple[str, 
     """(base image, Python, notes) of a venv environment whose file names Python `declared`
     ("" for none): which Python the image gets, and why when the codeset leaves it open
     (MLflow itself would use the running Python there)."""
+    if declared:
+        grammar.check_python_version(declared, f"{where}: Python version")
     python = declared or options.python_version
     if options.base_image:
         if declared:
@@ -269,7 +272,14 @@ def pins(lines: list[str]) -> list[str]:
 
 
 def mlflow_addition(has_mlflow: bool, options: BuildOptions) -> list[str]:
-    return [] if has_mlflow else options.mlflow_requirement.split()
+    """`mlflow_requirement`'s requirements (checked: `grammar.mlflow_requirement_problems`)
+    when the environment names no MLflow distribution."""
+    if has_mlflow:
+        return []
+    problems = grammar.mlflow_requirement_problems(options.mlflow_requirement)
+    if problems:
+        raise StepError(problems)
+    return options.mlflow_requirement.split()
 
 
 def system_packages(options: BuildOptions) -> list[str]:

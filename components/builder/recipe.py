@@ -15,12 +15,15 @@ project's code is never copied: it is mounted at /project when the step runs.
 
 from __future__ import annotations
 
+import json
+import shlex
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlflow_steps import __version__
 
+from . import grammar
 from .indexes import SECRET_ID
 from .plan import LOCK_FILE, LOCK_IN_IMAGE, RUNTIME, STAGING, InstallPlan, find_uv
 from .registry import PinnedBase
@@ -90,10 +93,14 @@ def render_runtime_only(plan: InstallPlan, base: PinnedBase | None = None) -> Re
         [
             "# The runtime step runs `python -m mlflow_steps_runtime`: the image's python must "
             "have MLflow.",
-            'RUN python -c "import mlflow" || { echo "mlflow-steps: the docker_env image '
-            f"{plan.base_image} needs a python command with MLflow installed (python -c "
-            "'import mlflow' failed); add MLflow to the image, or use a python_env.yaml, "
-            'conda.yaml or requirements.txt instead" >&2; exit 1; }',
+            'RUN python -c "import mlflow" || { echo '
+            + shlex.quote(
+                f"mlflow-steps: the docker_env image {check_reference(plan.base_image)} needs a "
+                "python command with MLflow installed (python -c 'import mlflow' failed); add "
+                "MLflow to the image, or use a python_env.yaml, conda.yaml or requirements.txt "
+                "instead"
+            )
+            + " >&2; exit 1; }",
             "ENV PYTHONPATH=/opt/mlflow-steps${PYTHONPATH:+:${PYTHONPATH}}",
         ],
         finish_step(plan, None, base),
@@ -112,13 +119,22 @@ def header(plan: InstallPlan) -> list[str]:
 
 
 def from_step(base: str, stage: str | None = None) -> list[str]:
-    return [f"FROM {base}" + (f" AS {stage}" if stage else "")]
+    """`FROM base`; `base` must be an image reference (StepError otherwise): nothing else
+    ever reaches the line."""
+    return [f"FROM {check_reference(base)}" + (f" AS {stage}" if stage else "")]
+
+
+def check_reference(image: str) -> str:
+    return grammar.check_reference(image, "image")
 
 
 def install_step(*scripts: list[str]) -> list[str]:
     """One RUN for every install script (system packages, then the environment): one layer,
     and the staging folder and package lists never reach the image."""
-    commands = [" ".join(["sh", f"{STAGING_DIR}/{script}", *args]) for script, *args in scripts]
+    commands = [
+        " ".join(["sh", f"{STAGING_DIR}/{script}", *map(shlex.quote, args)])
+        for script, *args in scripts
+    ]
     return [
         "# Environment files first: a change to the project's code never invalidates this layer.",
         f"COPY {STAGING}/ {STAGING_DIR}/",
@@ -160,15 +176,15 @@ def finish_step(plan: InstallPlan, path: str | None, base: PinnedBase | None = N
     lines = []
     if path:
         lines.append(f"ENV VIRTUAL_ENV={VENV} PATH={path}")
-    labels = [
-        f'io.github.mlflow-steps.version="{__version__}"',
-        f'io.github.mlflow-steps.environment-kind="{plan.kind}"',
-    ]
+    values = {
+        "io.github.mlflow-steps.version": __version__,
+        "io.github.mlflow-steps.environment-kind": plan.kind,
+    }
     if base:
-        labels += [
-            f'org.opencontainers.image.base.name="{base.name}"',
-            f'org.opencontainers.image.base.digest="{base.digest}"',
-        ]
+        values["org.opencontainers.image.base.name"] = base.name
+        values["org.opencontainers.image.base.digest"] = base.digest
+    # JSON strings: a value can never end its quote or its line.
+    labels = [f"{key}={json.dumps(value)}" for key, value in values.items()]
     lines += [
         "WORKDIR /project",
         "LABEL " + " \\\n      ".join(labels),

@@ -49,6 +49,8 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 
+from ..problems import StepError
+from . import limits
 from .inside import ADVICE, outside, refusal
 
 MLFLOW_DISTRIBUTIONS = {"mlflow", "mlflow-skinny"}
@@ -190,7 +192,7 @@ def parse_options(
                 if index >= len(tokens):
                     raise LineError(f"`{name}` needs a value")
                 value = tokens[index]
-            out.append((table[name], value))
+            out.append((table[name], single_token(name, value)))
         elif flags and name in REQUIREMENT_OPTIONS:
             raise LineError(f"has `{name}` without a requirement; put it after the requirement")
         elif flags or (name not in VALUE_OPTIONS and name not in FLAG_OPTIONS):
@@ -206,6 +208,19 @@ def parse_options(
             )
         index += 1
     return out
+
+
+def single_token(name: str, value: str) -> str:
+    """`value` when the file the installer reads can hold it as written: pip splits an option
+    line again with shlex (`break_args_options`), so a value with whitespace, a quote or a
+    backslash would become other options there (`--index-url "U -r /abs/file"` reads the
+    file) and uv reads it differently again. Raises LineError."""
+    if not value or re.search(r"[\s'\"\\]", value) or shlex.split(value) != [value]:
+        raise LineError(
+            f"gives `{name}` the value {value!r}, which holds whitespace, a quote or a "
+            "backslash: pip would split it into more options; write one value without them"
+        )
+    return value
 
 
 def full_option_name(name: str, known: list[str]) -> str:
@@ -248,6 +263,12 @@ class Reader:
         real = path.resolve()
         if real in seen:
             self.problems.append(f"{shown}: includes itself through -r/-c; remove the cycle")
+            return
+        why = limits.regular_problem(real, shown)
+        if not why and real.stat().st_size > limits.TEXT_FILE:
+            why = limits.too_large(shown, limits.TEXT_FILE)
+        if why:
+            self.problems.append(why)
             return
         try:
             text = real.read_text(encoding="utf-8")
@@ -348,8 +369,8 @@ class Reader:
             raise LineError(f"names {written}, which does not exist in the codeset")
         if real.is_dir():
             self.ship_folder(real)
-        elif real.is_file():
-            self.result.shipped[self.shipped_name(real)] = real.read_bytes()
+        else:
+            self.result.shipped[self.shipped_name(real)] = self.read_shipped(real, written)
         return "./" + self.shipped_name(real)
 
     def ship_folder(self, folder: Path) -> None:
@@ -360,8 +381,17 @@ class Reader:
             why = outside(self.root, path, relative)
             if why:
                 raise LineError(f"holds {relative}, which {why}, outside the codeset; {ADVICE}")
-            if path.is_file():
-                self.result.shipped[self.shipped_name(path.resolve())] = path.read_bytes()
+            if not path.is_dir():
+                self.result.shipped[self.shipped_name(path.resolve())] = self.read_shipped(
+                    path, relative
+                )
+
+    def read_shipped(self, path: Path, shown: str) -> bytes:
+        """A regular file of the codeset (no FIFO, device or socket), within the limit."""
+        try:
+            return limits.read_bytes(path, shown, limits.SHIPPED_FILE)
+        except StepError as exc:
+            raise LineError(f"names {exc}") from None
 
     def shipped_name(self, real: Path) -> str:
         return f"{SHIPPED_DIR}/{real.relative_to(self.root.resolve()).as_posix()}"

@@ -31,7 +31,8 @@ def engine_run_argv(
     engine: str, image: str, project: Path, io_dir: Path, flags: list[str], insecure: bool
 ) -> list[str]:
     """docker/podman: one command; the image's entrypoint is the runtime module."""
-    mounts = ["-v", f"{project}:/project", "-v", f"{io_dir}:{IO_DIR}"]
+    # The codeset is only read: mounted read-only, so an entry point cannot change it.
+    mounts = ["-v", f"{project}:/project:ro", "-v", f"{io_dir}:{IO_DIR}"]
     extra = ["--tls-verify=false"] if insecure and engine == "podman" else []
     return [
         engine,
@@ -65,7 +66,7 @@ def buildah_run(
                 "--isolation",
                 "chroot",
                 "-v",
-                f"{project}:/project",
+                f"{project}:/project:ro",
                 "-v",
                 f"{io_dir}:{IO_DIR}",
                 "--workingdir",

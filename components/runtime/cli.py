@@ -16,6 +16,7 @@ from .inputs import (
     INPUTS,
     RESERVED_NAMES,
     InputError,
+    check_parameter_names,
     default_experiment,
     env_name,
     parse_bool,
@@ -178,6 +179,8 @@ def run_project(args, values, project_dir, environ, out):
     parameters = workflow_parameters(entry_point, environ)
     parameters.update(parse_entrypoint_args(values["mlflow_entrypoint_args"]))
     projects.check_parameters(entry_point, parameters, project_dir)
+    # Every name that reaches MLflow's command line, whatever the entry point's kind.
+    check_parameter_names(parameters, "parameter")
     experiment = values["mlflow_experiment"] or default_experiment(
         project_dir, getattr(project, "name", None)
     )

@@ -21,6 +21,8 @@ index's host only; they are never logged.
 from __future__ import annotations
 
 import hashlib
+import os
+import posixpath
 import subprocess
 import sys
 import tempfile
@@ -28,6 +30,7 @@ import zipfile
 from collections.abc import Iterable
 from functools import cache
 from pathlib import Path, PurePosixPath
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import requests
@@ -137,6 +140,42 @@ def scheme(venv: str, site: str, name: str, minor: tuple[int, int]) -> dict[str,
     }
 
 
+class ContainedDestination(SchemeDictionaryDestination):
+    """pypa/installer's destination, refusing any file (RECORD entry, console script, .data
+    file) whose path leaves its scheme's folder: installer 0.7 (what `installer>=0.7` gives on
+    Python 3.9) writes a RECORD entry `../../x` outside the staging root; 1.x refuses it with
+    a ValueError. Both become this check's StepError."""
+
+    def write_to_fs(self, scheme: Any, path: Any, stream: Any, is_executable: bool) -> Any:
+        folder = posixpath.normpath("/" + self.scheme_dict[scheme].lstrip("/"))
+        target = posixpath.normpath(posixpath.join(folder, os.fspath(path)))
+        if posixpath.isabs(os.fspath(path)) or not target.startswith(folder.rstrip("/") + "/"):
+            raise StepError(
+                f"the wheel writes {os.fspath(path)!r}, outside its {scheme} folder {folder}; "
+                "refusing to install it (a wheel's files stay inside the environment)"
+            )
+        return super().write_to_fs(scheme, path, stream, is_executable)
+
+
+def install_wheel(wheel: Path, root: Path, venv: str, site: str, name: str,
+                  minor: tuple[int, int]) -> None:  # fmt: skip
+    """Install `wheel` into the venv's scheme, staged under `root` (StepError when any of its
+    files would leave it)."""
+    destination = ContainedDestination(
+        scheme(venv, site, name, minor),
+        interpreter=f"{venv}/bin/python",
+        script_kind="posix",
+        destdir=str(root),
+    )
+    try:
+        with WheelFile.open(wheel) as source:
+            install(source, destination, {"INSTALLER": INSTALLER})
+    except StepError as exc:
+        raise StepError(f"{name} ({wheel.name}): {exc}") from None
+    except (ValueError, OSError, zipfile.BadZipFile) as exc:  # installer's own refusals
+        raise StepError(f"{name} ({wheel.name}): cannot be installed: {exc}") from None
+
+
 def install_pure(pins: Iterable[Pin], root: Path, venv: str, site: str,
                  minor: tuple[int, int], index: IndexSettings,
                  compile_script: bytes | None) -> list[Pin]:  # fmt: skip
@@ -150,14 +189,7 @@ def install_pure(pins: Iterable[Pin], root: Path, venv: str, site: str,
             if has_shared_library(wheel):
                 refused.append(pin)
                 continue
-            destination = SchemeDictionaryDestination(
-                scheme(venv, site, pin.name, minor),
-                interpreter=f"{venv}/bin/python",
-                script_kind="posix",
-                destdir=str(root),
-            )
-            with WheelFile.open(wheel) as source:
-                install(source, destination, {"INSTALLER": INSTALLER})
+            install_wheel(wheel, root, venv, site, pin.name, minor)
         if compile_script is not None and (root / site.lstrip("/")).is_dir():
             python = interpreter_for(minor)
             if python is None:
