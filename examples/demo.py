@@ -26,14 +26,17 @@ def main() -> int:
     codeset = Path(sys.argv[1]) if len(sys.argv) > 1 else EXAMPLES / "sklearn-pip"
     state = stack.state_from_env()
     log = print_to_stderr
-    with stack.running(state, log=log) as up:
-        env = {**os.environ, **up.settings(), "BUILDAH_ISOLATION": "chroot"}
-        try:
+    try:
+        with stack.running(state, log=log) as up:
+            env = {**os.environ, **up.settings(), "BUILDAH_ISOLATION": "chroot"}
             image = step(env, ["build", str(codeset), "--engine", "buildah"])
             model = step(env, ["run", str(codeset), "--image", image, "--engine", "buildah"])
-        except StepFailed as failed:
-            print_to_stderr(f"demo: error: {failed}")
-            return 1
+    except StepFailed as failed:
+        print_to_stderr(f"demo: error: {failed}")
+        return 1
+    except (OSError, RuntimeError) as failed:  # a server or the base image did not come up
+        print_to_stderr(f"demo: error: the local stack could not start: {failed}")
+        return 1
     print(f"image: {image}")
     print(f"model: {model}")
     print(f"tracking server state (server stopped now): {state / 'tracking'}")

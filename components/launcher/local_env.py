@@ -55,9 +55,11 @@ def interpreter_for(install: InstallPlan) -> str:
     version = install.python
     found = subprocess.run(["uv", "python", "find", version], capture_output=True, text=True)
     if found.returncode != 0:
+        said = found.stderr.strip().splitlines()
         raise StepError(
             f"the {install.kind} environment needs Python {version}, which is not installed "
-            f"here; install it (e.g. `uv python install {version}`) or use an image engine"
+            f"here ({said[-1] if said else f'uv python find: exit {found.returncode}'}); "
+            f"install it (e.g. `uv python install {version}`) or use an image engine"
         )
     return found.stdout.strip()
 
