@@ -302,7 +302,16 @@ class Reader:
         self._lines: set[str] = set()
         self._constraints: set[str] = set()
 
-    def finish(self) -> Requirements:
+    def finish(self, where: str) -> Requirements:
+        indexes = {
+            line for line in self._lines | self._constraints if line.startswith("--index-url ")
+        }
+        if len(indexes) > 1:  # the URLs are not quoted: one may hold a credential
+            self.problems.append(
+                f"{where}: names {len(indexes)} different --index-url values (with the files it "
+                "includes); pip uses the last one it reads and uv refuses more than one: keep "
+                "one and name the others with --extra-index-url"
+            )
         self.result.lines = sorted(self._lines)
         self.result.constraints = sorted(self._constraints)
         return self.result
@@ -593,7 +602,7 @@ def read_requirements_file(path: Path, root: Path, problems: list[str]) -> Requi
     working directory when MLflow runs it)."""
     reader = Reader(root, path.parent, problems)
     reader.read_file(path, reader.shown(path), constraint=False)
-    return reader.finish()
+    return reader.finish(reader.shown(path))
 
 
 def read_requirement_list(
@@ -615,7 +624,7 @@ def read_requirement_list(
         where,
         base_dir,
     )
-    return reader.finish()
+    return reader.finish(where)
 
 
 def requirement_name(line: str) -> str | None:

@@ -59,6 +59,7 @@ from ..recipe import RUNTIME_DIR, VENV
 from ..registry import RegistryClient
 from ..registry_push import RegistryWriter, sha256_digest
 from ..resolution import PLATFORM, read_pylock, resolve, staged_files
+from ..uv_options import uv_install
 from . import cache, host_install, installed
 from .image import (
     ARCHITECTURES,
@@ -355,6 +356,10 @@ def requirement_lines(install: InstallPlan) -> tuple[list[str], list[str], list[
             if parsed.url:
                 raise Fallback(f"{parsed.name} comes from {parsed.url}, not from the index")
             requirements.append(line)
+    if uv_install(options).own_index:
+        # The per-package install reads the builder's index settings; pip and uv read the
+        # file's own (uv_options.py): the single-layer install does.
+        raise Fallback("the requirements name their own index (--index-url or --no-index)")
     return options, constraints, requirements
 
 

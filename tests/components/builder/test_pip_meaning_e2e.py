@@ -274,12 +274,13 @@ def test_a_files_own_index_url_replaces_the_builders_on_both_paths(indexes, tmp_
 
 
 @pytest.mark.e2e
+@pytest.mark.parametrize("layering", ["single", "per-package"])
 def test_an_image_gets_pips_meaning_of_pre_and_two_indexes(
-    indexes, registry, base_images, tmp_path
+    indexes, registry, base_images, tmp_path, layering
 ):
-    """buildah, the Debian base (Python 3.11: the uv path), `--pre` and a package whose best
-    version is on the index given as `pip_index_url` while the extra index has an older one:
-    the image holds what pip installs from the same file."""
+    """buildah, the Debian base (Python 3.11: the uv path; per-package: the resolution's
+    lock), `--pre` and a package whose best version is on the index given as `pip_index_url`
+    while the extra index has an older one: the image holds what pip installs from the file."""
     first, second = indexes
     codeset = tmp_path / "codeset"
     shutil.copytree(CASES / "requirements-pre", codeset)
@@ -289,7 +290,7 @@ def test_an_image_gets_pips_meaning_of_pre_and_two_indexes(
     out = tmp_path / "image"
     argv = build_argv(codeset, registry.host, base=base_images["debian"], index_url=second,
                       repository="e2e/pip-meaning", output=out)  # fmt: skip
-    argv += ["--pip-extra-index-url", first, "--mlflow-requirement=", "--layering=single"]
+    argv += ["--pip-extra-index-url", first, "--mlflow-requirement=", f"--layering={layering}"]
     done = subprocess.run(argv, capture_output=True, text=True, env=BUILDAH_ENV)
     assert done.returncode == 0, done.stderr[-3000:]
     image = out.read_text().strip()

@@ -89,7 +89,7 @@ def read(root: Path, *lines: str) -> tuple[reqs.Requirements, list[str]]:
     problems: list[str] = []
     reader = reqs.Reader(root, root, problems)
     reader.read_lines(list(enumerate(lines, start=1)), "requirements.txt", root)
-    return reader.finish(), problems
+    return reader.finish("requirements.txt"), problems
 
 
 @pytest.mark.parametrize(("line", "normal"), FORMS, ids=[f[0] for f in FORMS])

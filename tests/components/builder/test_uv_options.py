@@ -99,3 +99,19 @@ def test_the_install_script_passes_each_argument_line_whole_to_uv(tmp_path):
         "",
     ]
     assert (staging / "requirements.txt.uv").read_text() == "--index-url http://i/simple\npkg\n"
+
+
+def test_two_index_urls_are_refused_without_quoting_them(tmp_path):
+    """pip keeps the last `--index-url` it reads (the line order the normal form drops), uv
+    refuses a second one: one is kept, the others become --extra-index-url."""
+    (tmp_path / "more.txt").write_text("--index-url http://u:token@second/simple\n")
+    (tmp_path / "requirements.txt").write_text(
+        "--index-url http://first/simple\n-r more.txt\nsix\n"
+    )
+    problems: list[str] = []
+    reqs.read_requirements_file(tmp_path / "requirements.txt", tmp_path, problems)
+    assert problems == [
+        "requirements.txt: names 2 different --index-url values (with the files it includes); "
+        "pip uses the last one it reads and uv refuses more than one: keep one and name the "
+        "others with --extra-index-url"
+    ]
