@@ -249,7 +249,11 @@ def parse_options(
                 if index >= len(tokens):
                     raise LineError(f"`{name}` needs a value")
                 value = tokens[index]
-            out.append((table[name], single_token(name, value)))
+            # -r/-c files are read by the builder itself (pip's own reading of the quoted
+            # value); every other value is written into the file the installer reads.
+            if table[name] not in ("--requirement", "--constraint"):
+                single_token(name, value)
+            out.append((table[name], value))
         elif flags and name in REQUIREMENT_OPTIONS:
             raise LineError(f"has `{name}` without a requirement; put it after the requirement")
         elif flags or (name not in VALUE_OPTIONS and name not in FLAG_OPTIONS):
