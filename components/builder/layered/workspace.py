@@ -79,11 +79,9 @@ class Workspace:
             )
         return done.stdout
 
-    def run(self, *argv: str, with_index: bool = False, quiet: bool = False, what: str = "") -> str:
-        """Run `argv` in the container (the index settings sourced when asked); its stderr goes
-        to ours unless `quiet`; returns its stdout."""
-        if with_index:
-            argv = ("sh", "-c", f'. {STAGING}/index.env && exec "$@"', "sh", *argv)
+    def run(self, *argv: str, quiet: bool = False, what: str = "") -> str:
+        """Run `argv` in the container; its stderr goes to ours unless `quiet`; returns its
+        stdout."""
         done = subprocess.run(
             ["buildah", "run", self.container, "--", *argv],
             stdout=subprocess.PIPE,
