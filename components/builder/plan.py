@@ -43,6 +43,7 @@ DEBIAN_PACKAGE = re.compile(r"[a-z0-9][a-z0-9+.-]+(=[A-Za-z0-9.+~:-]+)?")
 HOST_ONLY_RUNTIME_FILES = ("step.py",)
 VENV_SCRIPTS = (
     "download-python-env.sh",
+    "fetch-sdists.py",
     "install-python-env.sh",
     "index-settings.sh",
     "compile-bytecode.py",

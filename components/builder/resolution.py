@@ -54,6 +54,7 @@ PLATFORM = f"{platform.machine() or 'x86_64'}-manylinux_2_36"
 _BASE_PYTHON = re.compile(r"(?:^|/)python:(?P<version>\d+\.\d+)")
 # uv's words when --no-build stops it (an sdist, a path or a VCS requirement).
 NEEDS_BUILD = re.compile(r"building (source distributions )?is disabled|--no-build", re.I)
+NO_WHEEL = re.compile(r"Because (\S+?)==(\S+) has no usable wheels")
 _USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s\"']+@", re.IGNORECASE)
 
 
@@ -123,12 +124,14 @@ def resolve(
             env = {k: v for k, v in env.items() if k not in UV_INDEX_ENV}
         done = subprocess.run(argv, env=env, capture_output=True, text=True, cwd=tmp)
         if done.returncode != 0 and NEEDS_BUILD.search(done.stderr):
+            said = " ".join(without_userinfo(done.stderr).split())
+            named = ", ".join(sorted({f"{n} {v}" for n, v in NO_WHEEL.findall(said)}))
             raise StepError(
-                f"resolve: a requirement has no wheel (an sdist, a path or a VCS checkout), "
-                f"and resolution never builds one: building runs the package's own code, here "
-                f"beside the index and registry credentials. Build the environment without "
-                f"resolve (layering=single): its install phase builds it, without credentials. "
-                f"uv said: {without_userinfo(done.stderr.strip())}"
+                f"resolve: {named or 'a requirement'} has no wheel (an sdist, a path or a VCS "
+                "checkout), and resolution never builds one: building runs the package's own "
+                "code, here beside the index and registry credentials. Build the environment "
+                "without resolve (layering=single): its install phase builds it, without "
+                f"credentials. uv said: {said}"
             )
         if done.returncode != 0:
             raise StepError(

@@ -82,13 +82,11 @@ class Workspace:
             )
         return done.stdout
 
-    def run(self, *argv: str, with_index: bool = False, quiet: bool = False, what: str = "",
+    def run(self, *argv: str, quiet: bool = False, what: str = "",
             answer: bool = True) -> str:  # fmt: skip
-        """Run `argv` in the container (the index settings sourced when asked); its log goes
-        to our stderr unless `quiet` (its stdout too, unless `answer`), and a failure's error
-        ends with its last lines, `quiet` or not. Returns its stdout ("" unless `answer`)."""
-        if with_index:
-            argv = ("sh", "-c", f'. {STAGING}/index.env && exec "$@"', "sh", *argv)
+        """Run `argv` in the container; its log goes to our stderr unless `quiet` (its stdout
+        too, unless `answer`), and a failure's error ends with its last lines, `quiet` or not.
+        Returns its stdout ("" unless `answer`)."""
         done = run_logged(
             ["buildah", "run", self.container, "--", *argv], capture_stdout=answer, quiet=quiet
         )

@@ -6,9 +6,10 @@
 # (`pip download --only-binary :all:`, hash-checked when a file pins hashes) into wheels/ beside
 # this script. Nothing it downloads runs: no sdist, path or VCS requirement is built, and no
 # interpreter starts in the environment being built (pip runs in a throwaway venv made by the
-# base's own ensurepip). Requirements built from source (path, VCS and archive URL lines) are
-# left to the install phase (install-python-env.sh), which runs without credentials and without
-# the index; for them the build backend (setuptools, wheel) is downloaded here.
+# base's own ensurepip). The sdist of an exact pin without a wheel is fetched as a file
+# (fetch-sdists.py). Requirements built from source (those sdists; path, VCS and archive URL
+# lines) are built by the install phase (install-python-env.sh), which runs without credentials
+# and without the index; for them the build backend (setuptools, wheel) is downloaded here.
 set -eu
 here="$(cd "$(dirname "$0")" && pwd)"
 cd "$here"
@@ -31,14 +32,25 @@ for requirements in "$@"; do
   grep -v -E "$from_source" "$requirements" > "$requirements.wheels" || true
   if grep -q -E "$from_source" "$requirements"; then build_backend=1; fi
   if ! "$downloader/bin/python" -I -m pip download --quiet --only-binary :all: \
-    --dest "$wheels" -r "$requirements.wheels"; then
-    echo "mlflow-steps: downloading the wheels of $requirements failed (the output above says" \
-      "why). The download phase fetches wheels only and never builds a package, so its code" \
-      "never runs beside the index credentials: a requirement with only an sdist needs a" \
-      "wheel on the index, or the package's source in the codeset as a path requirement" \
-      "(./vendor/pkg, built in the install phase)." >&2
-    exit 1
+    --dest "$wheels" -r "$requirements.wheels" 2> "$here/pip-download.err"; then
+    # Exact pins with no wheel on the configured index: their sdist is fetched, never built
+    # here, and the rest downloaded again.
+    "$python" -I -S "$here/fetch-sdists.py" "$wheels" "$requirements.wheels" "$requirements.rest"
+    if cmp -s "$requirements.wheels" "$requirements.rest" \
+      || ! "$downloader/bin/python" -I -m pip download --quiet --only-binary :all: \
+        --dest "$wheels" -r "$requirements.rest"; then
+      cat "$here/pip-download.err" >&2
+      echo "mlflow-steps: downloading the wheels of $requirements failed (the output above says" \
+        "why). The download phase fetches wheels, and the sdists of exact pins (name==version)" \
+        "on the configured index, and never builds a package, so its code never runs beside" \
+        "the index credentials: pin the sdist's version, put a wheel on the index, or the" \
+        "package's source in the codeset as a path requirement (./vendor/pkg)." >&2
+      exit 1
+    fi
+    build_backend=1
+    rm -f "$requirements.rest"
   fi
+  rm -f "$here/pip-download.err"
   rm -f "$requirements.wheels"
 done
 if [ -n "$build_backend" ]; then

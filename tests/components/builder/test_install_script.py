@@ -10,6 +10,7 @@ from mlflow_steps.components.builder.plan import recipe_file
 
 SCRIPTS = (
     "download-python-env.sh",
+    "fetch-sdists.py",
     "install-python-env.sh",
     "index-settings.sh",
     "compile-bytecode.py",

@@ -54,7 +54,7 @@ def hostile_sdist(folder: Path, marker: Path, secret: Path) -> None:
             tar.addfile(info, io.BytesIO(text.encode()))
 
 
-def pth_wheel(folder: Path, marker: Path, secret: Path) -> Path:
+def pth_wheel(folder: Path, marker: Path | str, secret: Path | str) -> Path:
     """A pure wheel shipping `evil.pth`: one import line that runs the spy at every start of
     an interpreter whose site processes that folder."""
     spy = SPY.format(marker=str(marker), secret=str(secret))
@@ -128,8 +128,8 @@ def test_uv_gets_no_credential_of_the_builder_but_the_index_settings(monkeypatch
 
 def stage(staging: Path, requirements: str, *, uv: bool) -> None:
     staging.mkdir()
-    for name in ("download-python-env.sh", "install-python-env.sh", "index-settings.sh",
-                 "compile-bytecode.py", "check-libraries.py"):  # fmt: skip
+    for name in ("download-python-env.sh", "fetch-sdists.py", "install-python-env.sh",
+                 "index-settings.sh", "compile-bytecode.py", "check-libraries.py"):  # fmt: skip
         (staging / name).write_bytes(recipe_file(name))
     if uv:
         shutil.copy2(find_uv(), staging / "uv")
@@ -220,7 +220,49 @@ def test_the_download_phase_never_builds_an_sdist_from_a_second_index(
     stage(staging, requirements, uv=False)
     download, install = phases(staging, tmp_path / "venv", secret, tmp_path, sys.executable)
     assert download.returncode != 0 and install is None
-    assert "fetches wheels only and never builds a package" in download.stderr
+    assert "never builds a package" in download.stderr
     assert not marker.exists()
     assert password not in download.stderr + download.stdout
     assert not os.path.exists(tmp_path / "venv")
+
+
+@pytest.mark.parametrize("with_uv", [True, False], ids=["uv", "pip"])
+def test_an_index_sdist_is_fetched_unbuilt_and_built_without_credentials(
+    auth_index, tmp_path, with_uv
+):
+    """An exact pin with only an sdist on a configured index: the download phase fetches the
+    file (fetch-sdists.py) and never runs it; the install phase builds it with no credential
+    in reach."""
+    if with_uv:
+        require(find_uv() is not None, "needs uv")
+    url, password = credentialed(auth_index.extra["url"])
+    secret = tmp_path / "mlflow-steps-index"
+    marker = tmp_path / "hostile-ran.json"
+    folder = tmp_path / "sdists"
+    folder.mkdir()
+    hostile_sdist(folder, marker, secret)
+    extra = services.start_index(folder, tmp_path / "sdist-index")
+    try:
+        secret.write_text(
+            f"PIP_INDEX_URL={url}\nPIP_EXTRA_INDEX_URL={extra.extra['url']}\n"
+            "PIP_TRUSTED_HOST=127.0.0.1\n"
+        )
+        staging = tmp_path / "staging"
+        stage(staging, "hostile==1.0\nsix==1.17.0\n", uv=with_uv)
+        venv = tmp_path / "venv"
+        download = subprocess.run(
+            ["sh", str(staging / "download-python-env.sh"), "requirements.txt"],
+            capture_output=True, text=True,
+            env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
+                 "MLFLOW_STEPS_PYTHON": sys.executable, "MLFLOW_STEPS_INDEX_SECRET": str(secret)},
+        )  # fmt: skip
+        assert download.returncode == 0, download.stderr
+        assert not marker.exists()  # fetched, not built
+        assert (staging / "wheels" / "hostile-1.0.tar.gz").exists()
+        _, install = phases(staging, venv, secret, tmp_path, sys.executable)
+    finally:
+        extra.stop()
+    assert install is not None and install.returncode == 0, install.stderr
+    spied = marker.read_text()  # built, in the install phase
+    assert INDEX_USERS["alice"] not in spied and password not in spied
+    assert '"secret": ""' in spied
