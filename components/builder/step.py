@@ -1,6 +1,6 @@
 """The builder step's whole spec: its inputs (the seed's, plus engine/insecure/pip_* and what
 real codesets need), its outputs, its image and its command. Every engine's YAML, the CLI
-flags, the FuseML env vars and the README's table come from here."""
+flags, the FuseML env vars and docs/parameters.md's table come from here."""
 
 from __future__ import annotations
 

@@ -108,7 +108,7 @@ def test_a_lock_installs_exactly_and_a_tampered_hash_fails_naming_the_package(
     url = package_index.extra["url"]
     done = run_install(install, tmp_path / "s1", tmp_path / "v1", url, installer == "uv")
     assert done.returncode == 0, done.stderr
-    assert f"installing with {installer}" in done.stdout
+    assert f"installing with {installer}" in done.stderr and not done.stdout
     version = subprocess.run(
         [str(tmp_path / "v1/bin/python"), "-c", "import six; print(six.__version__)"],
         capture_output=True,
