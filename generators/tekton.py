@@ -390,7 +390,7 @@ def pipeline_run_sample(options: TektonOptions) -> dict[str, Any]:
                 "podTemplate": pod_template(Security() if restricted else Security(run_as_user=0))
             },
             # Requests and limits per task (Task params cannot carry quantities): change them
-            # here, or per run with `tkn pipeline start --task-run-spec`... as any TaskRunSpec.
+            # here, per run.
             "taskRunSpecs": [
                 {"pipelineTaskName": "build", "computeResources": compute_resources(BUILDER)},
                 {"pipelineTaskName": "train", "computeResources": compute_resources(RUNTIME)},
