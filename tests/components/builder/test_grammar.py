@@ -144,8 +144,9 @@ def test_labels_are_json_strings_one_instruction(tmp_path):
     label = next(line for line in lines if "base.name=" in line)
     value = label.split("org.opencontainers.image.base.name=", 1)[1].split(" \\")[0]
     assert json.loads(value) == hostile.name
+    # Two RUNs: the download phase (the index secret) and the install phase (none).
     dockerfile = render(install, PinnedBase("debian", DIGEST, f"debian@{DIGEST}")).dockerfile
-    assert instructions(dockerfile).count("RUN") == 1 and instructions(dockerfile)[0] == "FROM"
+    assert instructions(dockerfile).count("RUN") == 2 and instructions(dockerfile)[0] == "FROM"
 
 
 @pytest.mark.parametrize(

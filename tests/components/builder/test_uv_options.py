@@ -90,7 +90,9 @@ def test_the_install_script_passes_each_argument_line_whole_to_uv(tmp_path):
     )  # fmt: skip
     assert done.returncode != 0  # the stand-in fails the install: the script stops there
     (call,) = log.read_text().splitlines()
-    assert call.split("|")[4:] == [
+    # The install phase: no index at all, the download phase's wheels only.
+    assert call.split("|")[:5] == ["pip", "install", "--offline", "--no-index", "--find-links"]
+    assert call.split("|")[-6:] == [
         STRATEGY,
         "--config-settings-package=pkg:x=y",
         "-r",
