@@ -449,3 +449,18 @@ def test_a_quoted_include_is_read_as_pip_reads_it(tmp_path):
     with pytest.raises(StepError) as caught:
         load_codeset(tmp_path)
     assert "leaked-package" not in str(caught.value)
+
+
+def test_the_docker_env_check_is_one_run_whose_message_is_one_quoted_word(tmp_path):
+    dockerfile = render(runtime_plan({"kind": "docker_env"}, f"team/env@{DIGEST}")).dockerfile
+    assert instructions(dockerfile) == [
+        "FROM", "COPY", "RUN", "ENV", "WORKDIR", "LABEL", "ENTRYPOINT"
+    ]  # fmt: skip
+    line = next(line for line in dockerfile.splitlines() if line.startswith("RUN "))
+    script = tmp_path / "check.sh"
+    script.write_text(line[4:].replace('python -c "import mlflow"', "false"))
+    import subprocess
+
+    done = subprocess.run(["sh", str(script)], capture_output=True, text=True)
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"mlflow-steps: the docker_env image team/env@{DIGEST} needs")
