@@ -16,6 +16,7 @@ import base64
 import hashlib
 import json
 import os
+import subprocess
 import threading
 import time
 import zipfile
@@ -459,8 +460,6 @@ def test_the_docker_env_check_is_one_run_whose_message_is_one_quoted_word(tmp_pa
     line = next(line for line in dockerfile.splitlines() if line.startswith("RUN "))
     script = tmp_path / "check.sh"
     script.write_text(line[4:].replace('python -c "import mlflow"', "false"))
-    import subprocess
-
     done = subprocess.run(["sh", str(script)], capture_output=True, text=True)
     assert done.returncode == 1
     assert done.stderr.startswith(f"mlflow-steps: the docker_env image team/env@{DIGEST} needs")
