@@ -118,7 +118,7 @@ def render_runtime_only(plan: InstallPlan, base: PinnedBase | None = None) -> Re
             'RUN python -c "import mlflow" || { echo '
             + shlex.quote(
                 f"mlflow-steps: the docker_env image {check_reference(plan.base_image)} needs a "
-                "python command with MLflow installed (python -c 'import mlflow' failed); add "
+                'python command with MLflow installed (python -c "import mlflow" failed); add '
                 "MLflow to the image, or use a python_env.yaml, conda.yaml or requirements.txt "
                 "instead"
             )

@@ -16,6 +16,7 @@ import base64
 import hashlib
 import json
 import os
+import subprocess
 import threading
 import time
 import zipfile
@@ -144,9 +145,12 @@ def test_labels_are_json_strings_one_instruction(tmp_path):
     label = next(line for line in lines if "base.name=" in line)
     value = label.split("org.opencontainers.image.base.name=", 1)[1].split(" \\")[0]
     assert json.loads(value) == hostile.name
+    benign = render(install, PinnedBase("debian", DIGEST, f"debian@{DIGEST}")).dockerfile
+    dockerfile = render(install, PinnedBase(hostile.name, DIGEST, f"debian@{DIGEST}")).dockerfile
+    assert instructions(dockerfile) == instructions(benign)  # the same steps, no more
+    assert instructions(dockerfile)[0] == "FROM" and SECRET_RUN not in dockerfile.splitlines()
     # Two RUNs: the download phase (the index secret) and the install phase (none).
-    dockerfile = render(install, PinnedBase("debian", DIGEST, f"debian@{DIGEST}")).dockerfile
-    assert instructions(dockerfile).count("RUN") == 2 and instructions(dockerfile)[0] == "FROM"
+    assert instructions(benign).count("RUN") == 2
 
 
 @pytest.mark.parametrize(
@@ -450,3 +454,16 @@ def test_a_quoted_include_is_read_as_pip_reads_it(tmp_path):
     with pytest.raises(StepError) as caught:
         load_codeset(tmp_path)
     assert "leaked-package" not in str(caught.value)
+
+
+def test_the_docker_env_check_is_one_run_whose_message_is_one_quoted_word(tmp_path):
+    dockerfile = render(runtime_plan({"kind": "docker_env"}, f"team/env@{DIGEST}")).dockerfile
+    assert instructions(dockerfile) == [
+        "FROM", "COPY", "RUN", "ENV", "WORKDIR", "LABEL", "ENTRYPOINT"
+    ]  # fmt: skip
+    line = next(line for line in dockerfile.splitlines() if line.startswith("RUN "))
+    script = tmp_path / "check.sh"
+    script.write_text(line[4:].replace('python -c "import mlflow"', "false"))
+    done = subprocess.run(["sh", str(script)], capture_output=True, text=True)
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"mlflow-steps: the docker_env image team/env@{DIGEST} needs")
