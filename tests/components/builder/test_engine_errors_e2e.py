@@ -46,13 +46,15 @@ def test_a_base_without_a_shell_fails_with_buildahs_message(
     """A base with no files at all: buildah cannot start `sh` in it. The probe (per-package,
     its log quiet) and the Dockerfile's RUN (single) both end with what buildah said."""
     repository = f"bad-base-{uuid.uuid4().hex[:8]}/empty"
-    push_tiny_image(registry.host, repository, ["1"])
+    digest = push_tiny_image(registry.host, repository, ["1"])
     base = f"{registry.host}/{repository}:1"
     try:
         error = build(tmp_path, registry, package_index, base, BUILDAH_ENV,
                       f"--layering={layering}")  # fmt: skip
     finally:
-        remove_local_images(base)  # buildah pulled it to start the container
+        # buildah pulled it to start the container: by tag (probe), by digest (FROM)
+        for reference in (base, f"{registry.host}/{repository}@{digest}"):
+            remove_local_images(reference)
     said = error.split("it said:\n", 1)[1]
     assert "sh" in said and ("not found" in said or "no such file" in said.lower()), error
     assert "No image was pushed and no output was written." in error
