@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -17,13 +18,20 @@ from mlflow_steps import __version__
 from mlflow_steps.components.builder import build as builder
 from mlflow_steps.components.builder.options import BuildOptions
 from mlflow_steps.components.builder.registry import BaseImageError
+from mlflow_steps.components.builder.source import codeset_source
 from mlflow_steps.components.builder.step import BUILDER
 from mlflow_steps.components.launcher import run as launcher
 from mlflow_steps.components.problems import StepError
 from mlflow_steps.components.runtime.inputs import InputError, parse_entrypoint_args
 from mlflow_steps.components.runtime.outputs import output_paths, publish
 from mlflow_steps.components.runtime.step import RUNTIME
-from mlflow_steps.components.spec import BOOLEAN_WORDS, StepSpec, parse_bool, resolve
+from mlflow_steps.components.spec import (
+    BOOLEAN_WORDS,
+    StepSpec,
+    field_flag,
+    parse_bool,
+    resolve,
+)
 from mlflow_steps.generators import catalog
 
 EXIT_FAILED = 1
@@ -94,12 +102,29 @@ def make_parser() -> argparse.ArgumentParser:
     inspect = commands.add_parser("inspect", help="show what the builder finds and would build")
     inspect.add_argument("path", help="the codeset folder (holds MLproject)")
     add_spec_flags(inspect, BUILDER)
+    inspect.add_argument(
+        "--sbom",
+        action="store_true",
+        help="print the image's bill of materials (CycloneDX 1.5 JSON) and nothing else: the "
+        "one attached to the pushed image, else the one a build would attach (needs a lock)",
+    )
 
     build = commands.add_parser("build", help="build and push the codeset's environment image")
     build.add_argument("path", help="the codeset folder (holds MLproject)")
     add_spec_flags(build, BUILDER)
     build.add_argument("--output", help="write the image reference to this file")
     build.add_argument("--digest-output", help="write the image digest to this file")
+    source = BUILDER.outputs[-1]
+    flag = BUILDER.output_flags[source.name]
+    build.add_argument(
+        flag,
+        help='write the codeset\'s git source as JSON {"uri": ..., "digest": ...} (Tekton '
+        "Chains' ARTIFACT_INPUTS; empty strings when not a git checkout) to this file",
+    )
+    for item in source.fields:
+        build.add_argument(
+            field_flag(flag, item.name), help=f"write the source's {item.name} to this file"
+        )
 
     run = commands.add_parser(
         "run", help="run an entry point (in the built image, or in a cached local venv)"
@@ -142,9 +167,10 @@ def make_parser() -> argparse.ArgumentParser:
     )
     generate.add_argument(
         "--build-engine",
-        choices=["kaniko", "buildah"],
-        default="kaniko",
-        help="what the builder step runs in its pod: kaniko (default) or buildah (privileged)",
+        choices=["none", "kaniko", "buildah"],
+        default="none",
+        help="the builder variant the pipelines use, and --builder-image replaces: none (no "
+        "engine, non-root; default), kaniko (root) or buildah (privileged); the catalog has all",
     )
 
     images = commands.add_parser(
@@ -154,14 +180,15 @@ def make_parser() -> argparse.ArgumentParser:
     images.add_argument(
         "--repository-prefix",
         default="mlflow-steps",
-        help="images go to REGISTRY/PREFIX/mlflow-builder-<variant> (default: mlflow-steps)",
+        help="images go to REGISTRY/PREFIX/mlflow-builder[-<variant>] (default: mlflow-steps)",
     )
     images.add_argument("--tag", default=__version__, help=f"image tag (default {__version__})")
     images.add_argument(
         "--variant",
-        choices=["buildah", "kaniko", "all"],
+        choices=["unprivileged", "buildah", "kaniko", "all"],
         default="all",
-        help="which builder image to build (default: all)",
+        help="which builder image to build: unprivileged (mlflow-builder: no engine, non-root), "
+        "buildah, kaniko (default: all)",
     )
     images.add_argument("--base-image", default="", help="base with python3 (and apt-get)")
     images.add_argument("--kaniko-image", default="", help="Kaniko executor image to copy from")
@@ -212,6 +239,9 @@ def builder_options(args: argparse.Namespace) -> BuildOptions:
 
 def cmd_inspect(args: argparse.Namespace, out: TextIO) -> int:
     options = builder_options(args)
+    if args.sbom:
+        sys.stdout.buffer.write(builder.image_sbom(args.path, options))
+        return 0
     try:
         pin_base = builder.base_resolver(options, retries=0)  # inspect answers at once
         the_plan, unresolved = builder.plan(args.path, options, pin_base), ""
@@ -265,8 +295,26 @@ def cmd_build(args: argparse.Namespace, out: TextIO) -> int:
     publish(result.image, output_paths(args.output))
     if args.digest_output and result.digest:
         publish(result.digest, [Path(args.digest_output)])
+    write_source(args, Path(args.path))
     print(result.image, file=out)
     return 0
+
+
+def write_source(args: argparse.Namespace, codeset: Path) -> None:
+    """The `--source-*-output` files: the codeset's git remote and commit, for provenance."""
+    wanted = {
+        "source_output": None,
+        "source_uri_output": "uri",
+        "source_digest_output": "digest",
+    }
+    if not any(getattr(args, dest, None) for dest in wanted):
+        return
+    found = codeset_source(codeset).as_object()
+    for dest, field_name in wanted.items():
+        path = getattr(args, dest, None)
+        if path:
+            value = found[field_name] if field_name else json.dumps(found, sort_keys=True)
+            publish(value, [Path(path)])
 
 
 def cmd_run(args: argparse.Namespace, out: TextIO) -> int:

@@ -105,7 +105,9 @@ def test_every_option_of_every_command_is_documented():
     ]
     assert undocumented == []
     generate_help = next(p for p in all_parsers(make_parser()) if p.prog.endswith("generate"))
-    assert "kaniko (default) or buildah" in " ".join(generate_help.format_help().split())
+    assert "none (no engine, non-root; default), kaniko (root) or buildah (privileged)" in " ".join(
+        generate_help.format_help().split()
+    )
 
 
 NOISY_COMMAND = """

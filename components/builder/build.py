@@ -11,14 +11,16 @@ from pathlib import Path
 
 from ..problems import StepError
 from ..processes import failure, run_logged
-from . import engines, grammar
+from . import engines, grammar, referrers, sbom
 from .codeset import Codeset, load_codeset
 from .indexes import secret_files
 from .options import BuildOptions
 from .plan import InstallPlan
 from .recipe import Recipe, render
 from .registry import PinnedBase, RegistryClient, parse_reference, resolve_base
+from .registry_push import RegistryWriter
 from .resolution import resolved_plan
+from .sbom import SBOM_FILE
 from .tag import environment_tag
 
 Log = Callable[[str], None]
@@ -119,7 +121,50 @@ def build(path: Path | str, options: BuildOptions, log: Log = stderr) -> BuildRe
             f"the tag now names {digest}, not the {reported} this build pushed: another builder "
             "pushed the same tag meanwhile; the output is the tagged manifest"
         )
+    attach_sbom(the_plan, options, digest, log)
     return BuildResult(the_plan.pull_reference, digest, built=True)
+
+
+def attach_sbom(the_plan: Plan, options: BuildOptions, digest: str, log: Log) -> None:
+    """Attach the image's bill of materials (the one the recipe put in the image) to the
+    pushed manifest as an OCI 1.1 referrer (`referrers.attach`); nothing for an image without
+    a lock."""
+    data = the_plan.recipe.files.get(SBOM_FILE) if the_plan.recipe else None
+    if data is None:
+        return
+    writer = RegistryWriter(RegistryClient(options.registry, insecure=options.insecure))
+    found = writer.get_manifest(options.repository, digest)
+    if found is None:
+        raise StepError(
+            f"{the_plan.push_reference}: {digest} vanished before its SBOM was attached"
+        )
+    subject = referrers.Subject(digest, found[1], len(found[0]))
+    attached = referrers.attach(
+        writer, options.repository, subject, sbom.MEDIA_TYPE, data, "sbom.cdx.json"
+    )
+    log(f"SBOM (CycloneDX {sbom.SPEC_VERSION}) attached to {digest} as referrer {attached}")
+
+
+def image_sbom(path: Path | str, options: BuildOptions) -> bytes:
+    """The CycloneDX document of the codeset's image: the referrer attached to the image its tag
+    names when the registry has it, else the document a build would put in it. Raises
+    StepError when the environment has no lock to make one from."""
+    the_plan = plan(path, options, base_resolver(options, retries=0))
+    data = the_plan.recipe.files.get(SBOM_FILE) if the_plan.recipe else None
+    if the_plan.tag:
+        writer = RegistryWriter(RegistryClient(options.registry, insecure=options.insecure))
+        digest = writer.client.manifest_digest(options.repository, the_plan.tag)
+        if digest is not None:
+            found = referrers.referrers(writer, options.repository, digest, sbom.MEDIA_TYPE)
+            if found:
+                return referrers.find(writer, options.repository, digest, sbom.MEDIA_TYPE)
+    if data is None:
+        raise StepError(
+            "inspect --sbom: the environment has no lock to make a bill of materials from, and "
+            "no SBOM is attached to its image; give it a lock (pylock.toml, uv.lock, hashed "
+            "requirements) or `resolve`, or build it per-package first"
+        )
+    return data
 
 
 def tagged_digest(client: RegistryClient, the_plan: Plan, options: BuildOptions) -> str:

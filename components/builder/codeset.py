@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..problems import StepError
-from ..runtime.inputs import RESERVED_NAMES, parameter_name_problem
+from ..runtime.inputs import RESERVED_NAMES, InputError, codeset_dir, parameter_name_problem
 from .environments import DETECTION_ORDER, KINDS_BY_KEY, DockerEnv, Environment
 from .inside import outside, refusal
 from .yamlfile import load_yaml
@@ -71,12 +71,10 @@ def codeset_folder(workspace: Path, context: str) -> Path:
             f"codeset {workspace}: not a directory; pass the folder that holds MLproject"
         )
     root = workspace / (context or ".")
-    why = outside(workspace, root, context)
-    if why:
-        raise StepError(
-            f"context `{context}` {why}, outside the workspace {workspace}; give the codeset's "
-            "folder relative to the workspace, e.g. projects/wine"
-        )
+    try:
+        codeset_dir(str(workspace), context)  # the runtime step's rule: one rule for both
+    except InputError as exc:
+        raise StepError(str(exc)) from None
     if not root.is_dir():
         raise StepError(
             f"context `{context}`: {root} is not a folder; give the folder of the MLproject "

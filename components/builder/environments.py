@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -17,6 +18,7 @@ from typing import Any, ClassVar
 import yaml
 
 from ..problems import StepError
+from ..subprocess_env import minimal_env
 from . import conda_to_pypi, grammar, limits, resolution
 from . import requirements as reqs
 from .inside import outside, refusal
@@ -31,7 +33,7 @@ from .plan import (
     runtime_plan,
     venv_plan,
 )
-from .yamlfile import load_yaml
+from .yamlfile import load_yaml, scalar_text
 
 
 @dataclass
@@ -166,9 +168,10 @@ class PythonEnv(Environment):
         # then uses its `python_version` input, and `inspect` says so.
         python = data.get("python")
         if isinstance(python, (float, int)):
+            written = scalar_text(path, "python") or str(python)
             found.append(
-                f"{path.name}: `python: {python}` is a number, as MLflow rejects it too (YAML "
-                f'reads 3.10 as 3.1); quote it: python: "{python}"'
+                f"{path.name}: `python: {written}` is read by YAML as the number {python!r}, "
+                f'which MLflow rejects too; quote it: python: "{written}"'
             )
         elif python is not None and (not isinstance(python, str) or not python.strip()):
             found.append(f'{path.name}: `python` must be a version, e.g. "3.10", or left out')
@@ -387,9 +390,15 @@ class UvProject(LockEnv):
             return None
         argv = [
             uv, "export", "--no-config", "--frozen", "--no-dev", "--no-emit-workspace",
-            "--no-header", "--format", "pylock.toml",
+            "--no-header", "--format", "pylock.toml", "--no-build", "--offline",
         ]  # fmt: skip
-        done = subprocess.run(argv, cwd=path.parent, capture_output=True, text=True)
+        # The codeset is untrusted: uv reads its lock only (no build, no network), in an
+        # environment without the builder's credentials (subprocess_env).
+        with tempfile.TemporaryDirectory(prefix="mlflow-steps-home-") as home:
+            done = subprocess.run(
+                argv, cwd=path.parent, capture_output=True, text=True,
+                env=minimal_env({"UV_NO_CACHE": "1"}, home=home),
+            )  # fmt: skip
         if done.returncode != 0:
             said = done.stderr.strip().splitlines()
             reason = resolution.without_userinfo(said[-1] if said else f"exit {done.returncode}")

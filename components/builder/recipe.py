@@ -23,10 +23,12 @@ from pathlib import Path
 
 from mlflow_steps import __version__
 
-from . import grammar
+from . import grammar, sbom
 from .indexes import SECRET_ID
 from .plan import LOCK_FILE, LOCK_IN_IMAGE, RUNTIME, STAGING, InstallPlan, find_uv
 from .registry import PinnedBase
+from .resolution import read_pylock
+from .sbom import SBOM_FILE, SBOM_IN_IMAGE
 
 STAGING_DIR = "/tmp/mlflow-steps"
 VENV = "/opt/mlflow-env"
@@ -75,12 +77,32 @@ def render(plan: InstallPlan, base: PinnedBase | None = None) -> Recipe:
     steps = [
         header(plan),
         from_step(base.pinned if base else plan.base_image),
-        install_step(*system_packages_install(plan), environment_install(plan)),
+        *install_steps(plan),
         runtime_step(),
         lock_step(plan),
         finish_step(plan, f"{VENV}/bin:$PATH" if venv else None, base),
     ]
-    return Recipe(plan.base_image, join(steps), dict(plan.files), needs_uv=venv)
+    files = dict(plan.files)
+    if plan.lock is not None and base is not None:
+        files[SBOM_FILE] = environment_sbom(plan.lock, base)
+    steps.insert(-1, sbom_step(files))
+    return Recipe(plan.base_image, join(steps), files, needs_uv=venv)
+
+
+def environment_sbom(lock: bytes, base: PinnedBase) -> bytes:
+    """The CycloneDX document of a locked plan (`sbom.cyclonedx`): the lock's distributions
+    on `base` (no licences: the single-layer build installs inside the engine, where the
+    builder does not read the installed metadata)."""
+    return sbom.cyclonedx(read_pylock(lock.decode(), "the lock"), VENV, base.name, base.digest)
+
+
+def sbom_step(files: dict[str, bytes]) -> list[str]:
+    if SBOM_FILE not in files:
+        return []
+    return [
+        "# Its bill of materials (CycloneDX), made from that lock.",
+        f"COPY {SBOM_FILE} {SBOM_IN_IMAGE}",
+    ]
 
 
 def render_runtime_only(plan: InstallPlan, base: PinnedBase | None = None) -> Recipe:
@@ -128,13 +150,41 @@ def check_reference(image: str) -> str:
     return grammar.check_reference(image, "image")
 
 
-def install_step(*scripts: list[str]) -> list[str]:
-    """One RUN for every install script (system packages, then the environment): one layer,
-    and the staging folder and package lists never reach the image."""
-    commands = [
-        " ".join(["sh", f"{STAGING_DIR}/{script}", *map(shlex.quote, args)])
-        for script, *args in scripts
+def install_steps(plan: InstallPlan) -> list[list[str]]:
+    """A venv plan: the download phase, then the install phase (`phases`); conda: one RUN."""
+    if plan.installer == "venv":
+        return phases(plan)
+    return [install_step(*system_packages_install(plan), environment_install(plan))]
+
+
+def phases(plan: InstallPlan) -> list[list[str]]:
+    """Two RUNs. The download phase is the only one the index secret is mounted for: system
+    packages, then the wheels (download-python-env.sh; nothing downloaded runs). The install
+    phase has no secret: it installs from the downloaded wheels only and builds what is
+    built from source (path, VCS, archive requirements), so no package's code runs where a
+    credential is. (RUN --network=none is not used: buildah before 1.30 refuses it.)"""
+    sets = [s.name for s in plan.requirement_sets]
+    download = [*system_packages_install(plan), ["download-python-env.sh", *sets]]
+    install = ["install-python-env.sh", VENV, compile_flag(plan.compile_bytecode), *sets]
+    return [
+        install_step(*download),
+        [
+            "# The install phase: no secret mounted, no index; the downloaded wheels only.",
+            "RUN " + command(install),
+        ],
     ]
+
+
+def command(script: list[str]) -> str:
+    """`sh STAGING_DIR/<script> <args>`, every argument shell-quoted."""
+    name, *args = script
+    return " ".join(["sh", f"{STAGING_DIR}/{name}", *map(shlex.quote, args)])
+
+
+def install_step(*scripts: list[str]) -> list[str]:
+    """One RUN for every install script (system packages, then the environment's download or
+    install): one layer, and the index secret mounted for it alone."""
+    commands = [command(script) for script in scripts]
     return [
         "# Environment files first: a change to the project's code never invalidates this layer.",
         f"COPY {STAGING}/ {STAGING_DIR}/",

@@ -94,6 +94,9 @@ class RegistryClient:
             respect_retry_after_header=True,
         )
         self.session = requests.Session()
+        # No ambient credentials or proxies: ~/.netrc, $NETRC and *_PROXY are never read, so a
+        # netrc `default` entry never reaches a registry a codeset names.
+        self.session.trust_env = False
         self.session.mount("http://", HTTPAdapter(max_retries=retry))
         self.session.mount("https://", HTTPAdapter(max_retries=retry))
         self.scheme = "http" if self.insecure else "https"
@@ -152,6 +155,11 @@ class RegistryClient:
             # a token service may read each parameter as one scope, never splitting it.
             scopes = params.get("scope", "").split() or [f"repository:{repository}:pull"]
             query = {"service": params.get("service", ""), "scope": scopes}
+            if not params["realm"].startswith("https://") and not self.insecure:
+                raise StepError(
+                    f"registry {self.host}: its token service {params['realm']} is not https; "
+                    "credentials are sent over plain http only to a registry named insecure"
+                )
             try:
                 reply = self.session.get(
                     params["realm"], params=query, auth=self.credentials, timeout=self.timeout

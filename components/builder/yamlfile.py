@@ -50,3 +50,18 @@ def load_yaml(path: Path, problems: list[str]) -> Any:
     except RecursionError:
         problems.append(f"{path.name}: nested too deeply to read; flatten it")
     return None
+
+
+def scalar_text(path: Path, key: str) -> str | None:
+    """The text of the top-level `key`'s value as written in the YAML file at `path` (`3.10`
+    where the loaded value is the float 3.1); None when it is not a plain scalar there."""
+    try:
+        node = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    if not isinstance(node, yaml.MappingNode):
+        return None
+    for key_node, value_node in node.value:
+        if key_node.value == key and isinstance(value_node, yaml.ScalarNode):
+            return str(value_node.value)
+    return None

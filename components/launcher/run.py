@@ -88,7 +88,21 @@ def run_local(
     io_dir: Path,
     log: Callable[[str], None],
 ) -> Finished:
-    the_plan = plan(project, request.options)
+    if "MLFLOW_TRACKING_URI" not in passed:
+        passed["MLFLOW_TRACKING_URI"] = f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+        log(f"MLFLOW_TRACKING_URI not set: using {passed['MLFLOW_TRACKING_URI']}")
+    options = request.options
+    # A database store is used with the MLflow that owns its schema, never migrated by a newer
+    # one: the environment's MLflow addition is pinned to that release.
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+        owner = local_env.store_owner(passed.get(name, ""), log)
+        if owner:
+            options = local_env.pin_mlflow(options, owner)
+            log(
+                f"{name} is a store of MLflow {owner}'s schema: the environment gets MLflow {owner}"
+            )
+            break
+    the_plan = plan(project, options)
     kind = the_plan.codeset.environment
     if isinstance(kind, DockerEnv):
         raise StepError(
@@ -98,13 +112,10 @@ def run_local(
             "and run it with --engine buildah, podman or docker and --image set to the build's "
             "output"
         )
-    target = local_env.ensure_local_env(the_plan, request.options, log)
-    if "MLFLOW_TRACKING_URI" not in passed:
-        passed["MLFLOW_TRACKING_URI"] = f"sqlite:///{Path.cwd() / 'mlflow.db'}"
-        log(f"MLFLOW_TRACKING_URI not set: using {passed['MLFLOW_TRACKING_URI']}")
+    target = local_env.ensure_local_env(the_plan, options, log)
     for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
         if passed.get(name):
-            local_env.ensure_store_packages(target, passed[name], request.options, log)
+            local_env.ensure_store_packages(target, passed[name], options, log)
     env_file = write_env_file(io_dir, passed)
     venv_bin = target / "venv" / "bin"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "AWS_"))}

@@ -77,6 +77,22 @@ def check_parameter_names(parameters, what):
         raise InputError("; ".join(bad))
 
 
+def codeset_dir(workspace, context):
+    """The codeset's folder: `context` (str, relative to the workspace) inside `workspace`,
+    symbolic links followed. One rule for the builder and the runtime step: the workspace is
+    mounted at a different path in each step, so an absolute `context` is refused in both, as
+    is one that leads out of the workspace. Raises InputError."""
+    root = os.path.realpath(workspace)
+    folder = os.path.realpath(os.path.join(root, context or "."))
+    if os.path.isabs(context or "") or not (folder + os.sep).startswith(root + os.sep):
+        raise InputError(
+            "context {!r} is not a folder inside the workspace {}; give the codeset's folder "
+            "relative to the workspace, e.g. projects/wine (the Tekton catalog's CONTEXT; each "
+            "step mounts the workspace at its own path)".format(context, workspace)
+        )
+    return folder
+
+
 def env_name(name):
     return "FUSEML_" + name.upper().replace("-", "_").replace(".", "_")
 

@@ -5,6 +5,7 @@ and a wheelhouse for the local index. Both are cached in a folder the caller nam
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import os
 import shutil
 import subprocess
@@ -26,6 +27,22 @@ RUN ln -s /usr/bin/python3 /usr/local/bin/python \\
  && python3 "$wheel/pip" install --no-index --no-cache-dir "$wheel" && pip --version
 """
 
+# The MLflow the index serves to installs that do not pin one (images, local environments).
+PINNED_MLFLOW = "3.18.0"
+
+
+def machine_mlflow() -> str | None:
+    """This machine's MLflow version (`mlflow`, else `mlflow-skinny`); None without one. The
+    index serves it too: a local environment for a store this machine's MLflow made is pinned to
+    it (components/launcher/local_env.py), whatever MLflow the machine has."""
+    for name in ("mlflow", "mlflow-skinny"):
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return None
+
+
 # What the local index serves: the examples (scikit-learn, pandas, MLflow), what MLflow's SQLite
 # and PostgreSQL stores need, and what the project's tests and benchmarks build (lightgbm, two
 # versions of `six`, the versions tests/cases pin).
@@ -38,7 +55,7 @@ WHEELHOUSE_REQUIREMENTS = [
     "uv",
     "installer",  # the builder image's own dependencies (pyproject.toml)
     "isal",
-    "mlflow-skinny",
+    f"mlflow-skinny=={PINNED_MLFLOW}",
     "six==1.17.0",
     "pip",
     "setuptools",
@@ -47,6 +64,8 @@ WHEELHOUSE_REQUIREMENTS = [
     "alembic",
 ]
 WHEELHOUSE_EXTRA_NO_DEPS = ["six==1.16.0"]
+# Downloaded on their own (two versions of one distribution cannot be resolved together).
+WHEELHOUSE_ALSO = sorted({f"mlflow-skinny=={machine_mlflow() or PINNED_MLFLOW}"})
 
 
 def sh(*argv: str, quiet: bool = False, log_stdout: bool = True, stdin=None) -> Finished:
@@ -108,14 +127,19 @@ def wheelhouse(cache: Path) -> Path:
     """The wheels of WHEELHOUSE_REQUIREMENTS (with their dependencies, for this machine's
     Python), downloaded once from PyPI with pip into `cache`/wheelhouse-<hash>."""
     key = hashlib.sha256(
-        "\n".join(WHEELHOUSE_REQUIREMENTS + WHEELHOUSE_EXTRA_NO_DEPS).encode()
+        "\n".join(WHEELHOUSE_REQUIREMENTS + WHEELHOUSE_EXTRA_NO_DEPS + WHEELHOUSE_ALSO).encode()
     ).hexdigest()[:12]
     house = cache / f"wheelhouse-{key}"
     if (house / ".complete").exists():
         return house
     house.mkdir(parents=True, exist_ok=True)
     pip = [sys.executable, "-m", "pip", "download", "-q", "-d", str(house)]
-    for argv in ([*pip, *WHEELHOUSE_REQUIREMENTS], [*pip, "--no-deps", *WHEELHOUSE_EXTRA_NO_DEPS]):
+    also = [[*pip, requirement] for requirement in WHEELHOUSE_ALSO]
+    for argv in (
+        [*pip, *WHEELHOUSE_REQUIREMENTS],
+        [*pip, "--no-deps", *WHEELHOUSE_EXTRA_NO_DEPS],
+        *also,
+    ):
         done = run_logged(argv)
         if done.returncode != 0:
             raise RuntimeError(failure("downloading the wheelhouse (`pip download`)", done))

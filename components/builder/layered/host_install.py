@@ -40,8 +40,10 @@ from installer.sources import WheelFile
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 from ...problems import StepError
+from ...subprocess_env import minimal_env
 from ..indexes import IndexSettings, host_of
 from ..plan import find_uv
+from ..registry_push import origin
 from .wheels import Pin
 
 INSTALLER = b"mlflow-steps\n"  # the .dist-info/INSTALLER of what the builder installs itself
@@ -76,6 +78,8 @@ def interpreter_for(minor: tuple[int, int]) -> str | None:
         [uv, "python", "find", "--no-python-downloads", "--no-config", "{}.{}".format(*minor)],
         capture_output=True,
         text=True,
+        # HOME kept: uv's own Pythons are found under it (no network, nothing of the codeset)
+        env=minimal_env(home=os.environ.get("HOME", "/nonexistent")),
     )
     path = found.stdout.strip()
     return path if found.returncode == 0 and path else None
@@ -88,20 +92,25 @@ def can_install(pin: Pin, minor: tuple[int, int], compile_bytecode: bool) -> boo
 
 
 def download(pin: Pin, index: IndexSettings, folder: Path) -> Path:
-    """The pin's wheel in `folder`, its sha256 checked against the lock. Raises StepError."""
+    """The pin's wheel in `folder`, its sha256 checked against the lock. Raises StepError.
+    The index's credentials go only to an index's own origin (`index_credentials`); no
+    netrc, proxy or other ambient setting of this process is read (`trust_env` off)."""
     url = pin.wheel_url or ""
-    credentials = index.credentials.get(host_of(url))
+    credentials = index_credentials(url, index)
     trusted = set(index.trusted_hosts.split())
     out = folder / wheel_name(pin)
     digest = hashlib.sha256()
     try:
-        with requests.get(
-            url,
-            auth=credentials,
-            stream=True,
-            timeout=60,
-            verify=host_of(url) not in trusted,
-        ) as reply:
+        with (
+            session() as http,
+            http.get(
+                url,
+                auth=credentials,
+                stream=True,
+                timeout=60,
+                verify=host_of(url) not in trusted,
+            ) as reply,
+        ):
             if reply.status_code != 200:
                 raise StepError(
                     f"{pin.name} {pin.version}: the index answered {reply.status_code} for "
@@ -122,6 +131,27 @@ def download(pin: Pin, index: IndexSettings, folder: Path) -> Path:
             f"(got {digest.hexdigest()}); nothing was pushed"
         )
     return out
+
+
+def session() -> requests.Session:
+    http = requests.Session()
+    http.trust_env = False
+    return http
+
+
+def index_credentials(url: str, index: IndexSettings) -> tuple[str, str] | None:
+    """The credentials of `url`'s host when `url` is on the origin (scheme, host, port) of
+    an index URL the user configured, and is https or its host is a trusted (insecure) host;
+    else None. A lock's URL on another origin gets none."""
+    credentials = index.credentials.get(host_of(url))
+    if credentials is None:
+        return None
+    configured = [index.index_url, *index.extra_index_urls]
+    if origin(url) not in {origin(u) for u in configured if u}:
+        return None
+    if urlsplit(url).scheme != "https" and host_of(url) not in index.trusted_hosts.split():
+        return None
+    return credentials
 
 
 def has_shared_library(wheel: Path) -> bool:
@@ -197,9 +227,10 @@ def install_pure(pins: Iterable[Pin], root: Path, venv: str, site: str,
             script = Path(tmp) / "compile-bytecode.py"
             script.write_bytes(compile_script)
             done = subprocess.run(
-                [python, "-I", str(script), "--root", str(root), site],
+                [python, "-I", "-S", str(script), "--root", str(root), site],
                 capture_output=True,
                 text=True,
+                env=minimal_env(),
             )
             if done.returncode != 0:
                 raise StepError(f"compiling bytecode failed: {done.stderr.strip()[-2000:]}")

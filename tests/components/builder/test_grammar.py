@@ -435,3 +435,17 @@ def test_a_wheel_record_entry_outside_the_target_is_refused(tmp_path, entry):
         install_wheel(wheel, root, "/opt/mlflow-env", site, "evil", (3, 11))
     written = [p for p in tmp_path.rglob("*") if p.is_file() and p.read_bytes() == b"pwned\n"]
     assert written == []
+
+
+def test_a_quoted_include_is_read_as_pip_reads_it(tmp_path):
+    """-r/-c values are read by the builder itself, after pip's shlex split: a quoted file name
+    with a space is one file, and one that hides a second include is a file that is not there."""
+    write(tmp_path, {"MLproject": MAIN, "requirements.txt": 'six\n-r "more reqs.txt"\n'})
+    write(tmp_path, {"more reqs.txt": "numpy\n"})
+    assert load_codeset(tmp_path).environment.canonical()["requirements"] == ["numpy", "six"]
+    secret = tmp_path.parent / f"{tmp_path.name}-secret.txt"
+    secret.write_text("leaked-package\n")
+    write(tmp_path, {"requirements.txt": f'six\n-r "more reqs.txt -r {secret}"\n'})
+    with pytest.raises(StepError) as caught:
+        load_codeset(tmp_path)
+    assert "leaked-package" not in str(caught.value)

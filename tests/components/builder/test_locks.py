@@ -95,8 +95,20 @@ def run_install(install, staging: Path, venv: Path, index_url: str, with_uv: boo
         "MLFLOW_STEPS_PYTHON": sys.executable,
     }
     names = [s.name for s in install.requirement_sets]
+    # The recipe's two phases: download (the index settings), then install (none).
+    download = subprocess.run(
+        ["sh", str(staging / "download-python-env.sh"), *names],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    if download.returncode != 0:
+        return download
+    env.pop("PIP_INDEX_URL")
     argv = ["sh", str(staging / "install-python-env.sh"), str(venv), "--no-compile-bytecode"]
-    return subprocess.run([*argv, *names], capture_output=True, text=True, env=env)
+    done = subprocess.run([*argv, *names], capture_output=True, text=True, env=env)
+    done.stdout = download.stdout + done.stdout
+    return done
 
 
 @pytest.mark.parametrize("installer", ["uv", "pip"])
