@@ -94,8 +94,9 @@ def test_the_main_job_runs_on_an_empty_stack_then_finds_its_image(tmp_path):
         assert "is already in the registry: nothing to build" in second.stderr
         assert "per-package layers" not in second.stderr
     finally:
-        if image:
-            remove_local_images(image)  # the training runs pulled it
+        # The training runs pulled the image, the build the base: no local copies left behind.
+        base = f"127.0.0.1:{DEFAULT_PORTS['registry']}/base/debian:bookworm"
+        remove_local_images(*([image] if image else []), base)
 
 
 def load_demo():

@@ -72,6 +72,14 @@ OTHER_TOOLS = {
     "--no-dev": "uv export",
     "--require-hashes": "pip and uv pip install",
     "--strict": "twine check",
+    "--index-strategy": "uv pip install",
+    "--prerelease": "uv pip install",
+    "--prerelease-package": "uv pip install",
+    "--allow-insecure-host": "uv pip install",
+    "--config-settings-package": "uv pip install",
+    "--no-build": "uv pip compile",
+    "--no-deps": "pip download / uv pip install",
+    "--network": "a Dockerfile RUN (RUN --network=none)",
 }
 
 

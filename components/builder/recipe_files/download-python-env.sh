@@ -11,6 +11,7 @@
 # lines) are built by the install phase (install-python-env.sh), which runs without credentials
 # and without the index; for them the build backend (setuptools, wheel) is downloaded here.
 set -eu
+exec 1>&2  # a log, all of it: the caller's stdout carries its outputs only
 here="$(cd "$(dirname "$0")" && pwd)"
 cd "$here"
 python="${MLFLOW_STEPS_PYTHON:-$(command -v python3 || command -v python || true)}"

@@ -143,7 +143,8 @@ def main(argv):
             print(
                 "mlflow-steps: {} fetched, to be built in the install phase".format(
                     os.path.basename(path)
-                )
+                ),
+                file=sys.stderr,  # a log line: the caller's stdout carries outputs only
             )
     with open(out, "w") as handle:
         handle.write("".join(line + "\n" for line in kept))

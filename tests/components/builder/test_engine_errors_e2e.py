@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from tests.support.builds import local_build_argv
-from tests.support.images import BUILDAH_ENV
+from tests.support.images import BUILDAH_ENV, remove_local_images
 from tests.support.oci import push_tiny_image
 
 pytestmark = pytest.mark.e2e
@@ -46,9 +46,15 @@ def test_a_base_without_a_shell_fails_with_buildahs_message(
     """A base with no files at all: buildah cannot start `sh` in it. The probe (per-package,
     its log quiet) and the Dockerfile's RUN (single) both end with what buildah said."""
     repository = f"bad-base-{uuid.uuid4().hex[:8]}/empty"
-    push_tiny_image(registry.host, repository, ["1"])
+    digest = push_tiny_image(registry.host, repository, ["1"])
     base = f"{registry.host}/{repository}:1"
-    error = build(tmp_path, registry, package_index, base, BUILDAH_ENV, f"--layering={layering}")
+    try:
+        error = build(tmp_path, registry, package_index, base, BUILDAH_ENV,
+                      f"--layering={layering}")  # fmt: skip
+    finally:
+        # buildah pulled it to start the container: by tag (probe), by digest (FROM)
+        for reference in (base, f"{registry.host}/{repository}@{digest}"):
+            remove_local_images(reference)
     said = error.split("it said:\n", 1)[1]
     assert "sh" in said and ("not found" in said or "no such file" in said.lower()), error
     assert "No image was pushed and no output was written." in error

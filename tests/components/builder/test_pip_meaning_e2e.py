@@ -117,7 +117,7 @@ def pip_path(codeset: Path, opts: BuildOptions, tmp: Path) -> Path:
     ]
     done = subprocess.run([*argv, *sets], capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "installing with pip" in done.stdout
+    assert "installing with pip" in done.stderr and not done.stdout  # a log, all of it
     return venv
 
 

@@ -184,7 +184,9 @@ def test_a_path_requirement_and_a_pth_wheel_never_see_the_index_credentials(
     download, install = phases(staging, venv, secret, tmp_path, sys.executable)
     assert download.returncode == 0, download.stderr
     assert install is not None and install.returncode == 0, install.stderr
-    assert ("installing with uv" if with_uv else "installing with pip") in install.stdout
+    assert (
+        "installing with uv" if with_uv else "installing with pip"
+    ) in install.stderr and not install.stdout  # a log, all of it
     # The path requirement was built, in the install phase, with no credential in reach.
     assert built.exists()
     spied = built.read_text()
