@@ -27,8 +27,10 @@ FROM docker.io/library/python@{DIGEST}
 # Environment files first: a change to the project's code never invalidates this layer.
 COPY mlflow-steps/ /tmp/mlflow-steps/
 # Index settings, credentials included: a build secret mounted for this RUN only.
-RUN --mount=type=secret,id=mlflow-steps-index sh /tmp/mlflow-steps/install-python-env.sh \
-/opt/mlflow-env --compile-bytecode requirements.txt
+RUN --mount=type=secret,id=mlflow-steps-index sh /tmp/mlflow-steps/download-python-env.sh \
+requirements.txt
+# The install phase: no secret mounted, no index; the downloaded wheels only.
+RUN sh /tmp/mlflow-steps/install-python-env.sh /opt/mlflow-env --compile-bytecode requirements.txt
 # The runtime step's entry point (python -m mlflow_steps_runtime).
 COPY mlflow-steps-runtime/ /opt/mlflow-steps/mlflow_steps_runtime/
 ENV VIRTUAL_ENV=/opt/mlflow-env PATH=/opt/mlflow-env/bin:$PATH
@@ -93,10 +95,10 @@ def test_python_env_base_follows_its_python_unless_base_image_is_set():
 
 
 def test_index_settings_are_build_args_never_env_or_files():
-    options = dict(pip_index_url="https://user:tok@pypi.example/simple", pip_trusted_host="h")
+    options = dict(pip_index_url="https://user:s3cr3t@pypi.example/simple", pip_trusted_host="h")
     recipe = recipe_for("sklearn-pip", **options)
-    assert "tok" not in recipe.dockerfile
-    assert not any(b"tok" in content for content in recipe.files.values())
+    assert "s3cr3t" not in recipe.dockerfile
+    assert not any(b"s3cr3t" in content for content in recipe.files.values())
     assert "ENV PIP" not in recipe.dockerfile
 
 
@@ -129,11 +131,13 @@ def test_generated_dockerfiles_pass_hadolint(tmp_path, example):
 
 def test_system_packages_install_in_the_same_run_as_the_environment():
     recipe = recipe_for("sklearn-pip", system_packages="libgomp1 libgl1=1.6.0-1")
-    run_lines = [line for line in recipe.dockerfile.splitlines() if "install-" in line]
+    lines = recipe.dockerfile.splitlines()
+    run_lines = [line for line in lines if "install-" in line or "download-" in line]
     assert run_lines == [
         "RUN --mount=type=secret,id=mlflow-steps-index "
         "sh /tmp/mlflow-steps/install-system-packages.sh libgomp1 libgl1=1.6.0-1 \\",
-        " && sh /tmp/mlflow-steps/install-python-env.sh /opt/mlflow-env --compile-bytecode "
+        " && sh /tmp/mlflow-steps/download-python-env.sh requirements.txt",
+        "RUN sh /tmp/mlflow-steps/install-python-env.sh /opt/mlflow-env --compile-bytecode "
         "requirements.txt",
     ]
     script = recipe.files["mlflow-steps/install-system-packages.sh"].decode()
