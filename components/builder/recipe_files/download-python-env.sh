@@ -29,10 +29,48 @@ downloader="$here/download-venv"
 mkdir -p "$wheels"
 "$python" -I -m venv "$downloader"
 build_backend=
+# Where the install phase will run uv (install-python-env.sh's rule), uv resolves here too, with
+# the meaning pip gives the file's options (REQUIREMENTS.uv and .uv-args, uv_options.py) and
+# nothing built; pip then downloads exactly those pins. (The base's own pip may be older than
+# the options a file uses, such as --all-releases.) Where uv cannot resolve without building
+# (an sdist), pip reads the file itself.
+use_uv=
+if [ -x "$here/uv" ] && "$here/uv" --version >/dev/null 2>&1 \
+  && "$python" -I -S -c 'import sys; sys.exit(sys.version_info < (3, 8))'; then
+  use_uv=1
+fi
+pinned_by_uv() {  # REQUIREMENTS -> REQUIREMENTS.wheels (exit status 1: uv could not)
+  file="$1"
+  [ -n "$use_uv" ] && [ -f "$file.uv" ] || return 1
+  grep -v -E "$from_source" "$file.uv" > "$file.uv.wheels" || true
+  (
+    set --
+    while IFS= read -r arg || [ -n "$arg" ]; do set -- "$@" "$arg"; done < "$file.uv-args"
+    if [ -n "${PIP_INDEX_URL:-}" ]; then export UV_INDEX_URL="$PIP_INDEX_URL"; fi
+    if [ -n "${PIP_EXTRA_INDEX_URL:-}" ]; then export UV_EXTRA_INDEX_URL="$PIP_EXTRA_INDEX_URL"; fi
+    if [ -n "${PIP_TRUSTED_HOST:-}" ]; then export UV_INSECURE_HOST="$PIP_TRUSTED_HOST"; fi
+    if grep -q -e '^--index-url ' -e '^--no-index$' "$file.uv.wheels"; then
+      unset UV_INDEX_URL UV_EXTRA_INDEX_URL
+    fi
+    UV_NO_CACHE=1 "$here/uv" pip compile --quiet --no-config --no-header --no-build \
+      --generate-hashes --python "$python" "$@" "$file.uv.wheels" --output-file "$file.pinned"
+  ) || { rm -f "$file.uv.wheels" "$file.pinned"; return 1; }
+  # The file's own index options, then the pins (pip reads no other index setting of uv's).
+  grep -E '^--(index-url|extra-index-url|find-links|no-index|trusted-host)( |$)' "$file.uv.wheels" \
+    > "$file.wheels" || true
+  cat "$file.pinned" >> "$file.wheels"
+  rm -f "$file.uv.wheels" "$file.pinned"
+}
 for requirements in "$@"; do
-  grep -v -E "$from_source" "$requirements" > "$requirements.wheels" || true
+  deps=  # pins from uv are the whole environment: pip resolves nothing again
+  if pinned_by_uv "$requirements"; then
+    deps=--no-deps
+  else
+    grep -v -E "$from_source" "$requirements" > "$requirements.wheels" || true
+  fi
   if grep -q -E "$from_source" "$requirements"; then build_backend=1; fi
-  if ! "$downloader/bin/python" -I -m pip download --quiet --only-binary :all: \
+  # shellcheck disable=SC2086
+  if ! "$downloader/bin/python" -I -m pip download --quiet --only-binary :all: $deps \
     --dest "$wheels" -r "$requirements.wheels" 2> "$here/pip-download.err"; then
     # Exact pins with no wheel on the configured index: their sdist is fetched, never built
     # here, and the rest downloaded again.
@@ -55,7 +93,13 @@ for requirements in "$@"; do
   rm -f "$requirements.wheels"
 done
 if [ -n "$build_backend" ]; then
-  "$downloader/bin/python" -I -m pip download --quiet --only-binary :all: --dest "$wheels" \
-    setuptools wheel
+  # The common build backend, for the install phase (which has no index). A package whose
+  # backend is its own (backend-path) or another one needs none of it; one that needs it and
+  # does not find it fails there, naming it.
+  if ! "$downloader/bin/python" -I -m pip download --quiet --only-binary :all: \
+    --dest "$wheels" setuptools wheel; then
+    echo "mlflow-steps: setuptools and wheel are not on the index; packages built from source" \
+      "in the install phase get no build backend from it" >&2
+  fi
 fi
 rm -rf "$downloader"

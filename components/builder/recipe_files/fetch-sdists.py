@@ -24,7 +24,8 @@ from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 PIN = re.compile(
     r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9.+!_-]+)"
-    r"((?:\s+--hash=sha256:[0-9a-fA-F]{64})*)\s*$"
+    r"((?:\s+--hash=sha256:[0-9a-fA-F]{64})*)"
+    r"(?:\s+--config-settings[= ]\S+)*\s*$"  # a build's settings: for the install phase
 )
 
 

@@ -109,13 +109,18 @@ def pip_path(codeset: Path, opts: BuildOptions, tmp: Path) -> Path:
         "MLFLOW_STEPS_RUNTIME_PARENT": str(tmp / "runtime"),
     }
     sets = [s.name for s in install.requirement_sets]
+    # The download phase (index settings), then the install phase (none), as in an image.
+    download = [str(context / STAGING / "download-python-env.sh"), *sets]
+    fetched = subprocess.run(["sh", *download], capture_output=True, text=True, env=env)
+    assert fetched.returncode == 0, fetched.stdout + fetched.stderr
+    without = {k: v for k, v in env.items() if not k.startswith(("PIP_INDEX", "PIP_EXTRA"))}
     argv = [
         "sh",
         str(context / STAGING / "install-python-env.sh"),
         str(venv),
         "--no-compile-bytecode",
     ]
-    done = subprocess.run([*argv, *sets], capture_output=True, text=True, env=env)
+    done = subprocess.run([*argv, *sets], capture_output=True, text=True, env=without)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "installing with pip" in done.stderr and not done.stdout  # a log, all of it
     return venv
