@@ -218,8 +218,14 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     print(f"codeset:      {codeset.root}")
     if codeset.workspace and codeset.workspace != codeset.root:
         print(f"workspace:    {codeset.workspace} (context {options.context})")
-    print(f"mlproject:    {codeset.mlproject.name} (name: {codeset.name or '-'})")
-    print(f"environment:  {env.kind} ({env.path.name if env.path else 'MLproject docker_env'})")
+    if codeset.mlproject is None:
+        print("mlproject:    - (none: the entry points are the codeset's scripts, by name)")
+    else:
+        print(f"mlproject:    {codeset.mlproject.name} (name: {codeset.name or '-'})")
+    shown_env = env.path.name if env.path else "MLproject docker_env"
+    if codeset.mlproject is None and env.path is None:
+        shown_env = "none: MLflow's default, Python and MLflow alone"
+    print(f"environment:  {env.kind} ({shown_env})")
     if the_plan.recipe:
         print(f"base image:   {the_plan.recipe.base_image}")
         if env.kind == "conda":
@@ -231,6 +237,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         )
         print(f"ships:        {shown}")
     print("entry points:")
+    if codeset.mlproject is None:
+        scripts = sorted(p.name for p in codeset.root.iterdir() if p.suffix in (".py", ".sh"))
+        print(f"  scripts, by name: {', '.join(scripts)}")
     for entry in codeset.entry_points.values():
         params = ", ".join(
             f"{p.name}: {p.type}" + ("" if p.required else f" = {p.default!r}")

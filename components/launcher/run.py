@@ -82,8 +82,9 @@ def run_local(
     the_plan = plan(project, request.options)
     kind = the_plan.codeset.environment
     if isinstance(kind, DockerEnv):
+        where = getattr(the_plan.codeset.mlproject, "name", "MLproject")
         raise StepError(
-            f"{the_plan.codeset.mlproject.name}: a docker_env project (image {kind.image}) runs "
+            f"{where}: a docker_env project (image {kind.image}) runs "
             "in its image, and the local engine runs codesets in a virtual environment of this "
             "machine: build it (`mlflow-steps build`, which adds the runtime step to the image) "
             "and run it with --engine buildah, podman or docker and --image set to the build's "
