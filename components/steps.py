@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from .builder.indexes import NETRC_ENV
 from .builder.step import BUILDER, IMAGE_REGISTRY, builder_image
+from .runtime.record import IMAGE_ENV
 from .runtime.step import RUNTIME
 from .spec import Input
 
 STEPS = (BUILDER, RUNTIME)
+# IMAGE_ENV (MLFLOW_STEPS_IMAGE): the runtime step's own image reference, which every engine's
+# YAML sets from its image parameter; the runtime tags the run and its models with it.
 # Where the buildah builder image keeps its store (overlay driver): generated YAML mounts an
 # emptyDir there, as the Tekton catalog's buildah Task does.
 BUILDAH_STORE = "/var/lib/containers"
@@ -48,6 +51,7 @@ __all__ = [
     "BUILDAH_STORE",
     "BUILDAH_STORE_VOLUME",
     "BUILDER",
+    "IMAGE_ENV",
     "IMAGE_REGISTRY",
     "INDEX_SECRET",
     "INDEX_SECRET_KEY",

@@ -33,6 +33,7 @@ from mlflow_steps.components.steps import (
     BUILDAH_STORE,
     BUILDAH_STORE_VOLUME,
     BUILDER,
+    IMAGE_ENV,
     INDEX_SECRET,
     INDEX_SECRET_KEY,
     NETRC_ENV,
@@ -135,7 +136,7 @@ def runtime_container() -> Container:
             *inputs(RUNTIME),
         ],
         outputs=outputs(RUNTIME),
-        env=env(RUNTIME),
+        env=[*env(RUNTIME), Env(name=IMAGE_ENV, value="{{inputs.parameters.image}}")],
         env_from=[
             m.EnvFromSource(
                 secret_ref=m.SecretEnvSource(
@@ -170,6 +171,8 @@ def example_workflow(build_engine: str = "kaniko") -> dict[str, Any]:
     # Every input of both templates is a Workflow parameter (`argo submit -p base-image=...`);
     # an input both have (verbose) is one parameter for both.
     build_inputs, train_inputs = builder_inputs(build_engine), list(RUNTIME.inputs)
+    # image_digest comes from the build, not from a Workflow parameter.
+    train_inputs = [i for i in train_inputs if i.name != "image_digest"]
     example_values = {
         "registry": "registry.fuseml-registry",
         "mlflow_entrypoint_args": "alpha=0.4,l1_ratio=0.1",
@@ -210,6 +213,9 @@ def example_workflow(build_engine: str = "kaniko") -> dict[str, Any]:
             template_ref=ref(RUNTIME.name),
             arguments=[
                 Parameter(name="image", value="{{tasks.build.outputs.parameters.image}}"),
+                Parameter(
+                    name=kebab("image_digest"), value="{{tasks.build.outputs.parameters.digest}}"
+                ),
                 *passed(train_inputs),
                 codeset,
             ],

@@ -35,6 +35,7 @@ RUNTIME_FLAGS = {
     "mlflow_entrypoint_args": ("--entrypoint-args", "--mlflow-entrypoint-args"),
     "mlflow_artifact_path": ("--artifact-path", "--mlflow-artifact-path"),
     "context": ("--context",),
+    "image_digest": ("--image-digest",),
 }
 
 
@@ -119,6 +120,10 @@ def make_parser() -> argparse.ArgumentParser:
             )
     add_boolean_flag(run, "--verbose", "verbose", "verbose logging (env FUSEML_VERBOSE)")
     run.add_argument("--output", help="write the artifact (model) URL to this file")
+    run.add_argument(
+        "--model-uri-output",
+        help="write the logged model's models:/<model_id> URI to this file (empty before MLflow 3)",
+    )
     generate = commands.add_parser("generate", help="write every engine's YAML for both steps")
     generate.add_argument(
         "--engine",
@@ -289,9 +294,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         runtime_flags=flags,
         options=BuildOptions.from_values(values),
     )
-    url = launcher.run(request, os.environ, builder.stderr)
-    publish(url, output_paths(args.output))
-    print(url)
+    result = launcher.run(request, os.environ, builder.stderr)
+    publish(result.model_url, output_paths(args.output))
+    if args.model_uri_output:
+        publish(result.model_uri, [Path(args.model_uri_output)])
+    print(result.model_url)
     return 0
 
 

@@ -13,6 +13,7 @@ from ..builder.build import STDERR
 from ..problems import StepError
 
 IO_DIR = "/mlflow-steps-io"
+MODEL_URI_OUTPUT = "model-uri"
 RUNTIME = ["python", "-m", "mlflow_steps_runtime"]
 
 
@@ -23,6 +24,8 @@ def runtime_args(runtime_flags: list[str]) -> list[str]:
         f"{IO_DIR}/env.json",
         "--output",
         f"{IO_DIR}/output",
+        "--model-uri-output",
+        f"{IO_DIR}/{MODEL_URI_OUTPUT}",
         *runtime_flags,
     ]
 
@@ -56,12 +59,14 @@ def buildah_run(image: str, project: Path, io_dir: Path, flags: list[str], insec
         raise StepError(f"buildah cannot use image {image}: {created.stderr.strip()[-500:]}")
     container = created.stdout.strip().splitlines()[-1]
     try:
+        digest = image_digest(container)
         return subprocess.run(
             [
                 "buildah",
                 "run",
                 "--isolation",
                 "chroot",
+                *(["--env", f"MLFLOW_STEPS_IMAGE_DIGEST={digest}"] if digest else []),
                 "-v",
                 f"{project}:/project",
                 "-v",
@@ -77,3 +82,22 @@ def buildah_run(image: str, project: Path, io_dir: Path, flags: list[str], insec
         ).returncode
     finally:
         subprocess.run(["buildah", "rm", container], capture_output=True)
+
+
+def image_digest(container: str) -> str:
+    """The manifest digest of the image a buildah container was made from ("" if unknown)."""
+    found = subprocess.run(
+        [
+            "buildah",
+            "inspect",
+            "--type",
+            "container",
+            "--format",
+            "{{.FromImageDigest}}",
+            container,
+        ],
+        capture_output=True,
+        text=True,
+    )
+    digest = found.stdout.strip() if found.returncode == 0 else ""
+    return digest if digest.startswith("sha256:") else ""

@@ -199,7 +199,7 @@ def run_project(args, values, project_dir, environ, out):
     from . import record
 
     tags = record.run_tags(project_dir, entry_name, project.env_type)
-    image_tags = record.image_tags(environ)
+    image_tags = record.image_tags(environ, values["image_digest"])
     tags.update(image_tags)
     from mlflow.tracking import MlflowClient
 

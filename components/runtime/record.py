@@ -13,8 +13,9 @@ for python_env or none, docker for docker_env): the image holds that environment
 (`mlflow run --env-manager local` records no `mlflow.project.env`.)
 
 The environment image is named by the tags `mlflow_steps.image` and `mlflow_steps.image.digest`
-(from MLFLOW_STEPS_IMAGE and MLFLOW_STEPS_IMAGE_DIGEST, or the `@sha256:` part of the
-reference), on the run and on every model the run logged (MLflow 3's logged models).
+(the reference from MLFLOW_STEPS_IMAGE; the digest from the `image_digest` input, else
+MLFLOW_STEPS_IMAGE_DIGEST, else the reference's `@sha256:` part), on the run and on every
+model the run logged (MLflow 3's logged models).
 """
 
 import getpass
@@ -152,10 +153,12 @@ def run_tags(project_dir, entry_point, env_type):
     return tags
 
 
-def image_tags(environ):
-    """{IMAGE_TAG: reference, IMAGE_DIGEST_TAG: sha256:...}, for what is known."""
+def image_tags(environ, digest=""):
+    """{IMAGE_TAG: reference, IMAGE_DIGEST_TAG: sha256:...}, for what is known: `digest` (the
+    step's image_digest input), else MLFLOW_STEPS_IMAGE_DIGEST, else the reference's
+    `@sha256:...` part."""
     reference = environ.get(IMAGE_ENV, "").strip()
-    digest = environ.get(IMAGE_DIGEST_ENV, "").strip()
+    digest = (digest or environ.get(IMAGE_DIGEST_ENV, "")).strip()
     if not digest and "@" in reference:
         digest = reference.rpartition("@")[2]
     tags = {}
