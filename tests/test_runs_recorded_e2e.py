@@ -7,6 +7,7 @@ parameters and tags of the two runs are compared."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -163,7 +164,8 @@ def test_bad_values_leave_no_running_run(package_index, mlflow_env, env_cache, t
 def test_a_folder_without_mlproject_runs_by_script_name_as_mlflow_runs_it(
     registry, package_index, base_images, mlflow_env, env_cache, tmp_path
 ):
-    codeset = CASES / "script-no-mlproject"
+    codeset = tmp_path / "script-no-mlproject"  # outside this repository's checkout
+    shutil.copytree(CASES / "script-no-mlproject", codeset)
     ours, _, _ = run_locally(
         codeset, package_index, env_cache, tmp_path, "script-ours",
         "--entrypoint", "train.py", "--entrypoint-args", "alpha=0.3",
