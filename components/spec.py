@@ -50,8 +50,68 @@ class Input:
 
 @dataclass(frozen=True)
 class Output:
+    """A step output. With `fields`, the output is an object written as one JSON file
+    (`{"uri": ..., "digest": ...}`, Tekton Chains' `*ARTIFACT_INPUTS` shape), and each field can
+    also be written alone (`field_flag`) for engines whose outputs are strings (Argo, KFP)."""
+
     name: str
     description: str
+    fields: tuple[Output, ...] = ()
+
+
+# The non-root user the step images run as (the `nonroot` user of distroless images and of the
+# Tekton catalog's git-clone Task, so a workspace it cloned is the steps' own).
+NONROOT_UID = 65532
+
+
+@dataclass(frozen=True)
+class Resources:
+    """Kubernetes resource requests and limits of a step's container (quantities as Kubernetes
+    writes them: CPU in cores or millicores `500m`, memory in bytes with `Mi`/`Gi`). Engines
+    expose them as parameters where they can (Argo, KFP) and as defaults a run overrides where
+    they cannot (Tekton: `taskRunSpecs[].computeResources`)."""
+
+    cpu_request: str
+    memory_request: str
+    cpu_limit: str
+    memory_limit: str
+
+    def kubernetes(self) -> dict[str, dict[str, str]]:
+        return {
+            "requests": {"cpu": self.cpu_request, "memory": self.memory_request},
+            "limits": {"cpu": self.cpu_limit, "memory": self.memory_limit},
+        }
+
+
+@dataclass(frozen=True)
+class Security:
+    """A step container's privileges. The default is the Pod Security Standards' `restricted`
+    profile (kubernetes.io/docs/concepts/security/pod-security-standards): non-root
+    (`run_as_user` != 0), no privilege escalation, every capability dropped, the runtime's
+    default seccomp profile. `run_as_user=0` (Kaniko) or `privileged` (buildah) are declared
+    explicitly, as the Tekton catalog's recommendations ask, and leave that profile."""
+
+    run_as_user: int = NONROOT_UID
+    privileged: bool = False
+
+    @property
+    def restricted(self) -> bool:
+        return self.run_as_user != 0 and not self.privileged
+
+    def container_context(self) -> dict[str, object]:
+        """The container's `securityContext`, in Kubernetes' field names."""
+        if self.privileged:
+            return {"privileged": True}
+        if not self.restricted:
+            return {"runAsUser": self.run_as_user}
+        return {
+            "runAsNonRoot": True,
+            "runAsUser": self.run_as_user,
+            "runAsGroup": self.run_as_user,
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        }
 
 
 @dataclass(frozen=True)
@@ -73,6 +133,8 @@ class StepSpec:
     output_flags: dict[str, str] = field(default_factory=dict)
     secret_env: tuple[str, ...] = ()
     display_name: str = ""
+    security: Security = Security()
+    resources: Resources = Resources("500m", "1Gi", "2", "4Gi")
 
     @property
     def engine_inputs(self) -> tuple[Input, ...]:
@@ -81,6 +143,29 @@ class StepSpec:
 
     def input(self, name: str) -> Input:
         return next(i for i in self.inputs if i.name == name)
+
+    def string_outputs(self) -> list[tuple[Output, str]]:
+        """(output, CLI flag) of each string the step writes, for engines whose outputs are
+        strings (Argo, KFP): an object output gives one per field (`source` ->
+        `source_uri` written by `--source-uri-output`)."""
+        found: list[tuple[Output, str]] = []
+        for output in self.outputs:
+            flag = self.output_flags[output.name]
+            if not output.fields:
+                found.append((output, flag))
+            for item in output.fields:
+                found.append(
+                    (
+                        Output(f"{output.name}_{item.name}", item.description),
+                        field_flag(flag, item.name),
+                    )
+                )
+        return found
+
+
+def field_flag(flag: str, field_name: str) -> str:
+    """An object output's flag for one field: `--source-output`, `uri` -> `--source-uri-output`."""
+    return flag.removesuffix("-output") + f"-{field_name}-output"
 
 
 def parse_bool(value: str, what: str) -> bool:

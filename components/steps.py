@@ -4,10 +4,17 @@ gathers them for the generators, with the constants the engines' YAML shares."""
 from __future__ import annotations
 
 from .builder.indexes import NETRC_ENV
-from .builder.step import BUILDER, IMAGE_REGISTRY, builder_image
+from .builder.step import (
+    BUILDER,
+    BUILDER_VARIANTS,
+    IMAGE_REGISTRY,
+    BuilderVariant,
+    builder_image,
+    builder_variant,
+)
 from .runtime.record import IMAGE_ENV
 from .runtime.step import RUNTIME
-from .spec import Input
+from .spec import Input, StepSpec
 
 STEPS = (BUILDER, RUNTIME)
 # IMAGE_ENV (MLFLOW_STEPS_IMAGE): the runtime step's own image reference, which every engine's
@@ -46,11 +53,43 @@ def builder_inputs(build_engine: str) -> list[Input]:
     return [*BUILDER.engine_inputs, INDEX_SECRET, *extra]
 
 
+def resource_inputs(spec: StepSpec) -> list[Input]:
+    """The container's requests and limits as engine inputs (Argo parameters, KFP pipeline
+    parameters), defaults from the spec; never CLI flags."""
+    r = spec.resources
+    return [
+        Input(
+            "cpu_request", "CPU the container requests (cores, or millicores: 500m).", r.cpu_request
+        ),
+        Input("memory_request", "Memory the container requests (Mi, Gi).", r.memory_request),
+        Input("cpu_limit", "Most CPU the container may use.", r.cpu_limit),
+        Input(
+            "memory_limit",
+            "Most memory the container may use; more is an OOM kill.",
+            r.memory_limit,
+        ),
+    ]
+
+
+# Argo: pods get no service account token (`automountServiceAccountToken: false`); Argo then
+# mounts the token of this service account into its executor containers only (init, wait),
+# which report output parameters through the Kubernetes API (WorkflowTaskResults).
+EXECUTOR_SERVICE_ACCOUNT = Input(
+    "executor_service_account",
+    "Service account whose token only Argo's executor containers get (they report outputs "
+    "through the Kubernetes API); the step's own container gets none. It needs the executor "
+    "Role and a token Secret named <name>.service-account-token (argo/executor-rbac.yaml).",
+    "mlflow-steps-executor",
+)
+
+
 __all__ = [
     "BUILDAH_STORAGE_DRIVER",
     "BUILDAH_STORE",
     "BUILDAH_STORE_VOLUME",
     "BUILDER",
+    "BUILDER_VARIANTS",
+    "EXECUTOR_SERVICE_ACCOUNT",
     "IMAGE_ENV",
     "IMAGE_REGISTRY",
     "INDEX_SECRET",
@@ -58,6 +97,9 @@ __all__ = [
     "NETRC_ENV",
     "RUNTIME",
     "STEPS",
+    "BuilderVariant",
     "builder_image",
     "builder_inputs",
+    "builder_variant",
+    "resource_inputs",
 ]

@@ -5,12 +5,22 @@ Parameters are kebab-case (`pull-registry`); they reach the step as FUSEML_<INPU
 The codeset is an input artifact at /project; outputs are parameters read from files;
 credentials come from Secrets (MLflow's by `envFrom`, the package indexes' netrc by
 `secretKeyRef`), never literals or parameters.
+
+One builder template per variant (`mlflow-builder`: no engine, non-root; `mlflow-builder-buildah`,
+`mlflow-builder-kaniko`). Every template's pod: the container's securityContext from the spec
+(the `restricted` Pod Security Standard, or the variant's privileges declared), the pod's own
+where the variant is restricted; no service account token in the pod but in Argo's executor
+containers (`automountServiceAccountToken: false` with `executor.serviceAccountName`: the wait
+container reports output parameters through the Kubernetes API); requests and limits as
+parameters, applied by `podSpecPatch` (a `{{...}}` is no quantity in `resources`).
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import yaml
 from hera.workflows import (
     DAG,
     Artifact,
@@ -27,19 +37,22 @@ from hera.workflows import (
 )
 from hera.workflows import models as m
 
-from mlflow_steps.components.spec import Input, StepSpec
+from mlflow_steps.components.spec import NONROOT_UID, Input, Security, StepSpec
 from mlflow_steps.components.steps import (
     BUILDAH_STORAGE_DRIVER,
     BUILDAH_STORE,
     BUILDAH_STORE_VOLUME,
     BUILDER,
+    BUILDER_VARIANTS,
+    EXECUTOR_SERVICE_ACCOUNT,
     IMAGE_ENV,
     INDEX_SECRET,
     INDEX_SECRET_KEY,
     NETRC_ENV,
     RUNTIME,
-    builder_image,
     builder_inputs,
+    builder_variant,
+    resource_inputs,
 )
 
 from .naming import kebab
@@ -65,21 +78,137 @@ def env(spec: StepSpec) -> list[Env]:
 
 
 def outputs(spec: StepSpec) -> list[Parameter]:
+    """One output parameter per string the step writes (an object output: one per field, so
+    `source` gives `source-uri` and `source-digest`)."""
     return [
         Parameter(
             name=kebab(o.name),
             value_from=m.ValueFrom(path=f"{OUTPUT_DIR}/{kebab(o.name)}", default=""),
             description=o.description,
         )
-        for o in spec.outputs
+        for o, _ in spec.string_outputs()
     ]
 
 
 def output_args(spec: StepSpec) -> list[str]:
     args: list[str] = []
-    for o in spec.outputs:
-        args += [spec.output_flags[o.name], f"{OUTPUT_DIR}/{kebab(o.name)}"]
+    for o, flag in spec.string_outputs():
+        args += [flag, f"{OUTPUT_DIR}/{kebab(o.name)}"]
     return args
+
+
+def pod_inputs(spec: StepSpec) -> list[Input]:
+    """The pod's parameters: requests and limits, and the executor's service account."""
+    return [*resource_inputs(spec), EXECUTOR_SERVICE_ACCOUNT]
+
+
+def pod_spec_patch(spec: StepSpec) -> str:
+    """Requests and limits from parameters: Argo substitutes them into this patch of the `main`
+    container (a parameter in `resources` itself is refused: it is no Kubernetes quantity)."""
+    value = {
+        item.name: f"{{{{inputs.parameters.{kebab(item.name)}}}}}" for item in resource_inputs(spec)
+    }
+    patch = {
+        "containers": [
+            {
+                "name": "main",
+                "resources": {
+                    "requests": {"cpu": value["cpu_request"], "memory": value["memory_request"]},
+                    "limits": {"cpu": value["cpu_limit"], "memory": value["memory_limit"]},
+                },
+            }
+        ]
+    }
+    return json.dumps(patch, sort_keys=False)
+
+
+def pod_settings(spec: StepSpec, security: Security) -> dict[str, Any]:
+    """Template fields for the pod: securityContext (container, and pod where restricted), no
+    token for the step's container, the executor's account, the resources' patch."""
+    settings: dict[str, Any] = {
+        "security_context": m.SecurityContext.model_validate(security.container_context()),
+        "automount_service_account_token": False,
+        "executor": m.ExecutorConfig(
+            service_account_name=f"{{{{inputs.parameters.{kebab(EXECUTOR_SERVICE_ACCOUNT.name)}}}}}"
+        ),
+        "pod_spec_patch": pod_spec_patch(spec),
+    }
+    # The pod's own: the restricted one, or the variant's root declared (it replaces the
+    # workflow's restricted `securityContext`).
+    settings["pod_security_context"] = (
+        restricted_pod()
+        if security.restricted
+        else m.PodSecurityContext(run_as_non_root=False, run_as_user=0)
+    )
+    return settings
+
+
+def restricted_pod() -> m.PodSecurityContext:
+    """The pod's securityContext under the `restricted` profile; `fsGroup` makes fresh volumes
+    writable by the non-root user."""
+    return m.PodSecurityContext(
+        run_as_non_root=True,
+        run_as_user=NONROOT_UID,
+        run_as_group=NONROOT_UID,
+        fs_group=NONROOT_UID,
+        seccomp_profile=m.SeccompProfile(type="RuntimeDefault"),
+    )
+
+
+# The service account the pods run as: no role, no token (see rbac()).
+POD_SERVICE_ACCOUNT = "mlflow-steps"
+
+
+def workflow_spec() -> dict[str, Any]:
+    """Workflow-level settings: restricted pods by default (each template also sets its own:
+    templateRef callers do not inherit these), a service account other than `default`."""
+    return {"security_context": restricted_pod(), "service_account_name": POD_SERVICE_ACCOUNT}
+
+
+def rbac() -> str:
+    """The accounts the templates name: `mlflow-steps` for the pods (no role; its token is never
+    mounted) and the executor's, with the least the executor needs (Argo >= 3.4:
+    workflowtaskresults create/patch, docs/workflow-rbac.md) and the token Secret Argo mounts
+    into the executor containers (`<name>.service-account-token`)."""
+    executor = EXECUTOR_SERVICE_ACCOUNT.default
+    documents = [
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": POD_SERVICE_ACCOUNT},
+            "automountServiceAccountToken": False,
+        },
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": executor}},
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "kubernetes.io/service-account-token",
+            "metadata": {
+                "name": f"{executor}.service-account-token",
+                "annotations": {"kubernetes.io/service-account.name": executor},
+            },
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": executor},
+            "rules": [
+                {
+                    "apiGroups": ["argoproj.io"],
+                    "resources": ["workflowtaskresults"],
+                    "verbs": ["create", "patch"],
+                }
+            ],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": executor},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": executor},
+            "subjects": [{"kind": "ServiceAccount", "name": executor}],
+        },
+    ]
+    return yaml.safe_dump_all(documents, sort_keys=False)
 
 
 def index_credentials() -> SecretEnv:
@@ -92,30 +221,28 @@ def index_credentials() -> SecretEnv:
     )
 
 
-def builder_container(image: str = "", build_engine: str = "kaniko") -> Container:
-    security = (
-        m.SecurityContext(run_as_user=0)
-        if build_engine == "kaniko"
-        else m.SecurityContext(privileged=True)
-    )
+def builder_container(image: str = "", build_engine: str = "none") -> Container:
+    """The builder template of one variant (`build_engine`: none, buildah or kaniko); `image`
+    replaces the project's builder image of that variant."""
+    variant = builder_variant(build_engine)
     container_env = env(BUILDER)
-    if build_engine == "buildah":
+    if variant.engine == "buildah":
         name = kebab(BUILDAH_STORAGE_DRIVER.name)
         container_env.append(Env(name="STORAGE_DRIVER", value=f"{{{{inputs.parameters.{name}}}}}"))
     return Container(
-        name=BUILDER.name,
-        image=image or builder_image(build_engine),
+        name=variant.name,
+        image=variant.image(image),
         command=list(BUILDER.command[:2]),
         args=[BUILDER.workdir, *output_args(BUILDER)],
         working_dir=BUILDER.workdir,
-        inputs=inputs(BUILDER, builder_inputs(build_engine)),
+        inputs=inputs(BUILDER, builder_inputs(variant.engine) + pod_inputs(BUILDER)),
         outputs=outputs(BUILDER),
-        env=[*container_env, Env(name="FUSEML_ENGINE", value=build_engine), index_credentials()],
-        security_context=security,
+        env=[*container_env, Env(name="FUSEML_ENGINE", value=variant.engine), index_credentials()],
         # buildah's store on an emptyDir (overlay cannot sit on the container's overlay root).
         volumes=[EmptyDirVolume(name=BUILDAH_STORE_VOLUME, mount_path=BUILDAH_STORE)]
-        if build_engine == "buildah"
+        if variant.engine == "buildah"
         else None,
+        **pod_settings(BUILDER, variant.security),
     )
 
 
@@ -133,7 +260,7 @@ def runtime_container() -> Container:
                 default="mlflow-credentials",
                 description="Secret whose keys become env vars: " + ", ".join(RUNTIME.secret_env),
             ),
-            *inputs(RUNTIME),
+            *inputs(RUNTIME, [*RUNTIME.engine_inputs, *pod_inputs(RUNTIME)]),
         ],
         outputs=outputs(RUNTIME),
         env=[*env(RUNTIME), Env(name=IMAGE_ENV, value="{{inputs.parameters.image}}")],
@@ -144,24 +271,33 @@ def runtime_container() -> Container:
                 )
             )
         ],
+        **pod_settings(RUNTIME, RUNTIME.security),
     )
 
 
-def templates(image: str = "", build_engine: str = "kaniko") -> list[Any]:
-    return [builder_container(image, build_engine), runtime_container()]
+def templates(image: str = "", build_engine: str = "none") -> list[Any]:
+    """Every builder variant's template (`image` replaces the one of `build_engine`), then the
+    runtime's."""
+    builders = [
+        builder_container(image if v.engine == build_engine else "", v.engine)
+        for v in BUILDER_VARIANTS
+    ]
+    return [*builders, runtime_container()]
 
 
-def cluster_workflow_template(image: str = "", build_engine: str = "kaniko") -> dict[str, Any]:
+def cluster_workflow_template(image: str = "", build_engine: str = "none") -> dict[str, Any]:
     return ClusterWorkflowTemplate(
-        name=TEMPLATE_NAME, templates=templates(image, build_engine)
+        name=TEMPLATE_NAME, templates=templates(image, build_engine), **workflow_spec()
     ).to_dict()
 
 
-def workflow_template(image: str = "", build_engine: str = "kaniko") -> dict[str, Any]:
-    return WorkflowTemplate(name=TEMPLATE_NAME, templates=templates(image, build_engine)).to_dict()
+def workflow_template(image: str = "", build_engine: str = "none") -> dict[str, Any]:
+    return WorkflowTemplate(
+        name=TEMPLATE_NAME, templates=templates(image, build_engine), **workflow_spec()
+    ).to_dict()
 
 
-def example_workflow(build_engine: str = "kaniko") -> dict[str, Any]:
+def example_workflow(build_engine: str = "none") -> dict[str, Any]:
     """build -> train, both by templateRef into the ClusterWorkflowTemplate."""
     codeset = GitArtifact(
         name="codeset",
@@ -170,6 +306,7 @@ def example_workflow(build_engine: str = "kaniko") -> dict[str, Any]:
     )
     # Every input of both templates is a Workflow parameter (`argo submit -p base-image=...`);
     # an input both have (verbose) is one parameter for both.
+    variant = builder_variant(build_engine)
     build_inputs, train_inputs = builder_inputs(build_engine), list(RUNTIME.inputs)
     # image_digest comes from the build, not from a Workflow parameter.
     train_inputs = [i for i in train_inputs if i.name != "image_digest"]
@@ -200,12 +337,13 @@ def example_workflow(build_engine: str = "kaniko") -> dict[str, Any]:
                 Parameter(name="git-revision", value="master"),
                 *declared.values(),
             ],
+            **workflow_spec(),
         ) as workflow,
         DAG(name="build-and-train"),
     ):
         build = Task(
             name="build",
-            template_ref=ref(BUILDER.name),
+            template_ref=ref(variant.name),
             arguments=[*passed(build_inputs), codeset],
         )
         train = Task(
@@ -224,11 +362,12 @@ def example_workflow(build_engine: str = "kaniko") -> dict[str, Any]:
     return workflow.to_dict()
 
 
-def files(image: str = "", build_engine: str = "kaniko") -> dict[str, Any]:
+def files(image: str = "", build_engine: str = "none") -> dict[str, Any]:
     return {
         "mlflow-steps-cluster-workflow-template.yaml": cluster_workflow_template(
             image, build_engine
         ),
         "mlflow-steps-workflow-template.yaml": workflow_template(image, build_engine),
         "examples/mlflow-build-and-train-workflow.yaml": example_workflow(build_engine),
+        "mlflow-steps-rbac.yaml": rbac(),
     }

@@ -21,7 +21,7 @@ ENGINES = ("tekton", "argo", "fuseml", "kfp")
 class GenerateOptions:
     version: str = ".".join(__version__.split(".")[:2])
     builder_image: str = ""
-    build_engine: str = "kaniko"
+    build_engine: str = "none"
 
 
 def dump(value: Any) -> str:

@@ -1,5 +1,5 @@
-"""The README's parameter tables, generated from the step specs and the CLI's own parser (a
-test keeps them in sync): the CLI flag column is what `mlflow-steps build --help` and
+"""The parameter tables of docs/parameters.md, generated from the step specs and the CLI's own
+parser (a test keeps them in sync): the CLI flag column is what `mlflow-steps build --help` and
 `mlflow-steps run --help` spell for each input."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ BEGIN, END = "<!-- parameters: generated, do not edit -->", "<!-- /parameters --
 def table(spec: StepSpec, flags: dict[str, list[str]]) -> str:
     """`flags`: {input name: the CLI flags that set it}."""
     rows = [
-        f"### `{spec.name}`",
+        f"## `{spec.name}`",
         "",
         "| input | CLI flag | FuseML env | Tekton param | Argo param | KFP input | default |"
         " description |",

@@ -118,7 +118,9 @@ def train_mlflow_model(image: str) -> dict[str, Any]:
     }
 
 
-def files(image: str = "", build_engine: str = "kaniko") -> dict[str, Any]:
+def files(image: str = "", build_engine: str = "none") -> dict[str, Any]:
+    """FuseML's workflow format has no pod settings: the builder image's own USER decides (the
+    default, unprivileged image runs as 65532, non-root)."""
     image = image or builder_image(build_engine)
     return {
         "build_mlflow_env.yaml": build_mlflow_env(image),

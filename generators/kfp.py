@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from mlflow_steps.components.spec import StepSpec
-from mlflow_steps.components.steps import BUILDER, RUNTIME, builder_image
+from mlflow_steps.components.steps import BUILDER, BUILDER_VARIANTS, RUNTIME, builder_variant
 
 RUNTIME_IMAGE_PLACEHOLDER = "set-from-the-builder-output"
 
@@ -38,22 +38,29 @@ def component_spec(spec: StepSpec, image: str) -> dict[str, Any]:
             }
         )
         args += [item.flag, {"inputValue": item.name}]
-    for output in spec.outputs:
-        args += [spec.output_flags[output.name], {"outputPath": output.name}]
+    # Outputs are strings: an object output gives one per field (source_uri, source_digest).
+    strings = spec.string_outputs()
+    for output, flag in strings:
+        args += [flag, {"outputPath": output.name}]
     command = list(spec.command[:-1]) if spec.command[-1] == spec.workdir else list(spec.command)
     return {
         "name": spec.name.replace("-", "_"),
         "description": spec.description,
         "inputs": inputs,
         "outputs": [
-            {"name": o.name, "type": "String", "description": o.description} for o in spec.outputs
+            {"name": o.name, "type": "String", "description": o.description} for o, _ in strings
         ],
         "implementation": {"container": {"image": image, "command": command, "args": args}},
     }
 
 
-def builder_component(image: str = "", build_engine: str = "kaniko") -> dict[str, Any]:
-    spec = component_spec(BUILDER, image or builder_image(build_engine))
+def builder_component(image: str = "", build_engine: str = "none") -> dict[str, Any]:
+    """The builder component of one variant; its container's privileges are the pipeline's to
+    set (kfp-kubernetes), as a component spec has no securityContext."""
+    variant = builder_variant(build_engine)
+    spec = component_spec(BUILDER, variant.image(image))
+    spec["name"] = variant.name.replace("-", "_")
+    spec["description"] = f"{BUILDER.description} {variant.why}"
     return spec
 
 
@@ -61,8 +68,14 @@ def runtime_component() -> dict[str, Any]:
     return component_spec(RUNTIME, RUNTIME_IMAGE_PLACEHOLDER)
 
 
-def component_texts(image: str = "", build_engine: str = "kaniko") -> dict[str, str]:
-    return {
-        "mlflow_builder": yaml.safe_dump(builder_component(image, build_engine), sort_keys=False),
-        "mlflow_runtime": yaml.safe_dump(runtime_component(), sort_keys=False),
-    }
+def component_texts(image: str = "", build_engine: str = "none") -> dict[str, str]:
+    """Every builder variant's component (`image` replaces the one of `build_engine`), and the
+    runtime's: {file name: YAML}."""
+    texts = {}
+    for variant in BUILDER_VARIANTS:
+        component = builder_component(
+            image if variant.engine == build_engine else "", variant.engine
+        )
+        texts[component["name"]] = yaml.safe_dump(component, sort_keys=False)
+    texts["mlflow_runtime"] = yaml.safe_dump(runtime_component(), sort_keys=False)
+    return texts

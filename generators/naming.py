@@ -9,8 +9,11 @@ def tekton_param(name: str) -> str:
 
 
 def tekton_result(name: str) -> str:
-    """Build tasks return IMAGE_URL / IMAGE_DIGEST (what Tekton Chains reads)."""
-    return {"image": "IMAGE_URL", "digest": "IMAGE_DIGEST"}.get(name, name.upper())
+    """Tekton Chains' type hints (tektoncd/chains docs/slsa-provenance.md): a build Task returns
+    IMAGE_URL / IMAGE_DIGEST (the subject), and an input as an object result whose name ends in
+    ARTIFACT_INPUTS (`source` -> SOURCE_ARTIFACT_INPUTS)."""
+    known = {"image": "IMAGE_URL", "digest": "IMAGE_DIGEST", "source": "SOURCE_ARTIFACT_INPUTS"}
+    return known.get(name, name.upper())
 
 
 def kebab(name: str) -> str:

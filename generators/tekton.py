@@ -2,6 +2,13 @@
 
 Params are UPPER_SNAKE; they reach the step through `env` (FUSEML_<INPUT>), never pasted into
 a script. Credentials come from Secrets (`envFrom`), never literals.
+
+One builder Task per variant (`mlflow-builder`: no engine, non-root; `mlflow-builder-buildah`,
+`mlflow-builder-kaniko`), each step's `securityContext` from the spec: the `restricted` Pod
+Security Standard's fields, or the variant's privileges declared explicitly. What a Task cannot
+set is in the samples' `podTemplate` (`automountServiceAccountToken: false`, the pod's
+securityContext) and `taskRunSpecs` (compute resources, which Task params cannot carry: a
+`$(params.X)` is no Kubernetes quantity when the Task is admitted).
 """
 
 from __future__ import annotations
@@ -10,18 +17,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlflow_steps import __version__
-from mlflow_steps.components.spec import Input, StepSpec
+from mlflow_steps.components.spec import NONROOT_UID, Input, Security, StepSpec
 from mlflow_steps.components.steps import (
     BUILDAH_STORE,
     BUILDAH_STORE_VOLUME,
     BUILDER,
+    BUILDER_VARIANTS,
     IMAGE_ENV,
     INDEX_SECRET,
     INDEX_SECRET_KEY,
     NETRC_ENV,
     RUNTIME,
-    builder_image,
+    BuilderVariant,
     builder_inputs,
+    builder_variant,
 )
 
 from .naming import tekton_param, tekton_result
@@ -32,12 +41,18 @@ CATALOG_VERSION = ".".join(__version__.split(".")[:2])
 
 @dataclass(frozen=True)
 class TektonOptions:
-    build_engine: str = "kaniko"
+    """`build_engine`: the builder variant the Pipeline calls; `builder_image` replaces that
+    variant's image (the other variants keep the project's)."""
+
+    build_engine: str = "none"
     builder_image: str = ""
     version: str = CATALOG_VERSION
 
-    def image(self) -> str:
-        return self.builder_image or builder_image(self.build_engine)
+    def variant(self) -> BuilderVariant:
+        return builder_variant(self.build_engine)
+
+    def image(self, variant: BuilderVariant) -> str:
+        return variant.image(self.builder_image if variant.engine == self.build_engine else "")
 
 
 def metadata(spec: StepSpec, version: str, tags: str) -> dict[str, Any]:
@@ -77,11 +92,37 @@ def output_args(spec: StepSpec) -> list[str]:
     return args
 
 
-def results(spec: StepSpec) -> list[dict[str, str]]:
-    return [
-        {"name": tekton_result(o.name), "type": "string", "description": o.description}
-        for o in spec.outputs
-    ]
+def results(spec: StepSpec) -> list[dict[str, Any]]:
+    """String results, and an object result (JSON the step writes) for an output with fields."""
+    found: list[dict[str, Any]] = []
+    for o in spec.outputs:
+        result: dict[str, Any] = {"name": tekton_result(o.name), "type": "string"}
+        if o.fields:
+            result["type"] = "object"
+            result["properties"] = {f.name: {"type": "string"} for f in o.fields}
+        found.append({**result, "description": o.description})
+    return found
+
+
+def container_security(security: Security) -> dict[str, Any]:
+    return security.container_context()
+
+
+def pod_template(security: Security) -> dict[str, Any]:
+    """What a TaskRun/PipelineRun sets for the pod (a Task cannot): no service account token
+    (no step uses the Kubernetes API; Tekton's entrypoint reports results through the
+    termination message), and for a restricted step the pod's non-root settings (`fsGroup` makes
+    a fresh workspace volume writable by the step's user)."""
+    template: dict[str, Any] = {"automountServiceAccountToken": False}
+    if security.restricted:
+        template["securityContext"] = {
+            "runAsNonRoot": True,
+            "runAsUser": NONROOT_UID,
+            "runAsGroup": NONROOT_UID,
+            "fsGroup": NONROOT_UID,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        }
+    return template
 
 
 def index_credentials_env() -> dict[str, Any]:
@@ -98,27 +139,28 @@ def index_credentials_env() -> dict[str, Any]:
     }
 
 
-def builder_task(options: TektonOptions) -> dict[str, Any]:
+def builder_task(options: TektonOptions, variant: BuilderVariant | None = None) -> dict[str, Any]:
     spec = BUILDER
+    variant = variant or options.variant()
     env = [
         *env_from_params(spec),
-        {"name": "FUSEML_ENGINE", "value": options.build_engine},
+        {"name": "FUSEML_ENGINE", "value": variant.engine},
         {"name": "DOCKER_CONFIG", "value": "$(workspaces.dockerconfig.path)"},
         index_credentials_env(),
     ]
-    security = {"runAsUser": 0} if options.build_engine == "kaniko" else {"privileged": True}
     step: dict[str, Any] = {
         "name": "build",
-        "image": options.image(),
+        "image": options.image(variant),
         "workingDir": "$(workspaces.source.path)",
         "env": env,
         "command": ["mlflow-steps", "build"],
         "args": ["$(workspaces.source.path)", *output_args(spec)],
-        "securityContext": security,
+        "computeResources": spec.resources.kubernetes(),
+        "securityContext": container_security(variant.security),
     }
     task_spec: dict[str, Any] = {
-        "description": spec.description,
-        "params": [param(i) for i in builder_inputs(options.build_engine)],
+        "description": f"{spec.description} {variant.why}",
+        "params": [param(i) for i in builder_inputs(variant.engine)],
         "workspaces": [
             {
                 "name": "source",
@@ -133,18 +175,15 @@ def builder_task(options: TektonOptions) -> dict[str, Any]:
         "results": results(spec),
         "steps": [step],
     }
-    if options.build_engine == "buildah":
+    if variant.engine == "buildah":
         # buildah's store on an emptyDir: the overlay driver cannot sit on the container's own
         # overlay root, and vfs there copies every layer into the node's writable layer.
         step["volumeMounts"] = [{"name": BUILDAH_STORE_VOLUME, "mountPath": BUILDAH_STORE}]
         task_spec["volumes"] = [{"name": BUILDAH_STORE_VOLUME, "emptyDir": {}}]
         env.append({"name": "STORAGE_DRIVER", "value": "$(params.STORAGE_DRIVER)"})
-    return {
-        "apiVersion": "tekton.dev/v1",
-        "kind": "Task",
-        "metadata": metadata(spec, options.version, "mlflow, image-build, " + options.build_engine),
-        "spec": task_spec,
-    }
+    meta = metadata(spec, options.version, "mlflow, image-build, " + variant.engine)
+    meta["name"] = variant.name
+    return {"apiVersion": "tekton.dev/v1", "kind": "Task", "metadata": meta, "spec": task_spec}
 
 
 def runtime_task(options: TektonOptions) -> dict[str, Any]:
@@ -173,6 +212,8 @@ def runtime_task(options: TektonOptions) -> dict[str, Any]:
         "envFrom": [{"secretRef": {"name": "$(params.MLFLOW_SECRET)", "optional": True}}],
         "command": list(spec.command[:3]),
         "args": ["$(workspaces.source.path)", *output_args(spec)],
+        "computeResources": spec.resources.kubernetes(),
+        "securityContext": container_security(spec.security),
     }
     return {
         "apiVersion": "tekton.dev/v1",
@@ -203,7 +244,8 @@ def passed_params(items: list[Input]) -> list[dict[str, str]]:
 def pipeline(options: TektonOptions) -> dict[str, Any]:
     # Every input of both Tasks is a Pipeline param (a user's base image, index or entry point
     # must reach the steps); an input both steps have (VERBOSE) is one param for both.
-    build_inputs, train_inputs = builder_inputs(options.build_engine), list(RUNTIME.inputs)
+    variant = options.variant()
+    build_inputs, train_inputs = builder_inputs(variant.engine), list(RUNTIME.inputs)
     build_names = {i.name for i in build_inputs}
     # image_digest comes from the build, not from a Pipeline param.
     train_inputs = [i for i in train_inputs if i.name != "image_digest"]
@@ -259,6 +301,11 @@ def pipeline(options: TektonOptions) -> dict[str, Any]:
                     "description": "The environment image.",
                 },
                 {
+                    "name": "IMAGE_DIGEST",
+                    "value": "$(tasks.build.results.IMAGE_DIGEST)",
+                    "description": "Its manifest digest (with IMAGE_URL: Tekton Chains' subject).",
+                },
+                {
                     "name": "MODEL_URL",
                     "value": "$(tasks.train.results.MODEL_URL)",
                     "description": "The model the entry point logged.",
@@ -293,7 +340,7 @@ def pipeline(options: TektonOptions) -> dict[str, Any]:
                 {
                     "name": "build",
                     "runAfter": ["fetch-source"],
-                    "taskRef": {"name": BUILDER.name},
+                    "taskRef": {"name": variant.name},
                     "params": passed_params(build_inputs),
                     "workspaces": [
                         {"name": "source", "workspace": "source"},
@@ -319,7 +366,13 @@ def pipeline(options: TektonOptions) -> dict[str, Any]:
     }
 
 
-def pipeline_run_sample() -> dict[str, Any]:
+def compute_resources(spec: StepSpec) -> dict[str, Any]:
+    return spec.resources.kubernetes()
+
+
+def pipeline_run_sample(options: TektonOptions) -> dict[str, Any]:
+    variant = options.variant()
+    restricted = variant.security.restricted and RUNTIME.security.restricted
     return {
         "apiVersion": "tekton.dev/v1",
         "kind": "PipelineRun",
@@ -344,17 +397,27 @@ def pipeline_run_sample() -> dict[str, Any]:
                 },
                 {"name": "dockerconfig", "secret": {"secretName": "registry-credentials"}},
             ],
+            # Every pod of the run; the privileged variants keep their own user (no pod-wide
+            # runAsNonRoot).
+            "taskRunTemplate": {
+                "podTemplate": pod_template(Security() if restricted else Security(run_as_user=0))
+            },
+            # Requests and limits per task (Task params cannot carry quantities): change them
+            # here, or per run with `tkn pipeline start --task-run-spec`... as any TaskRunSpec.
+            "taskRunSpecs": [
+                {"pipelineTaskName": "build", "computeResources": compute_resources(BUILDER)},
+                {"pipelineTaskName": "train", "computeResources": compute_resources(RUNTIME)},
+            ],
         },
     }
 
 
 def task_run_sample(task: dict[str, Any]) -> dict[str, Any]:
     name = task["metadata"]["name"]
-    params = (
-        [{"name": "IMAGE", "value": "127.0.0.1:30500/mlflow/trainer:<tag>"}]
-        if (name == RUNTIME.name)
-        else []
-    )
+    runtime = name == RUNTIME.name
+    params = [{"name": "IMAGE", "value": "127.0.0.1:30500/mlflow/trainer:<tag>"}] if runtime else []
+    (step,) = task["spec"]["steps"]
+    restricted = step["securityContext"] == RUNTIME.security.container_context()
     return {
         "apiVersion": "tekton.dev/v1",
         "kind": "TaskRun",
@@ -363,6 +426,8 @@ def task_run_sample(task: dict[str, Any]) -> dict[str, Any]:
             "taskRef": {"name": name},
             "params": params,
             "workspaces": [{"name": "source", "persistentVolumeClaim": {"claimName": "codeset"}}],
+            "podTemplate": pod_template(Security() if restricted else Security(run_as_user=0)),
+            "computeResources": step["computeResources"],
         },
     }
 
@@ -370,7 +435,8 @@ def task_run_sample(task: dict[str, Any]) -> dict[str, Any]:
 def files(options: TektonOptions) -> dict[str, Any]:
     """Catalog path -> object (YAML documents) or str (README)."""
     out: dict[str, Any] = {}
-    for task in (builder_task(options), runtime_task(options)):
+    builders = [builder_task(options, variant) for variant in BUILDER_VARIANTS]
+    for task in (*builders, runtime_task(options)):
         name = task["metadata"]["name"]
         base = f"task/{name}/{options.version}"
         out[f"{base}/{name}.yaml"] = task
@@ -378,7 +444,7 @@ def files(options: TektonOptions) -> dict[str, Any]:
         out[f"{base}/README.md"] = task_readme(task)
     base = f"pipeline/mlflow-build-and-train/{options.version}"
     out[f"{base}/mlflow-build-and-train.yaml"] = pipeline(options)
-    out[f"{base}/samples/mlflow-build-and-train-run.yaml"] = pipeline_run_sample()
+    out[f"{base}/samples/mlflow-build-and-train-run.yaml"] = pipeline_run_sample(options)
     return out
 
 

@@ -4,27 +4,38 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TextIO
 
 from mlflow_steps import __version__
 from mlflow_steps.components.builder import build as builder
 from mlflow_steps.components.builder.options import BuildOptions
 from mlflow_steps.components.builder.registry import BaseImageError
+from mlflow_steps.components.builder.source import codeset_source
 from mlflow_steps.components.builder.step import BUILDER
 from mlflow_steps.components.launcher import run as launcher
 from mlflow_steps.components.problems import StepError
+from mlflow_steps.components.runtime.inputs import InputError, parse_entrypoint_args
 from mlflow_steps.components.runtime.outputs import output_paths, publish
 from mlflow_steps.components.runtime.step import RUNTIME
-from mlflow_steps.components.spec import BOOLEAN_WORDS, StepSpec, parse_bool, resolve
+from mlflow_steps.components.spec import (
+    BOOLEAN_WORDS,
+    StepSpec,
+    field_flag,
+    parse_bool,
+    resolve,
+)
 from mlflow_steps.generators import catalog
 
 EXIT_FAILED = 1
+STDERR_FD = 2
 # What a shell reports for a command that wrote into a closed pipe (128 + SIGPIPE).
 EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
 # Runtime input -> the flags `mlflow-steps run` takes for it: the short one, and the in-image
@@ -92,12 +103,29 @@ def make_parser() -> argparse.ArgumentParser:
     inspect = commands.add_parser("inspect", help="show what the builder finds and would build")
     inspect.add_argument("path", help="the codeset folder (holds MLproject)")
     add_spec_flags(inspect, BUILDER)
+    inspect.add_argument(
+        "--sbom",
+        action="store_true",
+        help="print the image's bill of materials (CycloneDX 1.5 JSON) and nothing else: the "
+        "one attached to the pushed image, else the one a build would attach (needs a lock)",
+    )
 
     build = commands.add_parser("build", help="build and push the codeset's environment image")
     build.add_argument("path", help="the codeset folder (holds MLproject)")
     add_spec_flags(build, BUILDER)
     build.add_argument("--output", help="write the image reference to this file")
     build.add_argument("--digest-output", help="write the image digest to this file")
+    source = BUILDER.outputs[-1]
+    flag = BUILDER.output_flags[source.name]
+    build.add_argument(
+        flag,
+        help='write the codeset\'s git source as JSON {"uri": ..., "digest": ...} (Tekton '
+        "Chains' ARTIFACT_INPUTS; empty strings when not a git checkout) to this file",
+    )
+    for item in source.fields:
+        build.add_argument(
+            field_flag(flag, item.name), help=f"write the source's {item.name} to this file"
+        )
 
     run = commands.add_parser(
         "run", help="run an entry point (in the built image, or in a cached local venv)"
@@ -110,13 +138,14 @@ def make_parser() -> argparse.ArgumentParser:
         default=None,
         help="local (default without --image), buildah, docker or podman",
     )
-    for item in RUNTIME.inputs:
-        if item.name in RUNTIME_FLAGS:
+    for spec_input in RUNTIME.inputs:
+        if spec_input.name in RUNTIME_FLAGS:
             run.add_argument(
-                *RUNTIME_FLAGS[item.name],
-                dest=item.name,
+                *RUNTIME_FLAGS[spec_input.name],
+                dest=spec_input.name,
                 default=None,
-                help=f"{item.description} (env {item.env}; default: {item.default or 'empty'})",
+                help=f"{spec_input.description} (env {spec_input.env}; "
+                f"default: {spec_input.default or 'empty'})",
             )
     add_boolean_flag(run, "--verbose", "verbose", "verbose logging (env FUSEML_VERBOSE)")
     run.add_argument("--output", help="write the artifact (model) URL to this file")
@@ -144,9 +173,10 @@ def make_parser() -> argparse.ArgumentParser:
     )
     generate.add_argument(
         "--build-engine",
-        choices=["kaniko", "buildah"],
-        default="kaniko",
-        help="what the builder step runs in its pod: kaniko (default) or buildah (privileged)",
+        choices=["none", "kaniko", "buildah"],
+        default="none",
+        help="the builder variant the pipelines use, and --builder-image replaces: none (no "
+        "engine, non-root; default), kaniko (root) or buildah (privileged); the catalog has all",
     )
 
     images = commands.add_parser(
@@ -156,14 +186,15 @@ def make_parser() -> argparse.ArgumentParser:
     images.add_argument(
         "--repository-prefix",
         default="mlflow-steps",
-        help="images go to REGISTRY/PREFIX/mlflow-builder-<variant> (default: mlflow-steps)",
+        help="images go to REGISTRY/PREFIX/mlflow-builder[-<variant>] (default: mlflow-steps)",
     )
     images.add_argument("--tag", default=__version__, help=f"image tag (default {__version__})")
     images.add_argument(
         "--variant",
-        choices=["buildah", "kaniko", "all"],
+        choices=["unprivileged", "buildah", "kaniko", "all"],
         default="all",
-        help="which builder image to build (default: all)",
+        help="which builder image to build: unprivileged (mlflow-builder: no engine, non-root), "
+        "buildah, kaniko (default: all)",
     )
     images.add_argument("--base-image", default="", help="base with python3 (and apt-get)")
     images.add_argument("--kaniko-image", default="", help="Kaniko executor image to copy from")
@@ -212,73 +243,100 @@ def builder_options(args: argparse.Namespace) -> BuildOptions:
     return BuildOptions.from_values(resolve(BUILDER, vars(args)))
 
 
-def cmd_inspect(args: argparse.Namespace) -> int:
+def cmd_inspect(args: argparse.Namespace, out: TextIO) -> int:
     options = builder_options(args)
+    if args.sbom:
+        sys.stdout.buffer.write(builder.image_sbom(args.path, options))
+        return 0
     try:
         pin_base = builder.base_resolver(options, retries=0)  # inspect answers at once
         the_plan, unresolved = builder.plan(args.path, options, pin_base), ""
     except BaseImageError as exc:  # shown below: the rest of what inspect finds still holds
         the_plan, unresolved = builder.plan(args.path, options), str(exc)
     codeset, env = the_plan.codeset, the_plan.codeset.environment
-    print(f"codeset:      {codeset.root}")
+    print(f"codeset:      {codeset.root}", file=out)
     if codeset.workspace and codeset.workspace != codeset.root:
-        print(f"workspace:    {codeset.workspace} (context {options.context})")
+        print(f"workspace:    {codeset.workspace} (context {options.context})", file=out)
     if codeset.mlproject is None:
-        print("mlproject:    - (none: the entry points are the codeset's scripts, by name)")
+        print(
+            "mlproject:    - (none: the entry points are the codeset's scripts, by name)", file=out
+        )
     else:
-        print(f"mlproject:    {codeset.mlproject.name} (name: {codeset.name or '-'})")
+        print(f"mlproject:    {codeset.mlproject.name} (name: {codeset.name or '-'})", file=out)
     shown_env = env.path.name if env.path else "MLproject docker_env"
     if codeset.mlproject is None and env.path is None:
         shown_env = "none: MLflow's default, Python and MLflow alone"
-    print(f"environment:  {env.kind} ({shown_env})")
+    print(f"environment:  {env.kind} ({shown_env})", file=out)
     if the_plan.recipe:
-        print(f"base image:   {the_plan.recipe.base_image}")
+        print(f"base image:   {the_plan.recipe.base_image}", file=out)
         if env.kind == "conda":
-            print(f"env manager:  {options.env_manager}")
+            print(f"env manager:  {options.env_manager}", file=out)
     shipped = sorted(env.shipped)
     if shipped:
         shown = ", ".join(shipped[:4]) + (
             f", ... ({len(shipped)} files)" if len(shipped) > 4 else ""
         )
-        print(f"ships:        {shown}")
-    print("entry points:")
+        print(f"ships:        {shown}", file=out)
+    print("entry points:", file=out)
     if codeset.mlproject is None:
         scripts = sorted(p.name for p in codeset.root.iterdir() if p.suffix in (".py", ".sh"))
-        print(f"  scripts, by name: {', '.join(scripts)}")
+        print(f"  scripts, by name: {', '.join(scripts)}", file=out)
     for entry in codeset.entry_points.values():
         params = ", ".join(
             f"{p.name}: {p.type}" + ("" if p.required else f" = {p.default!r}")
             for p in entry.parameters.values()
         )
-        print(f"  {entry.name}({params})")
+        print(f"  {entry.name}({params})", file=out)
         for line in entry.command.strip().splitlines():
-            print(f"      {line}")
+            print(f"      {line}", file=out)
     if unresolved:
-        print(f"tag:          - (decided by the base's digest; {unresolved})")
+        print(f"tag:          - (decided by the base's digest; {unresolved})", file=out)
     else:
-        print(f"tag:          {the_plan.tag or '-'}")
-        print(f"image:        {the_plan.pull_reference}")
-        print(f"push to:      {the_plan.push_reference}")
+        print(f"tag:          {the_plan.tag or '-'}", file=out)
+        print(f"image:        {the_plan.pull_reference}", file=out)
+        print(f"push to:      {the_plan.push_reference}", file=out)
     for warning in the_plan.warnings:
-        print(f"warning:      {warning}")
+        print(f"warning:      {warning}", file=out)
     if the_plan.install.lock is not None:
-        print("lock (PEP 751, kept in the image at /opt/mlflow-env/pylock.toml):")
-        print(the_plan.install.lock.decode(), end="")
+        print("lock (PEP 751, kept in the image at /opt/mlflow-env/pylock.toml):", file=out)
+        print(the_plan.install.lock.decode(), end="", file=out)
     return 0
 
 
-def cmd_build(args: argparse.Namespace) -> int:
+def cmd_build(args: argparse.Namespace, out: TextIO) -> int:
     options = builder_options(args)
     result = builder.build(args.path, options)
     publish(result.image, output_paths(args.output))
     if args.digest_output and result.digest:
         publish(result.digest, [Path(args.digest_output)])
-    print(result.image)
+    write_source(args, Path(args.path))
+    print(result.image, file=out)
     return 0
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def write_source(args: argparse.Namespace, codeset: Path) -> None:
+    """The `--source-*-output` files: the codeset's git remote and commit, for provenance."""
+    wanted = {
+        "source_output": None,
+        "source_uri_output": "uri",
+        "source_digest_output": "digest",
+    }
+    if not any(getattr(args, dest, None) for dest in wanted):
+        return
+    found = codeset_source(codeset).as_object()
+    for dest, field_name in wanted.items():
+        path = getattr(args, dest, None)
+        if path:
+            value = found[field_name] if field_name else json.dumps(found, sort_keys=True)
+            publish(value, [Path(path)])
+
+
+def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     engine = args.engine or (default_image_engine() if args.image else "local")
+    try:  # checked here too, before any engine starts (the runtime checks it again)
+        parse_entrypoint_args(getattr(args, "mlflow_entrypoint_args", None) or "")
+    except InputError as exc:
+        raise StepError(str(exc)) from None
     flags = [
         f"--{name.replace('_', '-')}={getattr(args, name)}"
         for name in RUNTIME_FLAGS
@@ -298,7 +356,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     publish(result.model_url, output_paths(args.output))
     if args.model_uri_output:
         publish(result.model_uri, [Path(args.model_uri_output)])
-    print(result.model_url)
+    print(result.model_url, file=out)
     return 0
 
 
@@ -306,7 +364,7 @@ def default_image_engine() -> str:
     return next((e for e in ("buildah", "podman", "docker") if shutil.which(e)), "buildah")
 
 
-def cmd_generate(args: argparse.Namespace) -> int:
+def cmd_generate(args: argparse.Namespace, out: TextIO) -> int:
     engines = list(catalog.ENGINES) if args.engine == "all" else [args.engine]
     options = catalog.GenerateOptions(args.version, args.builder_image, args.build_engine)
     try:
@@ -317,7 +375,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
             "pip install 'mlflow-steps[engines]'"
         ) from None
     for path in written:
-        print(path)
+        print(path, file=out)
     return 0
 
 
@@ -328,7 +386,7 @@ def flag_bool(value: str | None, flag: str) -> bool:
         raise StepError(str(exc)) from None
 
 
-def cmd_images(args: argparse.Namespace) -> int:
+def cmd_images(args: argparse.Namespace, out: TextIO) -> int:
     from mlflow_steps.components.builder.images import publish
 
     request = publish.ImagesRequest(
@@ -349,7 +407,7 @@ def cmd_images(args: argparse.Namespace) -> int:
     if args.output:
         publish.write_output(pushed, Path(args.output))
     for variant, reference in pushed.items():
-        print(f"{variant} {reference}")
+        print(f"{variant} {reference}", file=out)
     return 0
 
 
@@ -359,7 +417,7 @@ def stack_ports() -> dict[str, int]:
     return DEFAULT_PORTS
 
 
-def cmd_stack(args: argparse.Namespace) -> int:
+def cmd_stack(args: argparse.Namespace, out: TextIO) -> int:
     """Start the stack, print its settings (stdout, one NAME=VALUE line each, shell-quoted:
     `set -a; . ./stack.env; set +a` makes `build` and `run` use it), then wait for SIGINT or
     SIGTERM and stop every server."""
@@ -373,7 +431,7 @@ def cmd_stack(args: argparse.Namespace) -> int:
     try:
         with stack.running(state, ports, builder.stderr) as up:
             for name, value in up.settings().items():
-                print(f"{name}={shlex.quote(value)}", flush=True)
+                print(f"{name}={shlex.quote(value)}", flush=True, file=out)
             builder.stderr(f"mlflow-steps stack: up (state in {state}); Ctrl-C stops it")
             with contextlib.suppress(KeyboardInterrupt):
                 while True:
@@ -404,18 +462,51 @@ def input_flags(command: str) -> dict[str, list[str]]:
     }
 
 
+@contextlib.contextmanager
+def outputs_only_on_stdout() -> Iterator[TextIO]:
+    """While a command runs, everything but its outputs goes to stderr: file descriptor 1
+    points at stderr (what any engine, installer or script it starts writes to its stdout)
+    and so does `sys.stdout` (a stray `print`); the command writes its outputs to the stream
+    this yields, the original stdout. Without a real stdout (a caller that replaced
+    `sys.stdout`, as pytest's capsys does), the outputs go to that replacement."""
+    original = sys.stdout
+    try:
+        fd = original.fileno()
+    except (AttributeError, OSError, ValueError):
+        fd = -1
+    if fd < 0:
+        sys.stdout = sys.stderr
+        try:
+            yield original
+        finally:
+            sys.stdout = original
+        return
+    original.flush()
+    kept = os.dup(fd)
+    os.dup2(STDERR_FD, fd)
+    with open(kept, "w", encoding=original.encoding, errors=original.errors, buffering=1) as out:
+        sys.stdout = sys.stderr
+        try:
+            yield out
+        finally:
+            sys.stdout = original
+            os.dup2(kept, fd)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Exit status: 0, 1 on a step error (one `error:` line on stderr), 2 on a usage error,
-    141 when stdout's reader has gone (`| head -1`), quietly."""
+    141 when stdout's reader has gone (`| head -1`), quietly. stdout carries the command's
+    outputs only (`outputs_only_on_stdout`)."""
     try:
         args = make_parser().parse_args(
             boolean_flags_spelled_out(sys.argv[1:] if argv is None else argv)
         )
-        try:
-            code = COMMANDS[args.command](args)
-        except StepError as exc:
-            print(f"mlflow-steps {args.command}: error: {exc}", file=sys.stderr)
-            code = EXIT_FAILED
+        with outputs_only_on_stdout() as out:
+            try:
+                code = COMMANDS[args.command](args, out)
+            except StepError as exc:
+                print(f"mlflow-steps {args.command}: error: {exc}", file=sys.stderr)
+                code = EXIT_FAILED
         sys.stdout.flush()
         return code
     except BrokenPipeError:

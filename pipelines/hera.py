@@ -10,7 +10,9 @@
             build >> train
 
 Both are Hera `Container` templates generated from the step specs; Hera adds them to the
-Workflow where they are used.
+Workflow where they are used. `mlflow_builder` is the unprivileged builder (no engine, non-root,
+the `restricted` Pod Security Standard); `builder_container(build_engine="buildah")` or
+`"kaniko"` give the privileged variants.
 """
 
 from __future__ import annotations

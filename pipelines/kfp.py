@@ -8,26 +8,55 @@ the build task the key `netrc` of the Secret named by `index_secret` (default
 `index-credentials`, optional) as MLFLOW_STEPS_INDEX_NETRC. MLflow credentials: attach a Secret
 to the train task the same way
 (`kubernetes.use_secret_as_env(train, secret_name=..., secret_key_to_env={...})`).
+
+Both tasks run as the non-root user 65532 (`kubernetes.set_security_context`: the KFP backend
+adds the rest of the `restricted` profile: no privilege escalation, every capability dropped,
+RuntimeDefault seccomp); the privileged builder variants (buildah, kaniko) keep their root.
+Requests and limits are pipeline parameters (`builder_cpu_request`, `trainer_memory_limit`...).
 """
 
 # No `from __future__ import annotations`: kfp reads the pipeline's annotations at run time.
 from kfp import dsl, kubernetes
 from kfp.components import load_component_from_text
 
-from mlflow_steps.components.steps import INDEX_SECRET, INDEX_SECRET_KEY, NETRC_ENV
+from mlflow_steps.components.spec import Resources, Security
+from mlflow_steps.components.steps import (
+    BUILDER,
+    INDEX_SECRET,
+    INDEX_SECRET_KEY,
+    NETRC_ENV,
+    RUNTIME,
+    builder_variant,
+)
 from mlflow_steps.generators.kfp import component_texts
 
 
-def make_components(image: str = "", build_engine: str = "kaniko"):
+def make_components(image: str = "", build_engine: str = "none"):
     texts = component_texts(image, build_engine)
     return (
-        load_component_from_text(texts["mlflow_builder"]),
+        load_component_from_text(texts[builder_variant(build_engine).name.replace("-", "_")]),
         load_component_from_text(texts["mlflow_runtime"]),
     )
 
 
-def make_pipeline(image: str = "", build_engine: str = "kaniko"):
+def apply_pod(task, security: Security, cpu_request, memory_request, cpu_limit, memory_limit):
+    """The container's user (restricted: non-root 65532) and its requests and limits."""
+    if security.restricted:
+        kubernetes.set_security_context(
+            task,
+            run_as_user=security.run_as_user,
+            run_as_group=security.run_as_user,
+            run_as_non_root=True,
+        )
+    task.set_cpu_request(cpu_request).set_memory_request(memory_request)
+    task.set_cpu_limit(cpu_limit).set_memory_limit(memory_limit)
+
+
+def make_pipeline(image: str = "", build_engine: str = "none"):
     builder, runtime = make_components(image, build_engine)
+    variant = builder_variant(build_engine)
+    b: Resources = BUILDER.resources
+    t: Resources = RUNTIME.resources
 
     @dsl.pipeline(
         name="mlflow-build-and-train",
@@ -41,6 +70,14 @@ def make_pipeline(image: str = "", build_engine: str = "kaniko"):
         mlflow_entrypoint_args: str = "",
         context: str = ".",
         index_secret: str = INDEX_SECRET.default,
+        builder_cpu_request: str = b.cpu_request,
+        builder_memory_request: str = b.memory_request,
+        builder_cpu_limit: str = b.cpu_limit,
+        builder_memory_limit: str = b.memory_limit,
+        trainer_cpu_request: str = t.cpu_request,
+        trainer_memory_request: str = t.memory_request,
+        trainer_cpu_limit: str = t.cpu_limit,
+        trainer_memory_limit: str = t.memory_limit,
     ) -> str:
         codeset = dsl.importer(
             artifact_uri=codeset_uri, artifact_class=dsl.Artifact, reimport=False
@@ -57,6 +94,14 @@ def make_pipeline(image: str = "", build_engine: str = "kaniko"):
             secret_key_to_env={INDEX_SECRET_KEY: NETRC_ENV},
             optional=True,
         )
+        apply_pod(
+            build,
+            variant.security,
+            builder_cpu_request,
+            builder_memory_request,
+            builder_cpu_limit,
+            builder_memory_limit,
+        )
         train = runtime(
             codeset=codeset.output,
             context=context,
@@ -65,6 +110,14 @@ def make_pipeline(image: str = "", build_engine: str = "kaniko"):
             image_digest=build.outputs["digest"],
         )
         train.set_container_image(build.outputs["image"])
+        apply_pod(
+            train,
+            RUNTIME.security,
+            trainer_cpu_request,
+            trainer_memory_request,
+            trainer_cpu_limit,
+            trainer_memory_limit,
+        )
         return train.outputs["model_url"]
 
     return build_and_train

@@ -65,7 +65,8 @@ def base_images(registry):
     require_root()
     require_tools("buildah", "podman", "debootstrap")
     require(
-        Path("/etc/containers/storage.conf").exists(), "needs /etc/containers/storage.conf (vfs)"
+        Path("/etc/containers/storage.conf").exists(),
+        "needs /etc/containers/storage.conf (bash scripts/setup-machine writes it)",
     )
     pushed = images.push_base_images(registry.host)
     yield pushed

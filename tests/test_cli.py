@@ -106,3 +106,36 @@ def test_every_option_of_every_command_is_documented():
     assert undocumented == []
     generate_help = next(p for p in all_parsers(make_parser()) if p.prog.endswith("generate"))
     assert "kaniko (default) or buildah" in " ".join(generate_help.format_help().split())
+
+
+NOISY_COMMAND = """
+import subprocess, sys
+from mlflow_steps import cli
+
+def noisy(args, out):
+    subprocess.run(["echo", "a child's stdout"], check=True)
+    subprocess.run(["sh", "-c", "echo from a grandchild"], check=True)
+    print("a stray print")
+    sys.stdout.write("written to sys.stdout\\n")
+    print("the output", file=out)
+    return 0
+
+cli.COMMANDS["inspect"] = noisy
+raise SystemExit(cli.main(["inspect", "PATH"]))
+"""
+
+
+def test_stdout_carries_the_outputs_alone_whatever_else_a_command_prints():
+    """Any child a command starts (an engine, an installer, a script) and any stray `print`
+    write to stderr: the CLI points file descriptor 1 and `sys.stdout` there while the command
+    runs, and only the command's outputs reach the real stdout."""
+    done = subprocess.run(
+        [sys.executable, "-c", NOISY_COMMAND], capture_output=True, text=True, check=True
+    )
+    assert done.stdout == "the output\n"
+    assert sorted(done.stderr.splitlines()) == [
+        "a child's stdout",
+        "a stray print",
+        "from a grandchild",
+        "written to sys.stdout",
+    ]

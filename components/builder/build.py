@@ -3,31 +3,27 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import tempfile
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 from ..problems import StepError
-from . import engines
+from ..processes import failure, run_logged
+from . import engines, grammar, referrers, sbom
 from .codeset import Codeset, load_codeset
 from .indexes import secret_files
 from .options import BuildOptions
 from .plan import InstallPlan
 from .recipe import Recipe, render
 from .registry import PinnedBase, RegistryClient, parse_reference, resolve_base
+from .registry_push import RegistryWriter
 from .resolution import resolved_plan
+from .sbom import SBOM_FILE
 from .tag import environment_tag
 
 Log = Callable[[str], None]
-
-
-# A child's stdout sent to this process's stderr (file descriptor 2): logs, never outputs.
-STDERR = 2
 
 
 def stderr(message: str) -> None:
@@ -81,9 +77,13 @@ def plan(path: Path | str, options: BuildOptions, pin_base: Resolver | None = No
     """codeset -> environment -> install plan (resolved with `resolve`) -> recipe and tag.
     With `pin_base` (every image build: `base_resolver`), the base is resolved to its digest
     first (one registry request), the recipe pulls it by that digest and the tag hashes it;
-    without, no registry is asked (the local engine, which never pulls a base)."""
+    without, no registry is asked (the local engine, which never pulls a base). Every input
+    is checked against its grammar first (`grammar.check_options`): StepError, nothing run."""
+    grammar.check_options(options)
     codeset = load_codeset(path, options.context)
     install = codeset.environment.install_plan(options)
+    if install.base_image:
+        grammar.check_reference(install.base_image, f"{codeset.environment.where}: base image")
     if options.resolve:
         # The resolution runs here, with the index credentials in uv's environment only.
         install = resolved_plan(install, options.index().install_env(), options.python_version)
@@ -121,7 +121,50 @@ def build(path: Path | str, options: BuildOptions, log: Log = stderr) -> BuildRe
             f"the tag now names {digest}, not the {reported} this build pushed: another builder "
             "pushed the same tag meanwhile; the output is the tagged manifest"
         )
+    attach_sbom(the_plan, options, digest, log)
     return BuildResult(the_plan.pull_reference, digest, built=True)
+
+
+def attach_sbom(the_plan: Plan, options: BuildOptions, digest: str, log: Log) -> None:
+    """Attach the image's bill of materials (the one the recipe put in the image) to the
+    pushed manifest as an OCI 1.1 referrer (`referrers.attach`); nothing for an image without
+    a lock."""
+    data = the_plan.recipe.files.get(SBOM_FILE) if the_plan.recipe else None
+    if data is None:
+        return
+    writer = RegistryWriter(RegistryClient(options.registry, insecure=options.insecure))
+    found = writer.get_manifest(options.repository, digest)
+    if found is None:
+        raise StepError(
+            f"{the_plan.push_reference}: {digest} vanished before its SBOM was attached"
+        )
+    subject = referrers.Subject(digest, found[1], len(found[0]))
+    attached = referrers.attach(
+        writer, options.repository, subject, sbom.MEDIA_TYPE, data, "sbom.cdx.json"
+    )
+    log(f"SBOM (CycloneDX {sbom.SPEC_VERSION}) attached to {digest} as referrer {attached}")
+
+
+def image_sbom(path: Path | str, options: BuildOptions) -> bytes:
+    """The CycloneDX document of the codeset's image: the referrer attached to the image its tag
+    names when the registry has it, else the document a build would put in it. Raises
+    StepError when the environment has no lock to make one from."""
+    the_plan = plan(path, options, base_resolver(options, retries=0))
+    data = the_plan.recipe.files.get(SBOM_FILE) if the_plan.recipe else None
+    if the_plan.tag:
+        writer = RegistryWriter(RegistryClient(options.registry, insecure=options.insecure))
+        digest = writer.client.manifest_digest(options.repository, the_plan.tag)
+        if digest is not None:
+            found = referrers.referrers(writer, options.repository, digest, sbom.MEDIA_TYPE)
+            if found:
+                return referrers.find(writer, options.repository, digest, sbom.MEDIA_TYPE)
+    if data is None:
+        raise StepError(
+            "inspect --sbom: the environment has no lock to make a bill of materials from, and "
+            "no SBOM is attached to its image; give it a lock (pylock.toml, uv.lock, hashed "
+            "requirements) or `resolve`, or build it per-package first"
+        )
+    return data
 
 
 def tagged_digest(client: RegistryClient, the_plan: Plan, options: BuildOptions) -> str:
@@ -203,58 +246,27 @@ def run_job(job: engines.BuildJob, engine: str, log: Log) -> str:
 
 
 def run(command: engines.Command, job: engines.BuildJob, engine: str) -> str:
-    """Run one engine command; returns its stdout when it prints the digest. With index
-    credentials in play, both output streams pass through a mask on their way out: an
-    installer that echoes a URL it cannot parse must not print the token in it."""
+    """Run one engine command; returns its stdout when it prints the digest. Its log goes to
+    stderr, never stdout (`processes.run_logged`), through a mask when index credentials are
+    in play (an installer that echoes a URL it cannot parse must not print the token in it);
+    a failure's error ends with the engine's last lines."""
     env = {**os.environ, **job.build_args}
-    masked = job.masked
-    pipe = subprocess.PIPE
     try:
-        process = subprocess.Popen(
-            command.argv,
-            env=env,
-            # The engine's log goes to stderr: stdout carries the step's output only.
-            stdout=pipe if (command.prints_digest or masked) else STDERR,
-            stderr=pipe if masked else None,
-            text=True,
-            errors="replace",
+        done = run_logged(
+            command.argv, env=env, capture_stdout=command.prints_digest, masked=job.masked
         )
     except FileNotFoundError:
         raise StepError(
             f"build engine `{engine}`: `{command.argv[0]}` is not installed here; install it "
             "or choose another engine (kaniko, buildah, podman, docker)"
         ) from None
-    kept: list[str] = []
-    relays = [
-        threading.Thread(target=relay, args=(stream, sink, masked, keep))
-        for stream, sink, keep in (
-            (process.stdout, sys.stderr, kept if command.prints_digest else None),
-            (process.stderr, sys.stderr, None),
-        )
-        if stream is not None
-    ]
-    for thread in relays:
-        thread.start()
-    for thread in relays:
-        thread.join()
-    if process.wait() != 0:
+    if done.returncode != 0:
         raise StepError(
-            f"build engine `{engine}` failed (exit {process.returncode}) running "
-            f"`{command.redacted(masked)}`; its output above shows why. No image was "
-            "pushed and no output was written."
+            failure(
+                f"build engine `{engine}`",
+                done,
+                "No image was pushed and no output was written.",
+                running=command.redacted(job.masked),
+            )
         )
-    return "".join(kept)
-
-
-def relay(stream: IO[str], sink: IO[str], masked: tuple[str, ...], keep: list[str] | None) -> None:
-    """Copy `stream` line by line, each `masked` value replaced by ***, into `keep` (a
-    command's captured output) or else `sink`."""
-    for line in stream:
-        for value in masked:
-            line = line.replace(value, "***")
-        if keep is not None:
-            keep.append(line)
-        else:
-            sink.write(line)
-            sink.flush()
-    stream.close()
+    return done.stdout

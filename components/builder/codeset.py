@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..problems import StepError
-from ..runtime.inputs import RESERVED_NAMES
+from ..runtime.inputs import RESERVED_NAMES, InputError, codeset_dir, parameter_name_problem
 from .environments import DETECTION_ORDER, KINDS_BY_KEY, DockerEnv, Environment, PythonEnv
 from .inside import outside, refusal
 from .yamlfile import load_yaml
@@ -60,8 +60,9 @@ class Codeset:
 
 
 def find_mlproject(root: Path) -> list[Path]:
-    """MLflow looks the file up case-insensitively (`MLproject`, `MLProject`, `mlproject`)."""
-    return sorted(p for p in root.iterdir() if p.name.lower() == "mlproject" and p.is_file())
+    """MLflow looks the file up case-insensitively (`MLproject`, `MLProject`, `mlproject`).
+    Anything but a folder counts: a FIFO or device is then refused by name when read."""
+    return sorted(p for p in root.iterdir() if p.name.lower() == "mlproject" and not p.is_dir())
 
 
 def codeset_folder(workspace: Path, context: str) -> Path:
@@ -71,12 +72,10 @@ def codeset_folder(workspace: Path, context: str) -> Path:
             f"codeset {workspace}: not a directory; pass the folder that holds MLproject"
         )
     root = workspace / (context or ".")
-    why = outside(workspace, root, context)
-    if why:
-        raise StepError(
-            f"context `{context}` {why}, outside the workspace {workspace}; give the codeset's "
-            "folder relative to the workspace, e.g. projects/wine"
-        )
+    try:
+        codeset_dir(str(workspace), context)  # the runtime step's rule: one rule for both
+    except InputError as exc:
+        raise StepError(str(exc)) from None
     if not root.is_dir():
         raise StepError(
             f"context `{context}`: {root} is not a folder; give the folder of the MLproject "
@@ -225,6 +224,10 @@ def read_parameters(
         return {}
     params: dict[str, Parameter] = {}
     for p_name, p in raw.items():
+        why = parameter_name_problem(str(p_name))
+        if why:
+            problems.append(f"{where}: parameter {str(p_name)!r} {why}")
+            continue
         if isinstance(p, str):
             p_type, default = p, None
         elif isinstance(p, dict):

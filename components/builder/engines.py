@@ -114,7 +114,10 @@ def containers_build(program: str, job: BuildJob, tag: str) -> list[str]:
     argv = [program]
     if job.verbose:
         argv.append("--log-level=debug")
-    argv += ["build", tls_verify(job), "--format=oci", f"--file={job.dockerfile}", f"--tag={tag}"]
+    # One layer for every instruction (buildah's default, podman's --layers=true otherwise):
+    # the download phase's wheels, deleted by the install phase, never reach a layer.
+    argv += ["build", tls_verify(job), "--format=oci", "--layers=false"]
+    argv += [f"--file={job.dockerfile}", f"--tag={tag}"]
     argv.append(f"--timestamp={job.timestamp}")
     argv += build_arg_flags(job) + secret_flags(job)
     argv.append(str(job.context))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -17,7 +18,8 @@ from typing import Any, ClassVar
 import yaml
 
 from ..problems import StepError
-from . import conda_to_pypi, resolution
+from ..subprocess_env import minimal_env
+from . import conda_to_pypi, grammar, limits, resolution
 from . import requirements as reqs
 from .inside import outside, refusal
 from .options import BuildOptions
@@ -26,11 +28,12 @@ from .plan import (
     InstallPlan,
     conda_plan,
     find_uv,
+    mlflow_addition,
     python_base,
     runtime_plan,
     venv_plan,
 )
-from .yamlfile import load_yaml
+from .yamlfile import load_yaml, scalar_text
 
 
 @dataclass
@@ -48,7 +51,7 @@ class Environment:
     def detect(cls, root: Path) -> Path | None:
         """The file this kind is detected by in `root`, when it is there."""
         path = root / cls.default_file
-        return path if path.is_file() or path.is_symlink() else None
+        return path if present(path) else None
 
     @classmethod
     def load(cls, path: Path, problems: list[str], root: Path | None = None) -> Environment | None:
@@ -165,12 +168,18 @@ class PythonEnv(Environment):
         # then uses its `python_version` input, and `inspect` says so.
         python = data.get("python")
         if isinstance(python, (float, int)):
+            written = scalar_text(path, "python") or str(python)
             found.append(
-                f"{path.name}: `python: {python}` is a number, as MLflow rejects it too (YAML "
-                f'reads 3.10 as 3.1); quote it: python: "{python}"'
+                f"{path.name}: `python: {written}` is read by YAML as the number {python!r}, "
+                f'which MLflow rejects too; quote it: python: "{written}"'
             )
         elif python is not None and (not isinstance(python, str) or not python.strip()):
             found.append(f'{path.name}: `python` must be a version, e.g. "3.10", or left out')
+        elif python is not None and grammar.python_version_problem(python.strip()):
+            found.append(
+                f"{path.name}: `python` {python.strip()!r} "
+                f"{grammar.python_version_problem(python.strip())}"
+            )
         lists, shipped = {}, {}
         for key in ("build_dependencies", "dependencies"):
             value = data.get(key) or []
@@ -295,7 +304,7 @@ class CondaEnv(Environment):
         normal_form = {**self.normal_form(), "env_manager": options.env_manager}
         if options.env_manager == "conda":
             base = f"continuumio/miniconda3:{options.miniconda_version}"
-            addition = [] if self.has_mlflow() else options.mlflow_requirement.split()
+            addition = mlflow_addition(self.has_mlflow(), options)
             return conda_plan(
                 normal_form, base, self.environment_yaml(addition), options, self.shipped
             )
@@ -356,7 +365,7 @@ class UvProject(LockEnv):
     @classmethod
     def detect(cls, root: Path) -> Path | None:
         lock, pyproject = super().detect(root), root / "pyproject.toml"
-        return lock if lock and (pyproject.is_file() or pyproject.is_symlink()) else None
+        return lock if lock and present(pyproject) else None
 
     @classmethod
     def load(cls, path: Path, problems: list[str], root: Path | None = None) -> UvProject | None:
@@ -366,22 +375,35 @@ class UvProject(LockEnv):
             if (companion.exists() or companion.is_symlink()) and why:
                 problems.append(refusal(name, why))
                 return None
+        python = python_version_file(path.parent / ".python-version", problems)
+        if python is None:
+            return None
+        for name in ("pyproject.toml", "uv.lock"):  # uv reads them: regular and bounded
+            try:
+                limits.check_regular(path.parent / name, name, limits.LOCK_FILE)
+            except StepError as exc:
+                problems.extend(exc.problems)
+                return None
         uv = find_uv()
         if not uv:
             problems.append(f"{path.name}: reading a uv project needs uv here: pip install uv")
             return None
         argv = [
             uv, "export", "--no-config", "--frozen", "--no-dev", "--no-emit-workspace",
-            "--no-header", "--format", "pylock.toml",
+            "--no-header", "--format", "pylock.toml", "--no-build", "--offline",
         ]  # fmt: skip
-        done = subprocess.run(argv, cwd=path.parent, capture_output=True, text=True)
+        # The codeset is untrusted: uv reads its lock only (no build, no network), in an
+        # environment without the builder's credentials (subprocess_env).
+        with tempfile.TemporaryDirectory(prefix="mlflow-steps-home-") as home:
+            done = subprocess.run(
+                argv, cwd=path.parent, capture_output=True, text=True,
+                env=minimal_env({"UV_NO_CACHE": "1"}, home=home),
+            )  # fmt: skip
         if done.returncode != 0:
             said = done.stderr.strip().splitlines()
             reason = resolution.without_userinfo(said[-1] if said else f"exit {done.returncode}")
             problems.append(f"{path.name}: `uv export --frozen` failed: {reason}")
             return None
-        version_file = path.parent / ".python-version"
-        python = version_file.read_text().split()[0] if version_file.is_file() else ""
         return lock_from(cls, path, resolution.without_userinfo(done.stdout), python, problems)
 
 
@@ -396,11 +418,42 @@ class PyLock(LockEnv):
     @classmethod
     def load(cls, path: Path, problems: list[str], root: Path | None = None) -> PyLock | None:
         try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            problems.append(f"{path.name}: cannot be read ({exc.__class__.__name__})")
+            text = limits.read_text(path, path.name, limits.LOCK_FILE)
+        except StepError as exc:
+            problems.extend(exc.problems)
             return None
         return lock_from(cls, path, resolution.without_userinfo(text), "", problems)
+
+
+def present(path: Path) -> bool:
+    """Anything but a folder at `path` (a FIFO or device too: refused by name when read)."""
+    return (path.exists() or path.is_symlink()) and not path.is_dir()
+
+
+def python_version_file(path: Path, problems: list[str]) -> str | None:
+    """The Python version uv's `.python-version` names (its first line that is not a
+    comment), "" when there is no such file; None (a problem added) when it is empty, not a
+    regular file, too large or not a version."""
+    if not (path.exists() or path.is_symlink()):
+        return ""
+    try:
+        text = limits.read_text(path, ".python-version", limits.SMALL_FILE)
+    except StepError as exc:
+        problems.extend(exc.problems)
+        return None
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    lines = [line for line in lines if not line.startswith("#")]
+    if not lines:
+        problems.append(
+            ".python-version: is empty; write the Python version the project needs, e.g. 3.11, "
+            "or delete the file"
+        )
+        return None
+    why = grammar.python_version_problem(lines[0])
+    if why:
+        problems.append(f".python-version: {lines[0][:80]!r} {why}")
+        return None
+    return lines[0]
 
 
 def lock_from(kind: type[Any], path: Path, text: str, python: str, problems: list[str]) -> Any:
@@ -428,6 +481,10 @@ class DockerEnv(Environment):
         image = value.get("image") if isinstance(value, dict) else None
         if not isinstance(image, str) or not image.strip():
             problems.append(f"{where}: `docker_env` needs an `image`, e.g. image: my/env:1.0")
+            return None
+        why = grammar.reference_problem(image.strip())
+        if why:
+            problems.append(f"{where}: docker_env `image` {image.strip()!r} {why}")
             return None
         return cls(image=image.strip())
 

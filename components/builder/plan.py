@@ -22,7 +22,9 @@ from importlib import resources
 from typing import Any
 
 from ..problems import StepError
+from . import grammar
 from .options import BuildOptions
+from .uv_options import uv_install
 
 # Where shipped files go, relative to the build context: STAGING files are installed from and
 # deleted in the same step; RUNTIME files are the runtime step's module, kept in the image.
@@ -40,6 +42,8 @@ DEBIAN_PACKAGE = re.compile(r"[a-z0-9][a-z0-9+.-]+(=[A-Za-z0-9.+~:-]+)?")
 # The runtime step's spec is read by the generators on the host; it never ships in an image.
 HOST_ONLY_RUNTIME_FILES = ("step.py",)
 VENV_SCRIPTS = (
+    "download-python-env.sh",
+    "fetch-sdists.py",
     "install-python-env.sh",
     "index-settings.sh",
     "compile-bytecode.py",
@@ -157,7 +161,8 @@ def venv_plan(
             ]
     else:
         sets.append(RequirementSet("requirements.txt", tuple(dependencies + addition)))
-    files.update({f"{STAGING}/{s.name}": lines_file(s.lines) for s in sets})
+    for requirement_set in sets:
+        files.update(set_files(requirement_set))
     files.update(staged(shipped))
     if lock is not None:
         files[LOCK_FILE] = lock.encode()
@@ -225,6 +230,8 @@ def python_base(where: str, declared: str, options: BuildOptions) -> tuple[str, 
     """(base image, Python, notes) of a venv environment whose file names Python `declared`
     ("" for none): which Python the image gets, and why when the codeset leaves it open
     (MLflow itself would use the running Python there)."""
+    if declared:
+        grammar.check_python_version(declared, f"{where}: Python version")
     python = declared or options.python_version
     if options.base_image:
         if declared:
@@ -269,7 +276,14 @@ def pins(lines: list[str]) -> list[str]:
 
 
 def mlflow_addition(has_mlflow: bool, options: BuildOptions) -> list[str]:
-    return [] if has_mlflow else options.mlflow_requirement.split()
+    """`mlflow_requirement`'s requirements (checked: `grammar.mlflow_requirement_problems`)
+    when the environment names no MLflow distribution."""
+    if has_mlflow:
+        return []
+    problems = grammar.mlflow_requirement_problems(options.mlflow_requirement)
+    if problems:
+        raise StepError(problems)
+    return options.mlflow_requirement.split()
 
 
 def system_packages(options: BuildOptions) -> list[str]:
@@ -314,6 +328,19 @@ def find_uv() -> str | None:
         return find_uv_bin()
     except (ImportError, FileNotFoundError):
         return shutil.which("uv")
+
+
+def set_files(requirement_set: RequirementSet) -> dict[str, bytes]:
+    """The files of one requirement set under STAGING: NAME, what pip reads (`pip install -r
+    NAME`); NAME.uv, what uv reads, and NAME.uv-args, its command-line arguments, one a line
+    (`uv_options.uv_install`: the meaning pip gives the options uv does not read)."""
+    uv = uv_install(requirement_set.lines)
+    name = f"{STAGING}/{requirement_set.name}"
+    return {
+        name: lines_file(requirement_set.lines),
+        f"{name}.uv": lines_file(uv.lines),
+        f"{name}.uv-args": lines_file(uv.args),
+    }
 
 
 def lines_file(lines: tuple[str, ...] | list[str]) -> bytes:

@@ -15,15 +15,20 @@ project's code is never copied: it is mounted at /project when the step runs.
 
 from __future__ import annotations
 
+import json
+import shlex
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlflow_steps import __version__
 
+from . import grammar, sbom
 from .indexes import SECRET_ID
 from .plan import LOCK_FILE, LOCK_IN_IMAGE, RUNTIME, STAGING, InstallPlan, find_uv
 from .registry import PinnedBase
+from .resolution import read_pylock
+from .sbom import SBOM_FILE, SBOM_IN_IMAGE
 
 STAGING_DIR = "/tmp/mlflow-steps"
 VENV = "/opt/mlflow-env"
@@ -72,12 +77,32 @@ def render(plan: InstallPlan, base: PinnedBase | None = None) -> Recipe:
     steps = [
         header(plan),
         from_step(base.pinned if base else plan.base_image),
-        install_step(*system_packages_install(plan), environment_install(plan)),
+        *install_steps(plan),
         runtime_step(),
         lock_step(plan),
         finish_step(plan, f"{VENV}/bin:$PATH" if venv else None, base),
     ]
-    return Recipe(plan.base_image, join(steps), dict(plan.files), needs_uv=venv)
+    files = dict(plan.files)
+    if plan.lock is not None and base is not None:
+        files[SBOM_FILE] = environment_sbom(plan.lock, base)
+    steps.insert(-1, sbom_step(files))
+    return Recipe(plan.base_image, join(steps), files, needs_uv=venv)
+
+
+def environment_sbom(lock: bytes, base: PinnedBase) -> bytes:
+    """The CycloneDX document of a locked plan (`sbom.cyclonedx`): the lock's distributions
+    on `base` (no licences: the single-layer build installs inside the engine, where the
+    builder does not read the installed metadata)."""
+    return sbom.cyclonedx(read_pylock(lock.decode(), "the lock"), VENV, base.name, base.digest)
+
+
+def sbom_step(files: dict[str, bytes]) -> list[str]:
+    if SBOM_FILE not in files:
+        return []
+    return [
+        "# Its bill of materials (CycloneDX), made from that lock.",
+        f"COPY {SBOM_FILE} {SBOM_IN_IMAGE}",
+    ]
 
 
 def render_runtime_only(plan: InstallPlan, base: PinnedBase | None = None) -> Recipe:
@@ -90,10 +115,14 @@ def render_runtime_only(plan: InstallPlan, base: PinnedBase | None = None) -> Re
         [
             "# The runtime step runs `python -m mlflow_steps_runtime`: the image's python must "
             "have MLflow.",
-            'RUN python -c "import mlflow" || { echo "mlflow-steps: the docker_env image '
-            f"{plan.base_image} needs a python command with MLflow installed (python -c "
-            "'import mlflow' failed); add MLflow to the image, or use a python_env.yaml, "
-            'conda.yaml or requirements.txt instead" >&2; exit 1; }',
+            'RUN python -c "import mlflow" || { echo '
+            + shlex.quote(
+                f"mlflow-steps: the docker_env image {check_reference(plan.base_image)} needs a "
+                "python command with MLflow installed (python -c 'import mlflow' failed); add "
+                "MLflow to the image, or use a python_env.yaml, conda.yaml or requirements.txt "
+                "instead"
+            )
+            + " >&2; exit 1; }",
             "ENV PYTHONPATH=/opt/mlflow-steps${PYTHONPATH:+:${PYTHONPATH}}",
         ],
         finish_step(plan, None, base),
@@ -112,13 +141,50 @@ def header(plan: InstallPlan) -> list[str]:
 
 
 def from_step(base: str, stage: str | None = None) -> list[str]:
-    return [f"FROM {base}" + (f" AS {stage}" if stage else "")]
+    """`FROM base`; `base` must be an image reference (StepError otherwise): nothing else
+    ever reaches the line."""
+    return [f"FROM {check_reference(base)}" + (f" AS {stage}" if stage else "")]
+
+
+def check_reference(image: str) -> str:
+    return grammar.check_reference(image, "image")
+
+
+def install_steps(plan: InstallPlan) -> list[list[str]]:
+    """A venv plan: the download phase, then the install phase (`phases`); conda: one RUN."""
+    if plan.installer == "venv":
+        return phases(plan)
+    return [install_step(*system_packages_install(plan), environment_install(plan))]
+
+
+def phases(plan: InstallPlan) -> list[list[str]]:
+    """Two RUNs. The download phase is the only one the index secret is mounted for: system
+    packages, then the wheels (download-python-env.sh; nothing downloaded runs). The install
+    phase has no secret: it installs from the downloaded wheels only and builds what is
+    built from source (path, VCS, archive requirements), so no package's code runs where a
+    credential is. (RUN --network=none is not used: buildah before 1.30 refuses it.)"""
+    sets = [s.name for s in plan.requirement_sets]
+    download = [*system_packages_install(plan), ["download-python-env.sh", *sets]]
+    install = ["install-python-env.sh", VENV, compile_flag(plan.compile_bytecode), *sets]
+    return [
+        install_step(*download),
+        [
+            "# The install phase: no secret mounted, no index; the downloaded wheels only.",
+            "RUN " + command(install),
+        ],
+    ]
+
+
+def command(script: list[str]) -> str:
+    """`sh STAGING_DIR/<script> <args>`, every argument shell-quoted."""
+    name, *args = script
+    return " ".join(["sh", f"{STAGING_DIR}/{name}", *map(shlex.quote, args)])
 
 
 def install_step(*scripts: list[str]) -> list[str]:
-    """One RUN for every install script (system packages, then the environment): one layer,
-    and the staging folder and package lists never reach the image."""
-    commands = [" ".join(["sh", f"{STAGING_DIR}/{script}", *args]) for script, *args in scripts]
+    """One RUN for every install script (system packages, then the environment's download or
+    install): one layer, and the index secret mounted for it alone."""
+    commands = [command(script) for script in scripts]
     return [
         "# Environment files first: a change to the project's code never invalidates this layer.",
         f"COPY {STAGING}/ {STAGING_DIR}/",
@@ -160,15 +226,15 @@ def finish_step(plan: InstallPlan, path: str | None, base: PinnedBase | None = N
     lines = []
     if path:
         lines.append(f"ENV VIRTUAL_ENV={VENV} PATH={path}")
-    labels = [
-        f'io.github.mlflow-steps.version="{__version__}"',
-        f'io.github.mlflow-steps.environment-kind="{plan.kind}"',
-    ]
+    values = {
+        "io.github.mlflow-steps.version": __version__,
+        "io.github.mlflow-steps.environment-kind": plan.kind,
+    }
     if base:
-        labels += [
-            f'org.opencontainers.image.base.name="{base.name}"',
-            f'org.opencontainers.image.base.digest="{base.digest}"',
-        ]
+        values["org.opencontainers.image.base.name"] = base.name
+        values["org.opencontainers.image.base.digest"] = base.digest
+    # JSON strings: a value can never end its quote or its line.
+    labels = [f"{key}={json.dumps(value)}" for key, value in values.items()]
     lines += [
         "WORKDIR /project",
         "LABEL " + " \\\n      ".join(labels),

@@ -22,6 +22,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from ..problems import StepError
+from . import grammar
 
 MANIFEST_TYPES = ", ".join(
     [
@@ -93,6 +94,9 @@ class RegistryClient:
             respect_retry_after_header=True,
         )
         self.session = requests.Session()
+        # No ambient credentials or proxies: ~/.netrc, $NETRC and *_PROXY are never read, so a
+        # netrc `default` entry never reaches a registry a codeset names.
+        self.session.trust_env = False
         self.session.mount("http://", HTTPAdapter(max_retries=retry))
         self.session.mount("https://", HTTPAdapter(max_retries=retry))
         self.scheme = "http" if self.insecure else "https"
@@ -107,7 +111,12 @@ class RegistryClient:
             headers["Authorization"] = self.authorization(challenge, repository)
             response = self.request(url, headers)
         if response.status_code == 200:
-            return response.headers.get("Docker-Content-Digest") or ""
+            digest = response.headers.get("Docker-Content-Digest") or ""
+            if digest:
+                grammar.check_digest(
+                    digest, f"registry {self.host}: {repository}:{tag}'s Docker-Content-Digest"
+                )
+            return digest
         if response.status_code == 404:
             return None
         raise StepError(self.explain(response, repository))
@@ -146,6 +155,11 @@ class RegistryClient:
             # a token service may read each parameter as one scope, never splitting it.
             scopes = params.get("scope", "").split() or [f"repository:{repository}:pull"]
             query = {"service": params.get("service", ""), "scope": scopes}
+            if not params["realm"].startswith("https://") and not self.insecure:
+                raise StepError(
+                    f"registry {self.host}: its token service {params['realm']} is not https; "
+                    "credentials are sent over plain http only to a registry named insecure"
+                )
             try:
                 reply = self.session.get(
                     params["realm"], params=query, auth=self.credentials, timeout=self.timeout
@@ -164,9 +178,16 @@ class RegistryClient:
                         "docker config.json"
                     )
                 )
-            body = reply.json() if reply.ok else {}
-            bearer = body.get("token") or body.get("access_token")
-            if not bearer:
+            try:
+                body = reply.json() if reply.ok else {}
+            except ValueError:
+                raise StepError(
+                    f"registry {self.host}: token service {params['realm']} answered HTTP "
+                    f"{reply.status_code} with a body that is not JSON; check the registry's "
+                    "token service"
+                ) from None
+            bearer = body.get("token") or body.get("access_token") if isinstance(body, dict) else ""
+            if not isinstance(bearer, str) or not bearer:
                 raise StepError(
                     f"registry {self.host}: token service answered HTTP {reply.status_code} "
                     "without a token"
@@ -200,7 +221,6 @@ class RegistryClient:
 
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_API = "registry-1.docker.io"
-DIGEST = re.compile(r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-fA-F0-9]{32,}$")
 
 
 @dataclass(frozen=True)
@@ -240,23 +260,19 @@ class PinnedBase:
 
 
 def parse_reference(name: str) -> ImageReference:
-    """Docker's reference grammar (distribution/reference, normalised); errors name the
-    reference and say what is expected."""
+    """Docker's reference grammar (distribution/reference, `grammar.REFERENCE_RE`), normalised
+    as docker does; errors name the reference and say what is expected."""
     text = name.strip()
+    why = grammar.reference_problem(text)
+    if why:
+        raise StepError(f"base image {name!r} {why}")
     rest, _, digest = text.partition("@")
-    if digest and not DIGEST.match(digest):
-        raise StepError(f"base image {name!r}: `{digest}` is not a digest (sha256:<64 hex>)")
     first, slash, remainder = rest.partition("/")
     if slash and ("." in first or ":" in first or first == "localhost"):
         host, path = first, remainder
     else:
         host, path = DOCKER_HUB, rest
     path, colon, tag = path.rpartition(":") if ":" in path.rpartition("/")[2] else (path, "", "")
-    if not path or path != path.lower() or not re.fullmatch(r"[a-z0-9._/-]+", path):
-        raise StepError(
-            f"base image {name!r} is not an image reference; expected e.g. python:3.11, "
-            "registry.example.com/team/base:1.0 or name@sha256:<digest>"
-        )
     if host == DOCKER_HUB:
         host = DOCKER_HUB_API
         if "/" not in path:
@@ -290,4 +306,5 @@ def resolve_base(
             f"base image {name}: {reference.host} answered without a Docker-Content-Digest; "
             "give the base by digest instead (name@sha256:...)"
         )
+    grammar.check_digest(digest, f"base image {name}: the registry's Docker-Content-Digest")
     return PinnedBase(name, digest, reference.pinned(digest))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
@@ -47,14 +48,24 @@ class RegistryWriter:
         if key in self.auth:
             headers["Authorization"] = self.auth[key]
         response = self.raw(method, url, headers, **kwargs)
-        if response.status_code == 401:
+        if response.status_code == 401 and self.same_origin(url):
             challenge = response.headers.get("WWW-Authenticate", "")
             token = self.client.authorization(challenge, repository)
             self.auth[key] = headers["Authorization"] = token
             response = self.raw(method, url, headers, **kwargs)
         return response
 
+    def same_origin(self, url: str) -> bool:
+        """Whether `url` is on this registry's origin (scheme, host and port, RFC 6454): the
+        only one its credentials are sent to."""
+        return origin(url) == origin(self.base)
+
     def raw(self, method: str, url: str, headers: dict[str, str], **kwargs: Any):
+        """One request, its Authorization header dropped unless `url` is this registry's
+        origin (an upload `Location` may name another host); redirects are followed by
+        requests, which drops the header when the host changes."""
+        if not self.same_origin(url):
+            headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
         try:
             return self.client.session.request(
                 method, url, headers=headers, timeout=kwargs.pop("timeout", 300), **kwargs
@@ -139,6 +150,8 @@ class RegistryWriter:
         return response.content
 
     def location(self, response: requests.Response) -> str:
+        """The upload's URL (absolute; a relative Location is this registry's). One on
+        another origin is used without credentials (`raw`)."""
         location = response.headers.get("Location", "")
         if not location:
             raise StepError(f"registry {self.client.host}: upload answered without a Location")
@@ -165,3 +178,10 @@ class RegistryWriter:
         if response.status_code != 201:
             raise self.fail(response, f"PUT manifest {reference}", repository)
         return sha256_digest(data)
+
+
+def origin(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) of `url`, the default port filled in."""
+    parts = urlsplit(url)
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme.lower(), (parts.hostname or "").lower(), port

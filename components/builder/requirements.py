@@ -2,7 +2,8 @@
 files the install needs (what ships into the build context).
 
 The line forms are those of pip's requirements-file format (pip 26.3,
-`pip/_internal/req/req_file.py` and `req/constructors.py`); each one becomes:
+`pip/_internal/req/req_file.py` and `req/constructors.py`), the file decoded as pip decodes it
+(`decode`: a byte-order mark, else a PEP 263 coding line, else UTF-8); each one becomes:
 
 - comments (`# ...`, also trailing), blank lines, `\\` continuations, surrounding whitespace:
   dropped;
@@ -21,11 +22,13 @@ The line forms are those of pip's requirements-file format (pip 26.3,
   `-c constraints.txt` line: the constraints apply, and an edit to them changes the tag;
 - option lines (`--index-url U`, `-f DIR`, `--pre`, ... every option pip accepts in a
   requirements file): kept, with the option's long name and one space; `-f` to a folder of
-  the codeset ships the folder;
+  the codeset ships the folder; uv gets their meaning from `uv_options`;
 - refused, with what to write instead: `-e` (an editable install links to source that is not
   in the image), `${VAR}` (pip expands it from the build's environment), `file:` URLs and
   paths outside the codeset, `-r`/`-c` of a URL, options pip does not accept in a
-  requirements file, and options on a requirement line that pip ignores.
+  requirements file, options on a requirement line that pip ignores, and the options uv
+  cannot be given pip's meaning of (`uv_options.refusal`: `--prefer-binary`,
+  `--use-feature`, `--config-settings`).
 
 The resulting lines are sorted and de-duplicated: line order never changes the tag. Every file
 opened resolves inside the codeset first (`inside.py`); a message quotes at most the one line
@@ -34,6 +37,7 @@ it is about, and only from a file inside the codeset.
 
 from __future__ import annotations
 
+import codecs
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -49,6 +53,9 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 
+from ..problems import StepError
+from . import limits, uv_options
+from .indexes import NETRC_ENV
 from .inside import ADVICE, outside, refusal
 
 MLFLOW_DISTRIBUTIONS = {"mlflow", "mlflow-skinny"}
@@ -91,6 +98,18 @@ REQUIREMENT_OPTIONS = {
     "-C": "--config-settings",
     "--config-settings": "--config-settings",
 }
+# pip 26.3 req_file.BOMS, in its order (a UTF-16 LE BOM is a prefix of the UTF-32 LE one), and
+# PEP263_ENCODING_RE, looked for in the first two lines.
+BOMS = [
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF32, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF16, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+]
+PEP263_ENCODING = re.compile(rb"coding[:=]\s*([-\w.]+)")
 VCS_SCHEMES = ("git+", "hg+", "svn+", "bzr+")
 ARCHIVE_SUFFIXES = (  # pip 26.3 utils/filetypes.ARCHIVE_EXTENSIONS
     ".whl", ".zip", ".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tbz",
@@ -118,9 +137,11 @@ class Requirements:
     constraints_file: str = CONSTRAINTS_FILE
 
     def install_lines(self) -> list[str]:
-        """The lines of the file the installer reads: `-c constraints.txt` when any."""
+        """The lines of the file the installer reads: `-c constraints.txt` when any; sorted,
+        but `--index-url` and `--no-index` first: pip reads a file's lines in order, and
+        either one drops the index URLs read before it (`req_file.handle_option_line`)."""
         extra = [f"-c {self.constraints_file}"] if self.constraints else []
-        return sorted([*self.lines, *extra])
+        return sorted([*self.lines, *extra], key=index_first)
 
     def files(self) -> dict[str, bytes]:
         """Everything to ship next to the installer's requirements file."""
@@ -128,6 +149,44 @@ class Requirements:
         if self.constraints:
             files[self.constraints_file] = ("\n".join(self.constraints) + "\n").encode()
         return files
+
+
+def decode(data: bytes) -> str:
+    """A requirements file's text as pip 26.3 decodes it (`req_file._decode_req_file`): a
+    byte-order mark names the encoding (and is dropped: PowerShell's `pip freeze >` writes
+    UTF-16 LE with one), else a PEP 263 `# -*- coding: NAME -*-` comment in the first two
+    lines, else UTF-8. Where pip falls back to the installing machine's locale, this raises
+    UnicodeDecodeError saying what to write instead: the tag cannot follow a locale.
+    Raises LookupError for a coding line naming an unknown encoding."""
+    for bom, encoding in BOMS:
+        if data.startswith(bom):
+            return data[len(bom) :].decode(encoding)
+    for line in data.split(b"\n")[:2]:
+        if line[0:1] == b"#":
+            found = PEP263_ENCODING.search(line)
+            if found is not None:
+                name = found[1].decode("ascii")
+                try:
+                    return data.decode(name)
+                except LookupError:
+                    raise LookupError(
+                        f"its coding line names {name!r}, which is no encoding Python knows; "
+                        "name one such as utf-8 or latin-1"
+                    ) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UnicodeDecodeError(
+            exc.encoding, exc.object, exc.start, exc.end,
+            f"not UTF-8 (byte {exc.start + 1}), no byte-order mark and no coding line, where "
+            "pip would use the installing machine's locale; save it as UTF-8 or add a first "
+            "line `# -*- coding: latin-1 -*-` naming its encoding",
+        ) from None  # fmt: skip
+
+
+def index_first(line: str) -> tuple[bool, str]:
+    """Sort key: `--index-url` and `--no-index` lines before the others."""
+    return (not line.startswith(("--index-url ", "--no-index")), line)
 
 
 def logical_lines(text: str) -> list[tuple[int, str]]:
@@ -190,6 +249,10 @@ def parse_options(
                 if index >= len(tokens):
                     raise LineError(f"`{name}` needs a value")
                 value = tokens[index]
+            # -r/-c files are read by the builder itself (pip's own reading of the quoted
+            # value); every other value is written into the file the installer reads.
+            if table[name] not in ("--requirement", "--constraint"):
+                single_token(name, value)
             out.append((table[name], value))
         elif flags and name in REQUIREMENT_OPTIONS:
             raise LineError(f"has `{name}` without a requirement; put it after the requirement")
@@ -206,6 +269,19 @@ def parse_options(
             )
         index += 1
     return out
+
+
+def single_token(name: str, value: str) -> str:
+    """`value` when the file the installer reads can hold it as written: pip splits an option
+    line again with shlex (`break_args_options`), so a value with whitespace, a quote or a
+    backslash would become other options there (`--index-url "U -r /abs/file"` reads the
+    file) and uv reads it differently again. Raises LineError."""
+    if not value or re.search(r"[\s'\"\\]", value) or shlex.split(value) != [value]:
+        raise LineError(
+            f"gives `{name}` the value {value!r}, which holds whitespace, a quote or a "
+            "backslash: pip would split it into more options; write one value without them"
+        )
+    return value
 
 
 def full_option_name(name: str, known: list[str]) -> str:
@@ -230,7 +306,16 @@ class Reader:
         self._lines: set[str] = set()
         self._constraints: set[str] = set()
 
-    def finish(self) -> Requirements:
+    def finish(self, where: str) -> Requirements:
+        indexes = {
+            line for line in self._lines | self._constraints if line.startswith("--index-url ")
+        }
+        if len(indexes) > 1:  # the URLs are not quoted: one may hold a credential
+            self.problems.append(
+                f"{where}: names {len(indexes)} different --index-url values (with the files it "
+                "includes); pip uses the last one it reads and uv refuses more than one: keep "
+                "one and name the others with --extra-index-url"
+            )
         self.result.lines = sorted(self._lines)
         self.result.constraints = sorted(self._constraints)
         return self.result
@@ -249,14 +334,23 @@ class Reader:
         if real in seen:
             self.problems.append(f"{shown}: includes itself through -r/-c; remove the cycle")
             return
+        why = limits.regular_problem(real, shown)
+        if not why and real.stat().st_size > limits.TEXT_FILE:
+            why = limits.too_large(shown, limits.TEXT_FILE)
+        if why:
+            self.problems.append(why)
+            return
+        kind = "constraints" if constraint else "requirements"
         try:
-            text = real.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            kind = "constraints" if constraint else "requirements"
+            text = decode(real.read_bytes())
+        except OSError as exc:
             self.problems.append(
                 f"{shown}: cannot be read as a {kind} file ({exc.__class__.__name__}); "
                 "check the -r/-c paths"
             )
+            return
+        except (UnicodeDecodeError, LookupError) as exc:
+            self.problems.append(f"{shown}: cannot be read as a {kind} file: {exc}")
             return
         self.read_lines(logical_lines(text), shown, real.parent, constraint, seen | {real})
 
@@ -279,8 +373,13 @@ class Reader:
         if _ENV_VAR.search(line):
             raise LineError(
                 "names an environment variable, which pip and uv would expand at install time "
-                "from the build's environment (where the index credentials are) and the tag "
-                "could not follow; write the value itself"
+                "from the build's environment, so the tag could not follow it; a credential "
+                "never goes into the codeset: give the index URL without it as the builder's "
+                "--pip-index-url or --pip-extra-index-url input, and its login and token as "
+                f"netrc text (machine HOST login USER password TOKEN) in {NETRC_ENV}, which "
+                "the generated workflows fill from the key `netrc` of the index Secret "
+                "(input index_secret, default index-credentials); any other value: write it "
+                "itself"
             )
         args, options = split_args_options(line)
         target = self._constraints if constraint else self._lines
@@ -288,6 +387,8 @@ class Reader:
             target.add(self.requirement(args, options, constraint))
             return
         for name, value in parse_options(options, VALUE_OPTIONS, FLAG_OPTIONS):
+            if uv_options.refusal(name, value):
+                raise LineError(uv_options.refusal(name, value))
             if name in ("--requirement", "--constraint"):
                 self.include(name, value, base_dir, constraint, seen)
             elif name == "--editable":
@@ -319,8 +420,18 @@ class Reader:
     # --- requirements --------------------------------------------------------------------------
 
     def requirement(self, args: str, options: list[str], constraint: bool) -> str:
-        extra = [f"{n}={v}" for n, v in parse_options(options, REQUIREMENT_OPTIONS, set())]
+        parsed = parse_options(options, REQUIREMENT_OPTIONS, set())
+        for name, value in parsed:
+            if uv_options.refusal(name, value):
+                raise LineError(uv_options.refusal(name, value))
+        extra = [f"{n}={v}" for n, v in parsed]
         head = self.requirement_head(args, constraint)
+        if any(n == "--config-settings" for n, _ in parsed) and requirement_name(head) is None:
+            raise LineError(
+                "has --config-settings on a requirement without a name, which uv (it installs "
+                "for Python >= 3.8) can pass to a named package only; write it as "
+                "`NAME @ URL --config-settings KEY=VALUE`, or build the wheel and ship it"
+            )
         return " ".join([head, *sorted(extra)])
 
     def requirement_head(self, args: str, constraint: bool) -> str:
@@ -348,8 +459,8 @@ class Reader:
             raise LineError(f"names {written}, which does not exist in the codeset")
         if real.is_dir():
             self.ship_folder(real)
-        elif real.is_file():
-            self.result.shipped[self.shipped_name(real)] = real.read_bytes()
+        else:
+            self.result.shipped[self.shipped_name(real)] = self.read_shipped(real, written)
         return "./" + self.shipped_name(real)
 
     def ship_folder(self, folder: Path) -> None:
@@ -360,8 +471,17 @@ class Reader:
             why = outside(self.root, path, relative)
             if why:
                 raise LineError(f"holds {relative}, which {why}, outside the codeset; {ADVICE}")
-            if path.is_file():
-                self.result.shipped[self.shipped_name(path.resolve())] = path.read_bytes()
+            if not path.is_dir():
+                self.result.shipped[self.shipped_name(path.resolve())] = self.read_shipped(
+                    path, relative
+                )
+
+    def read_shipped(self, path: Path, shown: str) -> bytes:
+        """A regular file of the codeset (no FIFO, device or socket), within the limit."""
+        try:
+            return limits.read_bytes(path, shown, limits.SHIPPED_FILE)
+        except StepError as exc:
+            raise LineError(f"names {exc}") from None
 
     def shipped_name(self, real: Path) -> str:
         return f"{SHIPPED_DIR}/{real.relative_to(self.root.resolve()).as_posix()}"
@@ -486,7 +606,7 @@ def read_requirements_file(path: Path, root: Path, problems: list[str]) -> Requi
     working directory when MLflow runs it)."""
     reader = Reader(root, path.parent, problems)
     reader.read_file(path, reader.shown(path), constraint=False)
-    return reader.finish()
+    return reader.finish(reader.shown(path))
 
 
 def read_requirement_list(
@@ -508,7 +628,7 @@ def read_requirement_list(
         where,
         base_dir,
     )
-    return reader.finish()
+    return reader.finish(where)
 
 
 def requirement_name(line: str) -> str | None:

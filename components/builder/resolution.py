@@ -2,8 +2,10 @@
 
 - `resolve(lines, python, build_args)` runs `uv pip compile --generate-hashes --format
   pylock.toml --python-version X --python-platform P` against the index the install uses (the
-  PIP_* build arguments, as uv's UV_* settings) and returns a `Resolution`: every distribution
-  with its exact version, environment marker, hashes and wheel file names and URLs (PEP 751).
+  PIP_* build arguments, as uv's UV_* settings), with the options the install gives uv
+  (`uv_options`: pip's meaning, `--index-strategy unsafe-best-match`) and returns a
+  `Resolution`: every distribution with its exact version, environment marker, hashes and
+  wheel file names and URLs (PEP 751).
 - `read_pylock(text, where)` reads a PEP 751 `pylock.toml` into the same shape.
 - `locked_lines(distributions)` writes them as requirement lines with `--hash=` options, which
   both uv and pip install in hash-checking mode.
@@ -17,7 +19,6 @@
 
 from __future__ import annotations
 
-import os
 import platform
 import re
 import subprocess
@@ -35,6 +36,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from ..problems import StepError
+from ..subprocess_env import EMPTY_HOME, minimal_env
 from .plan import (
     LOCK_FILE,
     REQUIRE_HASHES,
@@ -43,18 +45,17 @@ from .plan import (
     RequirementSet,
     find_uv,
     lines_file,
+    set_files,
 )
+from .uv_options import UV_INDEX_ENV, uv_install
 
 # Debian 12's glibc (the python:3.x images' base): wheels for older glibc versions fit too.
 PLATFORM = f"{platform.machine() or 'x86_64'}-manylinux_2_36"
 _BASE_PYTHON = re.compile(r"(?:^|/)python:(?P<version>\d+\.\d+)")
+# uv's words when --no-build stops it (an sdist, a path or a VCS requirement).
+NEEDS_BUILD = re.compile(r"building (source distributions )?is disabled|--no-build", re.I)
+NO_WHEEL = re.compile(r"Because (\S+?)==(\S+) has no usable wheels")
 _USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s\"']+@", re.IGNORECASE)
-# Index settings uv could pick up from the builder's own environment: the install never sees
-# them, so neither does the resolution.
-UV_INDEX_SETTINGS = (
-    "UV_INDEX", "UV_INDEX_URL", "UV_DEFAULT_INDEX", "UV_EXTRA_INDEX_URL", "UV_FIND_LINKS",
-    "UV_INSECURE_HOST", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST",
-)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -110,13 +111,28 @@ def resolve(
             (Path(tmp) / name).parent.mkdir(parents=True, exist_ok=True)
             (Path(tmp) / name).write_bytes(data)
         source, out = Path(tmp) / "mlflow-steps-requirements.in", Path(tmp) / "pylock.out.toml"
-        source.write_bytes(lines_file(lines))
+        uv = uv_install(lines)  # the meaning pip gives the lines, as the install gives it
+        source.write_bytes(lines_file(uv.lines))
         argv = [
             uv_binary(), "pip", "compile", "--no-config", "--quiet", "--no-header",
-            "--generate-hashes", "--format", "pylock.toml", "--python-version", python,
-            "--python-platform", PLATFORM, str(source), "--output-file", str(out),
+            "--generate-hashes", "--no-build", "--format", "pylock.toml",
+            "--python-version", python, "--python-platform", PLATFORM, *uv.args,
+            str(source), "--output-file", str(out),
         ]  # fmt: skip
-        done = subprocess.run(argv, env=uv_env(build_args), capture_output=True, text=True)
+        env = uv_env(build_args, tmp)
+        if uv.own_index:  # the lines name the index: pip drops the builder's, so does uv
+            env = {k: v for k, v in env.items() if k not in UV_INDEX_ENV}
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, cwd=tmp)
+        if done.returncode != 0 and NEEDS_BUILD.search(done.stderr):
+            said = " ".join(without_userinfo(done.stderr).split())
+            named = ", ".join(sorted({f"{n} {v}" for n, v in NO_WHEEL.findall(said)}))
+            raise StepError(
+                f"resolve: {named or 'a requirement'} has no wheel (an sdist, a path or a VCS "
+                "checkout), and resolution never builds one: building runs the package's own "
+                "code, here beside the index and registry credentials. Build the environment "
+                "without resolve (layering=single): its install phase builds it, without "
+                f"credentials. uv said: {said}"
+            )
         if done.returncode != 0:
             raise StepError(
                 f"resolve: the requirements cannot be resolved for Python {python} on "
@@ -198,7 +214,7 @@ def resolved_plan(
         options = [line for line in requirement_set.lines if line.startswith("-")]
         lines = (REQUIRE_HASHES, *options, *locked_lines(resolution.distributions))
         sets.append(RequirementSet(requirement_set.name, tuple(lines)))
-        files[f"{STAGING}/{requirement_set.name}"] = lines_file(lines)
+        files.update(set_files(RequirementSet(requirement_set.name, tuple(lines))))
     assert resolution is not None
     files[LOCK_FILE] = resolution.pylock.encode()
     notes.append(
@@ -241,9 +257,11 @@ def resolution_python(plan: InstallPlan, fallback: str) -> tuple[str, list[str]]
     ]
 
 
-def uv_env(build_args: Mapping[str, str]) -> dict[str, str]:
-    """The process environment for uv: the index settings as the install script sets them."""
-    env = {k: v for k, v in os.environ.items() if k not in UV_INDEX_SETTINGS}
+def uv_env(build_args: Mapping[str, str], home: str = EMPTY_HOME) -> dict[str, str]:
+    """The process environment for uv: `minimal_env` (no DOCKER_CONFIG, netrc, HOME files or
+    other credential of the builder; HOME is `home`, an empty folder) plus the index settings
+    as the install script sets them. `--no-build` keeps uv from running any package's code."""
+    env = minimal_env(home=home)
     names = {
         "PIP_INDEX_URL": "UV_INDEX_URL",
         "PIP_EXTRA_INDEX_URL": "UV_EXTRA_INDEX_URL",

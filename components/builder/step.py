@@ -1,14 +1,17 @@
 """The builder step's whole spec: its inputs (the seed's, plus engine/insecure/pip_* and what
 real codesets need), its outputs, its image and its command. Every engine's YAML, the CLI
-flags, the FuseML env vars and the README's table come from here."""
+flags, the FuseML env vars and docs/parameters.md's table come from here."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from mlflow_steps import __version__
 
-from ..spec import Input, Output, StepSpec
+from ..spec import Input, Output, Resources, Security, StepSpec
 
-ENGINES = ("auto", "kaniko", "buildah", "podman", "docker")
+# `none`: no container engine; the builder writes every layer itself (HTTP only, no root).
+ENGINES = ("auto", "none", "kaniko", "buildah", "podman", "docker")
 ENV_MANAGERS = ("conda", "uv")
 LAYERINGS = ("per-package", "single")
 DEFAULT_PYTHON_VERSION = "3.11"
@@ -16,11 +19,65 @@ IMAGE_REGISTRY = "ghcr.io/mlflow-steps"
 
 
 def builder_image(
-    engine: str = "kaniko", registry: str = IMAGE_REGISTRY, tag: str = __version__
+    engine: str = "none", registry: str = IMAGE_REGISTRY, tag: str = __version__
 ) -> str:
-    """The project's own builder image; `tag` may be a tag or `@sha256:...` (digest pinning)."""
+    """The project's own builder image: `mlflow-builder` (no engine, non-root) for `none`,
+    `mlflow-builder-<engine>` for the others; `tag` may be a tag or `@sha256:...` (digest
+    pinning)."""
     separator = "" if tag.startswith("@") else ":"
-    return f"{registry}/mlflow-builder-{engine}{separator}{tag}"
+    return f"{registry}/{image_name(engine)}{separator}{tag}"
+
+
+def image_name(engine: str) -> str:
+    return "mlflow-builder" if engine == "none" else f"mlflow-builder-{engine}"
+
+
+@dataclass(frozen=True)
+class BuilderVariant:
+    """One generated builder step: the engine its image holds (passed as `--engine`), the
+    image (`builder_image(engine)`), the name of the step (a Tekton Task, an Argo template, a
+    KFP component: the image's name) and its container's privileges."""
+
+    engine: str
+    security: Security
+    why: str
+
+    @property
+    def name(self) -> str:
+        return image_name(self.engine)
+
+    def image(self, override: str = "") -> str:
+        return override or builder_image(self.engine)
+
+
+# The default first: the unprivileged builder, under the `restricted` Pod Security Standard.
+BUILDER_VARIANTS = (
+    BuilderVariant(
+        "none",
+        Security(),
+        "No container engine: the builder writes every layer itself and talks to registries "
+        "over HTTP only; runs as a non-root user under the restricted Pod Security Standard.",
+    ),
+    BuilderVariant(
+        "buildah",
+        Security(privileged=True),
+        "buildah in a privileged container (root): for codesets the unprivileged builder "
+        "cannot build (sdists, system_packages, env_manager=conda).",
+    ),
+    BuilderVariant(
+        "kaniko",
+        Security(run_as_user=0),
+        "Kaniko as root (runAsUser: 0): for codesets the unprivileged builder cannot build "
+        "(sdists, system_packages, env_manager=conda), where privileged pods are refused.",
+    ),
+)
+
+
+def builder_variant(engine: str) -> BuilderVariant:
+    found = {v.engine: v for v in BUILDER_VARIANTS}
+    if engine not in found:
+        raise ValueError(f"builder variant {engine}: use one of {', '.join(found)}")
+    return found[engine]
 
 
 BUILDER = StepSpec(
@@ -125,8 +182,18 @@ BUILDER = StepSpec(
     outputs=(
         Output("image", "Reference of the environment image: <pull_registry>/<repository>:<tag>."),
         Output("digest", "Digest of the image manifest (sha256:...)."),
+        Output(
+            "source",
+            "The codeset's source, an input of the build: its git checkout's remote and commit "
+            "when it is one, else empty.",
+            fields=(
+                Output("uri", "git+<remote URL> of the codeset's git checkout (no credentials)."),
+                Output("digest", "Commit of the codeset's git checkout: sha1:<hex>."),
+            ),
+        ),
     ),
     image=builder_image(),
     command=("mlflow-steps", "build", "/project"),
-    output_flags={"image": "--output", "digest": "--digest-output"},
+    output_flags={"image": "--output", "digest": "--digest-output", "source": "--source-output"},
+    resources=Resources("500m", "1Gi", "2", "4Gi"),
 )

@@ -9,8 +9,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from ..builder.build import STDERR
 from ..problems import StepError
+from ..processes import Finished, run_logged
 
 IO_DIR = "/mlflow-steps-io"
 MODEL_URI_OUTPUT = "model-uri"
@@ -34,7 +34,8 @@ def engine_run_argv(
     engine: str, image: str, project: Path, io_dir: Path, flags: list[str], insecure: bool
 ) -> list[str]:
     """docker/podman: one command; the image's entrypoint is the runtime module."""
-    mounts = ["-v", f"{project}:/project", "-v", f"{io_dir}:{IO_DIR}"]
+    # The codeset is only read: mounted read-only, so an entry point cannot change it.
+    mounts = ["-v", f"{project}:/project:ro", "-v", f"{io_dir}:{IO_DIR}"]
     extra = ["--tls-verify=false"] if insecure and engine == "podman" else []
     return [
         engine,
@@ -50,7 +51,9 @@ def engine_run_argv(
     ]
 
 
-def buildah_run(image: str, project: Path, io_dir: Path, flags: list[str], insecure: bool) -> int:
+def buildah_run(
+    image: str, project: Path, io_dir: Path, flags: list[str], insecure: bool
+) -> Finished:
     tls = f"--tls-verify={str(not insecure).lower()}"
     created = subprocess.run(
         ["buildah", "from", "--quiet", tls, image], capture_output=True, text=True
@@ -60,7 +63,7 @@ def buildah_run(image: str, project: Path, io_dir: Path, flags: list[str], insec
     container = created.stdout.strip().splitlines()[-1]
     try:
         digest = image_digest(container)
-        return subprocess.run(
+        return run_logged(
             [
                 "buildah",
                 "run",
@@ -68,7 +71,7 @@ def buildah_run(image: str, project: Path, io_dir: Path, flags: list[str], insec
                 "chroot",
                 *(["--env", f"MLFLOW_STEPS_IMAGE_DIGEST={digest}"] if digest else []),
                 "-v",
-                f"{project}:/project",
+                f"{project}:/project:ro",
                 "-v",
                 f"{io_dir}:{IO_DIR}",
                 "--workingdir",
@@ -77,9 +80,8 @@ def buildah_run(image: str, project: Path, io_dir: Path, flags: list[str], insec
                 "--",
                 *RUNTIME,
                 *runtime_args(flags),
-            ],
-            stdout=STDERR,
-        ).returncode
+            ]
+        )
     finally:
         subprocess.run(["buildah", "rm", container], capture_output=True)
 

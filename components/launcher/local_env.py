@@ -1,7 +1,8 @@
 """The `local` engine: the builder's tag names a virtual environment in a local cache.
 
-The environment is built once, by the very install script the image recipe runs (uv, pip
-fallback), and reused while the tag is unchanged. A `.complete` marker is written last, so an
+The environment is built once, by the very scripts the image recipe runs (the download phase
+with the index settings, then the install phase without them; uv, pip fallback), and reused
+while the tag is unchanged. A `.complete` marker is written last, so an
 interrupted build is never reused.
 """
 
@@ -14,14 +15,24 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
-from ..builder.build import STDERR, Plan
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
+
+from ..builder.build import Plan
+from ..builder.indexes import SECRET_ID, secret_files
 from ..builder.options import BuildOptions
 from ..builder.plan import RUNTIME, STAGING, InstallPlan
 from ..builder.recipe import compile_flag, write_files
+from ..builder.requirements import MLFLOW_DISTRIBUTIONS
+from ..builder.uv_options import INDEX_STRATEGY
 from ..problems import StepError
-from ..runtime import store
+from ..processes import Finished, failure, run_logged
+from ..runtime import schema, store
+from ..subprocess_env import minimal_env
 
 
 def cache_root() -> Path:
@@ -44,11 +55,50 @@ def interpreter_for(install: InstallPlan) -> str:
     version = install.python
     found = subprocess.run(["uv", "python", "find", version], capture_output=True, text=True)
     if found.returncode != 0:
+        said = found.stderr.strip().splitlines()
         raise StepError(
             f"the {install.kind} environment needs Python {version}, which is not installed "
-            f"here; install it (e.g. `uv python install {version}`) or use an image engine"
+            f"here ({said[-1] if said else f'uv python find: exit {found.returncode}'}); "
+            f"install it (e.g. `uv python install {version}`) or use an image engine"
         )
     return found.stdout.strip()
+
+
+def store_owner(uri: str, log: Callable[[str], None]) -> str | None:
+    """The MLflow release whose schema the database store at `uri` has: this machine's MLflow
+    for a store it made (or one not made yet: the user's own MLflow must open what the run
+    writes), else the release `schema.HEADS` names for the store's revision; None for a store
+    that is no database, that cannot be read here, or whose revision no known release names
+    (the runtime then refuses it before a run exists)."""
+    if store.scheme_of(uri).partition("+")[0] not in store.DATABASE_ENGINES:
+        return None
+    try:
+        revision = schema.store_revision(uri)
+    except Exception as exc:  # no driver here, or the database is down: the runtime checks
+        log(f"the tracking store's schema cannot be read here ({exc.__class__.__name__})")
+        return None
+    host = schema.installed_mlflow()
+    if revision is None:
+        return host.version if host else None
+    return schema.owner_version(revision, host)
+
+
+def pin_mlflow(options: BuildOptions, version: str) -> BuildOptions:
+    """`options` with the MLflow addition (mlflow_requirement) pinned to `version`, where it
+    allows that version; a requirement that excludes it is kept (the runtime then refuses)."""
+    pinned = []
+    for token in options.mlflow_requirement.split():
+        try:
+            requirement = Requirement(token)
+        except InvalidRequirement:
+            pinned.append(token)
+            continue
+        if canonicalize_name(requirement.name) in MLFLOW_DISTRIBUTIONS and (
+            requirement.specifier.contains(version, prereleases=True)
+        ):
+            requirement.specifier = SpecifierSet(f"=={version}")
+        pinned.append(str(requirement))
+    return replace(options, mlflow_requirement=" ".join(pinned))
 
 
 def ensure_local_env(the_plan: Plan, options: BuildOptions, log: Callable[[str], None]) -> Path:
@@ -73,36 +123,44 @@ def ensure_local_env(the_plan: Plan, options: BuildOptions, log: Callable[[str],
         runtime_parent = target / "mlflow-steps"
         shutil.copytree(context / RUNTIME, runtime_parent / "mlflow_steps_runtime")
         installs = [s.name for s in install.requirement_sets]
-        # The index settings, credentials included, live in the install process's environment
-        # only: nothing is written to a file, the command line or the log.
-        env = {
-            **os.environ,
-            **options.index().install_env(),
-            "MLFLOW_STEPS_INDEX_SECRET": "",  # no build secret here: the settings above
-            "MLFLOW_STEPS_PYTHON": python,
-            "MLFLOW_STEPS_RUNTIME_PARENT": str(runtime_parent),
-        }
-        done = subprocess.run(
-            [
-                "sh",
-                str(staging / "install-python-env.sh"),
-                str(target / "venv"),
-                compile_flag(install.compile_bytecode),
-                *installs,
-            ],
-            env=env,
-            stdout=STDERR,
-        )
+        done = run_phases(
+            staging, options, python, str(runtime_parent), str(target / "venv"),
+            compile_flag(install.compile_bytecode), installs, home=str(context / "home"),
+        )  # fmt: skip
     if done.returncode != 0:
         shutil.rmtree(target, ignore_errors=True)
-        raise StepError(
-            f"building the local environment failed (exit {done.returncode}); "
-            "the installer's output above shows why"
-        )
+        raise StepError(failure("building the local environment", done))
     if install.lock is not None:  # where the image keeps it, relative to the venv
         (target / "venv" / "pylock.toml").write_bytes(install.lock)
     (target / ".complete").touch()
     return target
+
+
+def run_phases(staging: Path, options: BuildOptions, python: str, runtime_parent: str,
+               venv: str, compile: str, installs: list[str],
+               home: str) -> Finished:  # fmt: skip
+    """The recipe's two phases on this machine, each in `minimal_env` (no DOCKER_CONFIG,
+    netrc or HOME of the user; HOME is the empty folder `home`). The download phase alone
+    reads the index settings, from a private file deleted before the install phase starts;
+    the install phase builds path and VCS requirements with no credential in reach."""
+    Path(home).mkdir(exist_ok=True)
+    common = {"MLFLOW_STEPS_PYTHON": python, "MLFLOW_STEPS_RUNTIME_PARENT": runtime_parent}
+    with secret_files(options.index()) as secrets:
+        secret = str(secrets.get(SECRET_ID, ""))
+        env = minimal_env({**common, "MLFLOW_STEPS_INDEX_SECRET": secret}, home=home)
+        done = run_logged(
+            ["sh", str(staging / "download-python-env.sh"), *installs],
+            env=env,
+            masked=options.index().secret_values(),
+        )
+    if done.returncode != 0:
+        return done
+    env = minimal_env({**common, "MLFLOW_STEPS_INDEX_SECRET": ""}, home=home)
+    return run_logged(
+        ["sh", str(staging / "install-python-env.sh"), venv, compile, *installs],
+        env=env,
+        masked=options.index().secret_values(),
+    )
 
 
 def ensure_store_packages(
@@ -135,19 +193,29 @@ def install_packages(
     log: Callable[[str], None],
 ) -> None:
     log(f"adding {', '.join(packages)} to {target} for the {scheme} tracking store")
-    env = dict(os.environ)
     uv_names = {
         "PIP_INDEX_URL": "UV_INDEX_URL",
         "PIP_EXTRA_INDEX_URL": "UV_EXTRA_INDEX_URL",
         "PIP_TRUSTED_HOST": "UV_INSECURE_HOST",
     }
-    for name, value in options.index().install_env().items():
-        env[uv_names[name]] = value  # credentials in uv's environment only
-    done = subprocess.run(
-        ["uv", "pip", "install", "-q", "--python", python, *packages], env=env, stdout=STDERR
-    )
+    # Credentials in uv's environment only, and uv builds nothing (--no-build): no package's
+    # code runs beside them. Several indexes: the best version on any of them, as pip does.
+    index = {uv_names[name]: value for name, value in options.index().install_env().items()}
+    strategy = f"--index-strategy={INDEX_STRATEGY}"
+    with tempfile.TemporaryDirectory(prefix="mlflow-steps-home-") as home:
+        done = run_logged(
+            ["uv", "pip", "install", "-q", "--no-build", "--no-config", strategy, "--python",
+             python, *packages],
+            env=minimal_env({**index, "UV_NO_CACHE": "1"}, home=home),
+            masked=options.index().secret_values(),
+        )  # fmt: skip
     if done.returncode != 0:
         raise StepError(
-            f"could not add {', '.join(packages)} to the local environment for the {scheme} "
-            "tracking store; check the index settings"
+            failure(
+                f"adding {', '.join(packages)} to the local environment for the {scheme} "
+                "tracking store",
+                done,
+                "Check the index settings. Only wheels are installed here (no package is built "
+                "beside the index credentials): for MySQL use a mysql+pymysql:// URI",
+            )
         )

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..builder.build import STDERR, plan
+from ..builder.build import plan
 from ..builder.environments import DockerEnv
 from ..builder.options import BuildOptions
 from ..problems import StepError
+from ..processes import Finished, failure, run_logged
 from . import containers, local_env
 from .environment import passed_environment, write_env_file
 
@@ -58,12 +58,12 @@ def run(request: RunRequest, environ: Mapping[str, str], log: Callable[[str], No
         output = io_dir / "output"
         model_uri = io_dir / containers.MODEL_URI_OUTPUT
         if request.engine == "local":
-            code = run_local(request, project, passed, output, io_dir, log)
+            done = run_local(request, project, passed, output, io_dir, log)
         else:
             write_env_file(io_dir, passed)
             os.chmod(io_dir, 0o755)
             if request.engine == "buildah":
-                code = containers.buildah_run(
+                done = containers.buildah_run(
                     request.image or "",
                     project,
                     io_dir,
@@ -79,9 +79,18 @@ def run(request: RunRequest, environ: Mapping[str, str], log: Callable[[str], No
                     request.runtime_flags,
                     request.options.insecure,
                 )
-                code = subprocess.run(argv, stdout=STDERR).returncode
-        if code != 0 or not output.exists():
-            raise StepError(f"the runtime step failed (exit {code}); see its message above")
+                try:
+                    done = run_logged(argv)
+                except FileNotFoundError:
+                    raise StepError(
+                        f"--engine {request.engine}: `{request.engine}` is not installed here; "
+                        "install it or choose another engine (buildah, podman, docker, local)"
+                    ) from None
+        what = f"the runtime step ({request.engine} engine)"
+        if done.returncode != 0:
+            raise StepError(failure(what, done))
+        if not output.exists():
+            raise StepError(f"{what} ended without writing its output; it said:\n{done.said()}")
         uri = model_uri.read_text().strip() if model_uri.exists() else ""
         return RunResult(output.read_text().strip(), uri)
 
@@ -93,8 +102,22 @@ def run_local(
     output: Path,
     io_dir: Path,
     log: Callable[[str], None],
-) -> int:
-    the_plan = plan(project, request.options)
+) -> Finished:
+    if "MLFLOW_TRACKING_URI" not in passed:
+        passed["MLFLOW_TRACKING_URI"] = f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+        log(f"MLFLOW_TRACKING_URI not set: using {passed['MLFLOW_TRACKING_URI']}")
+    options = request.options
+    # A database store is used with the MLflow that owns its schema, never migrated by a newer
+    # one: the environment's MLflow addition is pinned to that release.
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+        owner = local_env.store_owner(passed.get(name, ""), log)
+        if owner:
+            options = local_env.pin_mlflow(options, owner)
+            log(
+                f"{name} is a store of MLflow {owner}'s schema: the environment gets MLflow {owner}"
+            )
+            break
+    the_plan = plan(project, options)
     kind = the_plan.codeset.environment
     if isinstance(kind, DockerEnv):
         where = getattr(the_plan.codeset.mlproject, "name", "MLproject")
@@ -105,13 +128,10 @@ def run_local(
             "and run it with --engine buildah, podman or docker and --image set to the build's "
             "output"
         )
-    target = local_env.ensure_local_env(the_plan, request.options, log)
-    if "MLFLOW_TRACKING_URI" not in passed:
-        passed["MLFLOW_TRACKING_URI"] = f"sqlite:///{Path.cwd() / 'mlflow.db'}"
-        log(f"MLFLOW_TRACKING_URI not set: using {passed['MLFLOW_TRACKING_URI']}")
+    target = local_env.ensure_local_env(the_plan, options, log)
     for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
         if passed.get(name):
-            local_env.ensure_store_packages(target, passed[name], request.options, log)
+            local_env.ensure_store_packages(target, passed[name], options, log)
     env_file = write_env_file(io_dir, passed)
     venv_bin = target / "venv" / "bin"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "AWS_"))}
@@ -132,4 +152,4 @@ def run_local(
         str(io_dir / containers.MODEL_URI_OUTPUT),
         *request.runtime_flags,
     ]
-    return subprocess.run(argv, env=env, stdout=STDERR).returncode
+    return run_logged(argv, env=env)

@@ -16,6 +16,8 @@ from .inputs import (
     INPUTS,
     RESERVED_NAMES,
     InputError,
+    check_parameter_names,
+    codeset_dir,
     default_experiment,
     env_name,
     parse_bool,
@@ -94,18 +96,6 @@ def workflow_parameters(entry_point, environ):
     }
 
 
-def codeset_dir(workspace, context):
-    """The codeset's folder: `context` inside `workspace`; it may not leave it."""
-    root = os.path.realpath(workspace)
-    folder = os.path.realpath(os.path.join(root, context or "."))
-    if os.path.isabs(context or "") or not (folder + os.sep).startswith(root + os.sep):
-        raise InputError(
-            "context {!r} is not a folder inside the workspace {}; give a relative path such "
-            "as projects/wine".format(context, workspace)
-        )
-    return folder
-
-
 def load_env_file(path):
     import json
 
@@ -174,7 +164,7 @@ def run(args, environ, out):
 
 
 def run_project(args, values, project_dir, environ, out):
-    from . import launch, store
+    from . import launch, schema, store
     from . import project as projects
 
     project = projects.load_project(project_dir)
@@ -183,6 +173,8 @@ def run_project(args, values, project_dir, environ, out):
     parameters = workflow_parameters(entry_point, environ)
     parameters.update(parse_entrypoint_args(values["mlflow_entrypoint_args"]))
     projects.check_parameters(entry_point, parameters, project_dir)
+    # Every name that reaches MLflow's command line, whatever the entry point's kind.
+    check_parameter_names(parameters, "parameter")
     experiment = values["mlflow_experiment"] or default_experiment(
         project_dir, getattr(project, "name", None)
     )
@@ -196,6 +188,7 @@ def run_project(args, values, project_dir, environ, out):
 
     environ.setdefault("GIT_PYTHON_REFRESH", "quiet")  # images carry no git executable
     store.check_stores(environ)
+    schema.check_schemas(environ)  # before MLflow opens (and would migrate) a database store
     from . import record
 
     tags = record.run_tags(project_dir, entry_name, project.env_type)

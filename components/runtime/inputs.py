@@ -9,6 +9,7 @@ that, so pass such values through a workflow input named after the parameter ins
 """
 
 import os
+import re
 import shlex
 
 # (name, default, description); every input is also read from FUSEML_<NAME>.
@@ -57,6 +58,49 @@ class InputError(Exception):
     """Bad input: the message says what is wrong and what is valid."""
 
 
+# An entry point's parameter name: MLflow puts it into the command line (`--name value` for a
+# parameter the entry point does not declare, and for every parameter of a .py/.sh entry
+# point), unquoted before MLflow 3.18. A name is a word: letters, digits, `_`, `-`, `.`.
+PARAMETER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,127}")
+
+
+def parameter_name_problem(name):
+    """Why `name` cannot be a parameter name ("" when it can)."""
+    if PARAMETER_NAME.fullmatch(name):
+        return ""
+    return (
+        "is not a parameter name: start with a letter or _, then letters, digits, _, - or . "
+        "(at most 128); a name reaches the entry point's command line"
+    )
+
+
+def check_parameter_names(parameters, what):
+    """InputError naming every key of `parameters` that is not a parameter name."""
+    bad = [
+        "{} {!r} {}".format(what, name, parameter_name_problem(name))
+        for name in sorted(parameters)
+        if parameter_name_problem(name)
+    ]
+    if bad:
+        raise InputError("; ".join(bad))
+
+
+def codeset_dir(workspace, context):
+    """The codeset's folder: `context` (str, relative to the workspace) inside `workspace`,
+    symbolic links followed. One rule for the builder and the runtime step: the workspace is
+    mounted at a different path in each step, so an absolute `context` is refused in both, as
+    is one that leads out of the workspace. Raises InputError."""
+    root = os.path.realpath(workspace)
+    folder = os.path.realpath(os.path.join(root, context or "."))
+    if os.path.isabs(context or "") or not (folder + os.sep).startswith(root + os.sep):
+        raise InputError(
+            "context {!r} is not a folder inside the workspace {}; give the codeset's folder "
+            "relative to the workspace, e.g. projects/wine (the Tekton catalog's CONTEXT; each "
+            "step mounts the workspace at its own path)".format(context, workspace)
+        )
+    return folder
+
+
 def env_name(name):
     return "FUSEML_" + name.upper().replace("-", "_").replace(".", "_")
 
@@ -89,6 +133,10 @@ def parse_entrypoint_args(text):
             )
         if name in values:
             raise InputError("mlflow_entrypoint_args: {} is given twice".format(name))
+        if parameter_name_problem(name.strip()):
+            raise InputError(
+                "mlflow_entrypoint_args: {!r} {}".format(name, parameter_name_problem(name.strip()))
+            )
         values[name.strip()] = value
     return values
 

@@ -79,8 +79,42 @@ def adapted_loader():
         _project_spec.load_project = load
 
 
+# MLflow's loader reads MLproject with yaml.safe_load, which expands aliases without bound.
+MLPROJECT_LIMIT = 4 * 1024 * 1024
+
+
+def check_mlproject_file(path):
+    """A regular file of at most MLPROJECT_LIMIT bytes without YAML aliases, before MLflow
+    reads it: a FIFO would block it, a device would be read, nested aliases ("billion
+    laughs") take minutes and gigabytes. Syntax errors are left to MLflow's own message."""
+    import stat
+
+    import yaml
+
+    name = os.path.basename(path)
+    info = os.stat(path)
+    if not stat.S_ISREG(info.st_mode):
+        raise InputError("{}: is not a regular file (a FIFO or device?); replace it".format(name))
+    if info.st_size > MLPROJECT_LIMIT:
+        raise InputError("{}: larger than {} bytes; check the file".format(name, MLPROJECT_LIMIT))
+    with open(path, "rb") as handle:
+        text = handle.read(MLPROJECT_LIMIT + 1)
+    try:
+        for event in yaml.parse(text):  # events only: nothing is expanded
+            if isinstance(event, yaml.AliasEvent):
+                raise InputError(
+                    "{}: uses the YAML alias *{}, which the step does not read (aliases can "
+                    "expand without bound); write the value out in full".format(name, event.anchor)
+                )
+    except yaml.YAMLError:
+        return
+
+
 def load_project(project_dir):
-    has_mlproject = find_mlproject(project_dir) is not None
+    mlproject = find_mlproject(project_dir)
+    has_mlproject = mlproject is not None
+    if has_mlproject:
+        check_mlproject_file(mlproject)
     from mlflow.projects import _project_spec
 
     try:

@@ -2,7 +2,7 @@
 an image). Its inputs come from the in-image module's own table (`inputs.INPUTS`), so the
 module and every engine's YAML cannot drift apart."""
 
-from ..spec import Input, Output, StepSpec
+from ..spec import Input, Output, Resources, StepSpec
 from .cli import MLFLOW_ENV
 from .inputs import BOOLEAN_INPUTS, INPUTS
 
@@ -30,4 +30,6 @@ RUNTIME = StepSpec(
     command=("python", "-m", "mlflow_steps_runtime", "/project"),
     output_flags={"model_url": "--output", "model_uri": "--model-uri-output"},
     secret_env=tuple(MLFLOW_ENV),
+    # Training: more than the builder by default; every engine lets a run change them.
+    resources=Resources("1", "2Gi", "4", "8Gi"),
 )

@@ -148,16 +148,15 @@ def start_registry(
 
 
 def htpasswd_file(path: Path, users: dict[str, str]) -> Path:
-    """An htpasswd file (bcrypt) for `users` ({name: password}), written by Apache's htpasswd."""
-    path.write_text(
-        "".join(
-            subprocess.run(
-                ["htpasswd", "-Bbn", user, password], capture_output=True, text=True, check=True
-            ).stdout.strip()
-            + "\n"
-            for user, password in users.items()
-        )
-    )
+    """An htpasswd file (bcrypt) for `users` ({name: password}), written by Apache's htpasswd;
+    RuntimeError with htpasswd's own message when it fails."""
+    lines = []
+    for user, password in users.items():
+        done = subprocess.run(["htpasswd", "-Bbn", user, password], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"htpasswd failed (exit {done.returncode}): {done.stderr.strip()}")
+        lines.append(done.stdout.strip() + "\n")
+    path.write_text("".join(lines))
     return path
 
 

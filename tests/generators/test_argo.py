@@ -3,6 +3,7 @@ unknown fields rejected; parameter references resolve; the Hera components compo
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -24,16 +25,18 @@ def validate(obj: dict) -> None:
     jsonschema.validate(obj, argo_validator_schema(obj["kind"]))
 
 
-@pytest.mark.parametrize("engine", ["kaniko", "buildah"])
+@pytest.mark.parametrize("engine", ["none", "kaniko", "buildah"])
 def test_generated_objects_are_valid(engine):
     for obj in files(build_engine=engine).values():
-        validate(obj)
+        if isinstance(obj, dict):  # the RBAC file is Kubernetes' own kinds, as text
+            validate(obj)
 
 
 def test_buildah_builder_keeps_its_store_on_an_empty_dir():
     def builder(engine: str) -> dict:
-        template = files(build_engine=engine)["mlflow-steps-workflow-template.yaml"]
-        return next(t for t in template["spec"]["templates"] if t["name"] == BUILDER.name)
+        template = files()["mlflow-steps-workflow-template.yaml"]
+        name = "mlflow-builder-" + engine
+        return next(t for t in template["spec"]["templates"] if t["name"] == name)
 
     buildah = builder("buildah")
     assert buildah["volumes"] == [{"name": "varlibcontainers", "emptyDir": {}}]
@@ -41,6 +44,8 @@ def test_buildah_builder_keeps_its_store_on_an_empty_dir():
         {"name": "varlibcontainers", "mountPath": "/var/lib/containers"}
     ]
     assert buildah["container"]["securityContext"] == {"privileged": True}
+    # Root declared for the pod too: it replaces the workflow's restricted securityContext.
+    assert buildah["securityContext"] == {"runAsNonRoot": False, "runAsUser": 0}
     assert "volumes" not in builder("kaniko")
     parameters = {p["name"]: p for p in buildah["inputs"]["parameters"]}
     assert parameters["storage-driver"]["default"] == "overlay"
@@ -91,6 +96,45 @@ def test_example_workflow_chains_builder_output_into_runtime_image():
             p["name"] for p in names[task["templateRef"]["template"]]["inputs"]["parameters"]
         }
         assert {p["name"] for p in task["arguments"]["parameters"]} <= declared
+
+
+def test_pods_get_no_token_but_the_executor_does_and_resources_are_parameters():
+    generated = files()
+    template = generated["mlflow-steps-workflow-template.yaml"]
+    assert template["spec"]["securityContext"]["runAsNonRoot"] is True  # checkov CKV_ARGO_2
+    assert template["spec"]["serviceAccountName"] == "mlflow-steps"  # CKV_ARGO_1
+    for tpl in template["spec"]["templates"]:
+        assert tpl["automountServiceAccountToken"] is False
+        assert tpl["executor"] == {
+            "serviceAccountName": "{{inputs.parameters.executor-service-account}}"
+        }
+        declared = {p["name"]: p.get("default") for p in tpl["inputs"]["parameters"]}
+        spec = RUNTIME if tpl["name"] == RUNTIME.name else BUILDER
+        assert declared["memory-limit"] == spec.resources.memory_limit
+        patch = json.loads(tpl["podSpecPatch"])
+        (main,) = patch["containers"]
+        assert main["name"] == "main"
+        assert main["resources"]["limits"]["memory"] == "{{inputs.parameters.memory-limit}}"
+    documents = list(yaml.safe_load_all(generated["mlflow-steps-rbac.yaml"]))
+    kinds = {(d["kind"], d["metadata"]["name"]) for d in documents}
+    assert ("Secret", "mlflow-steps-executor.service-account-token") in kinds
+    role = next(d for d in documents if d["kind"] == "Role")
+    assert role["rules"] == [
+        {
+            "apiGroups": ["argoproj.io"],
+            "resources": ["workflowtaskresults"],
+            "verbs": ["create", "patch"],
+        }
+    ]
+
+
+def test_builder_outputs_carry_the_provenance_facts():
+    template = files()["mlflow-steps-workflow-template.yaml"]
+    builder = next(t for t in template["spec"]["templates"] if t["name"] == BUILDER.name)
+    outputs = [p["name"] for p in builder["outputs"]["parameters"]]
+    assert outputs == ["image", "digest", "source-uri", "source-digest"]
+    assert builder["container"]["image"].startswith("ghcr.io/mlflow-steps/mlflow-builder:")
+    assert {"name": "FUSEML_ENGINE", "value": "none"} in builder["container"]["env"]
 
 
 def test_secrets_come_from_a_secret_never_literals():

@@ -64,8 +64,11 @@ def test_generate_cli_writes_each_engine(tmp_path):
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tekton"]
     task = yaml.safe_load(
-        (tmp_path / "tekton/task/mlflow-builder/0.2/mlflow-builder.yaml").read_text()
+        (
+            tmp_path / "tekton/task/mlflow-builder-buildah/0.2/mlflow-builder-buildah.yaml"
+        ).read_text()
     )
     assert task["spec"]["steps"][0]["image"] == "my.registry/builder@sha256:" + "1" * 64
     assert task["metadata"]["labels"]["app.kubernetes.io/version"] == "0.2"
-    assert len(done.stdout.split()) == 8
+    # Every variant's Task (3 files each), the runtime's, the Pipeline and its sample.
+    assert len(done.stdout.split()) == 14

@@ -1,4 +1,4 @@
-"""The README's parameter tables are the generated ones (MLFLOW_STEPS_REGENERATE=1 rewrites)."""
+"""docs/parameters.md's tables are the generated ones (MLFLOW_STEPS_REGENERATE=1 rewrites)."""
 
 from __future__ import annotations
 
@@ -12,15 +12,17 @@ from mlflow_steps.cli import main
 from mlflow_steps.components.steps import BUILDER, RUNTIME
 from mlflow_steps.generators.docs import parameter_tables, update
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+PAGE = Path(__file__).resolve().parents[2] / "docs" / "parameters.md"
 
 
-def test_readme_parameter_tables_match_the_specs():
-    text = README.read_text()
+def test_the_parameter_tables_match_the_specs():
+    text = PAGE.read_text()
     if os.environ.get("MLFLOW_STEPS_REGENERATE") == "1":
-        README.write_text(update(text))
-        text = README.read_text()
-    assert parameter_tables() in text, "README tables drifted: MLFLOW_STEPS_REGENERATE=1 pytest"
+        PAGE.write_text(update(text))
+        text = PAGE.read_text()
+    assert parameter_tables() in text, (
+        "docs/parameters.md's tables drifted: MLFLOW_STEPS_REGENERATE=1 pytest"
+    )
 
 
 def test_tables_name_every_input_in_each_convention():

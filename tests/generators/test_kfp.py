@@ -10,17 +10,52 @@ from pathlib import Path
 import yaml
 
 from mlflow_steps.components.steps import BUILDER, RUNTIME
+from mlflow_steps.generators.catalog import GenerateOptions, kfp_files
 from mlflow_steps.generators.kfp import component_texts
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_components_expose_every_spec_input():
-    for spec, text in zip((BUILDER, RUNTIME), component_texts().values(), strict=True):
+    texts = component_texts()
+    assert list(texts) == [
+        "mlflow_builder",
+        "mlflow_builder_buildah",
+        "mlflow_builder_kaniko",
+        "mlflow_runtime",
+    ]
+    for name, text in texts.items():
+        spec = RUNTIME if name == "mlflow_runtime" else BUILDER
         component = yaml.safe_load(text)
         names = {i["name"] for i in component["inputs"]}
         assert names == {"codeset"} | {i.name for i in spec.inputs if i.name != "engine"}
-        assert {o["name"] for o in component["outputs"]} == {o.name for o in spec.outputs}
+        assert [o["name"] for o in component["outputs"]] == [
+            o.name for o, _ in spec.string_outputs()
+        ]
+    builder = yaml.safe_load(texts["mlflow_builder"])
+    assert [o["name"] for o in builder["outputs"]] == [
+        "image",
+        "digest",
+        "source_uri",
+        "source_digest",
+    ]
+
+
+def test_pipeline_runs_both_tasks_non_root_with_resources_as_parameters():
+    pipeline, platform = yaml.safe_load_all(
+        kfp_files(GenerateOptions())["mlflow-build-and-train.yaml"]
+    )
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    for name in ("exec-mlflow-builder", "exec-mlflow-runtime"):
+        context = executors[name]["securityContext"]
+        assert context["runAsNonRoot"] is True and int(context["runAsUser"]) == 65532
+    parameters = pipeline["root"]["inputDefinitions"]["parameters"]
+    assert parameters["builder_memory_limit"]["defaultValue"] == BUILDER.resources.memory_limit
+    assert parameters["trainer_cpu_request"]["defaultValue"] == RUNTIME.resources.cpu_request
+    resources = pipeline["deploymentSpec"]["executors"]["exec-mlflow-builder"]["container"][
+        "resources"
+    ]
+    assert "pipelinechannel--builder_memory_limit" in resources["resourceMemoryLimit"]
 
 
 def test_example_pipeline_compiles_and_chains_the_image(tmp_path):
@@ -34,7 +69,7 @@ def test_example_pipeline_compiles_and_chains_the_image(tmp_path):
     pipeline, _platform = yaml.safe_load_all(target.read_text())
     executors = pipeline["deploymentSpec"]["executors"]
     assert executors["exec-mlflow-builder"]["container"]["image"].startswith(
-        "ghcr.io/mlflow-steps/mlflow-builder-"
+        "ghcr.io/mlflow-steps/mlflow-builder:"
     )
     runtime_image = executors["exec-mlflow-runtime"]["container"]["image"]
     assert "pipelinechannel--mlflow-builder-image" in runtime_image

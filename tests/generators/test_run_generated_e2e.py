@@ -32,6 +32,8 @@ NETRC = f"machine 127.0.0.1 login alice password {INDEX_USERS['alice']}\n"
 @pytest.fixture(scope="module")
 def generated(step_builder_image, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("generated")
+    # The buildah variant (the builder image built here); the catalog's default, the
+    # unprivileged builder, needs the engine-less build (`--engine none`).
     options = catalog.GenerateOptions(builder_image=step_builder_image, build_engine="buildah")
     catalog.generate(["tekton", "argo", "fuseml"], out, options)
     return out
@@ -114,7 +116,7 @@ def test_tekton_tasks_build_then_train_a_codeset_two_folders_down(
     of them reaches the pushed image."""
     codeset = monorepo
     tasks = generated / "tekton" / "task"
-    builder = load(tasks / "mlflow-builder/0.1/mlflow-builder.yaml")
+    builder = load(tasks / "mlflow-builder-buildah/0.1/mlflow-builder-buildah.yaml")
     runtime = load(tasks / "mlflow-runtime/0.1/mlflow-runtime.yaml")
     repository = "tekton/trainer"
     inputs = builder_inputs(registry, auth_index, base_images, repository)
@@ -172,7 +174,7 @@ def test_tekton_pipeline_chains_build_into_train(
     pipeline = load(root / "pipeline/mlflow-build-and-train/0.1/mlflow-build-and-train.yaml")
     tasks = {
         name: load(root / f"task/{name}/0.1/{name}.yaml")
-        for name in ("mlflow-builder", "mlflow-runtime")
+        for name in ("mlflow-builder-buildah", "mlflow-runtime")
     }
     inputs = builder_inputs(registry, package_index, base_images, "pipeline/trainer")
     params = {name.upper(): value for name, value in inputs.items()}
@@ -181,7 +183,7 @@ def test_tekton_pipeline_chains_build_into_train(
     results = kubelet.run_pipeline(
         pipeline, tasks, params, {"source": codeset}, secrets, tmp_path, log
     )
-    assert [s.name for s in log] == ["mlflow-builder/build", "mlflow-runtime/run"]
+    assert [s.name for s in log] == ["mlflow-builder-buildah/build", "mlflow-runtime/run"]
     assert results["IMAGE_URL"].startswith(f"{registry.host}/pipeline/trainer:")
     assert_model_loads(results["MODEL_URL"])
     runs = mlflow.search_runs(

@@ -30,7 +30,7 @@ def strings(value):
             yield from strings(item)
 
 
-@pytest.mark.parametrize("engine", ["kaniko", "buildah"])
+@pytest.mark.parametrize("engine", ["none", "kaniko", "buildah"])
 def test_every_object_is_valid_against_the_v1_crd_schema(engine):
     for path, obj in documents(TektonOptions(build_engine=engine)).items():
         assert obj["apiVersion"] == "tekton.dev/v1", path
@@ -94,12 +94,17 @@ def test_pipeline_references_resolve_against_the_tasks_it_calls():
 
 def test_catalog_conventions():
     generated = files(TektonOptions(build_engine="buildah"))
-    builder = generated["task/mlflow-builder/0.1/mlflow-builder.yaml"]
+    builder = generated["task/mlflow-builder-buildah/0.1/mlflow-builder-buildah.yaml"]
+    assert builder["metadata"]["name"] == "mlflow-builder-buildah"
     assert builder["metadata"]["labels"]["app.kubernetes.io/version"] == "0.1"
     annotations = builder["metadata"]["annotations"]
     for key in ("pipelines.minVersion", "categories", "tags", "displayName", "platforms"):
         assert f"tekton.dev/{key}" in annotations
-    assert {r["name"] for r in builder["spec"]["results"]} == {"IMAGE_URL", "IMAGE_DIGEST"}
+    # Tekton Chains' type hints: the image (subject) and the codeset's source (an input).
+    results = {r["name"]: r for r in builder["spec"]["results"]}
+    assert set(results) == {"IMAGE_URL", "IMAGE_DIGEST", "SOURCE_ARTIFACT_INPUTS"}
+    assert results["SOURCE_ARTIFACT_INPUTS"]["type"] == "object"
+    assert set(results["SOURCE_ARTIFACT_INPUTS"]["properties"]) == {"uri", "digest"}
     assert builder["spec"]["workspaces"][1] == {
         "name": "dockerconfig",
         "description": "A docker config.json with registry credentials.",
@@ -118,10 +123,16 @@ def test_catalog_conventions():
     driver = next(p for p in builder["spec"]["params"] if p["name"] == "STORAGE_DRIVER")
     assert driver["default"] == "overlay"
     assert {"name": "STORAGE_DRIVER", "value": "$(params.STORAGE_DRIVER)"} in step["env"]
-    kaniko = files(TektonOptions())["task/mlflow-builder/0.1/mlflow-builder.yaml"]
-    assert "STORAGE_DRIVER" not in {p["name"] for p in kaniko["spec"]["params"]}
-    kaniko = files(TektonOptions())["task/mlflow-builder/0.1/mlflow-builder.yaml"]
-    assert "volumes" not in kaniko["spec"] and "volumeMounts" not in kaniko["spec"]["steps"][0]
+    for name in ("mlflow-builder", "mlflow-builder-kaniko"):
+        other = generated[f"task/{name}/0.1/{name}.yaml"]
+        assert "STORAGE_DRIVER" not in {p["name"] for p in other["spec"]["params"]}
+        assert "volumes" not in other["spec"] and "volumeMounts" not in other["spec"]["steps"][0]
+    kaniko = generated["task/mlflow-builder-kaniko/0.1/mlflow-builder-kaniko.yaml"]
+    assert kaniko["spec"]["steps"][0]["securityContext"] == {"runAsUser": 0}
+    # The Pipeline calls the variant asked for.
+    pipeline = generated["pipeline/mlflow-build-and-train/0.1/mlflow-build-and-train.yaml"]
+    build = next(t for t in pipeline["spec"]["tasks"] if t["name"] == "build")
+    assert build["taskRef"] == {"name": "mlflow-builder-buildah"}
     assert not any("$(params." in arg for arg in step["args"] + step["command"])
     env = {e["name"]: e["value"] for e in step["env"] if "value" in e}
     for item in BUILDER.inputs:
@@ -136,5 +147,30 @@ def test_catalog_conventions():
 
 def test_builder_image_is_configurable_and_can_be_pinned_by_digest():
     pinned = "registry.example/mlflow-builder@sha256:" + "0" * 64
-    task = files(TektonOptions(builder_image=pinned))["task/mlflow-builder/0.1/mlflow-builder.yaml"]
+    generated = files(TektonOptions(builder_image=pinned))
+    task = generated["task/mlflow-builder/0.1/mlflow-builder.yaml"]
     assert task["spec"]["steps"][0]["image"] == pinned
+    # Only the variant asked for takes the image; the others keep the project's.
+    other = generated["task/mlflow-builder-kaniko/0.1/mlflow-builder-kaniko.yaml"]
+    assert other["spec"]["steps"][0]["image"].startswith(
+        "ghcr.io/mlflow-steps/mlflow-builder-kaniko:"
+    )
+
+
+def test_default_builder_is_unprivileged_and_passes_engine_none():
+    generated = files(TektonOptions())
+    task = generated["task/mlflow-builder/0.1/mlflow-builder.yaml"]
+    (step,) = task["spec"]["steps"]
+    assert step["image"].startswith("ghcr.io/mlflow-steps/mlflow-builder:")
+    assert {"name": "FUSEML_ENGINE", "value": "none"} in step["env"]
+    assert step["securityContext"]["runAsNonRoot"] is True
+    assert step["computeResources"] == BUILDER.resources.kubernetes()
+    # What a Task cannot set, its runs do: no token, the pod's non-root settings, resources.
+    run = generated["pipeline/mlflow-build-and-train/0.1/samples/mlflow-build-and-train-run.yaml"]
+    pod = run["spec"]["taskRunTemplate"]["podTemplate"]
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    specs = {s["pipelineTaskName"]: s for s in run["spec"]["taskRunSpecs"]}
+    assert specs["train"]["computeResources"] == RUNTIME.resources.kubernetes()
+    sample = generated["task/mlflow-builder/0.1/samples/mlflow-builder-run.yaml"]
+    assert sample["spec"]["podTemplate"]["automountServiceAccountToken"] is False

@@ -23,6 +23,7 @@ from mlflow_steps.components.builder.build import base_resolver, plan
 from mlflow_steps.components.builder.options import BuildOptions
 from mlflow_steps.generators import argo, fuseml, tekton
 from mlflow_steps.generators.catalog import GenerateOptions, kfp_files
+from tests.support import chains
 from tests.support.oci import push_tiny_image
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,7 +93,10 @@ def run_step(argv: list[str], env: dict[str, str], cwd: Path, tmp_path: Path):
     base = {k: v for k, v in os.environ.items() if not k.startswith(("FUSEML_", "MLFLOW_"))}
     full_env = {
         **base,
-        "PYTHONPATH": str(runtime_parent),
+        # The caller's PYTHONPATH after it: a checkout's own package, not an installed one.
+        "PYTHONPATH": os.pathsep.join(
+            filter(None, [str(runtime_parent), os.environ.get("PYTHONPATH")])
+        ),
         "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
         **env,
     }
@@ -140,6 +144,82 @@ def test_tekton_builder_task(registry, codeset, base, cached_image, tmp_path):
     assert done.returncode == 0, done.stderr
     assert results["IMAGE_URL"].read_text() == cached_image
     assert results["IMAGE_DIGEST"].read_text().startswith("sha256:")
+
+
+def task_run_results(task: dict, results: dict[str, Path]) -> list[dict]:
+    """A TaskRun's status.results as Tekton records them from the files the step wrote: an
+    object result's file holds JSON, a string result's its text."""
+    recorded = []
+    for declared in task["spec"]["results"]:
+        path = results[declared["name"]]
+        if path.exists():
+            text = path.read_text()
+            value = json.loads(text) if declared["type"] == "object" else text
+            if declared["type"] == "object":
+                assert set(value) == set(declared["properties"]), value  # every key, as Tekton asks
+            recorded.append({"name": declared["name"], "type": declared["type"], "value": value})
+    return recorded
+
+
+def test_tekton_builder_results_read_as_tekton_chains_reads_them(
+    registry, codeset, base, cached_image, tmp_path
+):
+    """The builder Task's results, from a real run of its step on a codeset in a git checkout,
+    read with Chains' type-hint rules: the subject is the image's repository and manifest
+    digest, and the codeset's remote and commit are an input."""
+    env = {"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    for command in (
+        ["init", "-q", "-b", "main"],
+        ["add", "."],
+        ["-c", "user.name=t", "-c", "user.email=t@example.org", "commit", "-q", "-m", "c"],
+        ["remote", "add", "origin", "https://bob:tok3n@git.example.org/ml/wiring.git"],
+    ):
+        subprocess.run(["git", *command], cwd=codeset, env=env, check=True, capture_output=True)
+    commit = subprocess.run(
+        ["git", "rev-parse", "HEAD"],
+        cwd=codeset,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    task = tekton.builder_task(tekton.TektonOptions())
+    done, results = tekton_run(
+        task,
+        {"REGISTRY": registry.host, "PULL_REGISTRY": "", "INSECURE": "true", "BASE_IMAGE": base},
+        {"source": str(codeset), "dockerconfig": ""},
+        tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    task_run = {"kind": "TaskRun", "status": {"results": task_run_results(task, results)}}
+    digest = results["IMAGE_DIGEST"].read_text()
+    repository = cached_image.rsplit(":", 1)[0]
+    assert chains.subjects(task_run["status"]["results"]) == [
+        (repository, {"sha256": digest.removeprefix("sha256:")})
+    ]
+    assert chains.materials(task_run["status"]["results"]) == [
+        ("git+https://git.example.org/ml/wiring.git", {"sha1": commit})
+    ]
+    assert "tok3n" not in json.dumps(task_run)
+
+
+def test_chains_reading_skips_what_chains_skips():
+    good = "sha256:" + "a" * 64
+    assert chains.subjects([{"name": "IMAGE_URL", "value": "r:5000/a/b:t"}]) == []
+    assert (
+        chains.subjects(
+            [
+                {"name": "IMAGE_URL", "value": "r:5000/a/b:t"},
+                {"name": "IMAGE_DIGEST", "value": "sha256:zz"},
+            ]
+        )
+        == []
+    )
+    assert chains.subjects(
+        [{"name": "X_IMAGE_URL", "value": "b:t"}, {"name": "X_IMAGE_DIGEST", "value": good}]
+    ) == [("index.docker.io/library/b", {"sha256": "a" * 64})]
+    empty = [{"name": "SOURCE_ARTIFACT_INPUTS", "value": {"uri": "", "digest": ""}}]
+    assert chains.materials(empty) == []  # a codeset outside git: written, and skipped
 
 
 def test_tekton_runtime_task(codeset, tmp_path):

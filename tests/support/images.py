@@ -4,7 +4,6 @@ the tests' own folder (MLFLOW_STEPS_TEST_CACHE); and images only tests make."""
 from __future__ import annotations
 
 import os
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -30,6 +29,6 @@ def push_derived_image(base: str, run: str, reference: str) -> str:
         (Path(tmp) / "Dockerfile").write_text(f"FROM {base}\nRUN {run}\n")
         sh(
             "buildah", "build", "--tls-verify=false", "--tag", f"docker://{reference}", tmp,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            quiet=True,
         )  # fmt: skip
     return reference

@@ -26,4 +26,4 @@ def require_tools(*names: str) -> None:
 
 
 def require_root() -> None:
-    require(os.geteuid() == 0, "needs root (buildah with chroot isolation and vfs storage)")
+    require(os.geteuid() == 0, "needs root (buildah with chroot isolation)")

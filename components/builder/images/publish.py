@@ -27,9 +27,13 @@ from .. import engines
 from ..build import run_job
 from ..indexes import IndexSettings, index_settings, secret_files
 from ..registry import RegistryClient
+from ..step import image_name
 from .wheel import build_wheel
 
-VARIANTS = ("buildah", "kaniko")
+# `unprivileged`: the default builder (no engine, non-root, `--engine none`), image
+# mlflow-builder; the others are mlflow-builder-<variant>.
+VARIANTS = ("unprivileged", "buildah", "kaniko")
+ENGINE_OF = {"unprivileged": "none", "buildah": "buildah", "kaniko": "kaniko"}
 DEFAULT_KANIKO = "ghcr.io/osscontainertools/kaniko:v1.27.0-debug"
 
 
@@ -50,7 +54,8 @@ class ImagesRequest:
 
     def repository(self, variant: str) -> str:
         prefix = self.repository_prefix.strip("/")
-        return f"{prefix}/mlflow-builder-{variant}" if prefix else f"mlflow-builder-{variant}"
+        name = image_name(ENGINE_OF[variant])
+        return f"{prefix}/{name}" if prefix else name
 
     def reference(self, variant: str) -> str:
         return f"{self.registry}/{self.repository(variant)}:{self.tag}"
@@ -68,10 +73,13 @@ def dockerfile(variant: str) -> bytes:
 
 
 def build_images(request: ImagesRequest, log: Callable[[str], None]) -> dict[str, str]:
-    """{variant: registry/prefix/mlflow-builder-<variant>:<tag>@sha256:...}, every image pushed."""
+    """{variant: registry/prefix/mlflow-builder[-<variant>]:<tag>@sha256:...}, every image
+    pushed."""
     unknown = sorted(set(request.variants) - set(VARIANTS))
     if unknown:
-        raise StepError(f"--variant: {', '.join(unknown)} unknown; use buildah, kaniko or all")
+        raise StepError(
+            f"--variant: {', '.join(unknown)} unknown; use unprivileged, buildah, kaniko or all"
+        )
     if request.engine not in ("buildah", "podman", "docker"):
         raise StepError(f"--engine {request.engine}: use buildah, podman or docker")
     client = RegistryClient(request.registry, insecure=request.insecure)

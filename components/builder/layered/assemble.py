@@ -44,6 +44,7 @@ from mlflow_steps import __version__
 
 from ...problems import StepError
 from ..engines import source_date_epoch
+from ..hash_pins import check_pins, pinned_hashes
 from ..options import BuildOptions
 from ..plan import (
     LOCK_IN_IMAGE,
@@ -58,6 +59,7 @@ from ..recipe import RUNTIME_DIR, VENV
 from ..registry import RegistryClient
 from ..registry_push import RegistryWriter, sha256_digest
 from ..resolution import PLATFORM, read_pylock, resolve, staged_files
+from ..uv_options import uv_install
 from . import cache, host_install, installed
 from .image import (
     ARCHITECTURES,
@@ -143,6 +145,7 @@ def build_layered(install: InstallPlan, options: BuildOptions, tag: str, log: Lo
     base_key = cache.base_identity(base.digest, VENV, install.compile_bytecode, uv_version())
     known = cache.lookup_base(writer, layers_repo, base_key)
     options_lines, constraint_lines, names = requirement_lines(install)
+    user_hashes = pinned_hashes(install)
     with ExitStack() as stack, ThreadPoolExecutor(1) as puller:
         # (The pool is shut down, waiting for a pull in flight, before the stack removes the
         # container.)
@@ -165,6 +168,7 @@ def build_layered(install: InstallPlan, options: BuildOptions, tag: str, log: Lo
             it is)."""
             lock = locked(install, options_lines + constraint_lines + names, target, options)
             pins = pins_for(read_pylock(lock, "the lock"), target, requirement_names(names))
+            check_pins(pins, user_hashes)  # before any layer is mounted or pushed
             refuse_sdists(pins, target)
             minor = target.python_minor
             pure = frozenset(
@@ -304,7 +308,8 @@ def remember_base(writer: RegistryWriter, repository: str, layers_repo: str, key
                   space: Workspace, target: Target, skeleton: Layer) -> None:  # fmt: skip
     """Record the base's Python and the skeleton layer under `key` in the layer cache."""
     digest = skeleton.descriptor.digest
-    if writer.has_blob(layers_repo, digest) or writer.mount(layers_repo, digest, repository):
+    blob = skeleton.blob.path if skeleton.blob is not None else None
+    if cache.keep(writer, layers_repo, digest, repository, blob):
         python = {"python": target.python, "machine": target.machine, "glibc": target.glibc,
                   "executable": space.python}  # fmt: skip
         cache.record(
@@ -351,6 +356,10 @@ def requirement_lines(install: InstallPlan) -> tuple[list[str], list[str], list[
             if parsed.url:
                 raise Fallback(f"{parsed.name} comes from {parsed.url}, not from the index")
             requirements.append(line)
+    if uv_install(options).own_index:
+        # The per-package install reads the builder's index settings; pip and uv read the
+        # file's own (uv_options.py): the single-layer install does.
+        raise Fallback("the requirements name their own index (--index-url or --no-index)")
     return options, constraints, requirements
 
 
@@ -449,9 +458,13 @@ def write_and_push(writer: RegistryWriter, repository: str, layers_repo: str, jo
             unit is not None or not writer.mount(repository, digest, layers_repo)
         ):
             writer.upload(repository, digest, blob.path)
-            writer.mount(layers_repo, digest, repository)
             sent = True
-        if unit is not None:
+        # The cache gets the blob before its record (the target may have held it while the
+        # cache lost it); the builder's own layers are mounted there for the next build.
+        if unit is None:
+            if sent:
+                cache.keep(writer, layers_repo, digest, repository, None)
+        elif cache.keep(writer, layers_repo, digest, repository, blob.path):
             cache.record(
                 writer, layers_repo, unit.identity, layer.descriptor, layer.diff_id, what,
                 ARCHITECTURES.get(machine, machine),

@@ -8,6 +8,11 @@ by all records); so one GET tells the builder the layer's digest, size and diff_
 registry's garbage collector keeps the blob while the record exists. A lookup that finds no
 record (or a registry that lost the blob, seen when the mount fails) means: build the layer.
 
+The cache is only a cache: its repository may be emptied or deleted at any time (a retention
+policy, a person). A record is written only once the cache repository holds the layer's blob
+(`keep`: there already, mounted, or uploaded), and a cache the registry refuses to write is
+skipped, never a failed build.
+
 A base record (`base_identity`: the base's manifest digest, the venv path, the bytecode flag,
 uv's and the builder's versions) holds what the base's working container found: its Python
 (`workspace.PROBE`, as an annotation) and the venv skeleton's layer. With it, a build whose
@@ -20,9 +25,11 @@ import hashlib
 import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 from mlflow_steps import __version__
 
+from ...problems import StepError
 from ..registry_push import RegistryWriter, sha256_digest
 from .image import OCI_CONFIG, OCI_MANIFEST, Descriptor, canonical, image_manifest
 from .tarlayer import MEDIA_TYPE
@@ -93,6 +100,30 @@ def lookup(writer: RegistryWriter, repository: str, identities: list[str]) -> di
         return {key: value for key, value in pool.map(one, identities) if value and value[1]}
 
 
+def keep(
+    writer: RegistryWriter, repository: str, digest: str, source: str, blob: Path | None
+) -> bool:
+    """Make the cache `repository` hold the blob `digest` that the repository `source` holds:
+    True when it does already, or once mounted from `source` (201), or, when the mount is
+    refused (202: the registry started an upload instead) and `blob` is the layer's file,
+    uploaded; False (nothing to record) when the registry refuses all of these. Never raises
+    `StepError`: the cache is only a cache."""
+    try:
+        if writer.has_blob(repository, digest):
+            return True
+        try:
+            if writer.mount(repository, digest, source):
+                return True
+        except StepError:  # a mount refused outright (e.g. no pull right on `source`)
+            pass
+        if blob is None:
+            return False
+        writer.upload(repository, digest, blob)
+        return True
+    except StepError:
+        return False
+
+
 def record(
     writer: RegistryWriter,
     repository: str,
@@ -102,21 +133,29 @@ def record(
     label: str,
     architecture: str,
     annotations: dict[str, str] | None = None,
-) -> None:
-    """Keep `layer` (already in `repository`) under the tag `identity`. Every record shares
-    one config (the layer's diff_id is an annotation of its descriptor), uploaded once."""
+) -> bool:
+    """Keep `layer` (already in `repository`: see `keep`) under the tag `identity`. Every
+    record shares one config (the layer's diff_id is an annotation of its descriptor),
+    uploaded once per repository and again when the repository lost it. False when the
+    registry refuses the record: the build goes on without it."""
     config = canonical({"architecture": architecture, "os": "linux", "rootfs": {"type": "layers"}})
     config_digest = sha256_digest(config)
-    if (repository, config_digest) not in _CONFIGS:
-        writer.ensure_blob(repository, config_digest, config)
-        _CONFIGS.add((repository, config_digest))
     described = Descriptor(MEDIA_TYPE, layer.digest, layer.size, {DIFF_ID: diff_id})
     manifest = image_manifest(
         Descriptor(OCI_CONFIG, config_digest, len(config)),
         [described],
         {CONTENT: label, **(annotations or {})},
     )
-    writer.put_manifest(repository, identity, manifest, OCI_MANIFEST)
+    for known in (True, False):  # a refusal may be a config the repository lost: once more
+        try:
+            if not known or (repository, config_digest) not in _CONFIGS:
+                writer.ensure_blob(repository, config_digest, config)
+                _CONFIGS.add((repository, config_digest))
+            writer.put_manifest(repository, identity, manifest, OCI_MANIFEST)
+            return True
+        except StepError:
+            _CONFIGS.discard((repository, config_digest))
+    return False
 
 
 _CONFIGS: set[tuple[str, str]] = set()  # (repository, digest) of record configs known there

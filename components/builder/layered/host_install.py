@@ -21,6 +21,8 @@ index's host only; they are never logged.
 from __future__ import annotations
 
 import hashlib
+import os
+import posixpath
 import subprocess
 import sys
 import tempfile
@@ -28,6 +30,7 @@ import zipfile
 from collections.abc import Iterable
 from functools import cache
 from pathlib import Path, PurePosixPath
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import requests
@@ -37,8 +40,10 @@ from installer.sources import WheelFile
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 from ...problems import StepError
+from ...subprocess_env import minimal_env
 from ..indexes import IndexSettings, host_of
 from ..plan import find_uv
+from ..registry_push import origin
 from .wheels import Pin
 
 INSTALLER = b"mlflow-steps\n"  # the .dist-info/INSTALLER of what the builder installs itself
@@ -73,6 +78,8 @@ def interpreter_for(minor: tuple[int, int]) -> str | None:
         [uv, "python", "find", "--no-python-downloads", "--no-config", "{}.{}".format(*minor)],
         capture_output=True,
         text=True,
+        # HOME kept: uv's own Pythons are found under it (no network, nothing of the codeset)
+        env=minimal_env(home=os.environ.get("HOME", "/nonexistent")),
     )
     path = found.stdout.strip()
     return path if found.returncode == 0 and path else None
@@ -85,20 +92,25 @@ def can_install(pin: Pin, minor: tuple[int, int], compile_bytecode: bool) -> boo
 
 
 def download(pin: Pin, index: IndexSettings, folder: Path) -> Path:
-    """The pin's wheel in `folder`, its sha256 checked against the lock. Raises StepError."""
+    """The pin's wheel in `folder`, its sha256 checked against the lock. Raises StepError.
+    The index's credentials go only to an index's own origin (`index_credentials`); no
+    netrc, proxy or other ambient setting of this process is read (`trust_env` off)."""
     url = pin.wheel_url or ""
-    credentials = index.credentials.get(host_of(url))
+    credentials = index_credentials(url, index)
     trusted = set(index.trusted_hosts.split())
     out = folder / wheel_name(pin)
     digest = hashlib.sha256()
     try:
-        with requests.get(
-            url,
-            auth=credentials,
-            stream=True,
-            timeout=60,
-            verify=host_of(url) not in trusted,
-        ) as reply:
+        with (
+            session() as http,
+            http.get(
+                url,
+                auth=credentials,
+                stream=True,
+                timeout=60,
+                verify=host_of(url) not in trusted,
+            ) as reply,
+        ):
             if reply.status_code != 200:
                 raise StepError(
                     f"{pin.name} {pin.version}: the index answered {reply.status_code} for "
@@ -121,6 +133,27 @@ def download(pin: Pin, index: IndexSettings, folder: Path) -> Path:
     return out
 
 
+def session() -> requests.Session:
+    http = requests.Session()
+    http.trust_env = False
+    return http
+
+
+def index_credentials(url: str, index: IndexSettings) -> tuple[str, str] | None:
+    """The credentials of `url`'s host when `url` is on the origin (scheme, host, port) of
+    an index URL the user configured, and is https or its host is a trusted (insecure) host;
+    else None. A lock's URL on another origin gets none."""
+    credentials = index.credentials.get(host_of(url))
+    if credentials is None:
+        return None
+    configured = [index.index_url, *index.extra_index_urls]
+    if origin(url) not in {origin(u) for u in configured if u}:
+        return None
+    if urlsplit(url).scheme != "https" and host_of(url) not in index.trusted_hosts.split():
+        return None
+    return credentials
+
+
 def has_shared_library(wheel: Path) -> bool:
     with zipfile.ZipFile(wheel) as archive:
         return any(".so" in PurePosixPath(name).suffixes for name in archive.namelist())
@@ -137,6 +170,42 @@ def scheme(venv: str, site: str, name: str, minor: tuple[int, int]) -> dict[str,
     }
 
 
+class ContainedDestination(SchemeDictionaryDestination):
+    """pypa/installer's destination, refusing any file (RECORD entry, console script, .data
+    file) whose path leaves its scheme's folder: installer 0.7 (what `installer>=0.7` gives on
+    Python 3.9) writes a RECORD entry `../../x` outside the staging root; 1.x refuses it with
+    a ValueError. Both become this check's StepError."""
+
+    def write_to_fs(self, scheme: Any, path: Any, stream: Any, is_executable: bool) -> Any:
+        folder = posixpath.normpath("/" + self.scheme_dict[scheme].lstrip("/"))
+        target = posixpath.normpath(posixpath.join(folder, os.fspath(path)))
+        if posixpath.isabs(os.fspath(path)) or not target.startswith(folder.rstrip("/") + "/"):
+            raise StepError(
+                f"the wheel writes {os.fspath(path)!r}, outside its {scheme} folder {folder}; "
+                "refusing to install it (a wheel's files stay inside the environment)"
+            )
+        return super().write_to_fs(scheme, path, stream, is_executable)
+
+
+def install_wheel(wheel: Path, root: Path, venv: str, site: str, name: str,
+                  minor: tuple[int, int]) -> None:  # fmt: skip
+    """Install `wheel` into the venv's scheme, staged under `root` (StepError when any of its
+    files would leave it)."""
+    destination = ContainedDestination(
+        scheme(venv, site, name, minor),
+        interpreter=f"{venv}/bin/python",
+        script_kind="posix",
+        destdir=str(root),
+    )
+    try:
+        with WheelFile.open(wheel) as source:
+            install(source, destination, {"INSTALLER": INSTALLER})
+    except StepError as exc:
+        raise StepError(f"{name} ({wheel.name}): {exc}") from None
+    except (ValueError, OSError, zipfile.BadZipFile) as exc:  # installer's own refusals
+        raise StepError(f"{name} ({wheel.name}): cannot be installed: {exc}") from None
+
+
 def install_pure(pins: Iterable[Pin], root: Path, venv: str, site: str,
                  minor: tuple[int, int], index: IndexSettings,
                  compile_script: bytes | None) -> list[Pin]:  # fmt: skip
@@ -150,14 +219,7 @@ def install_pure(pins: Iterable[Pin], root: Path, venv: str, site: str,
             if has_shared_library(wheel):
                 refused.append(pin)
                 continue
-            destination = SchemeDictionaryDestination(
-                scheme(venv, site, pin.name, minor),
-                interpreter=f"{venv}/bin/python",
-                script_kind="posix",
-                destdir=str(root),
-            )
-            with WheelFile.open(wheel) as source:
-                install(source, destination, {"INSTALLER": INSTALLER})
+            install_wheel(wheel, root, venv, site, pin.name, minor)
         if compile_script is not None and (root / site.lstrip("/")).is_dir():
             python = interpreter_for(minor)
             if python is None:
@@ -165,9 +227,10 @@ def install_pure(pins: Iterable[Pin], root: Path, venv: str, site: str,
             script = Path(tmp) / "compile-bytecode.py"
             script.write_bytes(compile_script)
             done = subprocess.run(
-                [python, "-I", str(script), "--root", str(root), site],
+                [python, "-I", "-S", str(script), "--root", str(root), site],
                 capture_output=True,
                 text=True,
+                env=minimal_env(),
             )
             if done.returncode != 0:
                 raise StepError(f"compiling bytecode failed: {done.stderr.strip()[-2000:]}")

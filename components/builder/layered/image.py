@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from ...problems import StepError
+from ..grammar import check_digest
 from ..registry_push import RegistryWriter
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -91,20 +92,26 @@ def fetch_base(writer: RegistryWriter, ref: Reference, machine: str) -> BaseImag
         for entry in manifest.get("manifests", []):
             platform = entry.get("platform", {})
             if platform.get("os") == "linux" and platform.get("architecture") == arch:
-                digest = entry["digest"]
+                digest = check_digest(
+                    str(entry.get("digest")), f"base image {ref.repository}: index entry"
+                )
                 found = writer.get_manifest(ref.repository, digest)
                 assert found is not None
                 manifest = json.loads(found[0])
                 break
         else:
             raise StepError(f"base image {ref.repository}: no linux/{arch} image in its index")
+    where = f"base image {ref.repository}: manifest {digest}"
     layers = [
         Descriptor(
-            AS_OCI.get(layer["mediaType"], layer["mediaType"]), layer["digest"], layer["size"]
+            AS_OCI.get(layer["mediaType"], layer["mediaType"]),
+            check_digest(str(layer.get("digest")), f"{where} layer"),
+            layer["size"],
         )
         for layer in manifest["layers"]
     ]
-    config = json.loads(writer.get_blob(ref.repository, manifest["config"]["digest"]))
+    config_digest = check_digest(str(manifest["config"].get("digest")), f"{where} config")
+    config = json.loads(writer.get_blob(ref.repository, config_digest))
     return BaseImage(ref, digest, layers, config)
 
 

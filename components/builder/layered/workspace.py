@@ -3,19 +3,23 @@ missing distributions installed; its root is mounted on the host, where the laye
 
 Nothing of it is committed: the container and its mount are removed at the end. Index
 settings reach uv through a file in the container's /tmp (sourced by the command), never a
-command line, so they show in no process list or log.
+command line, so they show in no process list or log; the file is deleted once the wheels
+are in, before anything in the venv runs (`install`).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import shutil
 import subprocess
 from pathlib import Path
 
 from ...problems import StepError
+from ...processes import Finished, failure, run_logged
 from ..plan import find_uv
+from ..uv_options import INDEX_STRATEGY
 from .wheels import Target
 
 STAGING = "/tmp/mlflow-steps"
@@ -24,7 +28,7 @@ PROBE = (
     "platform.python_version(), 'machine': platform.machine(), 'glibc': libc[1] if libc[0] == "
     "'glibc' else '', 'executable': sys.executable}))"
 )
-FIND_PYTHON = 'p="$(command -v python3 || command -v python)" && exec "$p" "$@"'
+FIND_PYTHON = 'p="$(command -v python3 || command -v python)" && exec "$p" -I -S "$@"'
 
 
 class Workspace:
@@ -78,21 +82,21 @@ class Workspace:
             )
         return done.stdout
 
-    def run(self, *argv: str, with_index: bool = False, quiet: bool = False, what: str = "") -> str:
-        """Run `argv` in the container (the index settings sourced when asked); its stderr goes
-        to ours unless `quiet`; returns its stdout."""
-        if with_index:
-            argv = ("sh", "-c", f'. {STAGING}/index.env && exec "$@"', "sh", *argv)
-        done = subprocess.run(
-            ["buildah", "run", self.container, "--", *argv],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE if quiet else None,
-            text=True,
+    def run(self, *argv: str, quiet: bool = False, what: str = "",
+            answer: bool = True) -> str:  # fmt: skip
+        """Run `argv` in the container; its log goes to our stderr unless `quiet` (its stdout
+        too, unless `answer`), and a failure's error ends with its last lines, `quiet` or not.
+        Returns its stdout ("" unless `answer`)."""
+        done = run_logged(
+            ["buildah", "run", self.container, "--", *argv], capture_stdout=answer, quiet=quiet
         )
         if done.returncode != 0:
             raise StepError(
-                f"{what or ' '.join(argv[-3:])} failed in the base image (exit {done.returncode}); "
-                "its output above shows why. No image was pushed and no output was written."
+                failure(
+                    f"{what or ' '.join(argv[-3:])}, in a container of the base image {self.base},",
+                    done,
+                    isolation_hint(done) + "No image was pushed and no output was written.",
+                )
             )
         return done.stdout
 
@@ -102,7 +106,7 @@ class Workspace:
         under load (exit 0), and a file does not depend on that pipe."""
         answer = self.path(f"{STAGING}/probe.json")
         self.run("sh", "-c", f'{FIND_PYTHON} > {STAGING}/probe.json', "sh", "-c", PROBE,
-                 quiet=True)  # fmt: skip
+                 quiet=True, what="the base's Python probe")  # fmt: skip
         try:
             found = json.loads(answer.read_text())
         except (OSError, ValueError):
@@ -116,27 +120,48 @@ class Workspace:
 
     def install(self, venv: str, site: str, pinned_lines: list[str], compile_bytecode: bool,
                 python: str = "") -> None:  # fmt: skip
-        """In one `buildah run`: a venv of the base's interpreter (`python`, else the one
-        `probe` found), exactly these wheels (hash-checked, no dependencies resolved again;
-        none: the venv alone), their bytecode, the library check."""
+        """Two `buildah run`s. The download phase, with the index settings: a venv of the
+        base's interpreter (`python`, else the one `probe` found) and exactly these wheels
+        (hash-checked, `--no-build`: no package's code runs; no dependencies resolved again;
+        none: the venv alone). Then the settings file is deleted, and the install phase runs
+        without them: bytecode and the library check, by the venv's interpreter isolated
+        (`-I -S`: no environment, no site, no `.pth` file of a wheel runs)."""
         python = python or self.python
         steps = [f'"$u" venv --quiet --python "$p" {venv}']
         if pinned_lines:
             self.path(f"{STAGING}/missing.txt").write_text("\n".join(pinned_lines) + "\n")
             steps.append(
-                f'"$u" pip install --quiet --no-deps --require-hashes --python {venv}/bin/python '
+                f'"$u" pip install --quiet --no-deps --require-hashes --no-build '
+                f"--index-strategy={INDEX_STRATEGY} --python {venv}/bin/python "
                 f"-r {STAGING}/missing.txt"
             )
-        if compile_bytecode:
-            steps.append(f"{venv}/bin/python {STAGING}/compile-bytecode.py {site}")
-        steps.append(f"{venv}/bin/python {STAGING}/check-libraries.py {site}")
         script = f'. {STAGING}/index.env && u={STAGING}/uv && p="$1" && ' + " && ".join(steps)
-        out = self.run("sh", "-c", script, "sh", python, what="the venv, install and library check")
-        if out.strip():
-            print(out.strip(), flush=True)
+        self.run("sh", "-c", script, "sh", python, what="the venv and its wheels", answer=False)
+        self.path(f"{STAGING}/index.env").unlink(missing_ok=True)
+        checks = []
+        if compile_bytecode:
+            checks.append(f"{venv}/bin/python -I -S {STAGING}/compile-bytecode.py {site}")
+        checks.append(f"{venv}/bin/python -I -S {STAGING}/check-libraries.py {site}")
+        self.run("sh", "-c", " && ".join(checks), what="bytecode and the library check",
+                 answer=False)  # fmt: skip
 
     def remove_staging(self) -> None:
         shutil.rmtree(self.path(STAGING), ignore_errors=True)
+
+
+def isolation_hint(done: Finished) -> str:
+    """What to try when `buildah run` itself could not make the container (not the command in
+    it): its default isolation (oci, through crun or runc) needs cgroups and namespaces that a
+    pod or a VM may not give; chroot isolation needs neither."""
+    said = " ".join(done.tail).lower()
+    if os.environ.get("BUILDAH_ISOLATION") == "chroot":
+        return ""
+    if any(word in said for word in ("cgroup", "crun", "runc", "oci runtime")):
+        return (
+            "buildah could not create the container with its default isolation: set "
+            "BUILDAH_ISOLATION=chroot (as the builder images do) and build again. "
+        )
+    return ""
 
 
 def index_environment(build_args: dict[str, str]) -> dict[str, str]:

@@ -199,7 +199,9 @@ def check(roots):
     """Problems, one line per missing library; empty when every library resolves."""
     ldd = shutil.which("ldd")
     if not ldd:
-        print("mlflow-steps: no ldd in the image; shared libraries were not checked")
+        print(
+            "mlflow-steps: no ldd in the image; shared libraries were not checked", file=sys.stderr
+        )
         return []
     paths = shared_objects(roots)
     provided = {os.path.basename(p) for p in paths}

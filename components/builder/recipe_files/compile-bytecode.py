@@ -99,7 +99,8 @@ def main(argv):
     print(
         "mlflow-steps: bytecode for {} files ({} left as source) in {:.1f} s".format(
             len(paths) - failed, failed, time.time() - start
-        )
+        ),
+        file=sys.stderr,  # a log line: the caller's stdout carries outputs only
     )
     return 0
 

@@ -2,6 +2,7 @@
 # mlflow-steps: apply a conda environment file to the base environment of miniconda.
 # Usage: install-conda-env.sh ENVIRONMENT_YAML
 set -eu
+exec 1>&2  # a log, all of it: the caller's stdout carries its outputs only
 here="$(cd "$(dirname "$0")" && pwd)"
 # Index settings (credentials included) for conda's pip: a build secret, never in the image.
 . "$here/index-settings.sh"

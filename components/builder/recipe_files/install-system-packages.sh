@@ -3,6 +3,7 @@
 # Usage: install-system-packages.sh PACKAGE...
 # Runs in the same RUN as the environment install; the package lists are removed afterwards.
 set -eu
+exec 1>&2  # a log, all of it: the caller's stdout carries its outputs only
 if ! command -v apt-get >/dev/null 2>&1; then
   echo "mlflow-steps: system_packages ($*) are installed with apt-get, which the base image" \
     "does not have; choose a Debian or Ubuntu base_image, or leave system_packages empty" >&2

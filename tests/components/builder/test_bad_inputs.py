@@ -101,7 +101,7 @@ CODESET_CASES = [
     (
         "python_env with python as a number",
         {"MLproject": MAIN, "python_env.yaml": "python: 3.10\ndependencies: [six]\n"},
-        ["`python: 3.1` is a number", 'python: "3.1"'],
+        ["`python: 3.10` is read by YAML as the number 3.1", 'quote it: python: "3.10"'],
     ),
     (
         "docker_env without image",

@@ -51,6 +51,9 @@ def test_references_build_arguments_and_the_index_secret():
     assert (
         request.reference("buildah") == "reg.example:5000/mlflow-steps/mlflow-builder-buildah:1.2.3"
     )
+    # The unprivileged builder is the default one: mlflow-builder, the name generated YAML uses.
+    assert request.reference("unprivileged") == "reg.example:5000/mlflow-steps/mlflow-builder:1.2.3"
+    assert request.build_args("unprivileged") == {"BASE": "debian:12"}
     # Index settings are never build arguments (the history would keep them): a build secret.
     assert request.build_args("buildah") == {"BASE": "debian:12"}
     assert request.index().public() == {"PIP_INDEX_URL": "http://i/simple/"}

@@ -9,6 +9,8 @@ import subprocess
 from mlflow_steps.components.builder.plan import recipe_file
 
 SCRIPTS = (
+    "download-python-env.sh",
+    "fetch-sdists.py",
     "install-python-env.sh",
     "index-settings.sh",
     "compile-bytecode.py",
@@ -30,20 +32,9 @@ def test_pip_fallback_installs_from_the_index_and_keeps_no_cache(package_index, 
         "PIP_EXTRA_INDEX_URL": "",
         "PIP_CONFIG_FILE": "/dev/null",
     }
-    done = subprocess.run(
-        [
-            "sh",
-            str(staging / "install-python-env.sh"),
-            str(venv),
-            "--no-compile-bytecode",
-            "requirements.txt",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
+    done = install(staging, venv, "--no-compile-bytecode", ["requirements.txt"], env)
     assert done.returncode == 0, done.stderr
-    assert "installing with pip" in done.stdout
+    assert "installing with pip" in done.stderr and not done.stdout  # a log, all of it
     check = subprocess.run(
         [str(venv / "bin/python"), "-c", "import six; print(six.__version__)"],
         capture_output=True,
@@ -53,7 +44,32 @@ def test_pip_fallback_installs_from_the_index_and_keeps_no_cache(package_index, 
     assert not (tmp_path / ".cache" / "pip").exists()
     pth = list(venv.glob("lib/python3*/site-packages/mlflow_steps_runtime.pth"))
     assert pth and pth[0].read_text().strip() == "/opt/mlflow-steps"
-    assert shutil.which("uv") is None or "uv" not in done.stdout.split()
+    assert shutil.which("uv") is None or "uv" not in done.stderr.split()
+
+
+def install(staging, venv, flag: str, files: list[str], env: dict[str, str]):
+    """The recipe's two phases, as the image's two RUNs run them: the download phase (with the
+    index settings in `env`), then the install phase (without them). Returns the
+    CompletedProcess of the phase that failed, else the install phase's (stdout of both)."""
+    download = subprocess.run(
+        ["sh", str(staging / "download-python-env.sh"), *files],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    if download.returncode != 0:
+        return download
+    quiet = {k: v for k, v in env.items() if not k.startswith(("PIP_INDEX", "PIP_EXTRA"))}
+    quiet.pop("MLFLOW_STEPS_INDEX_SECRET", None)
+    done = subprocess.run(
+        ["sh", str(staging / "install-python-env.sh"), str(venv), flag, *files],
+        capture_output=True,
+        text=True,
+        env=quiet,
+    )
+    done.stdout = download.stdout + done.stdout
+    done.stderr = download.stderr + done.stderr
+    return done
 
 
 def tiny_wheel(directory, name: str = "tinypkg"):
@@ -90,14 +106,10 @@ def test_bytecode_is_unchecked_hash_and_skips_test_folders(tmp_path):
     shutil.copy2(find_uv(), staging / "uv")
     (staging / "requirements.txt").write_text(f"{tiny_wheel(tmp_path)}\n")
     venv = tmp_path / "venv"
-    done = subprocess.run(
-        ["sh", staging / "install-python-env.sh", venv, "--compile-bytecode", "requirements.txt"],
-        capture_output=True,
-        text=True,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "MLFLOW_STEPS_PYTHON": sys.executable},
-    )
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "MLFLOW_STEPS_PYTHON": sys.executable}
+    done = install(staging, venv, "--compile-bytecode", ["requirements.txt"], env)
     assert done.returncode == 0, done.stderr
-    assert "mlflow-steps: bytecode for" in done.stdout
+    assert "mlflow-steps: bytecode for" in done.stderr and not done.stdout  # a log line
     package = next(venv.glob("lib/python3*/site-packages/tinypkg"))
     compiled = sorted(p.name.split(".")[0] for p in package.rglob("*.pyc"))
     assert compiled == ["__init__", "core"]  # tests/ kept, not compiled
@@ -132,10 +144,9 @@ def test_index_settings_come_from_the_build_secret_file_on_the_pip_path(auth_ind
         "MLFLOW_STEPS_INDEX_SECRET": str(secret),
     }
     venv = tmp_path / "venv"
-    argv = ["sh", str(staging / "install-python-env.sh"), str(venv), "--no-compile-bytecode"]
-    done = subprocess.run([*argv, "requirements.txt"], capture_output=True, text=True, env=env)
+    done = install(staging, venv, "--no-compile-bytecode", ["requirements.txt"], env)
     assert done.returncode == 0, done.stderr
-    assert "installing with pip" in done.stdout
+    assert "installing with pip" in done.stderr and not done.stdout  # a log, all of it
     assert (next(venv.glob("lib/python3*/site-packages/six.py"))).exists()
     assert INDEX_USERS["alice"] not in done.stdout + done.stderr
     assert password not in done.stdout + done.stderr

@@ -32,7 +32,10 @@ FORMS = [
     ("--only-binary=:all:", "--only-binary :all:"),
     ("--no-index", "--no-index"),
     ("--pre", "--pre"),
-    ("--prefer", "--prefer-binary"),  # optparse's abbreviations
+    ("--no-i", "--no-index"),  # optparse's abbreviations
+    ("--all-releases :all:", "--all-releases :all:"),
+    ("--only-final=a,b", "--only-final a,b"),
+    ("--no-require-hashes", "--no-require-hashes"),
     ("--require-hashes", "--require-hashes"),
     ("name @ https://host/name-1.0-py3-none-any.whl ; python_version>'3'",
      'name @ https://host/name-1.0-py3-none-any.whl ; python_version > "3"'),
@@ -64,8 +67,15 @@ REFUSED = [
     ("../outside", ["names ../outside, which leads to", "outside the codeset"]),
     ("/etc/hostname", ["names /etc/hostname, which is an absolute path, outside the codeset"]),
     ("-c /etc/hostname", ["is an absolute path, outside the codeset"]),
-    ("pkg @ https://host/${PIP_INDEX_URL}", ["names an environment variable", "write the value"]),
-]
+    ("pkg @ https://host/${PIP_INDEX_URL}",
+     ["names an environment variable", "--pip-index-url", "MLFLOW_STEPS_INDEX_NETRC",
+      "index Secret"]),
+    # pip's options that uv (Python >= 3.8) cannot be given the meaning of (uv_options.py)
+    ("--prefer", ["pip's prefer-binary choice", "which uv", "`--only-binary NAME` instead"]),
+    ("--use-feature fast-deps", ["the pip feature 'fast-deps'", "remove the line"]),
+    ("--all-releases :none:", ["uses :none:", "remove the line"]),
+    ("./vendor/pkg -C k=v", ["--config-settings on a requirement without a name", "NAME @ URL"]),
+]  # fmt: skip
 
 
 @pytest.fixture
@@ -79,7 +89,7 @@ def read(root: Path, *lines: str) -> tuple[reqs.Requirements, list[str]]:
     problems: list[str] = []
     reader = reqs.Reader(root, root, problems)
     reader.read_lines(list(enumerate(lines, start=1)), "requirements.txt", root)
-    return reader.finish(), problems
+    return reader.finish("requirements.txt"), problems
 
 
 @pytest.mark.parametrize(("line", "normal"), FORMS, ids=[f[0] for f in FORMS])

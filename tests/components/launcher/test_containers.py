@@ -22,7 +22,7 @@ def test_docker_and_podman_argv():
         "-w",
         "/project",
         "-v",
-        "/code:/project",
+        "/code:/project:ro",
         "-v",
         "/io:/mlflow-steps-io",
         "reg/x:t",

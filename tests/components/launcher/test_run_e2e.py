@@ -12,7 +12,11 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pytest
+from mlflow.tracking import MlflowClient
 
+from mlflow_steps.components.runtime import schema
+from mlflow_steps.stack import images
+from tests.support import services
 from tests.support.images import BUILDAH_ENV
 
 pytestmark = pytest.mark.e2e
@@ -165,6 +169,77 @@ def test_local_engine_adds_what_the_users_own_store_needs(
         assert_loadable_model((tmp_path / "url").read_text())
     finally:
         mlflow.set_tracking_uri(None)
+
+
+@pytest.fixture
+def made_store(request, tmp_path):
+    """A store this machine's MLflow made (tables created, stamped at its head): a SQLite file,
+    or a fresh database in the real PostgreSQL."""
+    if request.param == "sqlite":
+        uri = f"sqlite:///{tmp_path / 'made.db'}"
+    else:
+        server = request.getfixturevalue("postgres")
+        host, port = server.host.split(":")
+        name = f"made_{tmp_path.name[-20:].replace('-', '_').lower()}"
+        createdb = str(services.POSTGRES_BIN / "createdb")
+        subprocess.run([createdb, "-h", host, "-p", port, "-U", "mlflow", name], check=True)
+        uri = f"postgresql://mlflow@{server.host}/{name}"
+    MlflowClient(tracking_uri=uri).search_experiments()
+    return uri
+
+
+def revision_and_runs(uri: str) -> tuple[str, int]:
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(uri)
+    try:
+        with engine.connect() as db:
+            revision = db.execute(sqlalchemy.text("SELECT version_num FROM alembic_version"))
+            runs = db.execute(sqlalchemy.text("SELECT count(*) FROM runs"))
+            return revision.scalar_one(), runs.scalar_one()
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def shared_envs(tmp_path_factory):
+    """One local-environment cache for the tests below: each MLflow's environment is built once."""
+    return tmp_path_factory.mktemp("envs")
+
+
+@pytest.mark.parametrize("made_store", ["sqlite", "postgresql"], indirect=True)
+def test_a_run_never_migrates_the_users_store(
+    package_index, made_store, shared_envs, tmp_path, monkeypatch
+):
+    """The index serves MLflow PINNED_MLFLOW (what an unpinned environment gets) and this machine's:
+    the environment for a store this machine's MLflow made gets this machine's MLflow, and the
+    store keeps its revision. An environment pinned to another MLflow is refused before a run
+    exists, naming both releases and `mlflow db upgrade`, and the store is left as it was."""
+    monkeypatch.setenv("MLFLOW_STEPS_ENV_CACHE", str(shared_envs))
+    host = schema.installed_mlflow()
+    assert host is not None
+    before = revision_and_runs(made_store)
+    assert before == (host.head, 0)
+    codeset = Path(__file__).resolve().parents[3] / "examples" / "sklearn-pip"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "AWS_"))}
+    env["MLFLOW_TRACKING_URI"] = made_store
+    flags = [*local_engine(package_index), "--experiment", "kept"]
+    done = mlflow_steps_run(codeset, tmp_path / "url", *flags, env=env)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert f"the environment gets MLflow {host.version}" in done.stderr
+    assert "Updating database tables" not in done.stderr
+    assert revision_and_runs(made_store) == (host.head, 1)
+    if host.version == images.PINNED_MLFLOW:
+        pytest.skip(f"this machine's MLflow is the index's other one ({images.PINNED_MLFLOW})")
+    other = f"mlflow-skinny=={images.PINNED_MLFLOW}"
+    refused = mlflow_steps_run(
+        codeset, tmp_path / "url2", *flags, "--mlflow-requirement", other, env=env
+    )
+    assert refused.returncode != 0 and not (tmp_path / "url2").exists()
+    assert f"MLflow {host.version}" in refused.stderr
+    assert f"MLflow {images.PINNED_MLFLOW}" in refused.stderr
+    assert "mlflow db upgrade" in refused.stderr and "running entry point" not in refused.stderr
+    assert revision_and_runs(made_store) == (host.head, 1)  # no run, no migration
 
 
 def test_image_that_cannot_serve_a_database_store_says_what_is_missing(sklearn_build, tmp_path):

@@ -72,10 +72,14 @@ def test_a_codeset_in_a_subfolder_whose_parameters_share_the_step_inputs_names(
     assert Path(output.read_text()).read_text() == "3 mine here"
 
 
-@pytest.mark.parametrize("context", ["..", "/etc", "projects/../../x"])
+@pytest.mark.parametrize("context", ["..", "/etc", "projects/../../x", "ABSOLUTE-INSIDE"])
 def test_a_context_outside_the_workspace_is_refused(tmp_path, context):
+    """The builder's rule too (builder/test_codeset_shapes.py): an absolute path, even one
+    inside the workspace, is refused by both, with the same message."""
     workspace = tmp_path / "repo"
-    workspace.mkdir()
+    (workspace / "projects").mkdir(parents=True)
+    if context == "ABSOLUTE-INSIDE":
+        context = str(workspace / "projects")
     done, output, _ = run_step(workspace, tmp_path, "--context", context)
     assert done.returncode == 2
     assert f"context '{context}' is not a folder inside the workspace" in done.stderr

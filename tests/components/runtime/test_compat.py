@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -19,7 +20,7 @@ VERSIONS = {
     "1.30.1": ["mlflow==1.30.1", "numpy<2", "pandas<2", "scikit-learn<1.4", "setuptools<70"],
     # SQLAlchemy 2.1 removed a pool class that MLflow 2.22 imports.
     "2.22.0": ["mlflow==2.22.0", "scikit-learn", "sqlalchemy<2.1"],
-    "3": ["mlflow>=3,<4", "scikit-learn"],
+    "3.17.2": ["mlflow==3.17.2", "scikit-learn"],
 }
 
 
@@ -125,3 +126,49 @@ def test_run_and_resolve_on_each_mlflow_line(version, tmp_path):
         assert model_uri.startswith("models:/m-")
     else:
         assert model_uri == ""
+
+
+def store_state(path: Path) -> tuple[str, int]:
+    with sqlite3.connect(path) as db:
+        revision = db.execute("SELECT version_num FROM alembic_version").fetchone()[0]
+        return revision, db.execute("SELECT count(*) FROM runs").fetchone()[0]
+
+
+@pytest.mark.parametrize(
+    "made_by, run_with, words",
+    [
+        ("2.22.0", "3.17.2", ["older than", "mlflow db upgrade", "mlflow-skinny==2.22.0"]),
+        ("3.17.2", "1.30.1", ["does not know", "the store is newer"]),
+    ],
+)
+def test_a_store_another_mlflow_made_is_refused_and_left_as_it_was(
+    made_by, run_with, words, tmp_path
+):
+    """The runtime as it runs in an image: a SQLite store made by one MLflow line, a run in
+    another's environment: refused before a run exists, naming both releases; the store keeps
+    its revision (no migration) and holds no run."""
+    store = tmp_path / "mlflow.db"
+    tracking = f"sqlite:///{store}"
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "MLFLOW_TRACKING_URI": tracking}
+    made = subprocess.run(
+        [str(mlflow_venv(made_by) / "bin" / "python"), "-c",
+         "from mlflow.tracking import MlflowClient; MlflowClient().search_experiments()"],
+        capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr[-2000:]
+    before = store_state(store)
+    runtime = tmp_path / "rt" / "mlflow_steps_runtime"
+    shutil.copytree(
+        ROOT / "components" / "runtime", runtime, ignore=shutil.ignore_patterns("__pycache__")
+    )
+    done = subprocess.run(
+        [str(mlflow_venv(run_with) / "bin" / "python"), "-m", "mlflow_steps_runtime",
+         str(ROOT / "examples" / "sklearn-pip")],
+        capture_output=True, text=True, env={**env, "PYTHONPATH": str(runtime.parent)},
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert made_by in done.stderr and f"MLflow {run_with}" in done.stderr
+    assert all(word in done.stderr for word in words), done.stderr
+    assert "running entry point" not in done.stderr
+    assert store_state(store) == before and before[1] == 0

@@ -75,6 +75,9 @@ def test_a_shipped_constraints_file_takes_part_in_the_resolution_only():
         ("-e ./codeset/vendor/pkg", "reads another file"),
         ("tinypkg @ https://example.org/tinypkg-1.0.tar.gz", "not from the index"),
         ("./codeset/vendor/pkg", "not a requirement from the index"),
+        # pip and uv read the file's own index, the per-package install the builder's
+        ("--index-url http://i/simple", "name their own index"),
+        ("--no-index", "name their own index"),
     ],
 )
 def test_what_the_index_does_not_serve_is_one_layer(line, why):

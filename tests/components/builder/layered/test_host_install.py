@@ -88,7 +88,10 @@ def pin_for(wheel: Path, url: str, sha256: str | None = None) -> Pin:
 
 
 def index_for(url: str) -> IndexSettings:
-    return IndexSettings(f"{url}/simple/", credentials={"127.0.0.1": (LOGIN, TOKEN)})
+    # Plain http: the host is named trusted, or no credential is sent (index_credentials).
+    return IndexSettings(
+        f"{url}/simple/", trusted_hosts="127.0.0.1", credentials={"127.0.0.1": (LOGIN, TOKEN)}
+    )
 
 
 def test_a_pure_wheel_is_installed_like_into_the_venv_and_compiled_for_its_image_path(

@@ -5,6 +5,8 @@ tests/components/launcher/test_run_e2e.py (sklearn_build is built per-package by
 from __future__ import annotations
 
 import io
+import re
+import shutil
 import subprocess
 import tarfile
 import time
@@ -113,6 +115,32 @@ def test_a_one_package_bump_uploads_that_layer_and_mounts_the_rest(
     remove_local_images(second)
     assert check.returncode == 0, check.stderr
     assert check.stdout.strip() == "1.17.0"
+
+
+def test_a_build_after_its_layer_cache_was_deleted_writes_the_cache_again(
+    registry, package_index, base_images, tmp_path
+):
+    """Build into NS/a; delete NS/mlflow-steps-layers (a retention policy); add one package and
+    build again: it succeeds, and the layers the target already held are recorded in the cache
+    again, so a third build mounts them all."""
+    index, base = package_index.extra["url"], base_images["debian"]
+    namespace = "pruned-" + tmp_path.name[-12:].lower().replace("_", "-")
+    common = ("packaging", "six==1.16.0")
+    build(codeset(tmp_path / "a", *common), registry, index, base, f"{namespace}/a")
+    delete_repository(registry, f"{namespace}/mlflow-steps-layers")
+    _, log = build(codeset(tmp_path / "b", *common, "idna"), registry, index, base,
+                   f"{namespace}/a")  # fmt: skip
+    assert "0 already in the registry (mounted), 3 to install" in log
+    _, log = build(codeset(tmp_path / "c", *common, "idna", "click"), registry, index, base,
+                   f"{namespace}/a")  # fmt: skip
+    assert re.search(r"3 already in the registry \(mounted\), 1 to install: click ", log), log
+
+
+def delete_repository(registry, repository: str) -> None:
+    """What a retention policy does: the repository (tags, manifests, blob links) is gone."""
+    folder = registry.log.parent / "data" / "docker/registry/v2/repositories" / repository
+    assert folder.is_dir()
+    shutil.rmtree(folder)
 
 
 def sdist_only_index(tmp_path: Path):

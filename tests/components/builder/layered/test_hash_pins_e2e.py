@@ -1,0 +1,60 @@
+"""Hash pins hold when layers are reused (issue 23 item 12), all real: buildah, the registry
+(its access log read), the pypiserver index, the debootstrapped base. tests/cases/
+requirements-hashed is built per-package; then one hex digit of six's wheel hash is flipped
+and the copy built again into the same registry, where every layer already is."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support.builds import local_build_argv
+from tests.support.images import BUILDAH_ENV
+
+pytestmark = pytest.mark.e2e
+
+CASES = Path(__file__).resolve().parents[3] / "cases"
+
+WHEEL_HASH = "8abb2f1d86890a2dfb989f9a77cfcfd3e47c2a354b01111771326f8aa26e0254"  # six 1.16.0
+
+
+def build(codeset, registry, index_url: str, base: str) -> subprocess.CompletedProcess:
+    out = codeset.parent / f"{codeset.name}.image"
+    argv = local_build_argv(codeset, registry.host, base=base, index_url=index_url,
+                            repository="layered/hashed", output=out)  # fmt: skip
+    argv += ["--mlflow-requirement", "", "--layering=per-package"]
+    return subprocess.run(argv, capture_output=True, text=True, env=BUILDAH_ENV)
+
+
+def test_a_flipped_hash_fails_naming_the_package_and_pushes_nothing(
+    registry, package_index, base_images, tmp_path
+):
+    index, base = package_index.extra["url"], base_images["debian"]
+    good = tmp_path / "good"
+    shutil.copytree(CASES / "requirements-hashed", good)
+    first = build(good, registry, index, base)
+    assert first.returncode == 0, first.stderr[-3000:]
+    bad = tmp_path / "bad"
+    shutil.copytree(CASES / "requirements-hashed", bad)
+    requirements = bad / "requirements.txt"
+    flipped = WHEEL_HASH[:-1] + ("0" if WHEEL_HASH[-1] != "0" else "1")
+    text = requirements.read_text()
+    assert WHEEL_HASH in text
+    requirements.write_text(text.replace(WHEEL_HASH, flipped))
+    since = len(registry.requests_seen())
+    second = build(bad, registry, index, base)
+    assert second.returncode != 0
+    assert "six 1.16.0" in second.stderr and WHEEL_HASH in second.stderr
+    assert "Nothing was pushed" in second.stderr
+    time.sleep(0.2)  # the registry writes its access log after answering
+    writes = [
+        line
+        for line in registry.requests_seen()[since:]
+        if line.split(" ", 1)[0] in ("PUT", "POST", "PATCH")
+    ]
+    assert writes == []
+    assert not (tmp_path / "bad.image").exists()
