@@ -12,10 +12,13 @@ from .builder.step import (
     builder_image,
     builder_variant,
 )
+from .runtime.record import IMAGE_ENV
 from .runtime.step import RUNTIME
 from .spec import Input, StepSpec
 
 STEPS = (BUILDER, RUNTIME)
+# IMAGE_ENV (MLFLOW_STEPS_IMAGE): the runtime step's own image reference, which every engine's
+# YAML sets from its image parameter; the runtime tags the run and its models with it.
 # Where the buildah builder image keeps its store (overlay driver): generated YAML mounts an
 # emptyDir there, as the Tekton catalog's buildah Task does.
 BUILDAH_STORE = "/var/lib/containers"
@@ -87,6 +90,7 @@ __all__ = [
     "BUILDER",
     "BUILDER_VARIANTS",
     "EXECUTOR_SERVICE_ACCOUNT",
+    "IMAGE_ENV",
     "IMAGE_REGISTRY",
     "INDEX_SECRET",
     "INDEX_SECRET_KEY",

@@ -45,6 +45,7 @@ from mlflow_steps.components.steps import (
     BUILDER,
     BUILDER_VARIANTS,
     EXECUTOR_SERVICE_ACCOUNT,
+    IMAGE_ENV,
     INDEX_SECRET,
     INDEX_SECRET_KEY,
     NETRC_ENV,
@@ -262,7 +263,7 @@ def runtime_container() -> Container:
             *inputs(RUNTIME, [*RUNTIME.engine_inputs, *pod_inputs(RUNTIME)]),
         ],
         outputs=outputs(RUNTIME),
-        env=env(RUNTIME),
+        env=[*env(RUNTIME), Env(name=IMAGE_ENV, value="{{inputs.parameters.image}}")],
         env_from=[
             m.EnvFromSource(
                 secret_ref=m.SecretEnvSource(
@@ -307,6 +308,8 @@ def example_workflow(build_engine: str = "none") -> dict[str, Any]:
     # an input both have (verbose) is one parameter for both.
     variant = builder_variant(build_engine)
     build_inputs, train_inputs = builder_inputs(build_engine), list(RUNTIME.inputs)
+    # image_digest comes from the build, not from a Workflow parameter.
+    train_inputs = [i for i in train_inputs if i.name != "image_digest"]
     example_values = {
         "registry": "registry.fuseml-registry",
         "mlflow_entrypoint_args": "alpha=0.4,l1_ratio=0.1",
@@ -348,6 +351,9 @@ def example_workflow(build_engine: str = "none") -> dict[str, Any]:
             template_ref=ref(RUNTIME.name),
             arguments=[
                 Parameter(name="image", value="{{tasks.build.outputs.parameters.image}}"),
+                Parameter(
+                    name=kebab("image_digest"), value="{{tasks.build.outputs.parameters.digest}}"
+                ),
                 *passed(train_inputs),
                 codeset,
             ],

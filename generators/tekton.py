@@ -23,6 +23,7 @@ from mlflow_steps.components.steps import (
     BUILDAH_STORE_VOLUME,
     BUILDER,
     BUILDER_VARIANTS,
+    IMAGE_ENV,
     INDEX_SECRET,
     INDEX_SECRET_KEY,
     NETRC_ENV,
@@ -207,7 +208,7 @@ def runtime_task(options: TektonOptions) -> dict[str, Any]:
         "name": "run",
         "image": "$(params.IMAGE)",
         "workingDir": "$(workspaces.source.path)",
-        "env": env_from_params(spec),
+        "env": [*env_from_params(spec), {"name": IMAGE_ENV, "value": "$(params.IMAGE)"}],
         "envFrom": [{"secretRef": {"name": "$(params.MLFLOW_SECRET)", "optional": True}}],
         "command": list(spec.command[:3]),
         "args": ["$(workspaces.source.path)", *output_args(spec)],
@@ -246,6 +247,8 @@ def pipeline(options: TektonOptions) -> dict[str, Any]:
     variant = options.variant()
     build_inputs, train_inputs = builder_inputs(variant.engine), list(RUNTIME.inputs)
     build_names = {i.name for i in build_inputs}
+    # image_digest comes from the build, not from a Pipeline param.
+    train_inputs = [i for i in train_inputs if i.name != "image_digest"]
     only_train = [i for i in train_inputs if i.name not in build_names]
     return {
         "apiVersion": "tekton.dev/v1",
@@ -307,6 +310,12 @@ def pipeline(options: TektonOptions) -> dict[str, Any]:
                     "value": "$(tasks.train.results.MODEL_URL)",
                     "description": "The model the entry point logged.",
                 },
+                {
+                    "name": "MODEL_URI",
+                    "value": "$(tasks.train.results.MODEL_URI)",
+                    "description": "models:/<model_id> of the logged model (empty before "
+                    "MLflow 3).",
+                },
             ],
             "tasks": [
                 {
@@ -343,6 +352,10 @@ def pipeline(options: TektonOptions) -> dict[str, Any]:
                     "taskRef": {"name": RUNTIME.name},
                     "params": [
                         {"name": "IMAGE", "value": "$(tasks.build.results.IMAGE_URL)"},
+                        {
+                            "name": tekton_param("image_digest"),
+                            "value": "$(tasks.build.results.IMAGE_DIGEST)",
+                        },
                         *passed_params(train_inputs),
                         {"name": "MLFLOW_SECRET", "value": "$(params.MLFLOW_SECRET)"},
                     ],

@@ -46,6 +46,7 @@ RUNTIME_FLAGS = {
     "mlflow_entrypoint_args": ("--entrypoint-args", "--mlflow-entrypoint-args"),
     "mlflow_artifact_path": ("--artifact-path", "--mlflow-artifact-path"),
     "context": ("--context",),
+    "image_digest": ("--image-digest",),
 }
 
 
@@ -137,16 +138,21 @@ def make_parser() -> argparse.ArgumentParser:
         default=None,
         help="local (default without --image), buildah, docker or podman",
     )
-    for item in RUNTIME.inputs:
-        if item.name in RUNTIME_FLAGS:
+    for spec_input in RUNTIME.inputs:
+        if spec_input.name in RUNTIME_FLAGS:
             run.add_argument(
-                *RUNTIME_FLAGS[item.name],
-                dest=item.name,
+                *RUNTIME_FLAGS[spec_input.name],
+                dest=spec_input.name,
                 default=None,
-                help=f"{item.description} (env {item.env}; default: {item.default or 'empty'})",
+                help=f"{spec_input.description} (env {spec_input.env}; "
+                f"default: {spec_input.default or 'empty'})",
             )
     add_boolean_flag(run, "--verbose", "verbose", "verbose logging (env FUSEML_VERBOSE)")
     run.add_argument("--output", help="write the artifact (model) URL to this file")
+    run.add_argument(
+        "--model-uri-output",
+        help="write the logged model's models:/<model_id> URI to this file (empty before MLflow 3)",
+    )
     generate = commands.add_parser("generate", help="write every engine's YAML for both steps")
     generate.add_argument(
         "--engine",
@@ -251,11 +257,16 @@ def cmd_inspect(args: argparse.Namespace, out: TextIO) -> int:
     print(f"codeset:      {codeset.root}", file=out)
     if codeset.workspace and codeset.workspace != codeset.root:
         print(f"workspace:    {codeset.workspace} (context {options.context})", file=out)
-    print(f"mlproject:    {codeset.mlproject.name} (name: {codeset.name or '-'})", file=out)
-    print(
-        f"environment:  {env.kind} ({env.path.name if env.path else 'MLproject docker_env'})",
-        file=out,
-    )
+    if codeset.mlproject is None:
+        print(
+            "mlproject:    - (none: the entry points are the codeset's scripts, by name)", file=out
+        )
+    else:
+        print(f"mlproject:    {codeset.mlproject.name} (name: {codeset.name or '-'})", file=out)
+    shown_env = env.path.name if env.path else "MLproject docker_env"
+    if codeset.mlproject is None and env.path is None:
+        shown_env = "none: MLflow's default, Python and MLflow alone"
+    print(f"environment:  {env.kind} ({shown_env})", file=out)
     if the_plan.recipe:
         print(f"base image:   {the_plan.recipe.base_image}", file=out)
         if env.kind == "conda":
@@ -267,6 +278,9 @@ def cmd_inspect(args: argparse.Namespace, out: TextIO) -> int:
         )
         print(f"ships:        {shown}", file=out)
     print("entry points:", file=out)
+    if codeset.mlproject is None:
+        scripts = sorted(p.name for p in codeset.root.iterdir() if p.suffix in (".py", ".sh"))
+        print(f"  scripts, by name: {', '.join(scripts)}", file=out)
     for entry in codeset.entry_points.values():
         params = ", ".join(
             f"{p.name}: {p.type}" + ("" if p.required else f" = {p.default!r}")
@@ -338,9 +352,11 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
         runtime_flags=flags,
         options=BuildOptions.from_values(values),
     )
-    url = launcher.run(request, os.environ, builder.stderr)
-    publish(url, output_paths(args.output))
-    print(url, file=out)
+    result = launcher.run(request, os.environ, builder.stderr)
+    publish(result.model_url, output_paths(args.output))
+    if args.model_uri_output:
+        publish(result.model_uri, [Path(args.model_uri_output)])
+    print(result.model_url, file=out)
     return 0
 
 

@@ -107,6 +107,7 @@ def make_pipeline(image: str = "", build_engine: str = "none"):
             context=context,
             mlflow_entrypoint=mlflow_entrypoint,
             mlflow_entrypoint_args=mlflow_entrypoint_args,
+            image_digest=build.outputs["digest"],
         )
         train.set_container_image(build.outputs["image"])
         apply_pod(

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..problems import StepError
 from ..runtime.inputs import RESERVED_NAMES, InputError, codeset_dir, parameter_name_problem
-from .environments import DETECTION_ORDER, KINDS_BY_KEY, DockerEnv, Environment
+from .environments import DETECTION_ORDER, KINDS_BY_KEY, DockerEnv, Environment, PythonEnv
 from .inside import outside, refusal
 from .yamlfile import load_yaml
 
@@ -47,7 +47,8 @@ class EntryPoint:
 @dataclass(frozen=True)
 class Codeset:
     root: Path
-    mlproject: Path
+    # None: a folder without MLproject, which MLflow runs by script name (`-e train.py`).
+    mlproject: Path | None
     name: str | None
     entry_points: dict[str, EntryPoint]
     environment: Environment
@@ -95,10 +96,7 @@ def load_codeset(path: Path | str, context: str = ".") -> Codeset:
                 f"codeset {root}: {misnamed[0]} is not read by MLflow, which looks for a file "
                 f"named exactly MLproject (no extension): rename it to MLproject"
             )
-        raise StepError(
-            f"codeset {root}: no MLproject file at its root; add one (name, environment file, "
-            "entry_points with at least `main`), see https://mlflow.org/docs/latest/projects.html"
-        )
+        return load_without_mlproject(root, workspace)
     if len(candidates) > 1:
         names = ", ".join(p.name for p in candidates)
         raise StepError(f"codeset {root}: several MLproject files ({names}); keep exactly one")
@@ -137,6 +135,39 @@ def load_codeset(path: Path | str, context: str = ".") -> Codeset:
             "data from the artifact store"
         )
     return Codeset(root, mlproject, name, entry_points, environment, warnings, workspace)
+
+
+def load_without_mlproject(root: Path, workspace: Path) -> Codeset:
+    """A folder without MLproject, as MLflow 3.17.2's `_project_spec.load_project` reads it:
+    no entry points but its scripts (`mlflow run -e train.py -P alpha=0.3` runs
+    `python train.py --alpha 0.3`), and the environment of the first default file found
+    (python_env.yaml, conda.yaml, then this project's own uv.lock, pylock.toml,
+    requirements.txt); with none, MLflow's default python_env (`_PythonEnv()`: no
+    dependencies), here Python `python_version` with MLflow alone."""
+    scripts = sorted(p.name for p in root.iterdir() if p.suffix in (".py", ".sh") and p.is_file())
+    if not scripts:
+        raise StepError(
+            f"codeset {root}: no MLproject file and no .py/.sh script at its root; add an "
+            "MLproject (name, environment file, entry_points), or the script MLflow runs by "
+            "name (`mlflow run -e train.py`)"
+        )
+    problems: list[str] = []
+    warnings = [
+        f"codeset {root}: no MLproject; its entry points are its scripts ({', '.join(scripts)}), "
+        "run by name (mlflow_entrypoint=train.py), each parameter given appended as --name value"
+    ]
+    environment: Environment | None
+    if any(kind.detect(root) is not None for kind in DETECTION_ORDER):
+        environment = detect_environment(root, "codeset", {}, problems, workspace)
+    else:
+        environment = PythonEnv()
+        warnings.append(
+            f"codeset {root}: no environment file; MLflow's default environment (python_env "
+            "with no dependencies): Python python_version and MLflow alone"
+        )
+    if problems or environment is None:
+        raise StepError(problems)
+    return Codeset(root, None, None, {}, environment, warnings, workspace)
 
 
 def shared_name_warnings(entry_points: dict[str, EntryPoint]) -> list[str]:

@@ -13,6 +13,7 @@ from ..problems import StepError
 from ..processes import Finished, run_logged
 
 IO_DIR = "/mlflow-steps-io"
+MODEL_URI_OUTPUT = "model-uri"
 RUNTIME = ["python", "-m", "mlflow_steps_runtime"]
 
 
@@ -23,6 +24,8 @@ def runtime_args(runtime_flags: list[str]) -> list[str]:
         f"{IO_DIR}/env.json",
         "--output",
         f"{IO_DIR}/output",
+        "--model-uri-output",
+        f"{IO_DIR}/{MODEL_URI_OUTPUT}",
         *runtime_flags,
     ]
 
@@ -59,12 +62,14 @@ def buildah_run(
         raise StepError(f"buildah cannot use image {image}: {created.stderr.strip()[-500:]}")
     container = created.stdout.strip().splitlines()[-1]
     try:
+        digest = image_digest(container)
         return run_logged(
             [
                 "buildah",
                 "run",
                 "--isolation",
                 "chroot",
+                *(["--env", f"MLFLOW_STEPS_IMAGE_DIGEST={digest}"] if digest else []),
                 "-v",
                 f"{project}:/project:ro",
                 "-v",
@@ -79,3 +84,22 @@ def buildah_run(
         )
     finally:
         subprocess.run(["buildah", "rm", container], capture_output=True)
+
+
+def image_digest(container: str) -> str:
+    """The manifest digest of the image a buildah container was made from ("" if unknown)."""
+    found = subprocess.run(
+        [
+            "buildah",
+            "inspect",
+            "--type",
+            "container",
+            "--format",
+            "{{.FromImageDigest}}",
+            container,
+        ],
+        capture_output=True,
+        text=True,
+    )
+    digest = found.stdout.strip() if found.returncode == 0 else ""
+    return digest if digest.startswith("sha256:") else ""

@@ -28,10 +28,23 @@ class RunRequest:
     options: BuildOptions
 
 
-def run(request: RunRequest, environ: Mapping[str, str], log: Callable[[str], None]) -> str:
-    """Run the entry point; returns the artifact URL the runtime module wrote."""
+@dataclass(frozen=True)
+class RunResult:
+    """The runtime step's outputs: `model_url` (the artifact URL) and `model_uri`
+    (`models:/<model_id>`, "" before MLflow 3)."""
+
+    model_url: str
+    model_uri: str
+
+
+def run(request: RunRequest, environ: Mapping[str, str], log: Callable[[str], None]) -> RunResult:
+    """Run the entry point; returns the outputs the runtime module wrote. In an image, the run
+    and its logged models are tagged with the image's reference (MLFLOW_STEPS_IMAGE) and, for
+    buildah or a reference by digest, its digest."""
     project = request.project.resolve()
     passed = passed_environment(environ)
+    if request.image:
+        passed["MLFLOW_STEPS_IMAGE"] = request.image
     if request.engine != "local":
         if not request.image:
             raise StepError(f"--engine {request.engine} needs --image (the builder's output)")
@@ -43,6 +56,7 @@ def run(request: RunRequest, environ: Mapping[str, str], log: Callable[[str], No
     with tempfile.TemporaryDirectory(prefix="mlflow-steps-io-") as tmp:
         io_dir = Path(tmp)
         output = io_dir / "output"
+        model_uri = io_dir / containers.MODEL_URI_OUTPUT
         if request.engine == "local":
             done = run_local(request, project, passed, output, io_dir, log)
         else:
@@ -77,7 +91,8 @@ def run(request: RunRequest, environ: Mapping[str, str], log: Callable[[str], No
             raise StepError(failure(what, done))
         if not output.exists():
             raise StepError(f"{what} ended without writing its output; it said:\n{done.said()}")
-        return output.read_text().strip()
+        uri = model_uri.read_text().strip() if model_uri.exists() else ""
+        return RunResult(output.read_text().strip(), uri)
 
 
 def run_local(
@@ -105,8 +120,9 @@ def run_local(
     the_plan = plan(project, options)
     kind = the_plan.codeset.environment
     if isinstance(kind, DockerEnv):
+        where = getattr(the_plan.codeset.mlproject, "name", "MLproject")
         raise StepError(
-            f"{the_plan.codeset.mlproject.name}: a docker_env project (image {kind.image}) runs "
+            f"{where}: a docker_env project (image {kind.image}) runs "
             "in its image, and the local engine runs codesets in a virtual environment of this "
             "machine: build it (`mlflow-steps build`, which adds the runtime step to the image) "
             "and run it with --engine buildah, podman or docker and --image set to the build's "
@@ -132,6 +148,8 @@ def run_local(
         str(env_file),
         "--output",
         str(output),
+        "--model-uri-output",
+        str(io_dir / containers.MODEL_URI_OUTPUT),
         *request.runtime_flags,
     ]
     return run_logged(argv, env=env)

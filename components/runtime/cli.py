@@ -59,6 +59,11 @@ def make_parser():
         )
     parser.add_argument("--output", help="write the artifact URL to this file")
     parser.add_argument(
+        "--model-uri-output",
+        help="write the logged model's models:/<model_id> URI to this file (MLflow 3; empty "
+        "before MLflow 3, which has no logged models)",
+    )
+    parser.add_argument(
         "--env-file",
         help="JSON object of environment variables to set first "
         "(how launchers pass secrets without putting them on a command line)",
@@ -184,6 +189,11 @@ def run_project(args, values, project_dir, environ, out):
     environ.setdefault("GIT_PYTHON_REFRESH", "quiet")  # images carry no git executable
     store.check_stores(environ)
     schema.check_schemas(environ)  # before MLflow opens (and would migrate) a database store
+    from . import record
+
+    tags = record.run_tags(project_dir, entry_name, project.env_type)
+    image_tags = record.image_tags(environ, values["image_digest"])
+    tags.update(image_tags)
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient()
@@ -203,10 +213,15 @@ def run_project(args, values, project_dir, environ, out):
     # that must mean the same place to the runner and to this process.
     os.chdir(project_dir)
     log("running entry point {!r} in experiment {!r}".format(entry_name, experiment))
-    run_id = launch.run_entry_point(client, project_dir, entry_name, parameters, experiment_id)
+    run_id = launch.run_entry_point(
+        client, project_dir, entry_name, parameters, experiment_id, tags
+    )
     url = launch.resolve_artifact(client, run_id, values["mlflow_artifact_path"])
+    model_uri = launch.model_uri(client, run_id, values["mlflow_artifact_path"])
+    launch.tag_models(client, run_id, image_tags)
     publish(url, output_paths(args.output, environ))
-    log("run {} finished; artifact: {}".format(run_id, url))
+    publish(model_uri, output_paths(args.model_uri_output, environ, "MODEL_URI_RESULT"))
+    log("run {} finished; artifact: {}; model: {}".format(run_id, url, model_uri or "-"))
     out.write(url + "\n")
     return 0
 

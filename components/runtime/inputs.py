@@ -39,6 +39,14 @@ INPUTS = (
         "root, as the Tekton catalog's CONTEXT and `mlflow run REPO#SUBDIRECTORY`; "
         "default: the root.",
     ),
+    (
+        "image_digest",
+        "",
+        "Digest (sha256:...) of the environment image, mlflow-builder's digest output: the "
+        "tag mlflow_steps.image.digest on the run and its logged models, beside "
+        "mlflow_steps.image (the image reference, from MLFLOW_STEPS_IMAGE, which the engines "
+        "set). Empty: the digest of an image given by digest, else none.",
+    ),
 )
 # A parameter of the entry point named like one of these never takes the step input's value
 # (FUSEML_<NAME>): only mlflow_entrypoint_args or its default give it one.

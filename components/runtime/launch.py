@@ -24,11 +24,17 @@ def ensure_experiment(client, name):
     return client.create_experiment(name)
 
 
-def run_entry_point(client, project_dir, entry_point, parameters, experiment_id):
-    """Create the run first (so its id is known even on failure), then launch it in place."""
+def run_entry_point(client, project_dir, entry_point, parameters, experiment_id, tags):
+    """Create the run with `tags` (see record.py), then launch the entry point in it, in place.
+
+    The run never stays RUNNING: any failure after it exists (a parameter MLflow refuses, a
+    command that cannot start, a non-zero exit) ends it FAILED, and raises RunFailed.
+    """
     import mlflow.projects
 
-    run = client.create_run(experiment_id)
+    from . import record
+
+    run = record.create_run(client, experiment_id, tags)
     run_id = run.info.run_id
     kwargs = dict(
         uri=project_dir,
@@ -45,12 +51,26 @@ def run_entry_point(client, project_dir, entry_point, parameters, experiment_id)
         kwargs["use_conda"] = False
     sys.stdout.flush()
     try:
+        logged = parameters_of(project_dir, entry_point, parameters)
+        record.record_parameters(client, run_id, logged)
         mlflow.projects.run(**kwargs)
-    except Exception as exc:  # ExecutionException on a non-zero exit
+    except BaseException as exc:  # ExecutionException on a non-zero exit, and any other
+        record.fail_run(client, run_id)
+        if not isinstance(exc, Exception):
+            raise
         raise RunFailed(
             "run {} of entry point {!r} failed: {}".format(run_id, entry_point, exc)
         ) from None
     return run_id
+
+
+def parameters_of(project_dir, entry_point, parameters):
+    from mlflow.projects import _project_spec
+
+    from . import record
+
+    loaded = _project_spec.load_project(project_dir)
+    return record.logged_parameters(loaded, entry_point, parameters)
 
 
 def resolve_artifact(client, run_id, artifact_path):
@@ -91,6 +111,27 @@ def absolute(uri):
     if "://" in uri or uri.startswith(("/", "file:", "mlflow-artifacts:")) or ":" in uri[:12]:
         return uri
     return os.path.abspath(uri)
+
+
+def model_uri(client, run_id, artifact_path):
+    """`models:/<model_id>` of the MLflow 3 logged model named `artifact_path` that the run
+    logged; "" with MLflow < 3 (no logged models) or when the run logged none by that name."""
+    path = artifact_path.strip("/")
+    for model in logged_models(client, client.get_run(run_id)):
+        if model.name == path:
+            return "models:/" + model.model_id
+    return ""
+
+
+def tag_models(client, run_id, tags):
+    """Set `tags` on every MLflow 3 logged model the run logged (none before MLflow 3)."""
+    if not tags:
+        return
+    setter = getattr(client, "set_logged_model_tags", None)
+    if setter is None:
+        return
+    for model in logged_models(client, client.get_run(run_id)):
+        setter(model.model_id, tags)
 
 
 def logged_models(client, run):

@@ -21,13 +21,14 @@ def write_atomically(path, value):
         raise
 
 
-def output_paths(explicit, environ=os.environ):
+def output_paths(explicit, environ=os.environ, result_env="TASK_RESULT"):
     """`--output FILE`, and `/tekton/results/$TASK_RESULT` when FuseML/Tekton sets it
-    (MLFLOW_STEPS_RESULTS_DIR moves /tekton/results, for tests off-cluster)."""
+    (MLFLOW_STEPS_RESULTS_DIR moves /tekton/results, for tests off-cluster); `result_env`
+    names the variable for outputs other than the step's main one."""
     paths = [explicit] if explicit else []
-    if environ.get("TASK_RESULT"):
+    if environ.get(result_env):
         results = environ.get("MLFLOW_STEPS_RESULTS_DIR", "/tekton/results")
-        paths.append(os.path.join(results, environ["TASK_RESULT"]))
+        paths.append(os.path.join(results, environ[result_env]))
     return paths
 
 

@@ -1,35 +1,43 @@
 """MLflow's own project loader, behind one small adapter (its API is private and moves).
 
-Checks the entry point and its parameters before anything runs: unknown entry point, unknown
-parameter, missing required parameter and values that do not fit the declared type are errors
-that list what is valid.
+Checks the entry point and its parameters before any run exists, as MLflow 3.17.2 checks them
+(`mlflow/projects/_project_spec.py`: `EntryPoint._validate_parameters`,
+`Parameter.compute_value`): a missing required parameter, a `uri` value without a scheme and a
+local `path` (a plain path or a `file:` URI) that does not exist are errors. This step also
+refuses `int`, `float` and `bool` values that do not parse (MLflow passes them on unchecked;
+the command would fail later, with a run already made). An undeclared parameter is accepted
+and appended to the command as `--name value`, as MLflow does. A codeset without an MLproject
+is a project of MLflow's default shape: no entry points but its `.py`/`.sh` scripts.
 """
 
 import contextlib
 import os
+from urllib.parse import unquote, urlparse
 
 from .inputs import BOOLEAN_WORDS, InputError
 
 
 def find_mlproject(project_dir):
+    """The MLproject file's path, or None: MLflow runs a folder without one by script name."""
     if not os.path.isdir(project_dir):
         raise InputError("codeset {}: not a directory; mount the codeset there".format(project_dir))
     names = [n for n in os.listdir(project_dir) if n.lower() == "mlproject"]
-    if not names:
-        raise InputError(
-            "codeset {}: no MLproject file; the runtime step runs MLflow projects only".format(
-                project_dir
-            )
-        )
-    return os.path.join(project_dir, names[0])
+    return os.path.join(project_dir, names[0]) if names else None
 
 
 class Project(object):
-    """What the runtime needs of MLflow's project object, whatever the release calls it."""
+    """What the runtime needs of MLflow's project object, whatever the release calls it.
 
-    def __init__(self, name, entry_points):
+    `env_type`: MLflow's environment kind (`conda_env`, `python_env`, `docker_env`);
+    `has_mlproject`: False for a folder run by script name.
+    """
+
+    def __init__(self, name, entry_points, env_type=None, has_mlproject=True, loaded=None):
         self.name = name
         self.entry_points = entry_points  # {name: MLflow EntryPoint (.parameters, .command)}
+        self.env_type = env_type
+        self.has_mlproject = has_mlproject
+        self.loaded = loaded  # MLflow's own Project object
 
 
 @contextlib.contextmanager
@@ -103,7 +111,10 @@ def check_mlproject_file(path):
 
 
 def load_project(project_dir):
-    check_mlproject_file(find_mlproject(project_dir))
+    mlproject = find_mlproject(project_dir)
+    has_mlproject = mlproject is not None
+    if has_mlproject:
+        check_mlproject_file(mlproject)
     from mlflow.projects import _project_spec
 
     try:
@@ -113,14 +124,32 @@ def load_project(project_dir):
     entry_points = getattr(loaded, "_entry_points", None)
     if entry_points is None:
         entry_points = getattr(loaded, "entry_points", None) or {}
-    return Project(getattr(loaded, "name", None), dict(entry_points))
+    return Project(
+        getattr(loaded, "name", None),
+        dict(entry_points),
+        getattr(loaded, "env_type", None),
+        has_mlproject,
+        loaded,
+    )
 
 
 def check_entry_point(project, name, project_dir):
+    """The declared entry point `name`, or None for a `.py`/`.sh` script of the codeset (MLflow
+    runs it as `python NAME` / `$SHELL NAME`, with every parameter appended as `--k v`)."""
     if name in project.entry_points:
         return project.entry_points[name]
     if name.endswith((".py", ".sh")) and os.path.isfile(os.path.join(project_dir, name)):
         return None  # MLflow runs a script of the codeset as an entry point
+    if not project.has_mlproject:
+        scripts = sorted(
+            n for n in os.listdir(project_dir) if n.endswith((".py", ".sh")) and n[:1] != "."
+        )
+        raise InputError(
+            "codeset {} has no MLproject, so its entry points are its scripts: set "
+            "mlflow_entrypoint to one of: {} (got {!r}); or add an MLproject".format(
+                project_dir, ", ".join(scripts) or "none (the folder holds no .py/.sh file)", name
+            )
+        )
     valid = ", ".join(sorted(project.entry_points)) or "none"
     raise InputError(
         "unknown entry point {!r}; the MLproject declares: {} (or name a .py/.sh file of "
@@ -129,19 +158,14 @@ def check_entry_point(project, name, project_dir):
 
 
 def check_parameters(entry_point, values, project_dir):
-    """Values checked against the declared parameters and types; returns them unchanged."""
+    """Values checked against the declared parameters and types; returns them unchanged.
+    Undeclared names pass: MLflow appends them to the command as `--name value`."""
     if entry_point is None:
         return values
     declared = entry_point.parameters
     problems = []
     for name in sorted(values):
-        if name not in declared:
-            problems.append(
-                "unknown parameter {!r}; valid parameters: {}".format(
-                    name, describe(declared) or "none"
-                )
-            )
-        else:
+        if name in declared:
             problem = type_problem(declared[name], values[name], project_dir)
             if problem:
                 problems.append(problem)
@@ -170,14 +194,28 @@ def type_problem(param, value, project_dir):
         return "parameter {!r} must be a boolean (true or false), got {!r}".format(
             param.name, value
         )
-    if kind in ("path", "uri") and not str(value).strip():
-        return "parameter {!r} must be a non-empty {}".format(param.name, kind)
-    if kind == "path" and "://" not in value:
-        local = value if os.path.isabs(value) else os.path.join(project_dir, value)
-        if not os.path.exists(local):
-            return "parameter {!r}: path {!r} does not exist".format(param.name, value)
+    if kind == "uri" and not urlparse(str(value)).scheme:
+        # MLflow: `data_utils.is_uri` (a scheme), in `Parameter._compute_uri_value`
+        return "parameter {!r} must be a URI with a scheme (s3://, file:///, ...), got {!r}".format(
+            param.name, value
+        )
+    if kind == "path":
+        local = local_path(str(value))
+        if local is not None:
+            if not local.strip():
+                return "parameter {!r} must be a non-empty path".format(param.name)
+            where = local if os.path.isabs(local) else os.path.join(project_dir, local)
+            if not os.path.exists(where):
+                return "parameter {!r}: path {!r} does not exist".format(param.name, value)
     return None
 
 
-def describe(declared):
-    return ", ".join("{} ({})".format(n, p.type) for n, p in sorted(declared.items()))
+def local_path(value):
+    """The local path a `path` value names, or None for a URI MLflow downloads: no scheme, or
+    `file:` with no host (MLflow's `file_utils.get_local_path_or_none`)."""
+    parsed = urlparse(value)
+    if not parsed.scheme:
+        return value
+    if parsed.scheme == "file" and not parsed.netloc:
+        return unquote(parsed.path)
+    return None

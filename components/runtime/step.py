@@ -18,10 +18,17 @@ RUNTIME = StepSpec(
         Input(name, description, default, "boolean" if name in BOOLEAN_INPUTS else "string")
         for name, default, description in INPUTS
     ),
-    outputs=(Output("model_url", "URL of the artifact at mlflow_artifact_path (the model)."),),
+    outputs=(
+        Output("model_url", "URL of the artifact at mlflow_artifact_path (the model)."),
+        Output(
+            "model_uri",
+            "models:/<model_id> of the logged model named mlflow_artifact_path (MLflow 3); "
+            "empty with MLflow < 3, which has no logged models.",
+        ),
+    ),
     image=None,
     command=("python", "-m", "mlflow_steps_runtime", "/project"),
-    output_flags={"model_url": "--output"},
+    output_flags={"model_url": "--output", "model_uri": "--model-uri-output"},
     secret_env=tuple(MLFLOW_ENV),
     # Training: more than the builder by default; every engine lets a run change them.
     resources=Resources("1", "2Gi", "4", "8Gi"),

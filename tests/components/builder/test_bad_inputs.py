@@ -19,7 +19,11 @@ MAIN = "entry_points:\n  main:\n    command: python train.py\n"
 
 # (case id, files of the codeset, expected fragments of the message)
 CODESET_CASES = [
-    ("no MLproject", {"requirements.txt": "six\n"}, ["no MLproject file"]),
+    (
+        "no MLproject and no script",
+        {"requirements.txt": "six\n"},
+        ["no MLproject file and no .py/.sh script at its root"],
+    ),
     (
         "malformed MLproject",
         {"MLproject": "entry_points: [main\n", "requirements.txt": "six\n"},

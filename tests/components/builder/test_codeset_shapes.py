@@ -86,7 +86,7 @@ def test_a_codeset_two_folders_down_is_read_there_and_may_include_workspace_file
     assert main(["inspect", str(tmp_path), "--context", "projects/wine"]) == 0
     out = capsys.readouterr().out
     assert f"codeset:      {tmp_path / 'projects/wine'}" in out
-    with pytest.raises(StepError, match="no MLproject file"):
+    with pytest.raises(StepError, match=r"no MLproject file and no \.py/\.sh script"):
         load_codeset(tmp_path)
     # One rule with the runtime step's (test_a_context_outside_the_workspace_is_refused): an
     # absolute path is refused even inside the workspace, which each step mounts elsewhere.
@@ -111,3 +111,18 @@ def test_the_local_engine_names_the_engines_that_run_a_docker_env_project(tmp_pa
     assert "docker_env project (image my/image:1)" in err
     assert "--engine buildah, podman or docker" in err
     assert "Traceback" not in err
+
+
+def test_a_folder_without_mlproject_is_read_as_mlflow_reads_it(tmp_path):
+    """MLflow 3.17.2 `_project_spec.load_project` with no MLproject: the default files decide
+    the environment (python_env.yaml before requirements.txt here), else MLflow's default."""
+    (tmp_path / "train.py").write_text("print('hi')\n")
+    bare = load_codeset(tmp_path)
+    assert bare.mlproject is None and bare.entry_points == {}
+    assert bare.environment.kind == "python_env" and bare.environment.path is None
+    assert any("no environment file" in w for w in bare.warnings)
+    (tmp_path / "requirements.txt").write_text("six\n")
+    assert load_codeset(tmp_path).environment.kind == "pip"
+    (tmp_path / "python_env.yaml").write_text('python: "3.11"\ndependencies: [six]\n')
+    found = load_codeset(tmp_path)
+    assert found.environment.kind == "python_env" and found.environment.path is not None

@@ -31,6 +31,8 @@ def test_docker_and_podman_argv():
         "/mlflow-steps-io/env.json",
         "--output",
         "/mlflow-steps-io/output",
+        "--model-uri-output",
+        "/mlflow-steps-io/model-uri",
         "--entrypoint=eval",
     ]
     podman = engine_run_argv("podman", "reg/x:t", Path("/c"), Path("/io"), [], insecure=True)

@@ -24,6 +24,12 @@ entry_points:
     command: "python -c 'import sys; sys.exit(3)'"
   notes:
     command: "python log_notes.py"
+  fetch:
+    parameters:
+      source: uri
+    command: "python -c pass {source}"
+  broken:
+    command: "python -c pass {undeclared}"
 """
 LOG_NOTES = """\
 import mlflow
@@ -70,8 +76,15 @@ def run_step(codeset: Path, tmp_path: Path, *flags: str, tracking: str | None = 
 
 
 BEFORE_LAUNCH = [
-    (["--entrypoint", "train"], "unknown entry point 'train'; the MLproject declares: fail, main"),
-    (["--entrypoint-args", "epoch=3"], "unknown parameter 'epoch'; valid parameters: epochs (int)"),
+    (
+        ["--entrypoint", "train"],
+        "unknown entry point 'train'; the MLproject declares: broken, fail, fetch, main, notes",
+    ),
+    (
+        ["--entrypoint", "fetch", "--entrypoint-args", "source=data.csv"],
+        "parameter 'source' must be a URI with a scheme",
+    ),
+    (["--entrypoint", "fetch"], "parameter 'source' (uri) is required"),
     (["--entrypoint-args", "epochs=abc"], "parameter 'epochs' must be an int, got 'abc'"),
     (["--entrypoint-args", "=1"], "'=1' is not name=value"),
     (["--entrypoint-args", "a=="], "'a==' has `==`"),
@@ -89,11 +102,45 @@ def test_rejected_before_any_run(codeset, tmp_path, flags, fragment):
     assert not output.exists() and not db.exists()  # no tracking store touched, no run
 
 
-def test_missing_mlproject(tmp_path):
+def test_missing_mlproject_lists_the_scripts_to_run(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
-    done, output, _ = run_step(empty, tmp_path)
-    assert done.returncode != 0 and "no MLproject file" in done.stderr and not output.exists()
+    (empty / "train.py").write_text("")
+    done, output, db = run_step(empty, tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert "has no MLproject, so its entry points are its scripts" in done.stderr
+    assert "one of: train.py (got 'main')" in done.stderr
+    assert not output.exists() and not db.exists()
+
+
+def run_statuses(db: Path) -> list[str]:
+    import sqlite3
+
+    with sqlite3.connect(db) as connection:
+        return [row[0] for row in connection.execute("SELECT status FROM runs")]
+
+
+@pytest.mark.parametrize("entry_point", ["broken", "fail"])
+def test_a_failure_after_the_run_exists_ends_it_failed(codeset, tmp_path, entry_point):
+    """`broken`'s command names a placeholder no parameter fills: MLflow raises before the
+    command starts (KeyError in compute_command); `fail` exits 3."""
+    done, output, db = run_step(codeset, tmp_path, "--entrypoint", entry_point)
+    assert done.returncode == 1, done.stderr
+    assert f"of entry point '{entry_point}' failed" in done.stderr
+    assert run_statuses(db) == ["FAILED"] and not output.exists()
+
+
+def test_undeclared_parameters_are_appended_as_mlflow_appends_them(codeset, tmp_path):
+    done, _, db = run_step(
+        codeset, tmp_path, "--entrypoint", "main", "--entrypoint-args", "epochs=4,seed=7"
+    )
+    # the command prints its argv and then logs no model: the step fails at resolve_artifact
+    assert "['-c', '4', '--seed', '7']" in done.stderr, done.stderr
+    import sqlite3
+
+    with sqlite3.connect(db) as connection:
+        params = dict(connection.execute("SELECT key, value FROM params"))
+    assert params == {"epochs": "4", "seed": "7"}  # declared and undeclared, as mlflow run
 
 
 def test_unreachable_tracking_server(codeset, tmp_path):

@@ -4,6 +4,7 @@ tracking store. The output must load with that MLflow's `pyfunc.load_model` and 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sqlite3
@@ -64,6 +65,8 @@ def test_run_and_resolve_on_each_mlflow_line(version, tmp_path):
             "alpha=0.2,max_iter=300",
             "--output",
             str(tmp_path / "url"),
+            "--model-uri-output",
+            str(tmp_path / "model-uri"),
         ],
         capture_output=True,
         text=True,
@@ -93,6 +96,36 @@ def test_run_and_resolve_on_each_mlflow_line(version, tmp_path):
     assert installed.startswith(version.split(".")[0] + ".")
     assert abs(float(prediction)) > 0.1  # a fitted ElasticNet, not a placeholder
     assert os.path.isabs(url) or ":" in url
+
+    # The run as that release's `mlflow run` records it: every parameter, the project's tags;
+    # the models:/ URI only where logged models exist (MLflow 3).
+    recorded = subprocess.run(
+        [
+            python,
+            "-c",
+            "import json, sys, mlflow; "
+            f"mlflow.set_tracking_uri({tracking!r}); "
+            "client = mlflow.tracking.MlflowClient(); "
+            "e = client.get_experiment_by_name('sklearn_elasticnet'); "
+            "r = client.search_runs([e.experiment_id])[0]; "
+            "print(json.dumps([r.info.status, r.data.params, r.data.tags]))",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd="/",
+    )
+    assert recorded.returncode == 0, recorded.stderr[-2000:]
+    status, params, tags = json.loads(recorded.stdout.strip().splitlines()[-1])
+    assert status == "FINISHED"
+    assert params == {"alpha": "0.2", "l1_ratio": "0.1", "max_iter": "300"}
+    assert tags["mlflow.source.type"] == "PROJECT" and tags["mlflow.project.entryPoint"] == "main"
+    assert tags["mlflow.project.backend"] == "local" and tags["mlflow.source.name"] == str(codeset)
+    model_uri = (tmp_path / "model-uri").read_text()
+    if version.startswith("3"):
+        assert model_uri.startswith("models:/m-")
+    else:
+        assert model_uri == ""
 
 
 def store_state(path: Path) -> tuple[str, int]:

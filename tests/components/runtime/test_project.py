@@ -58,8 +58,10 @@ def test_unknown_entry_point_lists_valid_ones(project):
         ({"epochs": "2.5"}, "must be an int"),
         ({"lr": "fast"}, "parameter 'lr' must be a float"),
         ({"data": "missing.csv"}, "path 'missing.csv' does not exist"),
-        ({"source": ""}, "must be a non-empty uri"),
-        ({"epoch": "2"}, "unknown parameter 'epoch'; valid parameters: data .path., epochs .int."),
+        ({"source": ""}, "'source' must be a URI with a scheme"),
+        ({"source": "data.csv"}, "'source' must be a URI with a scheme .* got 'data.csv'"),
+        ({"data": "file:///no/such/file.csv"}, "path 'file:///no/such/file.csv' does not exist"),
+        ({"data": ""}, "'data' must be a non-empty path"),
     ],
 )
 def test_bad_parameter_values(project, values, fragment):
@@ -72,6 +74,16 @@ def test_good_values_and_required_parameters(project):
     path, loaded = project
     good = {"epochs": "3", "lr": "1e-3", "data": "data.csv", "source": "s3://x/y"}
     assert check_parameters(loaded.entry_points["main"], good, str(path)) == good
+    # MLflow accepts these: a `path` as a file: URI, one it downloads, an undeclared parameter
+    # (appended to the command as --epoch 2), a `uri` of any scheme.
+    accepted = {
+        "data": (path / "data.csv").as_uri(),
+        "epoch": "2",
+        "source": "file:///anything",
+    }
+    assert check_parameters(loaded.entry_points["main"], accepted, str(path)) == accepted
+    remote = {"data": "s3://bucket/data.csv"}
+    assert check_parameters(loaded.entry_points["main"], remote, str(path)) == remote
     with pytest.raises(InputError, match=r"'model' .uri. is required"):
         check_parameters(loaded.entry_points["evaluate"], {}, str(path))
 
@@ -87,3 +99,15 @@ def test_bool_parameters_take_the_boolean_words_and_other_types_pass_through(tmp
     assert check_parameters(entry, values, str(tmp_path)) == values
     with pytest.raises(InputError, match="'flag' must be a boolean"):
         check_parameters(entry, {"flag": "maybe"}, str(tmp_path))
+
+
+def test_a_folder_without_mlproject_runs_its_scripts_by_name(tmp_path):
+    (tmp_path / "train.py").write_text("")
+    (tmp_path / "prep.sh").write_text("")
+    loaded = load_project(str(tmp_path))
+    assert not loaded.has_mlproject and loaded.entry_points == {}
+    assert loaded.env_type == "python_env"  # MLflow's default kind for such a folder
+    assert check_entry_point(loaded, "train.py", str(tmp_path)) is None
+    assert check_parameters(None, {"alpha": "0.3"}, str(tmp_path)) == {"alpha": "0.3"}
+    with pytest.raises(InputError, match=r"no MLproject.*one of: prep.sh, train.py .got 'main'"):
+        check_entry_point(loaded, "main", str(tmp_path))
