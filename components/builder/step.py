@@ -8,7 +8,7 @@ from mlflow_steps import __version__
 
 from ..spec import Input, Output, StepSpec
 
-ENGINES = ("auto", "kaniko", "buildah", "podman", "docker")
+ENGINES = ("auto", "none", "kaniko", "buildah", "podman", "docker")
 ENV_MANAGERS = ("conda", "uv")
 LAYERINGS = ("per-package", "single")
 DEFAULT_PYTHON_VERSION = "3.11"
@@ -79,7 +79,9 @@ BUILDER = StepSpec(
         Input("compressed_caching", "Kaniko's --compressed-caching.", "false", "boolean"),
         Input(
             "engine",
-            "Build engine; auto picks kaniko in its image, else buildah, podman, docker.",
+            "Build engine; none: no engine, the builder writes every layer itself (wheels only, "
+            "no system_packages, no conda); auto: none where it applies, else kaniko in its "
+            "image, else buildah, podman, docker.",
             "auto",
             choices=ENGINES,
             cli_only=True,
