@@ -1,0 +1,141 @@
+"""The engine-less build (`--engine none`), all real: a registry (its access log read), a
+pypiserver index of the test wheelhouse, the debootstrapped Debian base (never pulled by the
+build), the CLI run as uid 65532 with no engine on PATH and a fresh HOME; the image then
+trains under buildah and its model loads on the host."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mlflow_steps.stack import build_argv
+from tests.components.launcher.test_run_e2e import assert_loadable_model, mlflow_steps_run
+from tests.support.images import BUILDAH_ENV, remove_local_images
+from tests.support.oci import manifest_and_config
+from tests.support.unprivileged import Unprivileged
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[4]
+
+
+def engineless_argv(codeset: Path, registry, index, base: str, repository: str, out: Path,
+                    python: str = sys.executable) -> list[str]:  # fmt: skip
+    argv = build_argv(codeset, registry.host, base=base, index_url=index.extra["url"],
+                      repository=repository, output=out)  # fmt: skip
+    argv[0] = python
+    argv[argv.index("--engine") + 1] = "none"
+    return [*argv, "--digest-output", f"{out}.digest"]
+
+
+def writes(registry, since: int, repository: str) -> list[str]:
+    """Uploads (PUT) and manifests put into `repository` since request number `since`."""
+    return [
+        line
+        for line in registry.requests_seen()[since:]
+        if line.startswith("PUT ") and line.split(" ", 1)[1].startswith(f"/v2/{repository}/")
+    ]
+
+
+@pytest.fixture(scope="module")
+def unprivileged(package_index):
+    user = Unprivileged(package_index.extra["url"])
+    yield user
+    user.remove()
+
+
+@pytest.fixture(scope="module")
+def engineless_sklearn(unprivileged, registry, package_index, base_images):
+    """The sklearn example built by uid 65532 with no engine: (codeset, image, digest, log)."""
+    codeset = unprivileged.readable_copy(ROOT / "examples" / "sklearn-pip", "sklearn")
+    out = unprivileged.work / "image"
+    argv = engineless_argv(codeset, registry, package_index, base_images["debian"],
+                           "engineless/sklearn", out, python="python")  # fmt: skip
+    done = unprivileged.run(argv)
+    assert done.returncode == 0, done.stderr[-4000:]
+    image = out.read_text()
+    yield codeset, image, Path(f"{out}.digest").read_text(), done.stderr
+    remove_local_images(image)
+
+
+def test_an_unprivileged_user_without_an_engine_builds_the_sklearn_example(
+    engineless_sklearn, base_images
+):
+    _, image, digest, log = engineless_sklearn
+    assert "engine-less: Python 3.11." in log and "glibc 2.36" in log
+    assert "layering: single" not in log and "engine: not engine-less" not in log
+    manifest, config = manifest_and_config(image)
+    base_manifest, _ = manifest_and_config(base_images["debian"])
+    assert len(manifest["layers"]) > 20
+    assert manifest["layers"][: len(base_manifest["layers"])] == base_manifest["layers"]
+    history = [entry["created_by"] for entry in config["history"]]
+    assert "mlflow-steps: venv" in history and history[-1] == "mlflow-steps: lock"
+    assert any(entry.startswith("mlflow-steps: scikit-learn ") for entry in history)
+    assert digest.startswith("sha256:")
+
+
+def test_its_layers_are_what_a_second_build_writes_byte_for_byte(
+    engineless_sklearn, registry, package_index, base_images, tmp_path
+):
+    """A second build, by root this time, into another namespace (its own layer cache, so
+    every layer is written again): the same manifest, hence the same layers and config."""
+    codeset, image, digest, _ = engineless_sklearn
+    out = tmp_path / "again"
+    argv = engineless_argv(codeset, registry, package_index, base_images["debian"],
+                           "again/sklearn", out)  # fmt: skip
+    since = len(registry.requests_seen())
+    done = subprocess.run(argv, capture_output=True, text=True, env=BUILDAH_ENV)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert "0 already in the registry" in done.stderr
+    assert any("/blobs/uploads/" in line for line in writes(registry, since, "again/sklearn"))
+    assert Path(f"{out}.digest").read_text() == digest
+    (first, _), (second, _) = manifest_and_config(image), manifest_and_config(out.read_text())
+    assert first["layers"] == second["layers"] and first["config"] == second["config"]
+
+
+def test_the_image_trains_under_buildah_and_its_model_loads(engineless_sklearn, mlflow_env,
+                                                            tmp_path):  # fmt: skip
+    codeset, image, _, _ = engineless_sklearn
+    out = tmp_path / "model-url"
+    flags = ["--image", image, "--engine", "buildah", "--insecure", "--experiment",
+             "e2e-engineless", "--entrypoint-args", "alpha=0.2"]  # fmt: skip
+    done = mlflow_steps_run(codeset, out, *flags)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert_loadable_model(out.read_text())
+
+
+def test_a_wheel_needing_a_library_the_base_lacks_fails_and_pushes_nothing(
+    unprivileged, registry, package_index, base_images
+):
+    """lightgbm's library links libgomp.so.1; the Debian minbase has no libgomp1."""
+    codeset = unprivileged.readable_copy(ROOT / "tests" / "cases" / "lightgbm-libgomp", "lgbm")
+    out = unprivileged.work / "lgbm-image"
+    since = len(registry.requests_seen())
+    argv = engineless_argv(codeset, registry, package_index, base_images["debian"],
+                           "engineless/lightgbm", out, python="python")  # fmt: skip
+    done = unprivileged.run(argv)
+    assert done.returncode != 0
+    assert "libgomp.so.1 (Debian package libgomp1), needed by " in done.stderr
+    assert "lightgbm/lib/lib_lightgbm.so" in done.stderr and "nothing was pushed" in done.stderr
+    assert writes(registry, since, "engineless/lightgbm") == []
+    assert not out.exists()
+
+
+def test_engine_none_refuses_system_packages_at_once_naming_the_builder_to_use(
+    registry, package_index, base_images, tmp_path
+):
+    codeset = tmp_path / "apt"
+    shutil.copytree(ROOT / "examples" / "sklearn-pip", codeset)
+    out = tmp_path / "apt-image"
+    argv = engineless_argv(codeset, registry, package_index, base_images["debian"],
+                           "engineless/apt", out)  # fmt: skip
+    since = len(registry.requests_seen())
+    done = subprocess.run([*argv, "--system-packages", "libgomp1"], capture_output=True,
+                          text=True, env=BUILDAH_ENV)  # fmt: skip
+    assert done.returncode != 0
+    assert "engine none (the unprivileged builder) cannot build this codeset" in done.stderr
+    assert "system_packages" in done.stderr and "buildah or Kaniko builder" in done.stderr
+    assert writes(registry, since, "engineless/apt") == [] and not out.exists()
