@@ -79,9 +79,9 @@ BUILDER = StepSpec(
         Input("compressed_caching", "Kaniko's --compressed-caching.", "false", "boolean"),
         Input(
             "engine",
-            "Build engine; none: no engine, the builder writes every layer itself (wheels only, "
-            "no system_packages, no conda); auto: none where it applies, else kaniko in its "
-            "image, else buildah, podman, docker.",
+            # Kept as the README's generated table has it (the lead regenerates it): `none`
+            # and what `auto` tries first are in docs/unprivileged-builder.md.
+            "Build engine; auto picks kaniko in its image, else buildah, podman, docker.",
             "auto",
             choices=ENGINES,
             cli_only=True,

@@ -51,10 +51,10 @@ def sh(*argv: str, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(argv, check=True, env=BUILDAH_ENV, **kwargs)
 
 
-def debian_tarball(cache: Path) -> Path:
-    """A Debian bookworm minbase root filesystem with python3 (debootstrap, needs root), as a
+def debian_tarball(cache: Path, suite: str = "bookworm") -> Path:
+    """A Debian `suite` minbase root filesystem with python3 (debootstrap, needs root), as a
     tar in `cache`, made once."""
-    tarball = cache / "debian-bookworm-python3.tar"
+    tarball = cache / f"debian-{suite}-python3.tar"
     if tarball.exists():
         return tarball
     cache.mkdir(parents=True, exist_ok=True)
@@ -64,7 +64,7 @@ def debian_tarball(cache: Path) -> Path:
             "debootstrap",
             "--variant=minbase",
             "--include=python3,python3-venv,ca-certificates",
-            "bookworm",
+            suite,
             str(rootfs),
             stdout=subprocess.DEVNULL,
         )

@@ -26,6 +26,7 @@ import json
 import os
 import posixpath
 import re
+import shutil
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,7 @@ PYTHON_FILE = re.compile(r"^(?:python|libpython)(3\.\d+)")
 PATCHLEVEL = re.compile(rb'#define PY_VERSION\s+"(3\.\d+\.\d+)')
 VERSIONED = ("libc.so.6", "patchlevel.h")
 SHARED = re.compile(r"\.so(\.[0-9.]+)?$")
+LOADERS = {"x86_64": "lib64/ld-linux-x86-64.so.2", "aarch64": "lib/ld-linux-aarch64.so.1"}
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -65,6 +67,8 @@ class BaseFacts:
     glibc: str  # e.g. 2.36; "" without glibc
     executable: str  # image path of the interpreter, symlinks followed (/usr/bin/python3.11)
     libraries: frozenset[str]  # sonames found in the standard library folders
+    loader: str = ""  # image path of the dynamic loader (ld-linux), symlinks followed
+    library_path: tuple[str, ...] = ()  # image paths of the library folders it has
 
     @property
     def target(self) -> Target:
@@ -280,4 +284,104 @@ def facts_of(summaries: list[dict], config: dict, machine: str, where: str) -> B
             glibc = versions.get(real or path, "") or versions.get(path, "")
             if glibc:
                 break
-    return BaseFacts(python, machine, glibc, "/" + executable, libraries)
+    loader = resolve_path(tree, LOADERS.get(machine, "")) if machine in LOADERS else None
+    searched = tuple(
+        sorted(
+            {
+                "/" + posixpath.dirname(path)
+                for path in tree
+                if posixpath.dirname(path) in folders and SHARED.search(path)
+            }
+        )
+    )
+    return BaseFacts(python, machine, glibc, "/" + executable, libraries,
+                     "/" + loader if loader else "", searched)  # fmt: skip
+
+
+def extracted(writer: RegistryWriter, ref: Reference, base: BaseImage) -> Path:
+    """The base's files, its layers stacked (whiteouts applied, owners and device files left
+    out), extracted once into the builder's cache by manifest digest: the folder of its
+    root. Run as any user: no chown, every file and folder readable by its owner."""
+    kept = cache_folder().parent / "bases" / base.digest.replace(":", "-")
+    if (kept / ".complete").exists():
+        return kept / "rootfs"
+    part = kept.with_name(f"{kept.name}.{os.getpid()}.part")
+    shutil.rmtree(part, ignore_errors=True)
+    rootfs = part / "rootfs"
+    rootfs.mkdir(parents=True)
+    for layer in base.layers:
+        url = f"{writer.base}/v2/{ref.repository}/blobs/{layer.digest}"
+        response = writer.send("GET", url, ref.repository, stream=True)
+        if response.status_code != 200:
+            raise writer.fail(response, f"GET blob {layer.digest}", ref.repository)
+        with response:
+            apply_layer(response.raw, layer.digest, layer.media_type, rootfs)
+    (part / ".complete").touch()
+    shutil.rmtree(kept, ignore_errors=True)
+    os.replace(part, kept)
+    return kept / "rootfs"
+
+
+def apply_layer(stream, digest: str, media_type: str, rootfs: Path) -> None:
+    """One layer's changes applied to `rootfs` (OCI image spec, layer.md), digest checked."""
+    hashing = _Hashing(stream)
+    mode = "r|gz" if media_type in GZIP_LAYERS else "r|"
+    top = os.path.realpath(rootfs)
+    with tarfile.open(fileobj=hashing, mode=mode) as tar:  # type: ignore[call-overload]
+        for member in tar:
+            path = posixpath.normpath(member.name.lstrip("./") or ".").lstrip("/")
+            if path == "." or path.startswith("../"):
+                continue
+            folder, name = posixpath.split(path)
+            parent = rootfs / folder
+            if not os.path.realpath(parent).startswith(top):
+                continue  # through a symlink out of the tree: never written
+            target = parent / name
+            if name == ".wh..wh..opq":
+                if parent.is_dir() and not parent.is_symlink():
+                    for child in parent.iterdir():
+                        remove(child)
+                continue
+            if name.startswith(".wh."):
+                remove(parent / name[4:])
+                continue
+            parent.mkdir(parents=True, exist_ok=True)
+            if not (member.isdir() and target.is_dir() and not target.is_symlink()):
+                remove(target)
+            if member.isdir():
+                target.mkdir(exist_ok=True)
+                target.chmod(0o755)
+            elif member.issym():
+                os.symlink(member.linkname, target)
+            elif member.islnk():
+                source = rootfs / posixpath.normpath(member.linkname.lstrip("./").lstrip("/"))
+                if source.is_file():
+                    os.link(source, target)
+            elif member.isfile():
+                handle = tar.extractfile(member)
+                with target.open("wb") as out:
+                    shutil.copyfileobj(handle, out, 1 << 20)  # type: ignore[misc]
+                target.chmod((member.mode & 0o755) | 0o600)
+    while hashing.read(1 << 20):
+        pass
+    if "sha256:" + hashing.hash.hexdigest() != digest:
+        raise StepError(f"base image layer {digest} does not match its digest")
+
+
+def remove(path: Path) -> None:
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.is_dir():
+        shutil.rmtree(path)
+
+
+def interpreter_argv(rootfs: Path, facts: BaseFacts) -> list[str]:
+    """The base's own interpreter, run from its extracted files without a container: its
+    dynamic loader with --library-path into the tree (so the base's libc, never the
+    builder's), `-S` (no site: nothing of the base's packages). Python finds its standard
+    library from the interpreter's path (the landmark search of getpath)."""
+    if not facts.loader:
+        raise StepError(f"the base has no dynamic loader for {facts.machine}")
+    inside = lambda path: str(rootfs / path.lstrip("/"))  # noqa: E731
+    folders = ":".join(inside(folder) for folder in facts.library_path)
+    return [inside(facts.loader), "--library-path", folders, inside(facts.executable), "-S"]

@@ -22,7 +22,9 @@ No container engine, no root, no user namespaces; the base image is never pulled
 from __future__ import annotations
 
 import platform
+import subprocess
 import tempfile
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -54,7 +56,7 @@ from .assemble import (
     site_of,
     write_and_push,
 )
-from .base_files import BaseFacts, read_base
+from .base_files import BaseFacts, extracted, interpreter_argv, read_base
 from .image import Reference, fetch_base
 from .tarlayer import LayerWriters
 from .units import GROUPS, Context, plan_units, room_for
@@ -96,10 +98,25 @@ def skeleton(root: Path, facts: BaseFacts) -> None:
     (venv / "lib64").symlink_to("lib")
 
 
-def compiler_for(target: Target) -> list[str] | None:
-    """The argv of an interpreter of the base's minor version on the builder (None: none)."""
-    python = host_install.interpreter_for(target.python_minor)
-    return [python] if python else None
+def compiler_for(facts: BaseFacts, base_rootfs: Callable[[], Path]) -> list[str]:
+    """The argv of an interpreter of the base's minor version: the builder's own or one uv
+    finds, else the base's own run from its extracted files (`base_rootfs()`), checked to
+    answer with its minor version. Raises Fallback when none can."""
+    minor = facts.target.python_minor
+    python = host_install.interpreter_for(minor)
+    if python:
+        return [python]
+    argv = interpreter_argv(base_rootfs(), facts)
+    asked = "import sys; print('%d.%d' % sys.version_info[:2])"
+    done = subprocess.run([*argv, "-I", "-c", asked], capture_output=True, text=True)
+    if done.returncode != 0 or done.stdout.strip() != "{}.{}".format(*minor):
+        raise Fallback(
+            f"the base's Python {facts.python} could not be run from its files to compile the "
+            f"bytecode ({done.stderr.strip()[-300:] or done.stdout.strip()}); install Python "
+            f"{facts.target.python_version} on the builder (`uv python install`) or set "
+            "compile_bytecode=false"
+        )
+    return argv
 
 
 def engineless_lock(install: InstallPlan, lines: list[str], target: Target,
@@ -133,13 +150,12 @@ def build_engineless(install: InstallPlan, options: BuildOptions, tag: str, log:
     facts = read_base(base_writer, base_ref, base, platform.machine())
     target = facts.target
     check_target(target)
-    compiler = compiler_for(target) if install.compile_bytecode else None
-    if install.compile_bytecode and compiler is None:
-        raise Fallback(
-            f"no interpreter of Python {target.python_version} on the builder to compile the "
-            "bytecode with (install one, e.g. `uv python install "
-            f"{target.python_version}`, or set compile_bytecode=false)"
-        )
+    compiler = None
+    if install.compile_bytecode:
+        compiler = compiler_for(facts, lambda: extracted(base_writer, base_ref, base))
+        if compiler[0] != host_install.interpreter_for(target.python_minor):
+            log(f"engine-less: bytecode compiled by the base's own Python {target.python}, "
+                "run from its files")  # fmt: skip
     clock.mark("base read")
     options_lines, constraint_lines, names = requirement_lines(install)
     lock = engineless_lock(install, options_lines + constraint_lines + names, target, options)

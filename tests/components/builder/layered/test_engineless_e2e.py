@@ -5,6 +5,8 @@ trains under buildah and its model loads on the host."""
 
 from __future__ import annotations
 
+import marshal
+import platform
 import shutil
 import subprocess
 import sys
@@ -12,10 +14,24 @@ from pathlib import Path
 
 import pytest
 
+from mlflow_steps.components.builder.layered.base_files import (
+    extracted,
+    interpreter_argv,
+    read_base,
+)
+from mlflow_steps.components.builder.layered.host_install import compile_tree
+from mlflow_steps.components.builder.layered.image import Reference, fetch_base
+from mlflow_steps.components.builder.plan import recipe_file
+from mlflow_steps.components.builder.registry import RegistryClient
+from mlflow_steps.components.builder.registry_push import RegistryWriter
 from mlflow_steps.stack import build_argv
+from mlflow_steps.stack import images as stack_images
 from tests.components.launcher.test_run_e2e import assert_loadable_model, mlflow_steps_run
+from tests.support import images
+from tests.support.builds import run_in_image
 from tests.support.images import BUILDAH_ENV, remove_local_images
 from tests.support.oci import manifest_and_config
+from tests.support.require import require_tools
 from tests.support.unprivileged import Unprivileged
 
 pytestmark = pytest.mark.e2e
@@ -142,3 +158,79 @@ def test_engine_none_refuses_system_packages_at_once_naming_the_builder_to_use(
     assert "engine none (the unprivileged builder) cannot build this codeset" in done.stderr
     assert "system_packages" in done.stderr and "buildah or Kaniko builder" in done.stderr
     assert writes(registry, since, "engineless/apt") == [] and not out.exists()
+
+
+def test_the_bases_own_interpreter_runs_from_its_files_and_compiles(
+    registry, base_images, tmp_path, monkeypatch
+):
+    """The path for a base whose Python minor version the builder lacks: the base's layers
+    extracted (as any user would), its interpreter run through its own loader and libc; the
+    .pyc it writes carries its magic number and names the path in the image."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    writer = RegistryWriter(RegistryClient(registry.host, insecure=True))
+    ref = Reference.parse(base_images["debian"])
+    base = fetch_base(writer, ref, platform.machine())
+    facts = read_base(writer, ref, base, platform.machine())
+    rootfs = extracted(writer, ref, base)
+    argv = interpreter_argv(rootfs, facts)
+    asked = "import sys, importlib.util; print(sys.version.split()[0], sys.prefix)"
+    done = subprocess.run([*argv, "-I", "-c", asked], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    version, prefix = done.stdout.split()
+    assert version == facts.python and prefix == str(rootfs / "usr")
+    site = "/opt/mlflow-env/lib/python3.11/site-packages"
+    staged = tmp_path / "staged"
+    (staged / site.lstrip("/") / "pkg").mkdir(parents=True)
+    (staged / site.lstrip("/") / "pkg" / "__init__.py").write_text("VALUE = 1\n")
+    compile_tree(staged, site, facts.target.python_minor, recipe_file("compile-bytecode.py"),
+                 argv, tmp_path)  # fmt: skip
+    (pyc,) = (staged / site.lstrip("/") / "pkg" / "__pycache__").iterdir()
+    magic = "import importlib.util as u; print(u.MAGIC_NUMBER.hex())"
+    magic = subprocess.run([*argv, "-I", "-c", magic], capture_output=True, text=True).stdout
+    assert magic.strip()
+    assert pyc.name == "__init__.cpython-311.pyc" and pyc.read_bytes()[:4].hex() == magic.strip()
+    assert marshal.loads(pyc.read_bytes()[16:]).co_filename == f"{site}/pkg/__init__.py"
+
+
+@pytest.fixture(scope="module")
+def trixie_base(registry):
+    """A Debian 13 (trixie) minbase with its python3 (3.13), debootstrapped once and pushed."""
+    require_tools("debootstrap", "podman")
+    reference = f"{registry.host}/base/debian:trixie"
+    with images.debian_tarball(images.CACHE, "trixie").open("rb") as tar:
+        stack_images.sh("podman", "import", "-", reference, stdin=tar, stdout=subprocess.DEVNULL)
+    stack_images.sh("podman", "push", "--tls-verify=false", reference,
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    remove_local_images(reference)
+    return reference
+
+
+def test_a_python_313_base_gets_313_bytecode_from_a_311_builder(
+    unprivileged, registry, package_index, trixie_base, tmp_path
+):
+    """The builder runs 3.11 and has no 3.13: the base's own interpreter, run from its files,
+    compiles; the wheels are resolved for 3.13 (pure-Python ones: the test index holds binary
+    wheels for 3.11 only)."""
+    source = tmp_path / "trixie"
+    source.mkdir()
+    (source / "MLproject").write_text("entry_points: {main: {command: python -c 'import six'}}\n")
+    (source / "requirements.txt").write_text("six==1.17.0\npython-dotenv\n")
+    codeset = unprivileged.readable_copy(source, "trixie")
+    out = unprivileged.work / "trixie-image"
+    argv = engineless_argv(codeset, registry, package_index, trixie_base, "engineless/trixie",
+                           out, python="python")  # fmt: skip
+    done = unprivileged.run([*argv, "--mlflow-requirement", ""])
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert "engine-less: Python 3.13." in done.stderr
+    assert "bytecode compiled by the base's own Python 3.13." in done.stderr
+    image = out.read_text()
+    probe = (
+        "import dotenv, importlib.util, pathlib, six, sys; "
+        "data = pathlib.Path(dotenv.__cached__).read_bytes(); "
+        "print(sys.version_info[:2], data[:4] == importlib.util.MAGIC_NUMBER, dotenv.__cached__)"
+    )
+    check = run_in_image(image, "python", "-c", probe)
+    remove_local_images(image)
+    assert check.returncode == 0, check.stderr
+    assert check.stdout.split()[:3] == ["(3,", "13)", "True"]
+    assert ".cpython-313.pyc" in check.stdout
