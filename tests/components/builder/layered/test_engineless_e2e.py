@@ -197,7 +197,7 @@ def trixie_base(registry):
     """A Debian 13 (trixie) minbase with its python3 (3.13), debootstrapped once and pushed."""
     require_tools("debootstrap", "podman")
     reference = f"{registry.host}/base/debian:trixie"
-    with images.debian_tarball(images.CACHE, "trixie").open("rb") as tar:
+    with stack_images.debian_tarball(images.CACHE, "trixie").open("rb") as tar:
         stack_images.sh("podman", "import", "-", reference, stdin=tar, stdout=subprocess.DEVNULL)
     stack_images.sh("podman", "push", "--tls-verify=false", reference,
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
