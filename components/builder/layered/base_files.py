@@ -74,6 +74,22 @@ class BaseFacts:
     def target(self) -> Target:
         return Target(self.python, self.machine, self.glibc)
 
+    def as_json(self) -> str:
+        data = {**self.__dict__, "libraries": sorted(self.libraries)}
+        data["library_path"] = list(self.library_path)
+        return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> BaseFacts | None:
+        """The facts `as_json` wrote; None for anything else."""
+        try:
+            data = json.loads(text)
+            data["libraries"] = frozenset(data["libraries"])
+            data["library_path"] = tuple(data["library_path"])
+            return cls(**data)
+        except (ValueError, TypeError, KeyError):
+            return None
+
 
 def cache_folder() -> Path:
     root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")

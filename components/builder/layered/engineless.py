@@ -21,6 +21,7 @@ No container engine, no root, no user namespaces; the base image is never pulled
 
 from __future__ import annotations
 
+import json
 import platform
 import subprocess
 import tempfile
@@ -57,11 +58,13 @@ from .assemble import (
     write_and_push,
 )
 from .base_files import BaseFacts, extracted, interpreter_argv, read_base
-from .image import Reference, fetch_base
+from .image import ARCHITECTURES, Reference, fetch_base
 from .tarlayer import LayerWriters
 from .units import GROUPS, Context, plan_units, room_for
 from .wheels import Target, pins_for
 
+ENGINE_LESS = "engine-less"  # in the base record's identity, where the engine path has uv's version
+BASE_FACTS = "io.github.mlflow-steps.base-facts"
 # The newest and oldest manylinux tags uv's --python-platform names (uv 0.8).
 NEWEST_MANYLINUX, OLDEST_MANYLINUX = (2, 40), (2, 17)
 
@@ -119,6 +122,31 @@ def compiler_for(facts: BaseFacts, base_rootfs: Callable[[], Path]) -> list[str]
     return argv
 
 
+def recorded_facts(writer: RegistryWriter, layers_repo: str, key: str) -> BaseFacts | None:
+    """The base's facts an earlier engine-less build recorded in the layer cache (so a new
+    builder pod does not read the base's layers again); None when there is no record."""
+    found = writer.get_manifest(layers_repo, key)
+    if found is None:
+        return None
+    try:
+        text = json.loads(found[0])["annotations"][BASE_FACTS]
+    except (KeyError, ValueError):
+        return None
+    return BaseFacts.from_json(text)
+
+
+def remember_facts(writer: RegistryWriter, repository: str, layers_repo: str, key: str,
+                   facts: BaseFacts, skeleton_layer: Layer) -> None:  # fmt: skip
+    """Record the base's facts under `key`, beside the venv skeleton's layer."""
+    digest = skeleton_layer.descriptor.digest
+    if writer.has_blob(layers_repo, digest) or writer.mount(layers_repo, digest, repository):
+        cache.record(
+            writer, layers_repo, key, skeleton_layer.descriptor, skeleton_layer.diff_id,
+            "venv skeleton, engine-less", ARCHITECTURES.get(facts.machine, facts.machine),
+            {BASE_FACTS: facts.as_json()},
+        )  # fmt: skip
+
+
 def engineless_lock(install: InstallPlan, lines: list[str], target: Target,
                     options: BuildOptions) -> str:  # fmt: skip
     if install.lock is not None:
@@ -147,7 +175,10 @@ def build_engineless(install: InstallPlan, options: BuildOptions, tag: str, log:
     room = room_for(len(base.layers))
     if room < GROUPS + 1:
         raise Fallback(f"the base has {len(base.layers)} layers: no room below the limit")
-    facts = read_base(base_writer, base_ref, base, platform.machine())
+    base_key = cache.base_identity(base.digest, VENV, install.compile_bytecode, ENGINE_LESS)
+    facts = recorded = recorded_facts(writer, layers_repo, base_key)
+    if facts is None:
+        facts = read_base(base_writer, base_ref, base, platform.machine())
     target = facts.target
     check_target(target)
     compiler = None
@@ -156,7 +187,7 @@ def build_engineless(install: InstallPlan, options: BuildOptions, tag: str, log:
         if compiler[0] != host_install.interpreter_for(target.python_minor):
             log(f"engine-less: bytecode compiled by the base's own Python {target.python}, "
                 "run from its files")  # fmt: skip
-    clock.mark("base read")
+    clock.mark("base record" if recorded else "base read")
     options_lines, constraint_lines, names = requirement_lines(install)
     lock = engineless_lock(install, options_lines + constraint_lines + names, target, options)
     pins = pins_for(read_pylock(lock, "the lock"), target, requirement_names(names))
@@ -203,6 +234,8 @@ def build_engineless(install: InstallPlan, options: BuildOptions, tag: str, log:
     own = [layer for layer in made if not layer.unit]
     by_unit = dict(zip([u.identity for u in missing], [lay for lay in made if lay.unit]))
     ordered: list[Layer] = [own[0], own[1]]
+    if recorded is None:
+        remember_facts(writer, repository, layers_repo, base_key, facts, own[0])
     ordered += [by_unit.get(u.identity) or reused[u.identity] for u in units]
     ordered.append(own[2])
     with ThreadPoolExecutor(PUSHERS) as threads:

@@ -234,3 +234,40 @@ def test_a_python_313_base_gets_313_bytecode_from_a_311_builder(
     assert check.returncode == 0, check.stderr
     assert check.stdout.split()[:3] == ["(3,", "13)", "True"]
     assert ".cpython-313.pyc" in check.stdout
+
+
+def small_codeset(root: Path, *requirements: str) -> Path:
+    root.mkdir(parents=True)
+    (root / "MLproject").write_text("entry_points: {main: {command: python -c 'import six'}}\n")
+    (root / "requirements.txt").write_text("\n".join(requirements) + "\n")
+    return root
+
+
+def test_a_one_package_bump_in_a_fresh_pod_reads_the_base_record_not_its_layers(
+    registry, package_index, base_images, tmp_path
+):
+    """Each build with an empty builder cache (a new pod): the first reads the base's layers
+    and records what it found; the bump reads that record, installs six alone and fetches no
+    layer of the base."""
+    base = base_images["debian"]
+    base_layers = {layer["digest"] for layer in manifest_and_config(base)[0]["layers"]}
+    logs = []
+    for six in ("1.16.0", "1.17.0"):
+        codeset = small_codeset(tmp_path / six, "packaging", f"six=={six}")
+        out = tmp_path / f"{six}.image"
+        argv = engineless_argv(codeset, registry, package_index, base, "engineless/bump", out)
+        since = len(registry.requests_seen())
+        env = {**BUILDAH_ENV, "XDG_CACHE_HOME": str(tmp_path / f"cache-{six}")}
+        done = subprocess.run([*argv, "--mlflow-requirement", ""], capture_output=True,
+                              text=True, env=env)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        fetched = {
+            line.rsplit("/", 1)[-1]
+            for line in registry.requests_seen()[since:]
+            if line.startswith("GET ") and "/blobs/sha256:" in line
+        }
+        logs.append((done.stderr, fetched & base_layers))
+    (first, first_fetched), (second, second_fetched) = logs
+    assert "base read" in first and first_fetched == base_layers
+    assert "base record" in second and second_fetched == set()
+    assert "1 to install: six 1.17.0" in second
