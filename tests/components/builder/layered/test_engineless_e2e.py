@@ -5,12 +5,14 @@ trains under buildah and its model loads on the host."""
 
 from __future__ import annotations
 
+import base64
 import marshal
 import platform
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -27,10 +29,11 @@ from mlflow_steps.components.builder.registry_push import RegistryWriter
 from mlflow_steps.stack import build_argv
 from mlflow_steps.stack import images as stack_images
 from tests.components.launcher.test_run_e2e import assert_loadable_model, mlflow_steps_run
+from tests.conftest import INDEX_USERS
 from tests.support import images
 from tests.support.builds import run_in_image
 from tests.support.images import BUILDAH_ENV, remove_local_images
-from tests.support.oci import manifest_and_config
+from tests.support.oci import manifest_and_config, pushed_image
 from tests.support.require import require_tools
 from tests.support.unprivileged import Unprivileged
 
@@ -271,3 +274,30 @@ def test_a_one_package_bump_in_a_fresh_pod_reads_the_base_record_not_its_layers(
     assert "base read" in first and first_fetched == base_layers
     assert "base record" in second and second_fetched == set()
     assert "1 to install: six 1.17.0" in second
+
+
+def test_through_an_index_that_asks_for_credentials_nothing_of_them_is_pushed_or_logged(
+    auth_index, registry, base_images, tmp_path
+):
+    """The index answers 401 without credentials: the resolution and the downloads use them,
+    and no layer, config, manifest or log line holds them."""
+    codeset = small_codeset(tmp_path / "secret", "six==1.16.0", "packaging")
+    password = quote(INDEX_USERS["alice"], safe="")
+    url = auth_index.extra["url"].replace("http://", f"http://alice:{password}@")
+    out = tmp_path / "secret.image"
+    argv = build_argv(codeset, registry.host, base=base_images["debian"], index_url=url,
+                      repository="engineless/secret", output=out)  # fmt: skip
+    argv[argv.index("--engine") + 1] = "none"
+    env = {**BUILDAH_ENV, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    done = subprocess.run([*argv, "--mlflow-requirement", "", "--verbose"], capture_output=True,
+                          text=True, env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "engine-less:" in done.stderr
+    blobs = pushed_image(out.read_text())
+    assert any(b"site-packages/six.py" in data for data in blobs.values())
+    user = INDEX_USERS["alice"]
+    secrets = [user, password, base64.b64encode(f"alice:{user}".encode()).decode()]
+    for secret in secrets:
+        assert secret not in done.stdout + done.stderr
+        for name, data in blobs.items():
+            assert secret.encode() not in data, f"password found in {name}"
