@@ -181,12 +181,6 @@ def build_engineless(install: InstallPlan, options: BuildOptions, tag: str, log:
         facts = read_base(base_writer, base_ref, base, platform.machine())
     target = facts.target
     check_target(target)
-    compiler = None
-    if install.compile_bytecode:
-        compiler = compiler_for(facts, lambda: extracted(base_writer, base_ref, base))
-        if compiler[0] != host_install.interpreter_for(target.python_minor):
-            log(f"engine-less: bytecode compiled by the base's own Python {target.python}, "
-                "run from its files")  # fmt: skip
     clock.mark("base record" if recorded else "base read")
     options_lines, constraint_lines, names = requirement_lines(install)
     lock = engineless_lock(install, options_lines + constraint_lines + names, target, options)
@@ -205,6 +199,12 @@ def build_engineless(install: InstallPlan, options: BuildOptions, tag: str, log:
         "install" + (": " + ", ".join(unit.label for unit in missing) if missing else "")
     )
     clock.mark("resolve and look up")
+    compiler = None
+    if install.compile_bytecode and missing:  # before anything is written or pushed
+        compiler = compiler_for(facts, lambda: extracted(base_writer, base_ref, base))
+        if compiler[0] != host_install.interpreter_for(target.python_minor):
+            log(f"engine-less: bytecode compiled by the base's own Python {target.python}, "
+                "run from its files")  # fmt: skip
     with (
         tempfile.TemporaryDirectory(prefix="mlflow-steps-layers-") as folder,
         LayerWriters() as pool,

@@ -28,6 +28,7 @@ from mlflow_steps.components.builder.registry import RegistryClient
 from mlflow_steps.components.builder.registry_push import RegistryWriter
 from mlflow_steps.stack import build_argv
 from mlflow_steps.stack import images as stack_images
+from tests.components.builder.layered.test_layered_e2e import sdist_only_index
 from tests.components.launcher.test_run_e2e import assert_loadable_model, mlflow_steps_run
 from tests.conftest import INDEX_USERS
 from tests.support import images
@@ -301,3 +302,33 @@ def test_through_an_index_that_asks_for_credentials_nothing_of_them_is_pushed_or
         assert secret not in done.stdout + done.stderr
         for name, data in blobs.items():
             assert secret.encode() not in data, f"password found in {name}"
+
+
+def test_an_sdist_fails_engine_none_at_once_and_auto_goes_on_with_an_engine(
+    registry, package_index, base_images, tmp_path
+):
+    extra = sdist_only_index(tmp_path)
+    try:
+        codeset = small_codeset(tmp_path / "sdist", "tinypkg==1.0", "six==1.17.0")
+        results = {}
+        for engine in ("none", "auto"):
+            out = tmp_path / f"{engine}.image"
+            argv = engineless_argv(codeset, registry, package_index, base_images["debian"],
+                                   f"engineless/sdist-{engine}", out)  # fmt: skip
+            argv[argv.index("--engine") + 1] = engine
+            argv += ["--mlflow-requirement", "", "--pip-extra-index-url", extra.extra["url"]]
+            results[engine] = (subprocess.run(argv, capture_output=True, text=True,
+                                              env=BUILDAH_ENV), out)  # fmt: skip
+    finally:
+        extra.stop()
+    (refused, refused_out), (built, built_out) = results["none"], results["auto"]
+    assert refused.returncode != 0 and not refused_out.exists()
+    assert "cannot build this codeset: no wheel for this base" in refused.stderr
+    assert "tinypkg 1.0" in refused.stderr and "buildah or Kaniko builder" in refused.stderr
+    assert built.returncode == 0, built.stderr[-3000:]
+    reasons = [line for line in built.stderr.splitlines() if line.startswith("engine: not")]
+    assert len(reasons) == 1 and "tinypkg 1.0" in reasons[0] and "buildah" in reasons[0]
+    image = built_out.read_text()
+    check = run_in_image(image, "python", "-c", "import tinypkg; print(tinypkg.VALUE)")
+    remove_local_images(image)
+    assert check.stdout.strip() == "42", check.stderr
