@@ -151,7 +151,7 @@ def test_codeset_path_is_not_a_directory(tmp_path, capsys):
     ("env", "fragment"),
     [
         ({"FUSEML_VERBOSE": "maybe"}, "FUSEML_VERBOSE: `maybe` is not a boolean"),
-        ({"FUSEML_ENGINE": "bazel"}, "FUSEML_ENGINE: `bazel` is not one of auto, kaniko"),
+        ({"FUSEML_ENGINE": "bazel"}, "FUSEML_ENGINE: `bazel` is not one of auto, none, kaniko"),
     ],
 )
 def test_bad_step_inputs(tmp_path, capsys, monkeypatch, env, fragment):
