@@ -259,7 +259,7 @@ def test_a_one_package_bump_in_a_fresh_pod_reads_the_base_record_not_its_layers(
     for six in ("1.16.0", "1.17.0"):
         codeset = small_codeset(tmp_path / six, "packaging", f"six=={six}")
         out = tmp_path / f"{six}.image"
-        argv = engineless_argv(codeset, registry, package_index, base, "engineless/bump", out)
+        argv = engineless_argv(codeset, registry, package_index, base, "freshpod/env", out)
         since = len(registry.requests_seen())
         env = {**BUILDAH_ENV, "XDG_CACHE_HOME": str(tmp_path / f"cache-{six}")}
         done = subprocess.run([*argv, "--mlflow-requirement", ""], capture_output=True,
