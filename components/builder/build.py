@@ -196,10 +196,52 @@ def single_layer_reason(install: InstallPlan, options: BuildOptions) -> str:
     return ""
 
 
+def engineless_reason(install: InstallPlan, options: BuildOptions) -> str:
+    """Why the engine-less build cannot build this plan, known before anything runs ("" when
+    it may: what only the resolution tells, sdists, comes later as a `Fallback`)."""
+    if install.installer == "conda":
+        return "env_manager=conda (conda installs into the base's own environment)"
+    if install.installer != "venv":
+        return f"a {install.kind} image is not a venv"
+    if install.system_packages:
+        return "system_packages is set (apt-get runs in the base)"
+    if options.layering != "per-package":
+        return "layering=single (one layer, from a Dockerfile)"
+    return ""
+
+
+def build_without_engine(the_plan: Plan, options: BuildOptions, log: Log) -> str | None:
+    """The engine-less build when it applies (`--engine none`, or `auto`): its digest, or None
+    when `auto` goes on with an engine (logged once, with the reason). With `none`, a codeset
+    it cannot build is a StepError naming the reason and the builder to use instead."""
+    reason = engineless_reason(the_plan.install, options)
+    if not reason:
+        # Imported here: a cache hit never assembles layers, and it is CLI start-up time.
+        from .layered.assemble import Fallback
+        from .layered.engineless import build_engineless
+
+        try:
+            return build_engineless(the_plan.install, options, the_plan.tag, log)
+        except Fallback as why:
+            reason = str(why)
+    if options.engine == engines.NO_ENGINE:
+        raise StepError(
+            f"engine none (the unprivileged builder) cannot build this codeset: {reason}. "
+            "Use the buildah or Kaniko builder (mlflow-builder-buildah / mlflow-builder-kaniko, "
+            "or --engine buildah / kaniko); nothing was pushed"
+        )
+    log(f"engine: not engine-less ({reason}); building with {engines.pick_engine('auto')}")
+    return None
+
+
 def run_build(the_plan: Plan, options: BuildOptions, log: Log) -> str:
     """Build and push; the index settings (credentials included) reach the install step as a
     build secret only (`indexes.secret_files`), never as a build argument."""
     assert the_plan.recipe is not None
+    if options.engine in (engines.NO_ENGINE, "auto"):
+        built = build_without_engine(the_plan, options, log)
+        if built is not None:
+            return built
     engine = engines.pick_engine(options.engine)
     if options.layering == "per-package":
         reason = single_layer_reason(the_plan.install, options)

@@ -149,11 +149,15 @@ def source_date_epoch(environ=os.environ) -> int:
     return int(value) if value.isdigit() else 0
 
 
+# The engine-less build (layered/engineless.py): no Dockerfile, no engine command.
+NO_ENGINE = "none"
 ENGINES = {"kaniko": kaniko, "buildah": buildah, "podman": podman, "docker": docker}
 
 
 def pick_engine(name: str) -> str:
-    """`auto`: Kaniko inside its image, else the first of buildah, podman, docker found."""
+    """The Dockerfile engine: `auto` is Kaniko inside its image, else the first of buildah,
+    podman, docker found. (`auto` tries the engine-less build first, `NO_ENGINE`: see
+    build.run_build.)"""
     if name != "auto":
         return name
     if os.path.exists(KANIKO_EXECUTOR):

@@ -101,11 +101,12 @@ def resolve(
     python: str,
     build_args: Mapping[str, str],
     beside: Mapping[str, bytes] | None = None,
+    platform: str = PLATFORM,
 ) -> Resolution:
     """Exact distributions for `lines` (pip requirement and option lines) on Python `python`
-    (major.minor) and `PLATFORM`, from the index named by `build_args` (PIP_INDEX_URL,
-    PIP_EXTRA_INDEX_URL, PIP_TRUSTED_HOST). `beside`: files the lines name (`-c FILE`), by
-    relative path. Raises StepError with uv's reason."""
+    (major.minor) and `platform` (uv's --python-platform, default `PLATFORM`), from the index
+    named by `build_args` (PIP_INDEX_URL, PIP_EXTRA_INDEX_URL, PIP_TRUSTED_HOST). `beside`:
+    files the lines name (`-c FILE`), by relative path. Raises StepError with uv's reason."""
     with tempfile.TemporaryDirectory(prefix="mlflow-steps-resolve-") as tmp:
         for name, data in (beside or {}).items():
             (Path(tmp) / name).parent.mkdir(parents=True, exist_ok=True)
@@ -116,7 +117,7 @@ def resolve(
         argv = [
             uv_binary(), "pip", "compile", "--no-config", "--quiet", "--no-header",
             "--generate-hashes", "--no-build", "--format", "pylock.toml",
-            "--python-version", python, "--python-platform", PLATFORM, *uv.args,
+            "--python-version", python, "--python-platform", platform, *uv.args,
             str(source), "--output-file", str(out),
         ]  # fmt: skip
         env = uv_env(build_args, tmp)
@@ -136,7 +137,7 @@ def resolve(
         if done.returncode != 0:
             raise StepError(
                 f"resolve: the requirements cannot be resolved for Python {python} on "
-                f"{PLATFORM} against the index: {without_userinfo(done.stderr.strip())}"
+                f"{platform} against the index: {without_userinfo(done.stderr.strip())}"
             )
         text = without_userinfo(out.read_text(encoding="utf-8"))
     return Resolution(tuple(read_pylock(text, "the resolution")), text)

@@ -80,10 +80,10 @@ def sh(*argv: str, quiet: bool = False, log_stdout: bool = True, stdin=None) -> 
     return done
 
 
-def debian_tarball(cache: Path) -> Path:
-    """A Debian bookworm minbase root filesystem with python3 (debootstrap, needs root), as a
+def debian_tarball(cache: Path, suite: str = "bookworm") -> Path:
+    """A Debian `suite` minbase root filesystem with python3 (debootstrap, needs root), as a
     tar in `cache`, made once."""
-    tarball = cache / "debian-bookworm-python3.tar"
+    tarball = cache / f"debian-{suite}-python3.tar"
     if tarball.exists():
         return tarball
     cache.mkdir(parents=True, exist_ok=True)
@@ -93,7 +93,7 @@ def debian_tarball(cache: Path) -> Path:
             "debootstrap",
             "--variant=minbase",
             "--include=python3,python3-venv,ca-certificates",
-            "bookworm",
+            suite,
             str(rootfs),
             log_stdout=False,
         )

@@ -28,6 +28,7 @@ import sys
 import tempfile
 import zipfile
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -48,6 +49,7 @@ from .wheels import Pin
 
 INSTALLER = b"mlflow-steps\n"  # the .dist-info/INSTALLER of what the builder installs itself
 CHUNK = 1 << 20
+DOWNLOADS = 8  # wheels downloaded at a time
 
 
 def wheel_name(pin: Pin) -> str:
@@ -212,26 +214,47 @@ def install_pure(pins: Iterable[Pin], root: Path, venv: str, site: str,
     """Install `pins` under `root` (staged image paths) and compile their bytecode when
     `compile_script` is given. Returns the pins whose wheel turned out to hold a shared
     library: not installed here (the caller installs them in the base)."""
+    return install_wheels(pins, root, venv, site, minor, index, compile_script, binary=False)
+
+
+def install_wheels(pins: Iterable[Pin], root: Path, venv: str, site: str,
+                   minor: tuple[int, int], index: IndexSettings, compile_script: bytes | None,
+                   binary: bool, python: list[str] | None = None) -> list[Pin]:  # fmt: skip
+    """`install_pure`, or with `binary` every wheel (the engine-less build: the wheel was
+    chosen for the base's tags, and its libraries are checked afterwards, `libraries`).
+    Downloads run `DOWNLOADS` at a time; `python`: the argv of the interpreter that compiles
+    (default: `interpreter_for(minor)`)."""
     refused = []
     with tempfile.TemporaryDirectory(prefix="mlflow-steps-wheels-") as tmp:
-        for pin in pins:
-            wheel = download(pin, index, Path(tmp))
-            if has_shared_library(wheel):
+        pins = list(pins)
+        with ThreadPoolExecutor(DOWNLOADS) as pool:
+            wheels = list(pool.map(lambda pin: download(pin, index, Path(tmp)), pins))
+        for pin, wheel in zip(pins, wheels):
+            if not binary and has_shared_library(wheel):
                 refused.append(pin)
                 continue
             install_wheel(wheel, root, venv, site, pin.name, minor)
+            wheel.unlink()
         if compile_script is not None and (root / site.lstrip("/")).is_dir():
-            python = interpreter_for(minor)
-            if python is None:
-                raise StepError("no interpreter of Python {}.{} to compile with".format(*minor))
-            script = Path(tmp) / "compile-bytecode.py"
-            script.write_bytes(compile_script)
-            done = subprocess.run(
-                [python, "-I", "-S", str(script), "--root", str(root), site],
-                capture_output=True,
-                text=True,
-                env=minimal_env(),
-            )
-            if done.returncode != 0:
-                raise StepError(f"compiling bytecode failed: {done.stderr.strip()[-2000:]}")
+            compile_tree(root, site, minor, compile_script, python, Path(tmp))
     return refused
+
+
+def compile_tree(root: Path, site: str, minor: tuple[int, int], compile_script: bytes,
+                 python: list[str] | None, tmp: Path) -> None:  # fmt: skip
+    """compile-bytecode.py over image path `site` of the tree at `root`, by `python` (an
+    argv prefix: the base's own interpreter through its loader) or `interpreter_for(minor)`."""
+    argv = list(python) if python else [interpreter_for(minor) or ""]
+    if not argv[0]:
+        raise StepError("no interpreter of Python {}.{} to compile with".format(*minor))
+    script = tmp / "compile-bytecode.py"
+    script.write_bytes(compile_script)
+    # Isolated (-I -S): no environment variable, no site folder, no wheel's .pth file runs.
+    done = subprocess.run(
+        [*argv, "-I", "-S", str(script), "--root", str(root), site],
+        capture_output=True,
+        text=True,
+        env=minimal_env(),
+    )
+    if done.returncode != 0:
+        raise StepError(f"compiling bytecode failed: {done.stderr.strip()[-2000:]}")
