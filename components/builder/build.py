@@ -133,6 +133,8 @@ def attach_sbom(the_plan: Plan, options: BuildOptions, digest: str, log: Log) ->
     if data is None:
         return
     writer = RegistryWriter(RegistryClient(options.registry, insecure=options.insecure))
+    if referrers.referrers(writer, options.repository, digest, sbom.MEDIA_TYPE):
+        return  # the per-package and engine-less builds attach their own
     found = writer.get_manifest(options.repository, digest)
     if found is None:
         raise StepError(

@@ -136,9 +136,9 @@ BUILDER = StepSpec(
         Input("compressed_caching", "Kaniko's --compressed-caching.", "false", "boolean"),
         Input(
             "engine",
-            # Kept as the README's generated table has it (the lead regenerates it): `none`
-            # and what `auto` tries first are in docs/unprivileged-builder.md.
-            "Build engine; auto picks kaniko in its image, else buildah, podman, docker.",
+            "Build engine; none: no container engine, the builder writes every layer itself "
+            "(wheels only: no sdists, system_packages or conda); auto: none where it applies, "
+            "else kaniko in its image, else buildah, podman, docker.",
             "auto",
             choices=ENGINES,
             cli_only=True,

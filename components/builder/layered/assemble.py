@@ -43,6 +43,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from mlflow_steps import __version__
 
 from ...problems import StepError
+from .. import referrers, sbom
 from ..engines import source_date_epoch
 from ..hash_pins import check_pins, pinned_hashes
 from ..options import BuildOptions
@@ -59,6 +60,7 @@ from ..recipe import RUNTIME_DIR, VENV
 from ..registry import RegistryClient
 from ..registry_push import RegistryWriter, sha256_digest
 from ..resolution import PLATFORM, read_pylock, resolve, staged_files
+from ..sbom import SBOM_IN_IMAGE
 from ..uv_options import uv_install
 from . import cache, host_install, installed
 from .image import (
@@ -246,8 +248,9 @@ def build_layered(install: InstallPlan, options: BuildOptions, tag: str, log: Lo
         claimed, skeleton_paths = installed.split(root, VENV, site, cache_tag(target))
         clock.mark("installed")
         # The skeleton is written only when the base record did not give it.
+        bom = bill_of_materials(install, ready.lock, base)
         jobs = layer_jobs(root, skeleton_paths if skeleton is None else None, claimed, recorded,
-                          install, site, ready.lock)  # fmt: skip
+                          install, site, ready.lock, bom)  # fmt: skip
 
         made, uploaded = write_and_push(writer, repository, layers_repo, jobs, tmp,
                                         target.machine, writers.executor())  # fmt: skip
@@ -265,6 +268,7 @@ def build_layered(install: InstallPlan, options: BuildOptions, tag: str, log: Lo
         copy = lambda layer: copy_base_layer(writer, base_writer, base_ref, repository, layer)  # noqa: E731
         list(pool.map(copy, base.layers))
     digest = push_image(writer, install, repository, tag, base, ordered)
+    attach_bill_of_materials(writer, repository, digest, bom, log)
     clock.mark("push")
     size = sum(layer.descriptor.size for layer in uploaded)
     log(
@@ -414,10 +418,10 @@ Job = tuple[str, "Unit | None", list[Entry]]
 
 def layer_jobs(root: Path, skeleton: list[str] | None, claimed: dict[str, list[str]],
                missing: list[Unit], install: InstallPlan, site: str,
-               lock: str) -> list[Job]:  # fmt: skip
+               lock: str, bom: bytes | None = None) -> list[Job]:  # fmt: skip
     """(what, unit, entries) of each layer to write, from the tree at `root`: the skeleton
     (unless None), runtime, missing units (`claimed`: each distribution's image paths),
-    lock."""
+    lock (with `bom`, the bill of materials, beside it)."""
     files = lambda paths: [Entry(path, root / path.lstrip("/")) for path in paths]  # noqa: E731
     runtime = [
         Entry(f"{RUNTIME_DIR}/{name.split('/', 1)[1]}", data=data)
@@ -432,8 +436,31 @@ def layer_jobs(root: Path, skeleton: list[str] | None, claimed: dict[str, list[s
     for unit in missing:
         paths = [path for pin in unit.pins for path in claimed.get(pin.name, [])]
         jobs.append((unit.label, unit, files(paths)))
-    jobs.append(("lock", None, [Entry(LOCK_IN_IMAGE, data=lock.encode())]))
+    last = [Entry(LOCK_IN_IMAGE, data=lock.encode())]
+    if bom is not None:
+        last.append(Entry(SBOM_IN_IMAGE, data=bom))
+    jobs.append(("lock", None, last))
     return jobs
+
+
+def bill_of_materials(install: InstallPlan, lock: str, base) -> bytes:
+    """The image's CycloneDX document (`sbom.cyclonedx`): the lock's distributions on the
+    base, by its digest. The same bytes the single-layer recipe writes for the same lock and
+    base (no licences: a layer reused from the registry brings no metadata to read)."""
+    dists = read_pylock(lock, "the lock")
+    return sbom.cyclonedx(dists, VENV, install.base_image, base.digest)
+
+
+def attach_bill_of_materials(writer: RegistryWriter, repository: str, digest: str,
+                             bom: bytes, log: Log) -> None:  # fmt: skip
+    """Attach `bom` to the pushed manifest `digest` as an OCI 1.1 referrer."""
+    found = writer.get_manifest(repository, digest)
+    if found is None:
+        raise StepError(f"{repository}@{digest} vanished before its SBOM was attached")
+    subject = referrers.Subject(digest, found[1], len(found[0]))
+    attached = referrers.attach(writer, repository, subject, sbom.MEDIA_TYPE, bom,
+                                "sbom.cdx.json")  # fmt: skip
+    log(f"SBOM (CycloneDX {sbom.SPEC_VERSION}) attached to {digest} as referrer {attached}")
 
 
 def write_and_push(writer: RegistryWriter, repository: str, layers_repo: str, jobs: list[Job],

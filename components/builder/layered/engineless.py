@@ -32,6 +32,7 @@ from pathlib import Path
 from mlflow_steps import __version__
 
 from ...problems import StepError
+from ..hash_pins import check_pins, pinned_hashes
 from ..options import BuildOptions
 from ..plan import STAGING, InstallPlan
 from ..recipe import VENV
@@ -45,6 +46,8 @@ from .assemble import (
     Fallback,
     Layer,
     Log,
+    attach_bill_of_materials,
+    bill_of_materials,
     cache_tag,
     check_target,
     copy_base_layer,
@@ -186,6 +189,7 @@ def build_engineless(install: InstallPlan, options: BuildOptions, tag: str, log:
     lock = engineless_lock(install, options_lines + constraint_lines + names, target, options)
     pins = pins_for(read_pylock(lock, "the lock"), target, requirement_names(names))
     refuse_sdists(pins, target)
+    check_pins(pins, pinned_hashes(install))  # before any layer is mounted or pushed
     context = Context(target, VENV, install.compile_bytecode,
                       pure=frozenset(pin.name for pin in pins))  # fmt: skip
     units = [unit.by_builder() for unit in plan_units(pins, context, room)]
@@ -227,7 +231,8 @@ def build_engineless(install: InstallPlan, options: BuildOptions, tag: str, log:
                 "the buildah / Kaniko builder) and set system_packages."
             )
         claimed, skeleton_paths = installed.split(root, VENV, site, cache_tag(target))
-        jobs = layer_jobs(root, skeleton_paths, claimed, missing, install, site, lock)
+        bom = bill_of_materials(install, lock, base)
+        jobs = layer_jobs(root, skeleton_paths, claimed, missing, install, site, lock, bom)
         made, uploaded = write_and_push(writer, repository, layers_repo, jobs, tmp,
                                         target.machine, pool.executor())  # fmt: skip
         clock.mark("layers written and pushed")
@@ -242,6 +247,7 @@ def build_engineless(install: InstallPlan, options: BuildOptions, tag: str, log:
         copy = lambda layer: copy_base_layer(writer, base_writer, base_ref, repository, layer)  # noqa: E731
         list(threads.map(copy, base.layers))
     digest = push_image(writer, install, repository, tag, base, ordered)
+    attach_bill_of_materials(writer, repository, digest, bom, log)
     clock.mark("push")
     size = sum(layer.descriptor.size for layer in uploaded)
     log(
