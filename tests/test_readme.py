@@ -63,6 +63,8 @@ OTHER_TOOLS = {
     "--no-compile": "pip install",
     "--upgrade": "pip install",
     "--no-install-recommends": "apt-get install",
+    **dict.fromkeys(["--reuid", "--regid", "--clear-groups", "--no-new-privs"], "setpriv"),
+    "--library-path": "the dynamic loader (ld.so)",
     "--alpha": "examples/sklearn-pip/train.py",
     "--disable-fallback": "pypiserver",
     "--format": "uv pip compile",
