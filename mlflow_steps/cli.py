@@ -246,7 +246,7 @@ def builder_options(args: argparse.Namespace) -> BuildOptions:
 def cmd_inspect(args: argparse.Namespace, out: TextIO) -> int:
     options = builder_options(args)
     if args.sbom:
-        sys.stdout.buffer.write(builder.image_sbom(args.path, options))
+        out.write(builder.image_sbom(args.path, options).decode("utf-8"))
         return 0
     try:
         pin_base = builder.base_resolver(options, retries=0)  # inspect answers at once

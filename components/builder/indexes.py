@@ -12,7 +12,8 @@ Credentials for an index URL come, first match wins, from:
    extension hands the builder as an environment variable);
 3. the netrc file named by `$NETRC`, else `~/.netrc` (pip's and uv's own rule).
 A netrc entry matches the URL's host name without its port, as in requests (which pip uses);
-`default` matches any host.
+`default` matches any host. Credentials are kept per origin (scheme, host, port): a URL's
+own user information goes to that origin alone, never to another port or scheme of its host.
 """
 
 from __future__ import annotations
@@ -38,8 +39,8 @@ Credentials = tuple[str, str]
 
 @dataclass(frozen=True)
 class IndexSettings:
-    """`index_url` and `extra_index_urls` carry no user information; `credentials` maps a
-    host name to (login, password) and is never printed (`repr=False`)."""
+    """`index_url` and `extra_index_urls` carry no user information; `credentials` maps an
+    origin (`origin_of`) to (login, password) and is never printed (`repr=False`)."""
 
     index_url: str = ""
     extra_index_urls: tuple[str, ...] = ()
@@ -89,13 +90,13 @@ def index_settings(
     """The builder's pip_* inputs, split into URLs and credentials (see the module doc)."""
     given: dict[str, Credentials] = {}
     urls = [strip_userinfo(url, given) for url in [index_url.strip(), *extra_index_url.split()]]
-    hosts = {host_of(url) for url in urls if url}
     netrc = netrc_entries(environ)
     found = dict(given)
-    for host in sorted(hosts - set(given)):
-        entry = netrc.get(host) or netrc.get("")
-        if entry:
-            found[host] = entry
+    for url in urls:
+        if url and origin_of(url) not in found:
+            entry = netrc.get(host_of(url)) or netrc.get("")
+            if entry:
+                found[origin_of(url)] = entry
     return IndexSettings(urls[0], tuple(u for u in urls[1:] if u), trusted_host.strip(), found)
 
 
@@ -106,16 +107,15 @@ def strip_userinfo(url: str, credentials: dict[str, Credentials]) -> str:
     parts = urlsplit(url)
     if parts.username is None and parts.password is None:
         return url
-    host = parts.hostname or ""
     netloc = parts.netloc.rpartition("@")[2]
-    credentials[host] = (unquote(parts.username or ""), unquote(parts.password or ""))
+    credentials[origin_of(url)] = (unquote(parts.username or ""), unquote(parts.password or ""))
     return urlunsplit(parts._replace(netloc=netloc))
 
 
 def with_userinfo(url: str, credentials: Mapping[str, Credentials]) -> str:
-    if not url or host_of(url) not in credentials:
+    if not url or origin_of(url) not in credentials:
         return url
-    login, password = credentials[host_of(url)]
+    login, password = credentials[origin_of(url)]
     parts = urlsplit(url)
     userinfo = quote(login, safe="") + (":" + quote(password, safe="") if password else "")
     return urlunsplit(parts._replace(netloc=f"{userinfo}@{parts.netloc}"))
@@ -123,6 +123,19 @@ def with_userinfo(url: str, credentials: Mapping[str, Credentials]) -> str:
 
 def host_of(url: str) -> str:
     return urlsplit(url).hostname or ""
+
+
+def origin_of(url: str) -> str:
+    """`scheme://host:port` of `url` (the default port written out), user information left
+    out: the origin a credential belongs to."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    port = port or {"http": 80, "https": 443}.get(scheme, 0)
+    return f"{scheme}://{(parts.hostname or '').lower()}:{port}"
 
 
 def netrc_entries(environ: Mapping[str, str]) -> dict[str, Credentials]:

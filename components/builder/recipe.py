@@ -158,16 +158,23 @@ def install_steps(plan: InstallPlan) -> list[list[str]]:
 
 
 def phases(plan: InstallPlan) -> list[list[str]]:
-    """Two RUNs. The download phase is the only one the index secret is mounted for: system
-    packages, then the wheels (download-python-env.sh; nothing downloaded runs). The install
+    """The system packages (a RUN of their own: apt's maintainer scripts run there, with no
+    secret mounted), then two RUNs. The download phase is the only one the index secret is
+    mounted for: the wheels (download-python-env.sh; nothing downloaded runs). The install
     phase has no secret: it installs from the downloaded wheels only and builds what is
     built from source (path, VCS, archive requirements), so no package's code runs where a
     credential is. (RUN --network=none is not used: buildah before 1.30 refuses it.)"""
     sets = [s.name for s in plan.requirement_sets]
-    download = [*system_packages_install(plan), ["download-python-env.sh", *sets]]
+    download = install_step(["download-python-env.sh", *sets])
+    system = [
+        ["# System packages: no secret mounted.", "RUN " + command(script)]
+        for script in system_packages_install(plan)
+    ]
     install = ["install-python-env.sh", VENV, compile_flag(plan.compile_bytecode), *sets]
     return [
-        install_step(*download),
+        download[:2],  # the environment files
+        *system,
+        download[2:],
         [
             "# The install phase: no secret mounted, no index; the downloaded wheels only.",
             "RUN " + command(install),

@@ -150,6 +150,8 @@ def read_pylock(text: str, where: str) -> list[Distribution]:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise StepError(f"{where}: not valid TOML ({exc})") from None
+    except RecursionError:
+        raise StepError(f"{where}: nested too deeply to be a lock") from None
     problems: list[str] = []
     found: list[Distribution] = []
     packages = data.get("packages")

@@ -28,7 +28,6 @@ from ..builder.options import BuildOptions
 from ..builder.plan import RUNTIME, STAGING, InstallPlan
 from ..builder.recipe import compile_flag, write_files
 from ..builder.requirements import MLFLOW_DISTRIBUTIONS
-from ..builder.uv_options import INDEX_STRATEGY
 from ..problems import StepError
 from ..processes import Finished, failure, run_logged
 from ..runtime import schema, store
@@ -53,7 +52,16 @@ def interpreter_for(install: InstallPlan) -> str:
     if not install.python:
         return sys.executable
     version = install.python
-    found = subprocess.run(["uv", "python", "find", version], capture_output=True, text=True)
+    # --system and an empty working folder: uv runs the interpreters it considers, and would
+    # consider a `.venv` in the working folder (the codeset's) or above it.
+    with tempfile.TemporaryDirectory(prefix="mlflow-steps-find-") as empty:
+        found = subprocess.run(
+            ["uv", "python", "find", "--system", "--no-project", version],
+            capture_output=True,
+            text=True,
+            cwd=empty,
+            env=minimal_env(home=os.environ.get("HOME", "/nonexistent")),
+        )
     if found.returncode != 0:
         said = found.stderr.strip().splitlines()
         raise StepError(
@@ -173,8 +181,12 @@ def ensure_store_packages(
         return
     python = str(target / "venv" / "bin" / "python")
     for _ in range(2):  # once more after SQLAlchemy arrives: it decides the default driver
+        # The environment's Python, with nothing of ours: its packages' .pth files run here.
         asked = subprocess.run(
-            [python, "-m", "mlflow_steps_runtime.store", uri], capture_output=True, text=True
+            [python, "-m", "mlflow_steps_runtime.store", uri],
+            capture_output=True,
+            text=True,
+            env=minimal_env(),
         )
         if asked.returncode != 0:
             raise StepError(f"the local environment {target} cannot be queried: {asked.stderr}")
@@ -182,6 +194,16 @@ def ensure_store_packages(
         if not packages:
             return
         install_packages(python, packages, target, store.scheme_of(uri), options, log)
+
+
+def venv_python_version(venv: Path) -> str:
+    """`major.minor` of the venv's Python, read from its pyvenv.cfg (`version_info`, as uv
+    writes it, or `version`, as the venv module does): nothing of the venv is run."""
+    for line in (venv / "pyvenv.cfg").read_text().splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() in ("version_info", "version") and value.strip():
+            return ".".join(value.strip().split(".")[:2])
+    raise StepError(f"{venv}/pyvenv.cfg names no Python version")
 
 
 def install_packages(
@@ -193,22 +215,28 @@ def install_packages(
     log: Callable[[str], None],
 ) -> None:
     log(f"adding {', '.join(packages)} to {target} for the {scheme} tracking store")
-    uv_names = {
-        "PIP_INDEX_URL": "UV_INDEX_URL",
-        "PIP_EXTRA_INDEX_URL": "UV_EXTRA_INDEX_URL",
-        "PIP_TRUSTED_HOST": "UV_INSECURE_HOST",
-    }
-    # Credentials in uv's environment only, and uv builds nothing (--no-build): no package's
-    # code runs beside them. Several indexes: the best version on any of them, as pip does.
-    index = {uv_names[name]: value for name, value in options.index().install_env().items()}
-    strategy = f"--index-strategy={INDEX_STRATEGY}"
-    with tempfile.TemporaryDirectory(prefix="mlflow-steps-home-") as home:
+    # Two phases, as every install: the wheels are downloaded with the index credentials by
+    # this machine's own pip (nothing of the environment runs: its packages' .pth files would,
+    # in any interpreter started on it), then installed by uv from that folder alone, with no
+    # credential in reach. pip's rule for several indexes: the best version on any of them.
+    version = venv_python_version(Path(python).parent.parent)
+    with tempfile.TemporaryDirectory(prefix="mlflow-steps-store-") as tmp:
+        wheels, home = Path(tmp) / "wheels", Path(tmp) / "home"
+        home.mkdir()
+        quiet_pip = {"PIP_CONFIG_FILE": os.devnull, "PIP_NO_CACHE_DIR": "1",
+                     "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1"}  # fmt: skip
         done = run_logged(
-            ["uv", "pip", "install", "-q", "--no-build", "--no-config", strategy, "--python",
-             python, *packages],
-            env=minimal_env({**index, "UV_NO_CACHE": "1"}, home=home),
+            [sys.executable, "-I", "-m", "pip", "download", "--quiet", "--only-binary", ":all:",
+             "--python-version", version, "--dest", str(wheels), *packages],
+            env=minimal_env({**options.index().install_env(), **quiet_pip}, home=str(home)),
             masked=options.index().secret_values(),
         )  # fmt: skip
+        if done.returncode == 0:
+            done = run_logged(
+                ["uv", "pip", "install", "-q", "--offline", "--no-index", "--find-links",
+                 str(wheels), "--no-config", "--python", python, *packages],
+                env=minimal_env({"UV_NO_CACHE": "1"}, home=str(home)),
+            )  # fmt: skip
     if done.returncode != 0:
         raise StepError(
             failure(

@@ -95,6 +95,17 @@ def run(request: RunRequest, environ: Mapping[str, str], log: Callable[[str], No
         return RunResult(output.read_text().strip(), uri)
 
 
+# What the entry point's process never sees from ours: the tracking settings (they reach it
+# through the env file, as the step's inputs), and every credential the builder or the index
+# reads (index URLs with their passwords, netrc, registry auth).
+HELD_BACK_PREFIXES = ("MLFLOW_", "AWS_", "FUSEML_PIP_", "PIP_", "UV_")
+HELD_BACK = {"NETRC", "DOCKER_CONFIG", "REGISTRY_AUTH_FILE", "MLFLOW_STEPS_INDEX_NETRC"}
+
+
+def held_back(name: str) -> bool:
+    return name.startswith(HELD_BACK_PREFIXES) or name in HELD_BACK
+
+
 def run_local(
     request: RunRequest,
     project: Path,
@@ -134,7 +145,7 @@ def run_local(
             local_env.ensure_store_packages(target, passed[name], options, log)
     env_file = write_env_file(io_dir, passed)
     venv_bin = target / "venv" / "bin"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "AWS_"))}
+    env = {k: v for k, v in os.environ.items() if not held_back(k)}
     env.update(
         PATH=f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}", VIRTUAL_ENV=str(target / "venv")
     )

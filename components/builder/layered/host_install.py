@@ -42,7 +42,7 @@ from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 from ...problems import StepError
 from ...subprocess_env import minimal_env
-from ..indexes import IndexSettings, host_of
+from ..indexes import IndexSettings, host_of, origin_of
 from ..plan import find_uv
 from ..registry_push import origin
 from .wheels import Pin
@@ -76,13 +76,19 @@ def interpreter_for(minor: tuple[int, int]) -> str | None:
     uv = find_uv()
     if not uv:
         return None
-    found = subprocess.run(
-        [uv, "python", "find", "--no-python-downloads", "--no-config", "{}.{}".format(*minor)],
-        capture_output=True,
-        text=True,
-        # HOME kept: uv's own Pythons are found under it (no network, nothing of the codeset)
-        env=minimal_env(home=os.environ.get("HOME", "/nonexistent")),
-    )
+    # --system and an empty working folder: uv runs every interpreter it considers to learn its
+    # version, and without them it considers a `.venv` in the working folder or above it (the
+    # codeset's, where a step's working folder is the codeset).
+    with tempfile.TemporaryDirectory(prefix="mlflow-steps-find-") as empty:
+        found = subprocess.run(
+            [uv, "python", "find", "--system", "--no-project", "--no-python-downloads",
+             "--no-config", "{}.{}".format(*minor)],
+            capture_output=True,
+            text=True,
+            cwd=empty,
+            # HOME kept: uv's own Pythons are found under it (no network, nothing of the codeset)
+            env=minimal_env(home=os.environ.get("HOME", "/nonexistent")),
+        )  # fmt: skip
     path = found.stdout.strip()
     return path if found.returncode == 0 and path else None
 
@@ -145,7 +151,7 @@ def index_credentials(url: str, index: IndexSettings) -> tuple[str, str] | None:
     """The credentials of `url`'s host when `url` is on the origin (scheme, host, port) of
     an index URL the user configured, and is https or its host is a trusted (insecure) host;
     else None. A lock's URL on another origin gets none."""
-    credentials = index.credentials.get(host_of(url))
+    credentials = index.credentials.get(origin_of(url))
     if credentials is None:
         return None
     configured = [index.index_url, *index.extra_index_urls]

@@ -22,8 +22,37 @@ fi
 . "$here/index-settings.sh"
 # pip reads no configuration file, keeps no cache and asks nothing.
 export PIP_CONFIG_FILE=/dev/null PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
-# Lines whose package is built from source: a path in the codeset, a VCS checkout, an archive.
-from_source='^(\./|(git|hg|svn|bzr)\+)|@ *(git|hg|svn|bzr)\+|@ *[^ ]*\.(tar\.gz|tgz|tar\.bz2|tar\.xz|tar|zip)([#? ;]|$)'
+# Lines whose package is built from source: every direct reference that is not a wheel (a path
+# in the codeset, a VCS checkout, an archive of any name or none, e.g. `pkg @ https://h/x`):
+# left out of what is downloaded here (pip would build them even with --only-binary), built in
+# the install phase. Written by the base's own Python, isolated; SRC -> OUT, and OUT.source
+# when any line was left out.
+wheels_only() {
+  "$python" -I -S - "$1" "$2" <<'PY'
+import re, sys
+src, out = sys.argv[1:3]
+direct = re.compile(r"^(?:\.{0,2}/|~|[a-z][a-z0-9+.-]*://|(?:git|hg|svn|bzr)\+)", re.I)
+named = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\s*(?:\[[^\]]*\])?\s*@\s*(\S+)")
+wheel = re.compile(r"^(?:https?|file)://[^?#;\s]*\.whl(?:[?#;].*)?$", re.I)
+kept, source = [], False
+with open(src) as handle:
+    for line in handle.read().splitlines():
+        text = line.strip()
+        if not text or text.startswith(("#", "-")):
+            kept.append(line)
+            continue
+        match = named.match(text)
+        url = match.group(1) if match else (text.split()[0] if direct.match(text) else "")
+        if url and not wheel.match(url):
+            source = True
+            continue
+        kept.append(line)
+with open(out, "w") as handle:
+    handle.write("".join(line + "\n" for line in kept))
+if source:
+    open(out + ".source", "w").close()
+PY
+}
 wheels="$here/wheels"
 downloader="$here/download-venv"
 mkdir -p "$wheels"
@@ -42,7 +71,8 @@ fi
 pinned_by_uv() {  # REQUIREMENTS -> REQUIREMENTS.wheels (exit status 1: uv could not)
   file="$1"
   [ -n "$use_uv" ] && [ -f "$file.uv" ] || return 1
-  grep -v -E "$from_source" "$file.uv" > "$file.uv.wheels" || true
+  wheels_only "$file.uv" "$file.uv.wheels"
+  rm -f "$file.uv.wheels.source"
   (
     set --
     while IFS= read -r arg || [ -n "$arg" ]; do set -- "$@" "$arg"; done < "$file.uv-args"
@@ -66,9 +96,11 @@ for requirements in "$@"; do
   if pinned_by_uv "$requirements"; then
     deps=--no-deps
   else
-    grep -v -E "$from_source" "$requirements" > "$requirements.wheels" || true
+    wheels_only "$requirements" "$requirements.wheels"
   fi
-  if grep -q -E "$from_source" "$requirements"; then build_backend=1; fi
+  wheels_only "$requirements" "$requirements.check"
+  if [ -e "$requirements.check.source" ]; then build_backend=1; fi
+  rm -f "$requirements.check" "$requirements.check.source" "$requirements.wheels.source"
   # shellcheck disable=SC2086
   if ! "$downloader/bin/python" -I -m pip download --quiet --only-binary :all: $deps \
     --dest "$wheels" -r "$requirements.wheels" 2> "$here/pip-download.err"; then

@@ -135,7 +135,7 @@ def test_index_credentials_go_to_the_index_origin_only():
     index = IndexSettings(
         "https://idx.example/simple/", ("http://extra.example:8080/simple/",),
         "extra.example",
-        {"idx.example": ("u", "p"), "extra.example": ("v", "q")},
+        {"https://idx.example:443": ("u", "p"), "http://extra.example:8080": ("v", "q")},
     )  # fmt: skip
     assert index_credentials("https://idx.example/files/a.whl", index) == ("u", "p")
     assert index_credentials("http://idx.example/files/a.whl", index) is None  # plain http

@@ -76,6 +76,17 @@ def test_default_entry_and_no_credentials():
     assert index_settings("", "", "", environ).public() == {}
 
 
+def test_a_urls_credentials_go_to_its_origin_alone():
+    """A password given in one URL never reaches another port or scheme of its host."""
+    index = index_settings(
+        "https://u:pw@private.example/simple/", "http://private.example:9999/evil/", "", NO_NETRC
+    )
+    assert index.install_env() == {
+        "PIP_INDEX_URL": "https://u:pw@private.example/simple/",
+        "PIP_EXTRA_INDEX_URL": "http://private.example:9999/evil/",
+    }
+
+
 def test_bad_netrc_text_is_named_without_its_content():
     with pytest.raises(StepError, match="MLFLOW_STEPS_INDEX_NETRC: unexpected token") as info:
         parse_netrc("machine h login u passw0rd hunter2", NETRC_ENV)

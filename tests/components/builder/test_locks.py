@@ -186,3 +186,10 @@ def test_plan_distributions_names_every_wheel_from_the_lock_or_the_index(case, p
     assert (six.name, six.version) == ("six", "1.16.0")
     assert "six-1.16.0-py2.py3-none-any.whl" in [w.name for w in six.wheels]
     assert SIX_WHEEL in six.hashes
+
+
+def test_a_lock_nested_too_deeply_is_a_clean_error():
+    from mlflow_steps.components.builder.resolution import read_pylock
+
+    with pytest.raises(StepError, match="nested too deeply"):
+        read_pylock('lock-version = "1.0"\nx = ' + "[" * 200000 + "]" * 200000, "pylock.toml")

@@ -129,14 +129,14 @@ def test_generated_dockerfiles_pass_hadolint(tmp_path, example):
     assert ":error" not in done.stdout.replace(" ", "")
 
 
-def test_system_packages_install_in_the_same_run_as_the_environment():
+def test_system_packages_install_in_a_run_of_their_own_without_the_secret():
     recipe = recipe_for("sklearn-pip", system_packages="libgomp1 libgl1=1.6.0-1")
     lines = recipe.dockerfile.splitlines()
     run_lines = [line for line in lines if "install-" in line or "download-" in line]
     assert run_lines == [
+        "RUN sh /tmp/mlflow-steps/install-system-packages.sh libgomp1 libgl1=1.6.0-1",
         "RUN --mount=type=secret,id=mlflow-steps-index "
-        "sh /tmp/mlflow-steps/install-system-packages.sh libgomp1 libgl1=1.6.0-1 \\",
-        " && sh /tmp/mlflow-steps/download-python-env.sh requirements.txt",
+        "sh /tmp/mlflow-steps/download-python-env.sh requirements.txt",
         "RUN sh /tmp/mlflow-steps/install-python-env.sh /opt/mlflow-env --compile-bytecode "
         "requirements.txt",
     ]

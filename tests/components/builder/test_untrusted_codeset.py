@@ -268,3 +268,42 @@ def test_an_index_sdist_is_fetched_unbuilt_and_built_without_credentials(
     spied = marker.read_text()  # built, in the install phase
     assert INDEX_USERS["alice"] not in spied and password not in spied
     assert '"secret": ""' in spied
+
+
+@pytest.mark.parametrize("name", ["hostile", "hostile-1.0.tbz", "HOSTILE-1.0.TAR.GZ"])
+def test_a_direct_reference_to_an_sdist_of_any_name_is_built_in_the_install_phase_only(
+    auth_index, name, tmp_path
+):
+    """pip builds an archive of any name, or of none, even with --only-binary :all:. Every
+    direct reference that is not a wheel is left to the install phase, which has no secret."""
+    folder = tmp_path / "www"
+    folder.mkdir()
+    marker, secret = tmp_path / "hostile-ran.json", tmp_path / "mlflow-steps-index"
+    hostile_sdist(folder, marker, secret)
+    (folder / "hostile-1.0.tar.gz").rename(folder / name)
+    port = services.free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "-b", "127.0.0.1", "-d", str(folder)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        services.serving(services.Service(f"127.0.0.1:{port}", server, tmp_path / "log", {}),
+                         f"http://127.0.0.1:{port}/", ok=(200,))  # fmt: skip
+        url, password = credentialed(auth_index.extra["url"])
+        secret.write_text(f"PIP_INDEX_URL={url}\n")
+        staging = tmp_path / "staging"
+        stage(staging, f"hostile @ http://127.0.0.1:{port}/{name}\n", uv=False)
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(tmp_path),
+            "MLFLOW_STEPS_PYTHON": sys.executable,
+        }
+        download = subprocess.run(
+            ["sh", str(staging / "download-python-env.sh"), "requirements.txt"],
+            capture_output=True, text=True, env={**env, "MLFLOW_STEPS_INDEX_SECRET": str(secret)},
+        )  # fmt: skip
+        assert not marker.exists(), "the sdist's code ran in the download phase"
+        assert password not in download.stderr
+    finally:
+        server.terminate()
+        server.wait()

@@ -56,3 +56,14 @@ def test_secrets_travel_in_a_private_file_not_argv(tmp_path):
     assert path.stat().st_mode & 0o777 == 0o600
     argv = engine_run_argv("docker", "i", tmp_path, tmp_path, [], insecure=False)
     assert "pw" not in argv and "sk" not in argv
+
+
+def test_the_local_entry_point_never_sees_a_credential_of_ours():
+    """What `run --engine local` holds back from the entry point's environment."""
+    from mlflow_steps.components.launcher.run import held_back
+
+    for name in ("FUSEML_PIP_INDEX_URL", "PIP_INDEX_URL", "UV_INDEX_URL", "NETRC",
+                 "DOCKER_CONFIG", "REGISTRY_AUTH_FILE", "MLFLOW_STEPS_INDEX_NETRC",
+                 "MLFLOW_TRACKING_PASSWORD", "AWS_SECRET_ACCESS_KEY"):  # fmt: skip
+        assert held_back(name), name
+    assert not held_back("PATH") and not held_back("HOME") and not held_back("LANG")

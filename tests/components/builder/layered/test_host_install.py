@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from mlflow_steps.components.builder.indexes import IndexSettings
+from mlflow_steps.components.builder.indexes import IndexSettings, origin_of
 from mlflow_steps.components.builder.layered import host_install
 from mlflow_steps.components.builder.layered.installed import split
 from mlflow_steps.components.builder.layered.wheels import Pin
@@ -90,7 +90,7 @@ def pin_for(wheel: Path, url: str, sha256: str | None = None) -> Pin:
 def index_for(url: str) -> IndexSettings:
     # Plain http: the host is named trusted, or no credential is sent (index_credentials).
     return IndexSettings(
-        f"{url}/simple/", trusted_hosts="127.0.0.1", credentials={"127.0.0.1": (LOGIN, TOKEN)}
+        f"{url}/simple/", trusted_hosts="127.0.0.1", credentials={origin_of(url): (LOGIN, TOKEN)}
     )
 
 
@@ -157,3 +157,18 @@ def test_a_none_any_wheel_with_a_shared_library_is_handed_back(served, tmp_path)
 def test_only_none_any_wheels_are_pure(name, pure):
     assert host_install.is_pure(Pin("x", "1", f"http://h/{name}", "ab", None, False)) is pure
     assert not host_install.is_pure(Pin("x", "1", None, "ab", None, False))
+
+
+def test_finding_an_interpreter_never_runs_a_codesets_venv(tmp_path, monkeypatch):
+    """uv runs each interpreter it considers; a `.venv` in the working folder (a step's working
+    folder is the codeset) is never considered."""
+    marker = tmp_path / "ran"
+    bin_dir = tmp_path / ".venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "python").write_text(f'#!/bin/sh\ntouch {marker}\nexec python3 "$@"\n')
+    (bin_dir / "python").chmod(0o755)
+    (tmp_path / ".venv" / "pyvenv.cfg").write_text("home = /usr/bin\nversion_info = 3.99.0\n")
+    monkeypatch.chdir(tmp_path)
+    host_install.interpreter_for((3, 99))
+    host_install.interpreter_for((3, 98))
+    assert not marker.exists()

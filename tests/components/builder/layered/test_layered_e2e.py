@@ -15,7 +15,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from mlflow_steps.components.builder import referrers, sbom
 from mlflow_steps.components.builder.recipe import VENV
+from mlflow_steps.components.builder.registry import RegistryClient
+from mlflow_steps.components.builder.registry_push import RegistryWriter, sha256_digest
 from tests.support import services
 from tests.support.builds import local_build_argv, run_in_image
 from tests.support.images import BUILDAH_ENV, remove_local_images
@@ -39,6 +42,16 @@ def build(path: Path, registry, index_url: str, base: str, repository: str, *ext
     done = subprocess.run(argv, capture_output=True, text=True, env=BUILDAH_ENV)
     assert done.returncode == 0, done.stderr[-3000:]
     return out.read_text(), done.stderr
+
+
+def sbom_blobs(host: str, image: str) -> set[str]:
+    """The blobs of the SBOM referrer attached to `image` (its document, the empty config)."""
+    repository, _, tag = image.partition("/")[2].rpartition(":")
+    writer = RegistryWriter(RegistryClient(host, insecure=True))
+    found = writer.get_manifest(repository, tag)
+    assert found is not None
+    document = referrers.find(writer, repository, found[2], sbom.MEDIA_TYPE)
+    return {sha256_digest(document), sha256_digest(b"{}")}
 
 
 def blob_requests(registry, since: int, repository: str) -> tuple[set[str], set[str]]:
@@ -100,7 +113,7 @@ def test_a_one_package_bump_uploads_that_layer_and_mounts_the_rest(
     assert len(old_layers & set(new_layers)) == len(new_layers) - 2
     fresh = set(new_layers) - old_layers  # six 1.17.0 and the lock
     uploaded, mounted = blob_requests(registry, since, "layered/b")
-    assert uploaded == fresh | {new["config"]["digest"]}
+    assert uploaded == fresh | {new["config"]["digest"]} | sbom_blobs(registry.host, second)
     assert mounted >= set(new_layers) - fresh
     six_layer = next(
         layer["digest"]

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from mlflow_steps.components.builder import referrers, sbom
 from mlflow_steps.components.builder.registry import RegistryClient
-from mlflow_steps.components.builder.registry_push import RegistryWriter
+from mlflow_steps.components.builder.registry_push import RegistryWriter, sha256_digest
 from mlflow_steps.components.problems import StepError
 from tests.components.builder.layered.test_layered_e2e import blob_requests, codeset
 from tests.support.builds import local_build_argv
@@ -49,6 +50,15 @@ def manifest(host: str, image: str) -> dict:
     found = RegistryWriter(client).get_manifest(repository, tag)
     assert found is not None
     return json.loads(found[0])
+
+
+def sbom_of(host: str, image: str) -> bytes:
+    """The SBOM referrer attached to `image`, read with bob's tokens."""
+    repository, _, tag = image.partition("/")[2].rpartition(":")
+    writer = RegistryWriter(RegistryClient(host, insecure=True, credentials=("bob", USERS["bob"])))
+    found = writer.get_manifest(repository, tag)
+    assert found is not None
+    return referrers.find(writer, repository, found[2], sbom.MEDIA_TYPE)
 
 
 def build(path: Path, host: str, index_url: str, base: str, repository: str, docker: Path):
@@ -94,7 +104,9 @@ def test_a_bump_into_a_token_registry_mounts_its_unchanged_layers(
     fresh = new - old  # six 1.17.0 and the lock
     assert len(fresh) == 2
     uploaded, mounted = blob_requests(registry, since, "team/b")
-    assert uploaded == fresh | {new_manifest["config"]["digest"]}
+    # Besides: the SBOM referrer's blobs (its document, and the empty config once per repository).
+    referrer = {sha256_digest(b"{}"), sha256_digest(sbom_of(registry.host, second))}
+    assert uploaded == fresh | {new_manifest["config"]["digest"]} | referrer
     assert mounted >= new - fresh
     # The mount's token: one scope parameter per repository the challenge named.
     scopes = [scope for _, asked_for in tokens.requests[asked:] for scope in asked_for]
