@@ -202,9 +202,8 @@ def trixie_base(registry):
     require_tools("debootstrap", "podman")
     reference = f"{registry.host}/base/debian:trixie"
     with stack_images.debian_tarball(images.CACHE, "trixie").open("rb") as tar:
-        stack_images.sh("podman", "import", "-", reference, stdin=tar, stdout=subprocess.DEVNULL)
-    stack_images.sh("podman", "push", "--tls-verify=false", reference,
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        stack_images.sh("podman", "import", "-", reference, stdin=tar, log_stdout=False)
+    stack_images.sh("podman", "push", "--tls-verify=false", reference, quiet=True)
     remove_local_images(reference)
     return reference
 
@@ -290,6 +289,8 @@ def test_through_an_index_that_asks_for_credentials_nothing_of_them_is_pushed_or
                       repository="engineless/secret", output=out)  # fmt: skip
     argv[argv.index("--engine") + 1] = "none"
     env = {**BUILDAH_ENV, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    # Plain http: credentials go to a host named trusted (insecure) only.
+    argv += ["--pip-trusted-host", "127.0.0.1"]
     done = subprocess.run([*argv, "--mlflow-requirement", "", "--verbose"], capture_output=True,
                           text=True, env=env)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
@@ -323,7 +324,7 @@ def test_an_sdist_fails_engine_none_at_once_and_auto_goes_on_with_an_engine(
         extra.stop()
     (refused, refused_out), (built, built_out) = results["none"], results["auto"]
     assert refused.returncode != 0 and not refused_out.exists()
-    assert "cannot build this codeset: no wheel for this base" in refused.stderr
+    assert "cannot build this codeset" in refused.stderr and "no wheel" in refused.stderr
     assert "tinypkg 1.0" in refused.stderr and "buildah or Kaniko builder" in refused.stderr
     assert built.returncode == 0, built.stderr[-3000:]
     reasons = [line for line in built.stderr.splitlines() if line.startswith("engine: not")]
