@@ -59,6 +59,7 @@ OTHER_TOOLS = {
     "--isolation": "buildah run",
     "--root": "components/builder/recipe_files/compile-bytecode.py",
     "--tag": "buildah build",
+    "--layers": "buildah/podman build",
     "--timestamp": "buildah build",
     "--no-compile": "pip install",
     "--upgrade": "pip install",
