@@ -225,12 +225,19 @@ def install_packages(
         home.mkdir()
         quiet_pip = {"PIP_CONFIG_FILE": os.devnull, "PIP_NO_CACHE_DIR": "1",
                      "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1"}  # fmt: skip
-        done = run_logged(
-            [sys.executable, "-I", "-m", "pip", "download", "--quiet", "--only-binary", ":all:",
-             "--python-version", version, "--dest", str(wheels), *packages],
-            env=minimal_env({**options.index().install_env(), **quiet_pip}, home=str(home)),
-            masked=options.index().secret_values(),
-        )  # fmt: skip
+        # pip in a throwaway venv of this machine's interpreter (ensurepip's own pip: the
+        # interpreter mlflow-steps runs in may have none, e.g. a venv uv made).
+        downloader = Path(tmp) / "downloader"
+        done = run_logged([sys.executable, "-I", "-m", "venv", str(downloader)],
+                          env=minimal_env(home=str(home)))  # fmt: skip
+        if done.returncode == 0:
+            done = run_logged(
+                [str(downloader / "bin" / "python"), "-I", "-m", "pip", "download", "--quiet",
+                 "--only-binary", ":all:", "--python-version", version, "--dest", str(wheels),
+                 *packages],
+                env=minimal_env({**options.index().install_env(), **quiet_pip}, home=str(home)),
+                masked=options.index().secret_values(),
+            )  # fmt: skip
         if done.returncode == 0:
             done = run_logged(
                 ["uv", "pip", "install", "-q", "--offline", "--no-index", "--find-links",
