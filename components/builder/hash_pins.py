@@ -8,18 +8,31 @@ registry (mounted): a layer's identity names the sha256 of the wheel it was made
 
 `pinned_hashes(plan)` reads the pins; `check_pins(pins, pinned)` raises StepError naming every
 distribution whose wheel is not among its pinned hashes.
+
+pip's hash-checking mode (pip 26.3, `cli/req_command.py` `get_requirements` and
+`operations/prepare.py` `_get_linked_req_hashes`): it is on when a file says `--require-hashes`
+or when any requirement or constraint carries a `--hash` (unless `--no-require-hashes`); then
+every requirement must carry a hash, and every one that is not a direct reference must be
+pinned with `==` or `===`; a VCS URL or a directory cannot be hashed at all. pip checks this
+as it downloads each distribution, transitive ones included. `hash_mode_problems(...)` applies
+the same rule to a file's own requirements when it is read, so a file with some hashes and some
+without fails at `inspect` and `build` before anything is downloaded; the transitive ones are
+checked after resolution (`unhashed_pins`).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from ..problems import StepError
-from .plan import InstallPlan
+
+if TYPE_CHECKING:  # plan.py reads requirement files, which use this module
+    from .plan import InstallPlan
 
 HASH = re.compile(r"--hash[= ]sha256:([0-9a-fA-F]{64})")
 
@@ -57,3 +70,106 @@ def check_pins(pins: Iterable, pinned: Mapping[str, set[str]]) -> None:
             )
     if problems:
         raise StepError(problems)
+
+
+# pip 26.3 exceptions/hashes.py: the headings of its hash errors, in its order.
+VCS_HEAD = (
+    "Can't verify hashes for these requirements because we don't have a way to hash version "
+    "control repositories:"
+)
+DIRECTORY_HEAD = (
+    "Can't verify hashes for these file:// requirements because they point to directories:"
+)
+MISSING_HEAD = (
+    "Hashes are required in --require-hashes mode, but they are missing from some requirements."
+)
+UNPINNED_HEAD = (
+    "In --require-hashes mode, all requirements must have their versions pinned with ==. These "
+    "do not:"
+)
+VCS_PREFIXES = ("git+", "hg+", "svn+", "bzr+")
+
+
+def has_hash(line: str) -> bool:
+    return not line.startswith("-") and " --hash=" in f" {line}"
+
+
+def in_hash_mode(lines: Iterable[str], constraints: Iterable[str] = ()) -> bool:
+    """pip's rule: `--require-hashes`, or any requirement or constraint with `--hash`, and no
+    `--no-require-hashes` (normalised lines, `requirements.py` form)."""
+    lines, constraints = list(lines), list(constraints)
+    if "--no-require-hashes" in lines:
+        return False
+    return "--require-hashes" in lines or any(has_hash(line) for line in [*lines, *constraints])
+
+
+def hash_mode_problems(
+    lines: Iterable[str], constraints: Iterable[str], shipped: Iterable[str], where: str
+) -> list[str]:
+    """[] unless the normalised requirement `lines` (with `constraints`, and `shipped`: the
+    shipped file names, `codeset/...`) are in pip's hash-checking mode; then one problem per
+    kind of requirement pip would refuse, naming each one (pip 26.3's headings)."""
+    lines, constraints = list(lines), list(constraints)
+    if not in_hash_mode(lines, constraints):
+        return []
+    files = set(shipped)
+    hashed_by_constraint = {name_of(c) for c in constraints if has_hash(c)} - {None}
+    vcs, directories, missing, unpinned = [], [], [], []
+    for line in lines:
+        if line.startswith("-"):
+            continue
+        head = line.split(" --")[0].strip()
+        url = head.partition(" @ ")[2].strip() if " @ " in head else head
+        if url.startswith(VCS_PREFIXES):
+            vcs.append(head)
+            continue
+        if head.startswith("./") and head[2:].split("[")[0].split(";")[0].strip() not in files:
+            directories.append(head)
+            continue
+        name = name_of(line)
+        direct = " @ " in head or head.startswith("./") or "://" in head
+        if not direct and not pinned_exactly(head):
+            unpinned.append(head)
+        if not has_hash(line) and name not in hashed_by_constraint:
+            missing.append(head)
+    problems = []
+    trigger = (
+        "(pip 26.3 turns hash-checking on for the whole file when any requirement has a "
+        "--hash, or the file says --require-hashes)"
+    )
+    for head, found, fix in (
+        (VCS_HEAD, vcs, "install it from a wheel or an archive URL with its --hash"),
+        (DIRECTORY_HEAD, directories, "build a wheel, ship it and give its --hash"),
+        (MISSING_HEAD, missing, "add `--hash=sha256:...` to each (uv pip compile "
+         "--generate-hashes writes them all)"),
+        (UNPINNED_HEAD, unpinned, "pin each with NAME==VERSION"),
+    ):  # fmt: skip
+        if found:
+            problems.append(f"{where}: {head} {', '.join(found)}; {fix} {trigger}")
+    return problems
+
+
+def name_of(line: str) -> str | None:
+    try:
+        return canonicalize_name(Requirement(line.split(" --")[0].strip()).name)
+    except InvalidRequirement:
+        return None
+
+
+def pinned_exactly(head: str) -> bool:
+    """pip's `InstallRequirement.is_pinned`: one specifier, `==` or `===`."""
+    try:
+        specifiers = list(Requirement(head).specifier)
+    except InvalidRequirement:
+        return False
+    return len(specifiers) == 1 and specifiers[0].operator in ("==", "===")
+
+
+def unhashed_pins(pins: Iterable, plan: InstallPlan) -> list[str]:
+    """`name version` of each resolved pin that no hash of the plan covers, when one of its
+    requirement sets is in pip's hash-checking mode ([] otherwise): pip would refuse them
+    (HashMissing) when it downloads them, transitive ones included."""
+    if not any(in_hash_mode(s.lines) for s in plan.requirement_sets):
+        return []
+    pinned = pinned_hashes(plan)
+    return sorted(f"{pin.name} {pin.version}" for pin in pins if pin.name not in pinned)

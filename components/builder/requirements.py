@@ -26,7 +26,8 @@ The line forms are those of pip's requirements-file format (pip 26.3,
 - refused, with what to write instead: `-e` (an editable install links to source that is not
   in the image), `${VAR}` (pip expands it from the build's environment), `file:` URLs and
   paths outside the codeset, `-r`/`-c` of a URL, options pip does not accept in a
-  requirements file, options on a requirement line that pip ignores, and the options uv
+  requirements file, options on a requirement line that pip ignores, `--trusted-host` (only
+  the builder's own `pip_trusted_host` input may lower TLS for a host), and the options uv
   cannot be given pip's meaning of (`uv_options.refusal`: `--prefer-binary`,
   `--use-feature`, `--config-settings`).
 
@@ -54,7 +55,7 @@ from packaging.utils import (
 )
 
 from ..problems import StepError
-from . import limits, uv_options
+from . import hash_pins, limits, uv_options
 from .indexes import NETRC_ENV
 from .inside import ADVICE, outside, refusal
 
@@ -318,6 +319,11 @@ class Reader:
             )
         self.result.lines = sorted(self._lines)
         self.result.constraints = sorted(self._constraints)
+        self.problems.extend(
+            hash_pins.hash_mode_problems(
+                self.result.lines, self.result.constraints, self.result.shipped, where
+            )
+        )
         return self.result
 
     # --- files ---------------------------------------------------------------------------------
@@ -389,6 +395,8 @@ class Reader:
         for name, value in parse_options(options, VALUE_OPTIONS, FLAG_OPTIONS):
             if uv_options.refusal(name, value):
                 raise LineError(uv_options.refusal(name, value))
+            if name == "--trusted-host":
+                raise LineError(trusted_host_advice(value))
             if name in ("--requirement", "--constraint"):
                 self.include(name, value, base_dir, constraint, seen)
             elif name == "--editable":
@@ -503,6 +511,20 @@ def editable_advice(value: str) -> str:
     return (
         "is an editable install, which links to source that is not in the image (the codeset "
         f"is mounted at /project only when the step runs); write {instead} instead"
+    )
+
+
+def trusted_host_advice(value: str) -> str:
+    """Why a codeset may not say `--trusted-host`: pip 26.3 then takes that host (every port,
+    when none is given) over plain HTTP and without checking its TLS certificate, for every
+    index and link on it (`PipSession.add_trusted_host`), so the credentials of an index you
+    configured on that host would cross unchecked. Only you decide that."""
+    return (
+        f"marks {value} as a trusted host, which pip takes to mean: plain HTTP and no TLS "
+        "certificate check for every index and link on that host, so an index's credentials "
+        "would be sent there unchecked; a codeset cannot decide that for the indexes you "
+        "configure. Remove the line; if you trust the host, give it as the builder's "
+        "--pip-trusted-host input (the step input pip_trusted_host)"
     )
 
 

@@ -31,7 +31,7 @@ from ..builder.requirements import MLFLOW_DISTRIBUTIONS
 from ..problems import StepError
 from ..processes import Finished, failure, run_logged
 from ..runtime import schema, store
-from ..subprocess_env import minimal_env
+from ..subprocess_env import keep_environ_private, minimal_env
 
 
 def cache_root() -> Path:
@@ -152,6 +152,7 @@ def run_phases(staging: Path, options: BuildOptions, python: str, runtime_parent
     reads the index settings, from a private file deleted before the install phase starts;
     the install phase builds path and VCS requirements with no credential in reach."""
     Path(home).mkdir(exist_ok=True)
+    keep_environ_private()  # the install phase runs as this user: no /proc/<our pid>/environ
     common = {"MLFLOW_STEPS_PYTHON": python, "MLFLOW_STEPS_RUNTIME_PARENT": runtime_parent}
     with secret_files(options.index()) as secrets:
         secret = str(secrets.get(SECRET_ID, ""))

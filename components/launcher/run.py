@@ -13,6 +13,7 @@ from ..builder.environments import DockerEnv
 from ..builder.options import BuildOptions
 from ..problems import StepError
 from ..processes import Finished, failure, run_logged
+from ..subprocess_env import keep_environ_private
 from . import containers, local_env
 from .environment import passed_environment, write_env_file
 
@@ -114,6 +115,9 @@ def run_local(
     io_dir: Path,
     log: Callable[[str], None],
 ) -> Finished:
+    # Code the codeset brings (its install phase, its entry point) runs as this user: it must
+    # not read the credentials this process was started with from /proc/<our pid>/environ.
+    keep_environ_private()
     if "MLFLOW_TRACKING_URI" not in passed:
         passed["MLFLOW_TRACKING_URI"] = f"sqlite:///{Path.cwd() / 'mlflow.db'}"
         log(f"MLFLOW_TRACKING_URI not set: using {passed['MLFLOW_TRACKING_URI']}")

@@ -45,7 +45,7 @@ from mlflow_steps import __version__
 from ...problems import StepError
 from .. import referrers, sbom
 from ..engines import source_date_epoch
-from ..hash_pins import check_pins, pinned_hashes
+from ..hash_pins import check_pins, pinned_hashes, unhashed_pins
 from ..options import BuildOptions
 from ..plan import (
     LOCK_IN_IMAGE,
@@ -82,6 +82,19 @@ Log = Callable[[str], None]
 PUSHERS = 4  # requests to the registry at a time
 SCRIPTS = ("compile-bytecode.py", "check-libraries.py")
 FILE_OPTIONS = ("-c", "-r", "--constraint", "--requirement", "-e", "--editable")
+
+
+def unhashed_fallback(pins, install) -> None:
+    """Fallback when the plan is in pip's hash-checking mode and a resolved distribution has no
+    pinned hash: pip, which installs the sets one by one in the engine path, then says which of
+    them the hashed set needs (its transitive ones must be hashed too) and refuses them."""
+    unhashed = unhashed_pins(pins, install)
+    if unhashed:
+        raise Fallback(
+            "the requirements are in pip's hash-checking mode and these resolved distributions "
+            f"have no pinned hash: {', '.join(unhashed)}; pip checks which of them the hashed "
+            "set needs"
+        )
 
 
 class Fallback(Exception):
@@ -171,6 +184,7 @@ def build_layered(install: InstallPlan, options: BuildOptions, tag: str, log: Lo
             lock = locked(install, options_lines + constraint_lines + names, target, options)
             pins = pins_for(read_pylock(lock, "the lock"), target, requirement_names(names))
             check_pins(pins, user_hashes)  # before any layer is mounted or pushed
+            unhashed_fallback(pins, install)
             refuse_sdists(pins, target)
             minor = target.python_minor
             pure = frozenset(

@@ -58,6 +58,7 @@ from .assemble import (
     requirement_names,
     reuse,
     site_of,
+    unhashed_fallback,
     write_and_push,
 )
 from .base_files import BaseFacts, extracted, interpreter_argv, read_base
@@ -190,6 +191,7 @@ def build_engineless(install: InstallPlan, options: BuildOptions, tag: str, log:
     pins = pins_for(read_pylock(lock, "the lock"), target, requirement_names(names))
     refuse_sdists(pins, target)
     check_pins(pins, pinned_hashes(install))  # before any layer is mounted or pushed
+    unhashed_fallback(pins, install)
     context = Context(target, VENV, install.compile_bytecode,
                       pure=frozenset(pin.name for pin in pins))  # fmt: skip
     units = [unit.by_builder() for unit in plan_units(pins, context, room)]

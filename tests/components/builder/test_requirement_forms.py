@@ -27,7 +27,6 @@ FORMS = [
     ("-i http://i/simple", "--index-url http://i/simple"),
     ("--pypi-url http://i/simple", "--index-url http://i/simple"),
     ("--extra-index-url http://e/simple", "--extra-index-url http://e/simple"),
-    ("--trusted-host  h", "--trusted-host h"),
     ("--find-links https://host/wheels", "--find-links https://host/wheels"),
     ("--only-binary=:all:", "--only-binary :all:"),
     ("--no-index", "--no-index"),
@@ -75,6 +74,9 @@ REFUSED = [
     ("--use-feature fast-deps", ["the pip feature 'fast-deps'", "remove the line"]),
     ("--all-releases :none:", ["uses :none:", "remove the line"]),
     ("./vendor/pkg -C k=v", ["--config-settings on a requirement without a name", "NAME @ URL"]),
+    # only the user lowers TLS for a host (issue 23, F7)
+    ("--trusted-host idx.example", ["marks idx.example as a trusted host", "plain HTTP",
+                                    "--pip-trusted-host", "Remove the line"]),
 ]  # fmt: skip
 
 

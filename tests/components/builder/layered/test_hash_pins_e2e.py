@@ -5,6 +5,8 @@ and the copy built again into the same registry, where every layer already is.""
 
 from __future__ import annotations
 
+import hashlib
+import re
 import shutil
 import subprocess
 import time
@@ -13,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.builds import local_build_argv
-from tests.support.images import BUILDAH_ENV
+from tests.support.images import BUILDAH_ENV, wheelhouse
 
 pytestmark = pytest.mark.e2e
 
@@ -58,3 +60,35 @@ def test_a_flipped_hash_fails_naming_the_package_and_pushes_nothing(
     ]
     assert writes == []
     assert not (tmp_path / "bad.image").exists()
+
+
+def test_a_hashed_file_needs_hashes_of_what_it_pulls_in_as_pip_does(
+    registry, package_index, base_images, tmp_path
+):
+    """pip's hash-checking mode reaches the distributions a hashed requirement pulls in
+    (issue 23, F10): `requests` hashed, its dependencies not. On main the per-package path
+    checked the one hash it had and pushed an image with unhashed urllib3, idna, certifi and
+    charset-normalizer; now it hands the environment to the engine path, whose installer refuses
+    them by name before anything is installed or pushed."""
+    wheel = next(wheelhouse().glob("requests-*-py3-none-any.whl"))
+    version = wheel.name.split("-")[1]
+    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    codeset = tmp_path / "transitive"
+    shutil.copytree(CASES / "requirements-hashed", codeset)
+    (codeset / "requirements.txt").write_text(f"requests=={version} --hash=sha256:{digest}\n")
+    (codeset / "check.py").write_text("import requests\n")
+    since = len(registry.requests_seen())
+    done = build(codeset, registry, package_index.extra["url"], base_images["debian"])
+    assert done.returncode != 0
+    assert "hash-checking mode" in done.stderr and "urllib3" in done.stderr
+    # The installer's own refusal (uv: "no trusted hash was provided for", pip: HashMissing).
+    assert re.search(
+        r"no trusted hash was provided for: `(charset-normalizer|urllib3|idna|"
+        r"certifi)`|Hashes are required in --require-hashes mode",
+        done.stderr,
+    )
+    time.sleep(0.2)
+    writes = [line for line in registry.requests_seen()[since:]
+              if line.split(" ", 1)[0] in ("PUT", "POST", "PATCH")]  # fmt: skip
+    assert writes == []
+    assert not (tmp_path / "transitive.image").exists()

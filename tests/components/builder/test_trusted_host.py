@@ -1,0 +1,67 @@
+"""A codeset may not say `--trusted-host` (issue 23, F7): pip takes it to mean plain HTTP and
+no TLS certificate check for every index and link on that host, credentials included. Only the
+user's own `pip_trusted_host` input may do that. Real parts: pypiserver with htpasswd (gunicorn's
+access log on) as the configured index, a real registry, the CLI as a step runs it."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support import services
+from tests.support.builds import local_build_argv
+from tests.support.images import BUILDAH_ENV, wheelhouse
+from tests.support.require import require_tools
+
+CASES = Path(__file__).resolve().parents[2] / "cases"
+PASSWORD = "tru5ted-pa55"
+
+
+@pytest.fixture
+def logged_auth_index(tmp_path, monkeypatch):
+    require_tools("htpasswd")
+    monkeypatch.setenv("GUNICORN_CMD_ARGS", "--access-logfile -")
+    service = services.start_index(wheelhouse(), tmp_path / "index", users={"alice": PASSWORD})
+    yield service
+    service.stop()
+
+
+@pytest.mark.parametrize("form", ["--trusted-host {host}", "--trusted-host={host}",
+                                  "--trusted {host}"])  # fmt: skip
+@pytest.mark.e2e
+def test_a_codeset_trusted_host_is_refused_before_any_request(
+    registry, logged_auth_index, tmp_path, form
+):
+    """On main the line was kept and handed to pip (`--allow-insecure-host` to uv) with the
+    index credentials; now inspect and build refuse it, naming the line and what to do, and
+    neither the index nor the registry is asked anything."""
+    host = logged_auth_index.host.partition(":")[0]
+    codeset = tmp_path / "trusting"
+    shutil.copytree(CASES / "requirements-pre", codeset)
+    line = form.format(host=host)
+    (codeset / "requirements.txt").write_text(f"{line}\nsix==1.16.0\n")
+    url = logged_auth_index.extra["url"].replace("http://", f"http://alice:{PASSWORD}@")
+    asked = len(logged_auth_index.access_log_lines())  # the readiness probe's request
+    inspected = subprocess.run(
+        [sys.executable, "-m", "mlflow_steps", "inspect", str(codeset), "--pip-index-url", url],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert inspected.returncode != 0
+    said = inspected.stderr
+    assert f"requirements.txt line 1: `{line}` marks {host} as a trusted host" in said
+    assert "--pip-trusted-host" in said and "Remove the line" in said
+    since = len(registry.requests_seen())
+    out = tmp_path / "image.txt"
+    argv = local_build_argv(codeset, registry.host, base=f"{registry.host}/base/python:3.11",
+                            index_url=url, repository="trusted/refused", output=out)  # fmt: skip
+    built = subprocess.run([*argv, "--layering=single"], capture_output=True, text=True,
+                           env=BUILDAH_ENV)  # fmt: skip
+    assert built.returncode != 0 and "marks" in built.stderr and "trusted host" in built.stderr
+    assert PASSWORD not in built.stderr + built.stdout + said
+    assert registry.requests_seen()[since:] == []
+    assert logged_auth_index.access_log_lines()[asked:] == []
+    assert not out.exists()
