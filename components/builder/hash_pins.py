@@ -16,8 +16,9 @@ every requirement must carry a hash, and every one that is not a direct referenc
 pinned with `==` or `===`; a VCS URL or a directory cannot be hashed at all. pip checks this
 as it downloads each distribution, transitive ones included. `hash_mode_problems(...)` applies
 the same rule to a file's own requirements when it is read, so a file with some hashes and some
-without fails at `inspect` and `build` before anything is downloaded; the transitive ones are
-checked after resolution (`unhashed_pins`).
+without fails at `inspect` and `build` before anything is downloaded; the per-package and
+engine-less paths resolve each hashed set alone and name what it pulls in without a hash
+(`hash_mode_sets`, `unhashed`).
 """
 
 from __future__ import annotations
@@ -165,11 +166,11 @@ def pinned_exactly(head: str) -> bool:
     return len(specifiers) == 1 and specifiers[0].operator in ("==", "===")
 
 
-def unhashed_pins(pins: Iterable, plan: InstallPlan) -> list[str]:
-    """`name version` of each resolved pin that no hash of the plan covers, when one of its
-    requirement sets is in pip's hash-checking mode ([] otherwise): pip would refuse them
-    (HashMissing) when it downloads them, transitive ones included."""
-    if not any(in_hash_mode(s.lines) for s in plan.requirement_sets):
-        return []
-    pinned = pinned_hashes(plan)
-    return sorted(f"{pin.name} {pin.version}" for pin in pins if pin.name not in pinned)
+def hash_mode_sets(plan: InstallPlan) -> list:
+    """The plan's requirement sets in pip's hash-checking mode (`in_hash_mode`)."""
+    return [s for s in plan.requirement_sets if in_hash_mode(s.lines)]
+
+
+def unhashed(distributions: Iterable, pinned: Mapping[str, set[str]]) -> list[str]:
+    """`name version` of each distribution (`.name` canonical, `.version`) without a pin."""
+    return sorted(f"{d.name} {d.version}" for d in distributions if d.name not in pinned)

@@ -12,8 +12,11 @@ Credentials for an index URL come, first match wins, from:
    extension hands the builder as an environment variable);
 3. the netrc file named by `$NETRC`, else `~/.netrc` (pip's and uv's own rule).
 A netrc entry matches the URL's host name without its port, as in requests (which pip uses);
-`default` matches any host. Credentials are kept per origin (scheme, host, port): a URL's
-own user information goes to that origin alone, never to another port or scheme of its host.
+`default` matches any of the URLs given here (the user's own index inputs) and nothing else:
+pip and uv would send it to every host (requests' `get_netrc_auth`, Python's
+`netrc.authenticators`), so they are never handed a netrc themselves (`subprocess_env`).
+Credentials are kept per origin (scheme, host, port): a URL's own user information goes to
+that origin alone, never to another port or scheme of its host.
 """
 
 from __future__ import annotations

@@ -17,7 +17,8 @@ only some of pip's requirement-file options (`uv-requirements-txt`): it ignores 
   `--prerelease-package=A=allow` per name;
 - `--only-final :all:`: `--prerelease=disallow`; `--only-final A,B`:
   `--prerelease-package=A=disallow` per name;
-- `--trusted-host H`: `--allow-insecure-host=H`;
+- `--trusted-host H`: `--allow-insecure-host=H` (`requirements.py` refuses it in a codeset's
+  file: only the builder's `pip_trusted_host` input may lower TLS for a host);
 - `--no-require-hashes`: dropped (uv never turns hash-checking on by itself);
 - `NAME ... --config-settings=K=V` (a requirement's): `--config-settings-package=NAME:K=V`,
   the option taken off the line uv reads (`requirements.py` refuses it on a requirement

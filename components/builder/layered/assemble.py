@@ -45,7 +45,7 @@ from mlflow_steps import __version__
 from ...problems import StepError
 from .. import referrers, sbom
 from ..engines import source_date_epoch
-from ..hash_pins import check_pins, pinned_hashes, unhashed_pins
+from ..hash_pins import MISSING_HEAD, check_pins, hash_mode_sets, pinned_hashes, unhashed
 from ..options import BuildOptions
 from ..plan import (
     LOCK_IN_IMAGE,
@@ -82,19 +82,6 @@ Log = Callable[[str], None]
 PUSHERS = 4  # requests to the registry at a time
 SCRIPTS = ("compile-bytecode.py", "check-libraries.py")
 FILE_OPTIONS = ("-c", "-r", "--constraint", "--requirement", "-e", "--editable")
-
-
-def unhashed_fallback(pins, install) -> None:
-    """Fallback when the plan is in pip's hash-checking mode and a resolved distribution has no
-    pinned hash: pip, which installs the sets one by one in the engine path, then says which of
-    them the hashed set needs (its transitive ones must be hashed too) and refuses them."""
-    unhashed = unhashed_pins(pins, install)
-    if unhashed:
-        raise Fallback(
-            "the requirements are in pip's hash-checking mode and these resolved distributions "
-            f"have no pinned hash: {', '.join(unhashed)}; pip checks which of them the hashed "
-            "set needs"
-        )
 
 
 class Fallback(Exception):
@@ -184,7 +171,7 @@ def build_layered(install: InstallPlan, options: BuildOptions, tag: str, log: Lo
             lock = locked(install, options_lines + constraint_lines + names, target, options)
             pins = pins_for(read_pylock(lock, "the lock"), target, requirement_names(names))
             check_pins(pins, user_hashes)  # before any layer is mounted or pushed
-            unhashed_fallback(pins, install)
+            check_hash_closure(install, target, options)
             refuse_sdists(pins, target)
             minor = target.python_minor
             pure = frozenset(
@@ -395,6 +382,39 @@ def locked(install: InstallPlan, lines: list[str], target: Target, options: Buil
         return resolve(lines, target.python_version, env, beside).pylock
     except StepError as error:
         raise Fallback(f"the environment could not be resolved beforehand ({error})") from None
+
+
+def check_hash_closure(
+    install: InstallPlan, target: Target, options: BuildOptions, platform: str = PLATFORM
+) -> None:
+    """pip's hash-checking mode reaches what a hashed set pulls in (`hash_pins`): each set in
+    that mode is resolved alone (uv, no build, metadata only) and every distribution of it
+    without a pinned hash is named, as pip's HashMissing would name it when it downloads.
+    A lock is its own closure and is not resolved again. Raises StepError (nothing pushed), or
+    Fallback when the set cannot be resolved here."""
+    if install.lock is not None:
+        return
+    sets = hash_mode_sets(install)
+    if not sets:
+        return
+    pinned = pinned_hashes(install)
+    env, beside = options.index().install_env(), staged_files(install.files)
+    problems = []
+    for requirement_set in sets:
+        try:
+            found = resolve(list(requirement_set.lines), target.python_version, env, beside,
+                            platform).distributions  # fmt: skip
+        except StepError as error:
+            raise Fallback(f"the hashed requirements could not be resolved ({error})") from None
+        missing = unhashed(found, pinned)
+        if missing:
+            problems.append(
+                f"{requirement_set.name}: {MISSING_HEAD} These are pulled in by its hashed "
+                f"requirements and have none: {', '.join(missing)}; add each with its --hash "
+                "(`uv pip compile --generate-hashes` writes them all). Nothing was pushed."
+            )
+    if problems:
+        raise StepError(problems)
 
 
 def refuse_sdists(pins: list[Pin], target: Target) -> None:

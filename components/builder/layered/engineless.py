@@ -49,6 +49,7 @@ from .assemble import (
     attach_bill_of_materials,
     bill_of_materials,
     cache_tag,
+    check_hash_closure,
     check_target,
     copy_base_layer,
     layer_jobs,
@@ -58,7 +59,6 @@ from .assemble import (
     requirement_names,
     reuse,
     site_of,
-    unhashed_fallback,
     write_and_push,
 )
 from .base_files import BaseFacts, extracted, interpreter_argv, read_base
@@ -191,7 +191,7 @@ def build_engineless(install: InstallPlan, options: BuildOptions, tag: str, log:
     pins = pins_for(read_pylock(lock, "the lock"), target, requirement_names(names))
     refuse_sdists(pins, target)
     check_pins(pins, pinned_hashes(install))  # before any layer is mounted or pushed
-    unhashed_fallback(pins, install)
+    check_hash_closure(install, target, options, uv_platform(target))
     context = Context(target, VENV, install.compile_bytecode,
                       pure=frozenset(pin.name for pin in pins))  # fmt: skip
     units = [unit.by_builder() for unit in plan_units(pins, context, room)]

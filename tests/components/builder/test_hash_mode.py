@@ -16,7 +16,12 @@ from pathlib import Path
 import pytest
 
 from mlflow_steps.components.builder import requirements as reqs
-from mlflow_steps.components.builder.hash_pins import MISSING_HEAD, UNPINNED_HEAD, unhashed_pins
+from mlflow_steps.components.builder.hash_pins import (
+    MISSING_HEAD,
+    UNPINNED_HEAD,
+    hash_mode_sets,
+    unhashed,
+)
 from mlflow_steps.components.builder.layered.wheels import Pin
 from mlflow_steps.components.builder.plan import InstallPlan, RequirementSet
 from tests.support import services
@@ -98,14 +103,15 @@ def pin(name: str) -> Pin:
     return Pin(name, "1.0", f"http://i/{name}.whl", "d" * 64, 1, True)
 
 
-def test_resolved_distributions_without_a_hash_are_named_in_hash_mode():
+def test_the_hashed_sets_are_found_and_their_unhashed_distributions_named():
     def plan(*lines: str) -> InstallPlan:
-        sets = (RequirementSet("requirements.txt", lines),)
+        sets = (RequirementSet("requirements.txt", lines), RequirementSet("mlflow.txt", ("x",)))
         return InstallPlan(kind="pip", installer="venv", base_image="python:3.11",
                            requirement_sets=sets)  # fmt: skip
 
-    assert unhashed_pins([pin("six"), pin("idna")], plan(SIX)) == ["idna 1.0"]
-    assert unhashed_pins([pin("six"), pin("idna")], plan("six")) == []
+    assert [s.name for s in hash_mode_sets(plan(SIX))] == ["requirements.txt"]
+    assert hash_mode_sets(plan("six")) == []
+    assert unhashed([pin("six"), pin("idna")], {"six": {"d" * 64}}) == ["idna 1.0"]
 
 
 def index_requests(index) -> list[str]:
