@@ -13,7 +13,7 @@ from ..problems import StepError
 from ..processes import failure, run_logged
 from . import engines, grammar, referrers, sbom
 from .codeset import Codeset, load_codeset
-from .indexes import secret_files
+from .indexes import plain_http_problems, secret_files
 from .options import BuildOptions
 from .plan import InstallPlan
 from .recipe import Recipe, render
@@ -82,6 +82,16 @@ def plan(path: Path | str, options: BuildOptions, pin_base: Resolver | None = No
     grammar.check_options(options)
     codeset = load_codeset(path, options.context)
     install = codeset.environment.install_plan(options)
+    plain = [
+        problem
+        for requirement_set in install.requirement_sets
+        for problem in plain_http_problems(
+            requirement_set.lines, options.pip_index_url, options.pip_extra_index_url,
+            options.pip_trusted_host, requirement_set.name,
+        )
+    ]  # fmt: skip
+    if plain:
+        raise StepError(plain)
     if install.base_image:
         grammar.check_reference(install.base_image, f"{codeset.environment.where}: base image")
     if options.resolve:

@@ -22,9 +22,10 @@ that origin alone, never to another port or scheme of its host.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,6 +102,41 @@ def index_settings(
             if entry:
                 found[origin_of(url)] = entry
     return IndexSettings(urls[0], tuple(u for u in urls[1:] if u), trusted_host.strip(), found)
+
+
+# A plain-http URL in a normalised requirement line: a direct reference, or an option's value
+# (`--index-url`, `--extra-index-url`, `--find-links`); `git+http://` is git's, not pip's.
+_PLAIN_HTTP = re.compile(r"(?<![\w+.-])http://[^\s;]+")
+
+
+def plain_http_problems(
+    lines: Iterable[str], index_url: str, extra_index_url: str, trusted_host: str, where: str
+) -> list[str]:
+    """pip 26.3 keeps an index's credentials per `host[:port]` as written, without the scheme
+    (`network/auth.py`, `MultiDomainBasicAuth.passwords[netloc]`), and fetches a direct
+    reference from any origin: a codeset's `http://HOST/...` on the host of an https index you
+    configured would get that index's credentials unencrypted. One problem per such URL, unless
+    `trusted_host` (your `pip_trusted_host`) names the host. `lines`: normalised requirement
+    lines of the codeset; the URLs: the builder's own index inputs."""
+    secure = set()
+    for url in [index_url.strip(), *extra_index_url.split()]:
+        parts = urlsplit(url)
+        if parts.scheme.lower() == "https" and parts.hostname:
+            secure.add(parts.netloc.rpartition("@")[2].lower())
+    trusted = {t.lower() for t in trusted_host.split()}
+    problems = []
+    for line in lines:
+        for url in _PLAIN_HTTP.findall(line):
+            parts = urlsplit(url)
+            netloc = parts.netloc.rpartition("@")[2].lower()
+            if netloc in secure and not {netloc, (parts.hostname or "").lower()} & trusted:
+                problems.append(
+                    f"{where}: names {url.split('?')[0]}, plain HTTP on the host of your https "
+                    f"index {netloc}: pip would send that index's credentials there "
+                    "unencrypted; write https, or name the host in --pip-trusted-host if you "
+                    "mean it"
+                )
+    return problems
 
 
 def strip_userinfo(url: str, credentials: dict[str, Credentials]) -> str:

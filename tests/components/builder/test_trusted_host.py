@@ -76,3 +76,31 @@ def test_a_codeset_trusted_host_is_refused_before_any_request(
     assert registry.requests_seen()[since:] == []
     assert index_requests(logged_auth_index) == []
     assert not out.exists()
+
+
+def test_plain_http_on_the_host_of_an_https_index_is_refused(tmp_path):
+    """pip keeps an index's credentials per host[:port] without the scheme (pip 26.3
+    `network/auth.py`, `passwords[netloc]`) and fetches a direct reference from any origin, so
+    a codeset's `http://HOST/x.whl` on the host of your https index would get its credentials
+    unencrypted. On main, inspect passed it; now it names the URL. Your own
+    `--pip-trusted-host HOST` (and only that) allows it."""
+    codeset = tmp_path / "plain"
+    shutil.copytree(CASES / "requirements-pre", codeset)
+    (codeset / "requirements.txt").write_text(
+        "x @ http://idx.example/files/x-1.0-py3-none-any.whl\n"
+        "--find-links http://idx.example:8443/wheels/\n"
+        "y @ http://elsewhere.example/y-1.0-py3-none-any.whl\n"
+    )
+    argv = [sys.executable, "-m", "mlflow_steps", "inspect", str(codeset),
+            "--pip-index-url", f"https://alice:{PASSWORD}@idx.example/simple/",
+            "--pip-extra-index-url", "https://idx.example:8443/simple/"]  # fmt: skip
+    refused = subprocess.run(argv, capture_output=True, text=True)
+    assert refused.returncode != 0
+    said = refused.stderr
+    assert "names http://idx.example/files/x-1.0-py3-none-any.whl, plain HTTP" in said
+    assert "names http://idx.example:8443/wheels/, plain HTTP" in said
+    assert "elsewhere.example" not in said  # another host never had the credentials
+    assert PASSWORD not in said
+    trusted = subprocess.run([*argv, "--pip-trusted-host", "idx.example"], capture_output=True,
+                             text=True)  # fmt: skip
+    assert "plain HTTP" not in trusted.stderr
