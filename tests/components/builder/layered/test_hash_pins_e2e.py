@@ -23,10 +23,11 @@ CASES = Path(__file__).resolve().parents[3] / "cases"
 WHEEL_HASH = "8abb2f1d86890a2dfb989f9a77cfcfd3e47c2a354b01111771326f8aa26e0254"  # six 1.16.0
 
 
-def build(codeset, registry, index_url: str, base: str) -> subprocess.CompletedProcess:
+def build(codeset, registry, index_url: str, base: str, engine: str = "buildah"):
     out = codeset.parent / f"{codeset.name}.image"
     argv = local_build_argv(codeset, registry.host, base=base, index_url=index_url,
                             repository="layered/hashed", output=out)  # fmt: skip
+    argv[argv.index("--engine") + 1] = engine
     argv += ["--mlflow-requirement", "", "--layering=per-package"]
     return subprocess.run(argv, capture_output=True, text=True, env=BUILDAH_ENV)
 
@@ -61,8 +62,9 @@ def test_a_flipped_hash_fails_naming_the_package_and_pushes_nothing(
     assert not (tmp_path / "bad.image").exists()
 
 
+@pytest.mark.parametrize("engine", ["buildah", "none"], ids=["per-package", "engine-less"])
 def test_a_hashed_file_needs_hashes_of_what_it_pulls_in_as_pip_does(
-    registry, package_index, base_images, tmp_path
+    registry, package_index, base_images, tmp_path, engine
 ):
     """pip's hash-checking mode reaches the distributions a hashed requirement pulls in
     (issue 23, F10): `requests` hashed, its dependencies not. On main the per-package path
@@ -77,7 +79,7 @@ def test_a_hashed_file_needs_hashes_of_what_it_pulls_in_as_pip_does(
     (codeset / "requirements.txt").write_text(f"requests=={version} --hash=sha256:{digest}\n")
     (codeset / "check.py").write_text("import requests\n")
     since = len(registry.requests_seen())
-    done = build(codeset, registry, package_index.extra["url"], base_images["debian"])
+    done = build(codeset, registry, package_index.extra["url"], base_images["debian"], engine)
     assert done.returncode != 0
     assert "Hashes are required in --require-hashes mode" in done.stderr
     for name in ("certifi", "charset-normalizer", "idna", "urllib3"):
