@@ -125,14 +125,14 @@ def hash_mode_problems(
             vcs.append(head)
             continue
         if head.startswith("./") and head[2:].split("[")[0].split(";")[0].strip() not in files:
-            directories.append(head)
+            directories.append(shown(head))
             continue
         name = name_of(line)
         direct = " @ " in head or head.startswith("./") or "://" in head
         if not direct and not pinned_exactly(head):
             unpinned.append(head)
         if not has_hash(line) and name not in hashed_by_constraint:
-            missing.append(head)
+            missing.append(shown(head))
     problems = []
     trigger = (
         "(pip 26.3 turns hash-checking on for the whole file when any requirement has a "
@@ -148,6 +148,12 @@ def hash_mode_problems(
         if found:
             problems.append(f"{where}: {head} {', '.join(found)}; {fix} {trigger}")
     return problems
+
+
+def shown(head: str) -> str:
+    """A requirement as the user knows it: a shipped path (`./codeset/vendor/pkg`, see
+    `requirements.SHIPPED_DIR`) by its path in the codeset (`vendor/pkg`)."""
+    return head[len("./codeset/") :] if head.startswith("./codeset/") else head
 
 
 def name_of(line: str) -> str | None:
