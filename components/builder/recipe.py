@@ -151,32 +151,40 @@ def check_reference(image: str) -> str:
 
 
 def install_steps(plan: InstallPlan) -> list[list[str]]:
-    """A venv plan: the download phase, then the install phase (`phases`); conda: one RUN."""
-    if plan.installer == "venv":
-        return phases(plan)
-    return [install_step(*system_packages_install(plan), environment_install(plan))]
+    """The download phase, then the install phase (`phases`), for a venv and a conda plan."""
+    return phases(plan)
+
+
+def phase_scripts(plan: InstallPlan) -> tuple[list[str], list[str]]:
+    """The download and the install command of a plan (script name, then arguments)."""
+    if plan.installer == "conda":
+        return ["download-conda-env.sh"], ["install-conda-env.sh"]
+    sets = [s.name for s in plan.requirement_sets]
+    install = ["install-python-env.sh", VENV, compile_flag(plan.compile_bytecode), *sets]
+    return ["download-python-env.sh", *sets], install
 
 
 def phases(plan: InstallPlan) -> list[list[str]]:
     """The system packages (a RUN of their own: apt's maintainer scripts run there, with no
     secret mounted), then two RUNs. The download phase is the only one the index secret is
-    mounted for: the wheels (download-python-env.sh; nothing downloaded runs). The install
-    phase has no secret: it installs from the downloaded wheels only and builds what is
-    built from source (path, VCS, archive requirements), so no package's code runs where a
-    credential is. (RUN --network=none is not used: buildah before 1.30 refuses it.)"""
-    sets = [s.name for s in plan.requirement_sets]
-    download = install_step(["download-python-env.sh", *sets])
+    mounted for: wheels, sdists as files, conda packages (download-python-env.sh,
+    download-conda-env.sh; nothing downloaded runs). The install phase has no secret: it
+    installs from the downloaded files only and builds what is built from source (path, VCS,
+    archive requirements, sdists), so no package's code runs where a credential is.
+    (RUN --network=none is not used: buildah before 1.30 refuses it.)"""
+    download_script, install = phase_scripts(plan)
+    download = install_step(download_script)
     system = [
         ["# System packages: no secret mounted.", "RUN " + command(script)]
         for script in system_packages_install(plan)
     ]
-    install = ["install-python-env.sh", VENV, compile_flag(plan.compile_bytecode), *sets]
     return [
         download[:2],  # the environment files
         *system,
         download[2:],
         [
-            "# The install phase: no secret mounted, no index; the downloaded wheels only.",
+            "# The install phase: no secret mounted, no index; the downloaded "
+            + ("packages only." if plan.installer == "conda" else "wheels only."),
             "RUN " + command(install),
         ],
     ]
@@ -204,13 +212,6 @@ def system_packages_install(plan: InstallPlan) -> list[list[str]]:
     if not plan.system_packages:
         return []
     return [["install-system-packages.sh", *plan.system_packages]]
-
-
-def environment_install(plan: InstallPlan) -> list[str]:
-    if plan.installer == "conda":
-        return ["install-conda-env.sh", "environment.yaml"]
-    sets = [s.name for s in plan.requirement_sets]
-    return ["install-python-env.sh", VENV, compile_flag(plan.compile_bytecode), *sets]
 
 
 def runtime_step() -> list[str]:

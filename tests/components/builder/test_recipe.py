@@ -11,6 +11,7 @@ import pytest
 from mlflow_steps import __version__
 from mlflow_steps.components.builder.codeset import load_codeset
 from mlflow_steps.components.builder.options import BuildOptions
+from mlflow_steps.components.builder.plan import CONDA_FILES
 from mlflow_steps.components.builder.recipe import render
 from mlflow_steps.components.builder.registry import PinnedBase
 from mlflow_steps.components.problems import StepError
@@ -75,13 +76,16 @@ def test_conda_recipe_uses_miniconda_and_adds_nothing_when_mlflow_is_listed():
     recipe = recipe_for("conda-keras", miniconda_version="23.5.2-0")
     assert recipe.base_image == "continuumio/miniconda3:23.5.2-0"
     assert "FROM continuumio/miniconda3:23.5.2-0\n" in recipe.dockerfile
+    # Two phases: the secret for the download RUN only; conda and pip install without it.
     assert (
-        "RUN --mount=type=secret,id=mlflow-steps-index sh /tmp/mlflow-steps/install-conda-env.sh "
-        "environment.yaml\n" in recipe.dockerfile
+        "RUN --mount=type=secret,id=mlflow-steps-index sh /tmp/mlflow-steps/download-conda-env.sh"
+        "\n" in recipe.dockerfile
     )
-    env_yaml = recipe.files["mlflow-steps/environment.yaml"].decode()
-    assert "name:" not in env_yaml and "tensorflow==2.0.0" in env_yaml
-    assert env_yaml.count("mlflow") == 1
+    assert "\nRUN sh /tmp/mlflow-steps/install-conda-env.sh\n" in recipe.dockerfile
+    assert recipe.dockerfile.count("mlflow-steps-index") == 1
+    files = {name: recipe.files[f"mlflow-steps/{name}"].decode() for name in CONDA_FILES}
+    assert "tensorflow==2.0.0" in files["pip-requirements.txt"] + files["conda-specs.txt"]
+    assert (files["pip-requirements.txt"] + files["conda-specs.txt"]).count("mlflow") == 1
 
 
 def test_python_env_base_follows_its_python_unless_base_image_is_set():
