@@ -67,7 +67,18 @@ PY
 wheels="$here/wheels"
 downloader="$here/download-venv"
 mkdir -p "$wheels"
-"$python" -I -m venv "$downloader"
+if ! "$python" -I -m venv "$downloader" 2>/dev/null; then
+  # A base whose Python has no ensurepip (some conda builds): its own pip, which the base
+  # brings (trusted as the base is), started the same way (-I).
+  if ! "$python" -I -m pip --version >/dev/null 2>&1; then
+    echo "mlflow-steps: the base's Python has neither venv with ensurepip nor pip; choose" \
+      "another base image" >&2
+    exit 1
+  fi
+  rm -rf "$downloader"
+  mkdir -p "$downloader/bin"
+  ln -s "$python" "$downloader/bin/python"
+fi
 build_backend=
 # Where the install phase will run uv (install-python-env.sh's rule), uv resolves here too, with
 # the meaning pip gives the file's options (REQUIREMENTS.uv and .uv-args, uv_options.py) and

@@ -24,6 +24,7 @@ import pytest
 
 from mlflow_steps.components.builder.codeset import load_codeset
 from mlflow_steps.components.builder.options import BuildOptions
+from mlflow_steps.components.builder.plan import recipe_file
 from mlflow_steps.components.builder.recipe import render
 from mlflow_steps.components.problems import StepError
 from tests.conftest import INDEX_USERS
@@ -222,3 +223,45 @@ def test_conda_lines_that_would_become_options_or_lines_are_refused(tmp_path, te
         "MLproject",
         "conda.yaml",
     ]
+
+
+def test_the_download_phase_uses_the_base_pip_when_its_python_has_no_ensurepip(
+    package_index, tmp_path
+):
+    """Some conda Pythons lack ensurepip: `python -m venv` fails there (a wrapper that refuses
+    `-m venv` stands in for one), and the download phase uses the base's own pip instead."""
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    for name in ("download-python-env.sh", "fetch-sdists.py", "index-settings.sh"):
+        (staging / name).write_bytes(recipe_file(name))
+    (staging / "requirements.txt").write_text("six==1.17.0\n")
+    python = tmp_path / "python-without-ensurepip"
+    python.write_text(
+        f'#!/bin/sh\ncase " $* " in *" venv "*) exit 1 ;; esac\nexec {sys.executable} "$@"\n'
+    )
+    python.chmod(0o755)
+    secret = tmp_path / "mlflow-steps-index"
+    secret.write_text(f"PIP_INDEX_URL={package_index.extra['url']}\n")
+    done = subprocess.run(
+        ["sh", str(staging / "download-python-env.sh"), "requirements.txt"],
+        capture_output=True, text=True,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "MLFLOW_STEPS_PYTHON": str(python),
+             "MLFLOW_STEPS_INDEX_SECRET": str(secret), "MLFLOW_STEPS_TARGET_PYTHON": "3.11"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert [p.name for p in (staging / "wheels").iterdir()] == ["six-1.17.0-py2.py3-none-any.whl"]
+    assert not (staging / "download-venv").exists()
+
+
+def test_a_target_python_that_is_not_a_version_is_refused(tmp_path):
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    (staging / "download-python-env.sh").write_bytes(recipe_file("download-python-env.sh"))
+    done = subprocess.run(
+        ["sh", str(staging / "download-python-env.sh"), "requirements.txt"],
+        capture_output=True, text=True,
+        env={"PATH": "/usr/bin:/bin", "MLFLOW_STEPS_PYTHON": sys.executable,
+             "MLFLOW_STEPS_TARGET_PYTHON": "3.11 --index-url http://evil"},
+    )  # fmt: skip
+    assert done.returncode != 0 and "must be X.Y" in done.stderr
+    assert not (staging / "wheels").exists()
