@@ -99,7 +99,8 @@ def test_a_conda_pip_section_is_built_without_the_index_credentials(
     )
     install = load_codeset(codeset).environment.install_plan(options)
     install = dataclasses.replace(install, base_image=base)
-    recipe = render(install, base_resolver(options)(base))
+    pinned = base_resolver(options)(base)
+    recipe = render(install, pinned)
     context = recipe.write_context(tmp_path / "context")
     image = f"{registry.host}/conda/trainer:split"
     with secret_files(options.index()) as secrets:
@@ -111,7 +112,7 @@ def test_a_conda_pip_section_is_built_without_the_index_credentials(
         assert done.returncode == 0, done.stderr[-3000:]
         blobs = pushed_image(image)
     finally:
-        remove_local_images(image, base)
+        remove_local_images(image, base, pinned.pinned)  # FROM pulls it by digest
     spied = [data for data in blobs.values() if b"spy/__init__.py" in data]
     assert spied, "the path requirement was not built"
     assert b'"secret": ""' in spied[0] and b"PIP_INDEX_URL" not in spied[0]
