@@ -101,7 +101,7 @@ class InstallPlan:
     - `system_packages`: Debian packages installed first, with apt (`name` or `name=version`).
     - `compile_bytecode`: whether the install compiles `.pyc` files.
     - `files`: every file shipped, build-context path -> bytes: `STAGING/...` (requirement
-      files, environment.yaml, the install scripts), deleted by the install step, and
+      files, the conda files, the install scripts), deleted by the install step, and
       `RUNTIME/...` (the runtime step's module), kept at /opt/mlflow-steps/mlflow_steps_runtime.
       `STAGING/constraints.txt` and `STAGING/codeset/...` are files of the codeset the install
       reads (`-c` constraints, path requirements; see `requirements.py`); for a resolved or
