@@ -23,6 +23,22 @@ STEPS = (BUILDER, RUNTIME)
 # emptyDir there, as the Tekton catalog's buildah Task does.
 BUILDAH_STORE = "/var/lib/containers"
 BUILDAH_STORE_VOLUME = "varlibcontainers"
+# The Kaniko variant runs in two containers sharing this emptyDir (components/builder/split.py):
+# `download` (the index Secret; `--phase download`) and `build` (no index Secret, no index
+# setting; `--phase install`), so Kaniko's RUNs, which are not isolated from its container,
+# never run a codeset's build code beside the index credentials.
+DOWNLOADS = "/mlflow-steps-downloads"
+DOWNLOADS_VOLUME = "mlflow-steps-downloads"
+SPLIT_ENGINES = ("kaniko",)
+# Index settings the `build` container of a split variant never gets (they may hold a token).
+INDEX_INPUTS = ("pip_index_url", "pip_extra_index_url", "pip_trusted_host")
+
+
+def phase_args(phase: str) -> list[str]:
+    """The `mlflow-steps build` flags of one container of a split variant."""
+    return ["--phase", phase, "--downloads", DOWNLOADS]
+
+
 # The buildah builder's storage driver: an engine input of the buildah variant only (Tekton
 # param STORAGE_DRIVER, Argo parameter storage-driver), set as buildah's own STORAGE_DRIVER.
 BUILDAH_STORAGE_DRIVER = Input(
@@ -89,17 +105,22 @@ __all__ = [
     "BUILDAH_STORE_VOLUME",
     "BUILDER",
     "BUILDER_VARIANTS",
+    "DOWNLOADS",
+    "DOWNLOADS_VOLUME",
     "EXECUTOR_SERVICE_ACCOUNT",
     "IMAGE_ENV",
     "IMAGE_REGISTRY",
+    "INDEX_INPUTS",
     "INDEX_SECRET",
     "INDEX_SECRET_KEY",
     "NETRC_ENV",
     "RUNTIME",
+    "SPLIT_ENGINES",
     "STEPS",
     "BuilderVariant",
     "builder_image",
     "builder_inputs",
     "builder_variant",
+    "phase_args",
     "resource_inputs",
 ]

@@ -26,6 +26,8 @@ from hera.workflows import (
     Artifact,
     ClusterWorkflowTemplate,
     Container,
+    ContainerNode,
+    ContainerSet,
     EmptyDirVolume,
     Env,
     GitArtifact,
@@ -44,14 +46,19 @@ from mlflow_steps.components.steps import (
     BUILDAH_STORE_VOLUME,
     BUILDER,
     BUILDER_VARIANTS,
+    DOWNLOADS,
+    DOWNLOADS_VOLUME,
     EXECUTOR_SERVICE_ACCOUNT,
     IMAGE_ENV,
+    INDEX_INPUTS,
     INDEX_SECRET,
     INDEX_SECRET_KEY,
     NETRC_ENV,
     RUNTIME,
+    SPLIT_ENGINES,
     builder_inputs,
     builder_variant,
+    phase_args,
     resource_inputs,
 )
 
@@ -221,10 +228,13 @@ def index_credentials() -> SecretEnv:
     )
 
 
-def builder_container(image: str = "", build_engine: str = "none") -> Container:
+def builder_container(image: str = "", build_engine: str = "none") -> Container | ContainerSet:
     """The builder template of one variant (`build_engine`: none, buildah or kaniko); `image`
-    replaces the project's builder image of that variant."""
+    replaces the project's builder image of that variant. Kaniko's is a container set
+    (`split_builder`)."""
     variant = builder_variant(build_engine)
+    if variant.engine in SPLIT_ENGINES:
+        return split_builder(image, variant.engine)
     container_env = env(BUILDER)
     if variant.engine == "buildah":
         name = kebab(BUILDAH_STORAGE_DRIVER.name)
@@ -243,6 +253,61 @@ def builder_container(image: str = "", build_engine: str = "none") -> Container:
         if variant.engine == "buildah"
         else None,
         **pod_settings(BUILDER, variant.security),
+    )
+
+
+CODESET_VOLUME = "codeset"
+
+
+def split_builder(image: str, build_engine: str) -> ContainerSet:
+    """A builder in two containers of one pod (an Argo container set, components/builder/
+    split.py): `download` holds the index Secret and the index settings and only downloads
+    into an emptyDir; `main` (Kaniko, whose RUNs are not isolated from its container) gets
+    neither, and builds and pushes from the downloaded files. The codeset artifact is on a
+    volume both containers mount (Argo loads input artifacts for `main` only otherwise)."""
+    variant = builder_variant(build_engine)
+    index_env = {BUILDER.input(name).env for name in INDEX_INPUTS}
+    settings = pod_settings(BUILDER, variant.security)
+    container_security = settings.pop("security_context")
+    downloads = m.VolumeMount(name=DOWNLOADS_VOLUME, mount_path=DOWNLOADS)
+    engine = Env(name="FUSEML_ENGINE", value=variant.engine)
+    r = BUILDER.resources
+    common: dict[str, Any] = {
+        "image": variant.image(image),
+        "command": list(BUILDER.command[:2]),
+        "working_dir": BUILDER.workdir,
+        "security_context": container_security,
+        "volume_mounts": [downloads],
+    }
+    download = ContainerNode(
+        name="download",
+        args=[BUILDER.workdir, *phase_args("download")],
+        env=[*env(BUILDER), engine, index_credentials()],
+        # Static: the pod's patch sets `main`'s requests and limits from the parameters.
+        resources=m.ResourceRequirements(
+            requests={"cpu": r.cpu_request, "memory": r.memory_request},
+            limits={"cpu": r.cpu_limit, "memory": r.memory_limit},
+        ),
+        **common,
+    )
+    build = ContainerNode(
+        name="main",
+        dependencies=["download"],
+        args=[BUILDER.workdir, *phase_args("install"), *output_args(BUILDER)],
+        env=[e for e in env(BUILDER) if e.name not in index_env] + [engine],
+        **common,
+    )
+    return ContainerSet(
+        name=variant.name,
+        inputs=inputs(BUILDER, builder_inputs(variant.engine) + pod_inputs(BUILDER)),
+        outputs=outputs(BUILDER),
+        volumes=[
+            m.Volume(name=DOWNLOADS_VOLUME, empty_dir=m.EmptyDirVolumeSource()),
+            m.Volume(name=CODESET_VOLUME, empty_dir=m.EmptyDirVolumeSource()),
+        ],
+        volume_mounts=[m.VolumeMount(name=CODESET_VOLUME, mount_path=BUILDER.workdir)],
+        containers=[download, build],
+        **settings,
     )
 
 

@@ -13,7 +13,14 @@ from typing import Any
 import yaml
 
 from mlflow_steps.components.spec import StepSpec
-from mlflow_steps.components.steps import BUILDER, BUILDER_VARIANTS, RUNTIME, builder_variant
+from mlflow_steps.components.steps import (
+    BUILDER,
+    BUILDER_VARIANTS,
+    INDEX_INPUTS,
+    RUNTIME,
+    SPLIT_ENGINES,
+    builder_variant,
+)
 
 RUNTIME_IMAGE_PLACEHOLDER = "set-from-the-builder-output"
 
@@ -56,12 +63,79 @@ def component_spec(spec: StepSpec, image: str) -> dict[str, Any]:
 
 def builder_component(image: str = "", build_engine: str = "none") -> dict[str, Any]:
     """The builder component of one variant; its container's privileges are the pipeline's to
-    set (kfp-kubernetes), as a component spec has no securityContext."""
+    set (kfp-kubernetes), as a component spec has no securityContext. A split variant's
+    (Kaniko) is its install container: it takes the `downloads` artifact of
+    `download_component` and no index setting (components/builder/split.py)."""
     variant = builder_variant(build_engine)
     spec = component_spec(BUILDER, variant.image(image))
     spec["name"] = variant.name.replace("-", "_")
     spec["description"] = f"{BUILDER.description} {variant.why}"
+    if variant.engine in SPLIT_ENGINES:
+        split_component(spec, "install")
+        spec["description"] += (
+            " Builds from the `downloads` of its download component, with no index setting "
+            "or Secret."
+        )
     return spec
+
+
+def download_component(image: str = "", build_engine: str = "kaniko") -> dict[str, Any]:
+    """A split variant's download container (`mlflow_builder_kaniko_download`): the index
+    settings and Secret are its alone; it only downloads, into its `downloads` artifact."""
+    variant = builder_variant(build_engine)
+    spec = component_spec(BUILDER, variant.image(image))
+    spec["name"] = variant.name.replace("-", "_") + "_download"
+    spec["description"] = (
+        "The download phase of the Kaniko builder: plans the build, and downloads the "
+        "environment's files with the index settings (nothing downloaded runs) into "
+        "`downloads`, for the builder component, which gets no index setting."
+    )
+    split_component(spec, "download")
+    return spec
+
+
+def split_component(spec: dict[str, Any], phase: str) -> None:
+    """`--phase PHASE --downloads {path}` in place: the download component writes the
+    artifact (`outputPath`), the install component reads it (`inputPath`) and loses the index
+    inputs and the string outputs stay its own."""
+    container = spec["implementation"]["container"]
+    args = container["args"]
+    if phase == "download":
+        strings = {o["name"] for o in spec["outputs"]}
+        kept: list[Any] = []
+        for arg in args:
+            if isinstance(arg, dict) and arg.get("outputPath") in strings:
+                kept.pop()  # its flag
+                continue
+            kept.append(arg)
+        args[:] = kept
+        spec["outputs"] = [
+            {"name": "downloads", "type": "Artifact", "description": "The downloaded files."}
+        ]
+        args += ["--phase", "download", "--downloads", {"outputPath": "downloads"}]
+        return
+    index_flags = {BUILDER.input(name).flag for name in INDEX_INPUTS}
+    kept = []
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+            continue
+        if isinstance(arg, str) and arg in index_flags:
+            skip = True
+            continue
+        kept.append(arg)
+    args[:] = kept
+    spec["inputs"] = [i for i in spec["inputs"] if i["name"] not in INDEX_INPUTS]
+    spec["inputs"].insert(
+        1,
+        {
+            "name": "downloads",
+            "type": "Artifact",
+            "description": "The download component's `downloads`.",
+        },
+    )
+    args += ["--phase", "install", "--downloads", {"inputPath": "downloads"}]
 
 
 def runtime_component() -> dict[str, Any]:
@@ -77,5 +151,10 @@ def component_texts(image: str = "", build_engine: str = "none") -> dict[str, st
             image if variant.engine == build_engine else "", variant.engine
         )
         texts[component["name"]] = yaml.safe_dump(component, sort_keys=False)
+        if variant.engine in SPLIT_ENGINES:
+            component = download_component(
+                image if variant.engine == build_engine else "", variant.engine
+            )
+            texts[component["name"]] = yaml.safe_dump(component, sort_keys=False)
     texts["mlflow_runtime"] = yaml.safe_dump(runtime_component(), sort_keys=False)
     return texts

@@ -13,6 +13,7 @@ securityContext) and `taskRunSpecs` (compute resources, which Task params cannot
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,14 +24,19 @@ from mlflow_steps.components.steps import (
     BUILDAH_STORE_VOLUME,
     BUILDER,
     BUILDER_VARIANTS,
+    DOWNLOADS,
+    DOWNLOADS_VOLUME,
     IMAGE_ENV,
+    INDEX_INPUTS,
     INDEX_SECRET,
     INDEX_SECRET_KEY,
     NETRC_ENV,
     RUNTIME,
+    SPLIT_ENGINES,
     BuilderVariant,
     builder_inputs,
     builder_variant,
+    phase_args,
 )
 
 from .naming import tekton_param, tekton_result
@@ -181,9 +187,37 @@ def builder_task(options: TektonOptions, variant: BuilderVariant | None = None) 
         step["volumeMounts"] = [{"name": BUILDAH_STORE_VOLUME, "mountPath": BUILDAH_STORE}]
         task_spec["volumes"] = [{"name": BUILDAH_STORE_VOLUME, "emptyDir": {}}]
         env.append({"name": "STORAGE_DRIVER", "value": "$(params.STORAGE_DRIVER)"})
+    if variant.engine in SPLIT_ENGINES:
+        split_steps(step, task_spec)
     meta = metadata(spec, options.version, "mlflow, image-build, " + variant.engine)
     meta["name"] = variant.name
     return {"apiVersion": "tekton.dev/v1", "kind": "Task", "metadata": meta, "spec": task_spec}
+
+
+def split_steps(step: dict[str, Any], task_spec: dict[str, Any]) -> None:
+    """The Kaniko variant in two steps sharing an emptyDir (components/builder/split.py):
+    `download` holds the index Secret and the index settings and only downloads; `build`
+    (Kaniko, whose RUNs are not isolated from its container) gets neither, and builds and
+    pushes from the downloaded files."""
+    index_env = {BUILDER.input(name).env for name in INDEX_INPUTS} | {NETRC_ENV}
+    mount = [{"name": DOWNLOADS_VOLUME, "mountPath": DOWNLOADS}]
+    download = {
+        **copy.deepcopy(step),
+        "name": "download",
+        "args": ["$(workspaces.source.path)", *phase_args("download")],
+        "volumeMounts": mount,
+    }
+    build = {
+        **copy.deepcopy(step),
+        "env": [copy.deepcopy(e) for e in step["env"] if e["name"] not in index_env],
+        "args": ["$(workspaces.source.path)", *phase_args("install"), *output_args(BUILDER)],
+        "volumeMounts": mount,
+    }
+    task_spec["steps"] = [download, build]
+    task_spec["volumes"] = [
+        *task_spec.get("volumes", []),
+        {"name": DOWNLOADS_VOLUME, "emptyDir": {}},
+    ]
 
 
 def runtime_task(options: TektonOptions) -> dict[str, Any]:
@@ -416,7 +450,7 @@ def task_run_sample(task: dict[str, Any]) -> dict[str, Any]:
     name = task["metadata"]["name"]
     runtime = name == RUNTIME.name
     params = [{"name": "IMAGE", "value": "127.0.0.1:30500/mlflow/trainer:<tag>"}] if runtime else []
-    (step,) = task["spec"]["steps"]
+    step = task["spec"]["steps"][-1]  # the Kaniko variant: download, then build
     restricted = step["securityContext"] == RUNTIME.security.container_context()
     return {
         "apiVersion": "tekton.dev/v1",

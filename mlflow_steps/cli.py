@@ -16,6 +16,7 @@ from typing import TextIO
 
 from mlflow_steps import __version__
 from mlflow_steps.components.builder import build as builder
+from mlflow_steps.components.builder import split
 from mlflow_steps.components.builder.options import BuildOptions
 from mlflow_steps.components.builder.registry import BaseImageError
 from mlflow_steps.components.builder.source import codeset_source
@@ -115,6 +116,16 @@ def make_parser() -> argparse.ArgumentParser:
     add_spec_flags(build, BUILDER)
     build.add_argument("--output", help="write the image reference to this file")
     build.add_argument("--digest-output", help="write the image digest to this file")
+    build.add_argument(
+        "--phase",
+        choices=("download", "install"),
+        help="one container of a build split in two (the Kaniko variant): `download` holds the "
+        "index settings and only downloads into --downloads; `install` builds and pushes from "
+        "there with no index setting (components/builder/split.py)",
+    )
+    build.add_argument(
+        "--downloads", help="with --phase: the absolute folder both containers share"
+    )
     source = BUILDER.outputs[-1]
     flag = BUILDER.output_flags[source.name]
     build.add_argument(
@@ -305,7 +316,15 @@ def cmd_inspect(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_build(args: argparse.Namespace, out: TextIO) -> int:
     options = builder_options(args)
-    result = builder.build(args.path, options)
+    if bool(args.phase) != bool(args.downloads):
+        raise StepError("build: --phase and --downloads go together (the Kaniko variant's steps)")
+    if args.phase == "download":
+        split.download(args.path, options, Path(args.downloads))
+        return 0
+    if args.phase == "install":
+        result = split.install(options, Path(args.downloads))
+    else:
+        result = builder.build(args.path, options)
     publish(result.image, output_paths(args.output))
     if args.digest_output and result.digest:
         publish(result.digest, [Path(args.digest_output)])

@@ -26,6 +26,7 @@ from mlflow_steps.components.steps import (
     INDEX_SECRET_KEY,
     NETRC_ENV,
     RUNTIME,
+    SPLIT_ENGINES,
     builder_variant,
 )
 from mlflow_steps.generators.kfp import component_texts
@@ -36,6 +37,16 @@ def make_components(image: str = "", build_engine: str = "none"):
     return (
         load_component_from_text(texts[builder_variant(build_engine).name.replace("-", "_")]),
         load_component_from_text(texts["mlflow_runtime"]),
+    )
+
+
+def make_download_component(image: str = "", build_engine: str = "kaniko"):
+    """A split variant's download component (Kaniko's), or None for the others."""
+    if build_engine not in SPLIT_ENGINES:
+        return None
+    texts = component_texts(image, build_engine)
+    return load_component_from_text(
+        texts[builder_variant(build_engine).name.replace("-", "_") + "_download"]
     )
 
 
@@ -54,6 +65,7 @@ def apply_pod(task, security: Security, cpu_request, memory_request, cpu_limit, 
 
 def make_pipeline(image: str = "", build_engine: str = "none"):
     builder, runtime = make_components(image, build_engine)
+    download_component = make_download_component(image, build_engine)
     variant = builder_variant(build_engine)
     b: Resources = BUILDER.resources
     t: Resources = RUNTIME.resources
@@ -82,26 +94,28 @@ def make_pipeline(image: str = "", build_engine: str = "none"):
         codeset = dsl.importer(
             artifact_uri=codeset_uri, artifact_class=dsl.Artifact, reimport=False
         )
-        build = builder(
-            codeset=codeset.output,
-            registry=registry,
-            pull_registry=pull_registry,
-            context=context,
-        )
+        place = {"registry": registry, "pull_registry": pull_registry, "context": context}
+        if download_component is None:
+            build = builder(codeset=codeset.output, **place)
+            holder = build  # the index Secret's container
+        else:  # Kaniko: the Secret for the download component only (split.py)
+            holder = download_component(codeset=codeset.output, **place)
+            build = builder(codeset=codeset.output, downloads=holder.outputs["downloads"], **place)
         kubernetes.use_secret_as_env(
-            build,
+            holder,
             secret_name=index_secret,
             secret_key_to_env={INDEX_SECRET_KEY: NETRC_ENV},
             optional=True,
         )
-        apply_pod(
-            build,
-            variant.security,
-            builder_cpu_request,
-            builder_memory_request,
-            builder_cpu_limit,
-            builder_memory_limit,
-        )
+        for task in {id(holder): holder, id(build): build}.values():
+            apply_pod(
+                task,
+                variant.security,
+                builder_cpu_request,
+                builder_memory_request,
+                builder_cpu_limit,
+                builder_memory_limit,
+            )
         train = runtime(
             codeset=codeset.output,
             context=context,

@@ -41,6 +41,8 @@ class Plan:
     tag: str
     push_reference: str
     pull_reference: str
+    # The base the recipe pulls, pinned by digest (None: docker_env, or no base resolved).
+    base: PinnedBase | None = None
 
     @property
     def warnings(self) -> list[str]:
@@ -105,7 +107,13 @@ def plan(path: Path | str, options: BuildOptions, pin_base: Resolver | None = No
     index = options.index().public()
     tag = environment_tag(install, recipe.dockerfile, index, base.digest if base else "")
     return Plan(
-        codeset, install, recipe, tag, options.push_reference(tag), options.pull_reference(tag)
+        codeset,
+        install,
+        recipe,
+        tag,
+        options.push_reference(tag),
+        options.pull_reference(tag),
+        base,
     )
 
 
@@ -140,16 +148,20 @@ def attach_sbom(the_plan: Plan, options: BuildOptions, digest: str, log: Log) ->
     pushed manifest as an OCI 1.1 referrer (`referrers.attach`); nothing for an image without
     a lock."""
     data = the_plan.recipe.files.get(SBOM_FILE) if the_plan.recipe else None
-    if data is None:
-        return
+    if data is not None:
+        attach_sbom_data(data, the_plan.push_reference, options, digest, log)
+
+
+def attach_sbom_data(
+    data: bytes, push_reference: str, options: BuildOptions, digest: str, log: Log
+) -> None:
+    """`attach_sbom` of the CycloneDX document `data`, for the image `push_reference`."""
     writer = RegistryWriter(RegistryClient(options.registry, insecure=options.insecure))
     if referrers.referrers(writer, options.repository, digest, sbom.MEDIA_TYPE):
         return  # the per-package and engine-less builds attach their own
     found = writer.get_manifest(options.repository, digest)
     if found is None:
-        raise StepError(
-            f"{the_plan.push_reference}: {digest} vanished before its SBOM was attached"
-        )
+        raise StepError(f"{push_reference}: {digest} vanished before its SBOM was attached")
     subject = referrers.Subject(digest, found[1], len(found[0]))
     attached = referrers.attach(
         writer, options.repository, subject, sbom.MEDIA_TYPE, data, "sbom.cdx.json"

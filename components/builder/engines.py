@@ -93,6 +93,23 @@ def kaniko(job: BuildJob) -> list[Command]:
     return [Command(argv)]
 
 
+def kaniko_no_push(job: BuildJob) -> list[Command]:
+    """Kaniko building `job` without pushing anything (the download phase of a split build,
+    `split.py`, whose files its RUN copies out): no destination, no digest."""
+    argv = [
+        KANIKO_EXECUTOR,
+        f"--dockerfile={job.dockerfile}",
+        f"--context=dir://{job.context}",
+        "--no-push",
+        "--single-snapshot",
+        f"--verbosity={'debug' if job.verbose else 'info'}",
+    ]
+    argv += build_arg_flags(job, with_values=True) + secret_flags(job)
+    if job.insecure:
+        argv += ["--insecure-pull", "--skip-tls-verify-pull"]
+    return [Command(argv)]
+
+
 def buildah(job: BuildJob) -> list[Command]:
     """One command: buildah commits the image straight to the registry (`docker://` tag).
 

@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-import yaml
-
 from ..problems import StepError
 from ..subprocess_env import minimal_env
 from . import conda_to_pypi, grammar, limits, resolution
@@ -272,6 +270,7 @@ class CondaEnv(Environment):
         if not isinstance(variables, dict):
             found.append(f"{path.name}: `variables` must be a mapping")
             variables = {}
+        found += conda_line_problems(path.name, channels, deps, variables)
         problems.extend(found)
         if found:
             return None
@@ -305,9 +304,7 @@ class CondaEnv(Environment):
         if options.env_manager == "conda":
             base = f"continuumio/miniconda3:{options.miniconda_version}"
             addition = mlflow_addition(self.has_mlflow(), options)
-            return conda_plan(
-                normal_form, base, self.environment_yaml(addition), options, self.shipped
-            )
+            return conda_plan(normal_form, base, self.conda_files(addition), options, self.shipped)
         pypi = conda_to_pypi.convert(self.where, self.channels, self.dependencies, self.pip)
         return self.venv_for_python(
             options,
@@ -318,18 +315,49 @@ class CondaEnv(Environment):
             normal_form=normal_form,
         )
 
-    def environment_yaml(self, extra_pip: list[str]) -> str:
-        """The file `conda env update` reads; `pip` is listed when any pip package is."""
+    def conda_files(self, extra_pip: list[str]) -> dict[str, str]:
+        """The files of the conda plan's two phases (`plan.CONDA_FILES`), one item a line:
+        the channels in priority order, the conda specs (`pip` added when any pip package is
+        listed), the `variables` as NAME=value, and the pip section with `extra_pip`."""
         pip = self.pip + extra_pip
-        deps: list[Any] = list(self.dependencies)
+        specs = list(self.dependencies)
         if pip and "pip" not in {conda_name(d) for d in self.dependencies}:
-            deps.append("pip")
-        if pip:
-            deps.append({"pip": pip})
-        data: dict[str, Any] = {"channels": self.channels, "dependencies": deps}
-        if self.variables:
-            data["variables"] = self.variables
-        return yaml.safe_dump(data, sort_keys=False)
+            specs.append("pip")
+        variables = [f"{name}={value}" for name, value in self.variables.items()]
+        return {
+            "conda-channels.txt": lines_text(self.channels),
+            "conda-specs.txt": lines_text(specs),
+            "conda-variables.txt": lines_text(variables),
+            "pip-requirements.txt": lines_text(pip),
+        }
+
+
+VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def conda_line_problems(
+    where: str, channels: list[str], specs: list[str], variables: dict[Any, Any]
+) -> list[str]:
+    """Each channel, conda spec and variable is written as one line of a file the install
+    scripts read (`conda_files`): none may hold a line break or another control character,
+    a channel or spec may not start with `-` (an option), and a variable's name is a shell
+    name (the grammar of POSIX environment variable names)."""
+    found = []
+    for what, values in (("channel", channels), ("dependency", specs)):
+        for value in values:
+            text = str(value)
+            if any(ord(c) < 32 or ord(c) == 127 for c in text) or text.strip().startswith("-"):
+                found.append(f"{where}: {what} {text!r} must be one line and not start with `-`")
+    for name, value in variables.items():
+        if not VARIABLE_NAME.fullmatch(str(name)):
+            found.append(f"{where}: variable name {str(name)!r} must match [A-Za-z_][A-Za-z0-9_]*")
+        if any(ord(c) < 32 or ord(c) == 127 for c in str(value)):
+            found.append(f"{where}: variable {name}'s value must be one line")
+    return found
+
+
+def lines_text(items: list[str]) -> str:
+    return "".join(f"{item}\n" for item in items)
 
 
 @dataclass

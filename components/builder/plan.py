@@ -49,7 +49,21 @@ VENV_SCRIPTS = (
     "compile-bytecode.py",
     "check-libraries.py",
 )
-CONDA_SCRIPTS = ("install-conda-env.sh", "index-settings.sh", "check-libraries.py")
+CONDA_SCRIPTS = (
+    "download-conda-env.sh",
+    "download-python-env.sh",
+    "fetch-sdists.py",
+    "install-conda-env.sh",
+    "index-settings.sh",
+    "check-libraries.py",
+)
+# The files of a conda plan's two phases (`conda_plan`), under STAGING.
+CONDA_FILES = (
+    "conda-channels.txt",
+    "conda-specs.txt",
+    "conda-variables.txt",
+    "pip-requirements.txt",
+)
 
 
 @dataclass(frozen=True)
@@ -74,11 +88,11 @@ class InstallPlan:
     - `kind`: the environment kind it came from (`pip`, `python_env`, `conda`, `docker_env`),
       for labels and messages only; a backend never branches on it.
     - `installer`: `venv` (a virtual environment at the image's `/opt/mlflow-env`, installed
-      with uv, pip as fallback, set by set), `conda` (`conda env update` of the base's
-      environment from `STAGING/environment.yaml`), `runtime` (docker_env: nothing is
-      installed; the runtime step's module is added to `base_image`, the codeset's own image,
-      whose `python` must have MLflow) or `none` (nothing is built; `base_image` is the image
-      to use).
+      with uv, pip as fallback, set by set), `conda` (the base's environment, from
+      `STAGING/conda-specs.txt` and the pip section, in two phases: `conda_plan`), `runtime`
+      (docker_env: nothing is installed; the runtime step's module is added to `base_image`,
+      the codeset's own image, whose `python` must have MLflow) or `none` (nothing is built;
+      `base_image` is the image to use).
     - `base_image`: the image the environment is installed on (`FROM`), as the user named it.
     - `python`: the Python version the environment is for (`3.11`, or as the file names it);
       "" when the base's own Python decides (requirements.txt, conda).
@@ -87,7 +101,7 @@ class InstallPlan:
     - `system_packages`: Debian packages installed first, with apt (`name` or `name=version`).
     - `compile_bytecode`: whether the install compiles `.pyc` files.
     - `files`: every file shipped, build-context path -> bytes: `STAGING/...` (requirement
-      files, environment.yaml, the install scripts), deleted by the install step, and
+      files, the conda files, the install scripts), deleted by the install step, and
       `RUNTIME/...` (the runtime step's module), kept at /opt/mlflow-steps/mlflow_steps_runtime.
       `STAGING/constraints.txt` and `STAGING/codeset/...` are files of the codeset the install
       reads (`-c` constraints, path requirements; see `requirements.py`); for a resolved or
@@ -186,15 +200,20 @@ def venv_plan(
 def conda_plan(
     environment: Mapping[str, Any],
     base_image: str,
-    environment_yaml: str,
+    conda_files: Mapping[str, str],
     options: BuildOptions,
     shipped: Mapping[str, bytes] | None = None,
 ) -> InstallPlan:
-    """conda.yaml applied with conda to the base's environment (`environment_yaml`, the MLflow
-    addition included); conda runs pip in its folder, where `shipped` files are."""
+    """conda.yaml applied with conda to the base's environment, in two phases
+    (`download-conda-env.sh`, `install-conda-env.sh`). `conda_files`: the text of each of
+    `CONDA_FILES` (channels in priority order, conda specs, `NAME=value` variables, the pip
+    section with the MLflow addition; one item a line); the pip section reads `shipped`
+    files, under STAGING."""
+    if set(conda_files) != set(CONDA_FILES):
+        raise ValueError(f"conda_files must hold exactly {', '.join(CONDA_FILES)}")
     system = system_packages(options)
     files = {f"{STAGING}/{name}": recipe_file(name) for name in CONDA_SCRIPTS}
-    files[f"{STAGING}/environment.yaml"] = environment_yaml.encode()
+    files.update({f"{STAGING}/{name}": text.encode() for name, text in conda_files.items()})
     files.update(staged(shipped))
     files.update(system_packages_files(system))
     files.update(runtime_files())

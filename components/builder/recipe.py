@@ -65,19 +65,43 @@ def write_files(files: dict[str, bytes], directory: Path, with_uv: bool) -> None
             shutil.copy2(uv, directory / STAGING / "uv")
 
 
-def render(plan: InstallPlan, base: PinnedBase | None = None) -> Recipe:
+# What `render` writes: the whole build (`BOTH`, the Dockerfile hashed into the tag), or one
+# phase of a build split across two containers (the Kaniko variant, `split.py`): `DOWNLOAD`
+# (FROM the base, the download phase only, its files copied out to `export_to`) and `INSTALL`
+# (the same build as `BOTH` with the download RUN left out: the downloaded files come with the
+# context, and no secret is mounted anywhere).
+BOTH, DOWNLOAD, INSTALL = "both", "download", "install"
+
+
+def render(
+    plan: InstallPlan, base: PinnedBase | None = None, phase: str = BOTH, export_to: str = ""
+) -> Recipe:
     """The Dockerfile of a plan that builds (`installer` venv, conda or runtime), FROM `base`
     pinned by digest when given (image builds), else FROM the base as named (the local engine,
-    which never pulls it)."""
+    which never pulls it). `phase`: BOTH, DOWNLOAD (with `export_to`, an absolute folder of
+    the build's own filesystem the downloaded files are copied into) or INSTALL; ValueError
+    for a docker_env plan's DOWNLOAD or INSTALL (it downloads nothing)."""
     if not plan.builds:
         raise ValueError(f"{plan.kind} environments are not built")
+    if phase not in (BOTH, DOWNLOAD, INSTALL):
+        raise ValueError(f"phase {phase!r}: use {BOTH}, {DOWNLOAD} or {INSTALL}")
     if plan.installer == "runtime":
+        if phase != BOTH:
+            raise ValueError("a docker_env image downloads nothing: build it in one phase")
         return render_runtime_only(plan, base)
     venv = plan.installer == "venv"
+    if phase == DOWNLOAD:
+        return Recipe(plan.base_image, download_only(plan, base, export_to), dict(plan.files))
+    install = phases(plan)
+    if phase == INSTALL:
+        install[-2] = [  # the download RUN
+            "# The downloaded files came with the context (a container of their own fetched "
+            "them): no secret, no download here."
+        ]
     steps = [
         header(plan),
         from_step(base.pinned if base else plan.base_image),
-        *install_steps(plan),
+        *install,
         runtime_step(),
         lock_step(plan),
         finish_step(plan, f"{VENV}/bin:$PATH" if venv else None, base),
@@ -87,6 +111,27 @@ def render(plan: InstallPlan, base: PinnedBase | None = None) -> Recipe:
         files[SBOM_FILE] = environment_sbom(plan.lock, base)
     steps.insert(-1, sbom_step(files))
     return Recipe(plan.base_image, join(steps), files, needs_uv=venv)
+
+
+def download_only(plan: InstallPlan, base: PinnedBase | None, export_to: str) -> str:
+    """The download phase alone, its files (`wheels/`, `pkgs/`) then copied to `export_to`."""
+    if not export_to.startswith("/") or any(c in export_to for c in "\n\r\0"):
+        raise ValueError(f"export_to must be an absolute folder, not {export_to!r}")
+    download = phases(plan)
+    target = shlex.quote(export_to.rstrip("/") + "/")
+    copy = (
+        f"mkdir -p {target} && for folder in wheels pkgs; do "
+        f'if [ -d {STAGING_DIR}/"$folder" ]; then cp -R {STAGING_DIR}/"$folder" {target}; fi; '
+        "done"
+    )
+    steps = [
+        header(plan),
+        ["# The download phase alone: its files are copied out for a build without secrets."],
+        from_step(base.pinned if base else plan.base_image),
+        download[0],
+        [*download[-2][:-1], download[-2][-1] + " \\\n && " + copy],
+    ]
+    return join(steps)
 
 
 def environment_sbom(lock: bytes, base: PinnedBase) -> bytes:
@@ -151,32 +196,40 @@ def check_reference(image: str) -> str:
 
 
 def install_steps(plan: InstallPlan) -> list[list[str]]:
-    """A venv plan: the download phase, then the install phase (`phases`); conda: one RUN."""
-    if plan.installer == "venv":
-        return phases(plan)
-    return [install_step(*system_packages_install(plan), environment_install(plan))]
+    """The download phase, then the install phase (`phases`), for a venv and a conda plan."""
+    return phases(plan)
+
+
+def phase_scripts(plan: InstallPlan) -> tuple[list[str], list[str]]:
+    """The download and the install command of a plan (script name, then arguments)."""
+    if plan.installer == "conda":
+        return ["download-conda-env.sh"], ["install-conda-env.sh"]
+    sets = [s.name for s in plan.requirement_sets]
+    install = ["install-python-env.sh", VENV, compile_flag(plan.compile_bytecode), *sets]
+    return ["download-python-env.sh", *sets], install
 
 
 def phases(plan: InstallPlan) -> list[list[str]]:
     """The system packages (a RUN of their own: apt's maintainer scripts run there, with no
     secret mounted), then two RUNs. The download phase is the only one the index secret is
-    mounted for: the wheels (download-python-env.sh; nothing downloaded runs). The install
-    phase has no secret: it installs from the downloaded wheels only and builds what is
-    built from source (path, VCS, archive requirements), so no package's code runs where a
-    credential is. (RUN --network=none is not used: buildah before 1.30 refuses it.)"""
-    sets = [s.name for s in plan.requirement_sets]
-    download = install_step(["download-python-env.sh", *sets])
+    mounted for: wheels, sdists as files, conda packages (download-python-env.sh,
+    download-conda-env.sh; nothing downloaded runs). The install phase has no secret: it
+    installs from the downloaded files only and builds what is built from source (path, VCS,
+    archive requirements, sdists), so no package's code runs where a credential is.
+    (RUN --network=none is not used: buildah before 1.30 refuses it.)"""
+    download_script, install = phase_scripts(plan)
+    download = install_step(download_script)
     system = [
         ["# System packages: no secret mounted.", "RUN " + command(script)]
         for script in system_packages_install(plan)
     ]
-    install = ["install-python-env.sh", VENV, compile_flag(plan.compile_bytecode), *sets]
     return [
         download[:2],  # the environment files
         *system,
         download[2:],
         [
-            "# The install phase: no secret mounted, no index; the downloaded wheels only.",
+            "# The install phase: no secret mounted, no index; the downloaded "
+            + ("packages only." if plan.installer == "conda" else "wheels only."),
             "RUN " + command(install),
         ],
     ]
@@ -204,13 +257,6 @@ def system_packages_install(plan: InstallPlan) -> list[list[str]]:
     if not plan.system_packages:
         return []
     return [["install-system-packages.sh", *plan.system_packages]]
-
-
-def environment_install(plan: InstallPlan) -> list[str]:
-    if plan.installer == "conda":
-        return ["install-conda-env.sh", "environment.yaml"]
-    sets = [s.name for s in plan.requirement_sets]
-    return ["install-python-env.sh", VENV, compile_flag(plan.compile_bytecode), *sets]
 
 
 def runtime_step() -> list[str]:

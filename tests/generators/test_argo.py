@@ -46,7 +46,11 @@ def test_buildah_builder_keeps_its_store_on_an_empty_dir():
     assert buildah["container"]["securityContext"] == {"privileged": True}
     # Root declared for the pod too: it replaces the workflow's restricted securityContext.
     assert buildah["securityContext"] == {"runAsNonRoot": False, "runAsUser": 0}
-    assert "volumes" not in builder("kaniko")
+    # Kaniko's: the downloads and the codeset on emptyDirs, no buildah store.
+    assert [v["name"] for v in builder("kaniko")["volumes"]] == [
+        "mlflow-steps-downloads",
+        "codeset",
+    ]
     parameters = {p["name"]: p for p in buildah["inputs"]["parameters"]}
     assert parameters["storage-driver"]["default"] == "overlay"
     assert {

@@ -31,7 +31,7 @@ def test_tekton_builder_task_and_pipeline_take_the_netrc_from_a_secret():
         out = tekton.files(tekton.TektonOptions(build_engine=engine))
         name = "mlflow-builder" if engine == "none" else f"mlflow-builder-{engine}"
         task = out[f"task/{name}/0.1/{name}.yaml"]
-        (step,) = task["spec"]["steps"]
+        step = task["spec"]["steps"][0]  # Kaniko's `download` (its `build` has none)
         secret_env(step["env"], "$(params.INDEX_SECRET)")
         param = next(p for p in task["spec"]["params"] if p["name"] == "INDEX_SECRET")
         assert param["default"] == INDEX_SECRET.default == "index-credentials"
@@ -57,7 +57,9 @@ def test_argo_builder_template_takes_the_netrc_from_a_secret():
                 builders = [t for t in obj["spec"]["templates"] if "builder" in t["name"]]
                 assert len(builders) == 3
                 for builder in builders:
-                    secret_env(builder["container"]["env"], "{{inputs.parameters.index-secret}}")
+                    # Kaniko's container set: its `download` container.
+                    container = builder.get("container") or builder["containerSet"]["containers"][0]
+                    secret_env(container["env"], "{{inputs.parameters.index-secret}}")
                     declared = {p["name"]: p for p in builder["inputs"]["parameters"]}
                     assert declared["index-secret"]["default"] == "index-credentials"
             jsonschema.validate(obj, argo_validator_schema(obj["kind"]))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from mlflow_steps.components.steps import BUILDER, RUNTIME
+from mlflow_steps.components.steps import BUILDER, INDEX_INPUTS, RUNTIME
 from mlflow_steps.generators.catalog import GenerateOptions, kfp_files
 from mlflow_steps.generators.kfp import component_texts
 
@@ -22,16 +22,21 @@ def test_components_expose_every_spec_input():
         "mlflow_builder",
         "mlflow_builder_buildah",
         "mlflow_builder_kaniko",
+        "mlflow_builder_kaniko_download",
         "mlflow_runtime",
     ]
     for name, text in texts.items():
         spec = RUNTIME if name == "mlflow_runtime" else BUILDER
         component = yaml.safe_load(text)
         names = {i["name"] for i in component["inputs"]}
-        assert names == {"codeset"} | {i.name for i in spec.inputs if i.name != "engine"}
-        assert [o["name"] for o in component["outputs"]] == [
-            o.name for o, _ in spec.string_outputs()
-        ]
+        expected = {"codeset"} | {i.name for i in spec.inputs if i.name != "engine"}
+        outputs = [o.name for o, _ in spec.string_outputs()]
+        if name == "mlflow_builder_kaniko":  # the install container: no index input
+            expected = (expected - set(INDEX_INPUTS)) | {"downloads"}
+        if name == "mlflow_builder_kaniko_download":  # its only output: the downloads
+            outputs = ["downloads"]
+        assert names == expected
+        assert [o["name"] for o in component["outputs"]] == outputs
     builder = yaml.safe_load(texts["mlflow_builder"])
     assert [o["name"] for o in builder["outputs"]] == [
         "image",
@@ -39,6 +44,26 @@ def test_components_expose_every_spec_input():
         "source_uri",
         "source_digest",
     ]
+
+
+def test_kaniko_pipeline_hands_the_index_secret_to_the_download_task_only():
+    """Issue 23: Kaniko's build task (RUNs not isolated from its container) gets no index
+    Secret and no index setting; the download task gets them and passes `downloads`."""
+    pipeline, platform = yaml.safe_load_all(
+        kfp_files(GenerateOptions(build_engine="kaniko"))["mlflow-build-and-train.yaml"]
+    )
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert "secretAsEnv" in executors["exec-mlflow-builder-kaniko-download"]
+    assert "secretAsEnv" not in executors.get("exec-mlflow-builder-kaniko", {})
+    tasks = pipeline["root"]["dag"]["tasks"]
+    build = tasks["mlflow-builder-kaniko"]
+    assert build["inputs"]["artifacts"]["downloads"]["taskOutputArtifact"] == {
+        "outputArtifactKey": "downloads",
+        "producerTask": "mlflow-builder-kaniko-download",
+    }
+    container = pipeline["deploymentSpec"]["executors"]["exec-mlflow-builder-kaniko"]["container"]
+    assert "--pip-index-url" not in container["args"]
+    assert container["args"][-4:-1] == ["--phase", "install", "--downloads"]
 
 
 def test_pipeline_runs_both_tasks_non_root_with_resources_as_parameters():

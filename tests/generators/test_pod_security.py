@@ -81,14 +81,17 @@ def argo_pods(template_file: dict) -> dict[str, list[str]]:
     spec = template_file["spec"]
     found = {}
     for tpl in spec["templates"]:
-        if "container" not in tpl:
+        if "container" in tpl:
+            containers = [("main", tpl["container"].get("securityContext", {}))]
+        elif "containerSet" in tpl:  # the Kaniko variant: download, then main
+            containers = [
+                (c["name"], c.get("securityContext", {})) for c in tpl["containerSet"]["containers"]
+            ]
+        else:
             continue
         # A template's securityContext (the pod's) replaces the workflow's.
         pod = tpl.get("securityContext", spec.get("securityContext", {}))
-        container = tpl["container"]
-        found[tpl["name"]] = violations(
-            pod, [("main", container.get("securityContext", {}))], tpl.get("volumes", [])
-        )
+        found[tpl["name"]] = violations(pod, containers, tpl.get("volumes", []))
         assert tpl["automountServiceAccountToken"] is False, tpl["name"]
         assert tpl["executor"]["serviceAccountName"], tpl["name"]
     return found

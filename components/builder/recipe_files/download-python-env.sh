@@ -19,6 +19,17 @@ if [ -z "$python" ]; then
   echo "mlflow-steps: the base image has neither python3 nor python; choose another base_image" >&2
   exit 1
 fi
+# MLFLOW_STEPS_TARGET_PYTHON (X.Y, conda's environment): wheels for that Python, not this one.
+target="${MLFLOW_STEPS_TARGET_PYTHON:-}"
+target_args=
+case "$target" in
+  "") ;;
+  *[!0-9.]* | .* | *. | *..*)
+    echo "mlflow-steps: MLFLOW_STEPS_TARGET_PYTHON must be X.Y, not $target" >&2
+    exit 1
+    ;;
+  *) target_args="--python-version $target" ;;
+esac
 . "$here/index-settings.sh"
 # pip reads no configuration file, keeps no cache and asks nothing.
 export PIP_CONFIG_FILE=/dev/null PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
@@ -56,7 +67,18 @@ PY
 wheels="$here/wheels"
 downloader="$here/download-venv"
 mkdir -p "$wheels"
-"$python" -I -m venv "$downloader"
+if ! "$python" -I -m venv "$downloader" 2>/dev/null; then
+  # A base whose Python has no ensurepip (some conda builds): its own pip, which the base
+  # brings (trusted as the base is), started the same way (-I).
+  if ! "$python" -I -m pip --version >/dev/null 2>&1; then
+    echo "mlflow-steps: the base's Python has neither venv with ensurepip nor pip; choose" \
+      "another base image" >&2
+    exit 1
+  fi
+  rm -rf "$downloader"
+  mkdir -p "$downloader/bin"
+  ln -s "$python" "$downloader/bin/python"
+fi
 build_backend=
 # Where the install phase will run uv (install-python-env.sh's rule), uv resolves here too, with
 # the meaning pip gives the file's options (REQUIREMENTS.uv and .uv-args, uv_options.py) and
@@ -64,7 +86,7 @@ build_backend=
 # the options a file uses, such as --all-releases.) Where uv cannot resolve without building
 # (an sdist), pip reads the file itself.
 use_uv=
-if [ -x "$here/uv" ] && "$here/uv" --version >/dev/null 2>&1 \
+if [ -z "$target" ] && [ -x "$here/uv" ] && "$here/uv" --version >/dev/null 2>&1 \
   && "$python" -I -S -c 'import sys; sys.exit(sys.version_info < (3, 8))'; then
   use_uv=1
 fi
@@ -102,13 +124,13 @@ for requirements in "$@"; do
   if [ -e "$requirements.check.source" ]; then build_backend=1; fi
   rm -f "$requirements.check" "$requirements.check.source" "$requirements.wheels.source"
   # shellcheck disable=SC2086
-  if ! "$downloader/bin/python" -I -m pip download --quiet --only-binary :all: $deps \
+  if ! "$downloader/bin/python" -I -m pip download --quiet --only-binary :all: $deps $target_args \
     --dest "$wheels" -r "$requirements.wheels" 2> "$here/pip-download.err"; then
     # Exact pins with no wheel on the configured index: their sdist is fetched, never built
     # here, and the rest downloaded again.
     "$python" -I -S "$here/fetch-sdists.py" "$wheels" "$requirements.wheels" "$requirements.rest"
     if cmp -s "$requirements.wheels" "$requirements.rest" \
-      || ! "$downloader/bin/python" -I -m pip download --quiet --only-binary :all: \
+      || ! "$downloader/bin/python" -I -m pip download --quiet --only-binary :all: $target_args \
         --dest "$wheels" -r "$requirements.rest"; then
       cat "$here/pip-download.err" >&2
       echo "mlflow-steps: downloading the wheels of $requirements failed (the output above says" \
@@ -128,7 +150,8 @@ if [ -n "$build_backend" ]; then
   # The common build backend, for the install phase (which has no index). A package whose
   # backend is its own (backend-path) or another one needs none of it; one that needs it and
   # does not find it fails there, naming it.
-  if ! "$downloader/bin/python" -I -m pip download --quiet --only-binary :all: \
+  # shellcheck disable=SC2086
+  if ! "$downloader/bin/python" -I -m pip download --quiet --only-binary :all: $target_args \
     --dest "$wheels" setuptools wheel; then
     echo "mlflow-steps: setuptools and wheel are not on the index; packages built from source" \
       "in the install phase get no build backend from it" >&2

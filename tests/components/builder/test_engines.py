@@ -46,6 +46,25 @@ def test_kaniko_argv():
     assert "***" in Command(["x", "--password=s3cret"]).redacted(JOB.masked)
 
 
+def test_kaniko_download_phase_pushes_nothing():
+    """The Kaniko variant's download container (split.py): Kaniko with the secret, no
+    destination, no push; its RUN copies the downloaded files out."""
+    (command,) = engines.kaniko_no_push(JOB)
+    assert command.argv == [
+        "/kaniko/executor",
+        "--dockerfile=/ctx/Dockerfile",
+        "--context=dir:///ctx",
+        "--no-push",
+        "--single-snapshot",
+        "--verbosity=info",
+        "--build-arg=BASE=debian:12",
+        "--secret=id=mlflow-steps-index,src=/tmp/s/mlflow-steps-index",
+        "--insecure-pull",
+        "--skip-tls-verify-pull",
+    ]
+    assert not any(arg.startswith(("--destination", "--digest-file")) for arg in command.argv)
+
+
 def test_kaniko_defaults_follow_the_seed():
     job = engines.BuildJob(Path("/c/Dockerfile"), Path("/c"), "r/x:t", Path("/d"), verbose=True)
     argv = engines.kaniko(job)[0].argv

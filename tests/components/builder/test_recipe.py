@@ -11,7 +11,8 @@ import pytest
 from mlflow_steps import __version__
 from mlflow_steps.components.builder.codeset import load_codeset
 from mlflow_steps.components.builder.options import BuildOptions
-from mlflow_steps.components.builder.recipe import render
+from mlflow_steps.components.builder.plan import CONDA_FILES
+from mlflow_steps.components.builder.recipe import DOWNLOAD, INSTALL, render
 from mlflow_steps.components.builder.registry import PinnedBase
 from mlflow_steps.components.problems import StepError
 from tests.support.require import require
@@ -75,13 +76,16 @@ def test_conda_recipe_uses_miniconda_and_adds_nothing_when_mlflow_is_listed():
     recipe = recipe_for("conda-keras", miniconda_version="23.5.2-0")
     assert recipe.base_image == "continuumio/miniconda3:23.5.2-0"
     assert "FROM continuumio/miniconda3:23.5.2-0\n" in recipe.dockerfile
+    # Two phases: the secret for the download RUN only; conda and pip install without it.
     assert (
-        "RUN --mount=type=secret,id=mlflow-steps-index sh /tmp/mlflow-steps/install-conda-env.sh "
-        "environment.yaml\n" in recipe.dockerfile
+        "RUN --mount=type=secret,id=mlflow-steps-index sh /tmp/mlflow-steps/download-conda-env.sh"
+        "\n" in recipe.dockerfile
     )
-    env_yaml = recipe.files["mlflow-steps/environment.yaml"].decode()
-    assert "name:" not in env_yaml and "tensorflow==2.0.0" in env_yaml
-    assert env_yaml.count("mlflow") == 1
+    assert "\nRUN sh /tmp/mlflow-steps/install-conda-env.sh\n" in recipe.dockerfile
+    assert recipe.dockerfile.count("mlflow-steps-index") == 1
+    files = {name: recipe.files[f"mlflow-steps/{name}"].decode() for name in CONDA_FILES}
+    assert "tensorflow==2.0.0" in files["pip-requirements.txt"] + files["conda-specs.txt"]
+    assert (files["pip-requirements.txt"] + files["conda-specs.txt"]).count("mlflow") == 1
 
 
 def test_python_env_base_follows_its_python_unless_base_image_is_set():
@@ -150,3 +154,37 @@ def test_system_packages_install_in_a_run_of_their_own_without_the_secret():
 def test_system_packages_must_be_debian_package_names(bad):
     with pytest.raises(StepError, match="not Debian package names"):
         recipe_for("sklearn-pip", system_packages=f"libgomp1 {bad}")
+
+
+@pytest.mark.parametrize("example", ["sklearn-pip", "conda-keras", "python-env"])
+def test_a_split_build_mounts_the_secret_in_its_download_phase_only(example):
+    """The Kaniko variant's two Dockerfiles (split.py): DOWNLOAD is FROM the same base, runs
+    the download phase with the secret and copies its folders out; INSTALL is the whole build
+    without the download RUN and without any secret."""
+    install = load_codeset(EXAMPLES / example).environment.install_plan(
+        BuildOptions(system_packages="libgomp1")
+    )
+    whole = render(install, BASE).dockerfile
+    download = render(install, BASE, DOWNLOAD, export_to="/shared/context/mlflow-steps")
+    offline = render(install, BASE, INSTALL).dockerfile
+    assert download.dockerfile.count("--mount=type=secret,id=mlflow-steps-index") == 1
+    assert "install-python-env.sh" not in download.dockerfile
+    assert "install-conda-env.sh" not in download.dockerfile
+    assert "install-system-packages.sh" not in download.dockerfile  # apt runs without it
+    assert 'cp -R /tmp/mlflow-steps/"$folder" /shared/context/mlflow-steps/' in (
+        download.dockerfile
+    )
+    assert "--mount=type=secret" not in offline and "/download-" not in offline
+    # The same build otherwise: only the download RUN (and its comment) differs.
+    kept = [line for line in whole.splitlines() if "download-" not in line]
+    assert [line for line in offline.splitlines() if line in kept] == [
+        line for line in kept if "Index settings" not in line
+    ]
+
+
+def test_split_phases_refuse_what_they_cannot_render():
+    install = load_codeset(EXAMPLES / "sklearn-pip").environment.install_plan(BuildOptions())
+    with pytest.raises(ValueError, match="absolute"):
+        render(install, BASE, DOWNLOAD, export_to="relative/dir")
+    with pytest.raises(ValueError, match="phase"):
+        render(install, BASE, "both-and-more")
