@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -102,6 +103,43 @@ def debian_tarball(cache: Path, suite: str = "bookworm") -> Path:
     return tarball
 
 
+# The arm64 base's packages (debootstrap's first stage only: no binfmt_misc here, so no second
+# stage in a chroot); each is unpacked with dpkg-deb, no maintainer script runs.
+ARM64_INCLUDE = "python3,python3-venv,ca-certificates"
+
+
+def debian_arm64_tarball(cache: Path, suite: str = "bookworm") -> Path:
+    """A Debian `suite` minbase root filesystem for arm64 with python3, as a tar in `cache`,
+    made once: `debootstrap --arch arm64 --foreign` (its first stage: the packages downloaded,
+    the required ones unpacked), then every downloaded package unpacked with `dpkg-deb
+    --fsys-tarfile | tar -x --keep-directory-symlink` (the merged /usr kept) and debootstrap's
+    own files removed. Its binaries run under `qemu-aarch64-static -L ROOT` (user-mode). Needs
+    root (device nodes, owners)."""
+    tarball = cache / f"debian-{suite}-arm64-python3.tar"
+    if tarball.exists():
+        return tarball
+    cache.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache) as tmp:
+        rootfs = Path(tmp) / "rootfs"
+        sh(
+            "debootstrap", "--arch", "arm64", "--foreign", "--variant=minbase",
+            f"--include={ARM64_INCLUDE}", suite, str(rootfs), "http://deb.debian.org/debian",
+            log_stdout=False,
+        )  # fmt: skip
+        archives = rootfs / "var" / "cache" / "apt" / "archives"
+        for deb in sorted(archives.glob("*.deb")):
+            unpack = f"dpkg-deb --fsys-tarfile {deb} | tar -x --keep-directory-symlink -C {rootfs}"
+            sh("sh", "-c", unpack, quiet=True)
+            deb.unlink()
+        shutil.rmtree(rootfs / "debootstrap", ignore_errors=True)
+        if (rootfs / "proc").is_symlink():  # the first stage's stand-in for a mounted /proc
+            (rootfs / "proc").unlink()
+            (rootfs / "proc").mkdir()
+        sh("tar", "-C", str(rootfs), "-cf", str(tarball) + ".part", ".")
+        os.replace(str(tarball) + ".part", tarball)
+    return tarball
+
+
 def push_base_images(registry: str, cache: Path) -> dict[str, str]:
     """Push both base shapes to the plain-http `registry` (podman and buildah); returns
     {"debian": reference, "python": reference}."""
@@ -143,5 +181,42 @@ def wheelhouse(cache: Path) -> Path:
         done = run_logged(argv)
         if done.returncode != 0:
             raise RuntimeError(failure("downloading the wheelhouse (`pip download`)", done))
+    (house / ".complete").touch()
+    return house
+
+
+# The arm64 platform's wheels (the arm64 base is Debian 12: glibc 2.36, CPython 3.11).
+# pip's --platform takes each tag as it is (no older glibc implied): every one listed.
+AARCH64_PLATFORMS = (
+    *(f"manylinux_2_{minor}_aarch64" for minor in range(36, 16, -1)),
+    "manylinux2014_aarch64",
+)
+
+
+def aarch64_wheelhouse(cache: Path) -> Path:
+    """The aarch64 wheels of the same versions as the wheelhouse's (`wheelhouse(cache)`) wheels
+    for this machine (its non-pure ones: the pure ones serve both), downloaded once with `pip
+    download --no-deps --only-binary=:all: --platform manylinux_2_NN_aarch64` (NN from 36
+    down to 17) `--python-version 3.11` into `cache`/wheelhouse-aarch64-<hash>. A
+    version PyPI has no aarch64 wheel of is left out (its index then has none: the build
+    fails naming it)."""
+    machine = platform.machine()
+    pins = sorted(
+        "{}=={}".format(*wheel.name.split("-")[:2])
+        for wheel in wheelhouse(cache).glob("*.whl")
+        if wheel.name.endswith(f"_{machine}.whl")
+    )
+    key = hashlib.sha256("\n".join([*pins, *AARCH64_PLATFORMS]).encode()).hexdigest()[:12]
+    house = cache / f"wheelhouse-aarch64-{key}"
+    if (house / ".complete").exists():
+        return house
+    house.mkdir(parents=True, exist_ok=True)
+    pip = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:"]
+    pip += [arg for name in AARCH64_PLATFORMS for arg in ("--platform", name)]
+    pip += ["--python-version", "3.11", "--implementation", "cp", "-d", str(house)]
+    done = run_logged([*pip, *pins])
+    if done.returncode != 0:  # one without an aarch64 wheel: each on its own
+        for pin in pins:
+            run_logged([*pip, pin], quiet=True)
     (house / ".complete").touch()
     return house
