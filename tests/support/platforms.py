@@ -8,10 +8,10 @@ import gzip
 import hashlib
 import json
 import shutil
+import subprocess
 import zipfile
 from pathlib import Path
 
-from mlflow_steps.components.builder.layered.base_files import apply_layer
 from mlflow_steps.components.builder.registry import RegistryClient
 from mlflow_steps.components.builder.registry_push import RegistryWriter, sha256_digest
 from mlflow_steps.stack import images as stack_images
@@ -98,9 +98,7 @@ def push_two_platform_base(host: str, amd64: str, repository: str = "base/debian
                 "digest": sha256_digest(arm_config),
                 "size": len(arm_config),
             },
-            "layers": [
-                {"mediaType": GZIP_LAYER, "digest": digest, "size": packed.stat().st_size}
-            ],
+            "layers": [{"mediaType": GZIP_LAYER, "digest": digest, "size": packed.stat().st_size}],
         },
         sort_keys=True,
     ).encode()
@@ -166,21 +164,26 @@ def two_platform_wheelhouse(folder: Path) -> Path:
     return folder
 
 
-def extract_layers(host: str, repository: str, manifest_digest: str, rootfs: Path,
-                   skip: int = 0) -> dict:  # fmt: skip
-    """The layers of `repository@manifest_digest` (after the first `skip`) applied in order
-    to `rootfs` (`base_files.apply_layer`: whiteouts, no owners); returns its config."""
+def extract_layers(host: str, repository: str, manifest_digest: str, rootfs: Path) -> dict:
+    """Every layer of `repository@manifest_digest` applied in order to `rootfs` by GNU tar
+    (the builder's layers are multi-member gzip streams, which Python's tarfile stream mode
+    does not read past the first member; device nodes left out, no owners); its config."""
     client = writer(host)
     found = client.get_manifest(repository, manifest_digest)
     assert found is not None
     manifest = json.loads(found[0])
     rootfs.mkdir(parents=True, exist_ok=True)
-    for layer in manifest["layers"][skip:]:
+    for layer in manifest["layers"]:
         url = f"{client.base}/v2/{repository}/blobs/{layer['digest']}"
         response = client.send("GET", url, repository, stream=True)
         assert response.status_code == 200, response.status_code
-        with response:
-            apply_layer(response.raw, layer["digest"], layer["mediaType"], rootfs)
+        untar = ["tar", "-xz", "--no-same-owner", "--exclude=./dev/*", "-C", str(rootfs)]
+        with response, subprocess.Popen(untar, stdin=subprocess.PIPE) as process:
+            assert process.stdin is not None
+            for chunk in response.iter_content(1 << 20):
+                process.stdin.write(chunk)
+            process.stdin.close()
+        assert process.returncode == 0, f"tar could not apply {layer['digest']}"
     return json.loads(client.get_blob(repository, manifest["config"]["digest"]))
 
 
