@@ -142,6 +142,8 @@ def test_two_platforms_give_one_index_with_two_manifests(built, two_platforms):
         # Each manifest carries its SBOM as an OCI 1.1 referrer.
         assert referrers(parts.writer(registry.host), "platforms/sklearn", manifest_digest,
                          SBOM_TYPE)  # fmt: skip
+    # And the index its own (the recipe's, naming the base's index digest).
+    assert referrers(parts.writer(registry.host), "platforms/sklearn", digest, SBOM_TYPE)
     assert "image index" in log
 
 
