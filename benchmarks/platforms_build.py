@@ -6,8 +6,8 @@ Each run, interleaved, each build cold: a namespace of its own in one local regi
 layer cache) and an empty builder cache (XDG_CACHE_HOME: the bases' layers are read again).
 
     python3 benchmarks/platforms_build.py [--runs 3]
-        (root for debootstrap and buildah the first time: the bases are cached in
-        ~/.cache/mlflow-steps-tests; about 3 min a run on 2 cores)
+        (root, debootstrap and buildah; the bases and wheels are cached in the stack's
+        state folder, made the first time; about 4 min a run on 2 cores)
 """
 
 from __future__ import annotations
@@ -25,9 +25,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from mlflow_steps.stack import build_argv, services  # noqa: E402
-from tests.support import images  # noqa: E402
-from tests.support import platforms as parts  # noqa: E402
+from mlflow_steps.stack import build_argv, images, services, state_from_env  # noqa: E402
 
 EXAMPLE = HERE.parent / "examples" / "sklearn-pip"
 CASES = {
@@ -67,14 +65,15 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="mlflow-steps-bench-platforms-"))
     registry = services.start_registry(work / "registry")
-    house = parts.two_platform_wheelhouse(work / "wheels")
+    cache = state_from_env() / "cache"
+    house = images.two_platform_wheelhouse(work / "wheels", cache)
     index = services.start_index(house, work / "index")
     times: dict[str, list[float]] = {}
     loads = [os.getloadavg()[0]]
     try:
         host, url = registry.host, index.extra["url"]
-        amd64 = images.push_base_images(host)["debian"]
-        base = parts.push_two_platform_base(host, amd64)
+        amd64 = images.push_base_images(host, cache)["debian"]
+        base = images.push_two_platform_base(host, amd64, cache)
         for run in range(args.runs):
             for number, (name, platforms) in enumerate(CASES.items()):
                 took = build(host, base, url, f"p{run}n{number}/env", platforms, work)

@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import platform as host_platform
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -254,21 +255,13 @@ def build_index(install: InstallPlan, options: BuildOptions, tag: str,
     distributions = read_pylock(lock, "the lock")
     direct = requirement_names(names)
     bases = base_manifests(base_writer, base_ref, platforms)
-    builds = [
-        prepare(
-            writer,
-            base_writer,
-            base_ref,
-            repository,
-            layers_repo,
-            install,
-            p,
-            bases[p],
-            distributions,
-            direct,
-        )
-        for p in platforms
-    ]
+
+    def read(wanted: Platform) -> PlatformBuild:
+        return prepare(writer, base_writer, base_ref, repository, layers_repo, install,
+                       wanted, bases[wanted], distributions, direct)  # fmt: skip
+
+    with ThreadPoolExecutor(len(platforms)) as readers:  # each base's layers read at once
+        builds = list(readers.map(read, platforms))
     check_together(builds, resolution_python(install, options.python_version)[0])
     user_hashes = pinned_hashes(install)
     for build in builds:
@@ -356,6 +349,7 @@ def build_index(install: InstallPlan, options: BuildOptions, tag: str,
                 f"{len(ordered) - len(uploaded)} mounted or shared"
             )
         clock.mark("layers written and pushed")
+    clock.mark("staged trees removed")
     digest = push_index(writer, repository, tag, entries, install.base_image,
                         writer_digest(base_writer, base_ref))  # fmt: skip
     clock.mark("index pushed")
