@@ -229,7 +229,7 @@ def check_together(builds: list[PlatformBuild], lock_python: str) -> None:
                 + "); pin one version in the requirements"
             )
     if problems:
-        raise StepError(["platforms: nothing was pushed:", *problems])
+        raise StepError("platforms: nothing was pushed:\n" + "\n".join(f"  {p}" for p in problems))
 
 
 def build_index(install: InstallPlan, options: BuildOptions, tag: str,

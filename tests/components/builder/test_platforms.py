@@ -11,9 +11,17 @@ from pathlib import Path
 import pytest
 
 from mlflow_steps.cli import main
-from mlflow_steps.components.builder.layered.platforms import ELF_MACHINES, elf_machine
+from mlflow_steps.components.builder.layered.base_files import BaseFacts
+from mlflow_steps.components.builder.layered.image import BaseImage, Reference
+from mlflow_steps.components.builder.layered.platforms import (
+    ELF_MACHINES,
+    PlatformBuild,
+    check_together,
+    elf_machine,
+)
+from mlflow_steps.components.builder.layered.wheels import Pin
 from mlflow_steps.components.builder.plan import InstallPlan
-from mlflow_steps.components.builder.platforms import Platform, host, parse_platforms
+from mlflow_steps.components.builder.platforms import MACHINES, Platform, host, parse_platforms
 from mlflow_steps.components.builder.tag import environment_tag
 from mlflow_steps.components.problems import StepError
 from tests.support.services import free_port
@@ -105,3 +113,45 @@ def test_elf_machine_reads_the_header():
         pytest.skip(f"no ELF machine number listed for {machine}")
     assert elf_machine(Path(os.path.realpath(sys.executable))) == ELF_MACHINES[machine]
     assert elf_machine(Path(__file__)) is None
+
+
+def platform_build(architecture: str, python: str, pins: list[Pin]) -> PlatformBuild:
+    machine = MACHINES[architecture]
+    facts = BaseFacts(python, machine, "2.36", "/usr/bin/python3.11", frozenset())
+    base = BaseImage(Reference("r", "base", "t"), "sha256:" + "0" * 64, [], {})
+    return PlatformBuild(Platform("linux", architecture), base, facts, False, "", pins, [], {}, [])
+
+
+def pin(name: str, version: str, wheel: bool = True) -> Pin:
+    return Pin(name, version, "http://i/x.whl" if wheel else None, "a" * 64 if wheel else None,
+               None, True)  # fmt: skip
+
+
+def test_platforms_must_share_one_python_minor_version():
+    builds = [platform_build("amd64", "3.11.2", []), platform_build("arm64", "3.12.1", [])]
+    with pytest.raises(StepError) as raised:
+        check_together(builds, "3.11")
+    assert "different Python minor versions (linux/amd64: 3.11.2, linux/arm64: 3.12.1)" in str(
+        raised.value
+    )
+
+
+def test_the_lock_must_be_for_the_bases_python():
+    with pytest.raises(StepError) as raised:
+        check_together([platform_build("arm64", "3.12.1", [])], "3.11")
+    assert "the lock was resolved for Python 3.11" in str(raised.value)
+    assert "set python_version to 3.12" in str(raised.value)
+
+
+def test_every_problem_is_named_at_once_and_nothing_pushed():
+    amd64 = platform_build("amd64", "3.11.2", [pin("numpy", "2.4.6"), pin("six", "1.17.0")])
+    arm64 = platform_build(
+        "arm64", "3.11.2", [pin("numpy", "2.4.6", wheel=False), pin("six", "1.16.0")]
+    )
+    with pytest.raises(StepError) as raised:
+        check_together([amd64, arm64], "3.11")
+    text = str(raised.value)
+    assert text.startswith("platforms: nothing was pushed:")
+    assert "numpy 2.4.6 has no wheel for linux/arm64 (Python 3.11.2, aarch64, glibc 2.36)" in text
+    assert "six different versions per platform (linux/amd64: 1.17.0, linux/arm64: 1.16.0)" in text
+    check_together([amd64], "3.11")  # one platform, every wheel: no problem

@@ -215,3 +215,16 @@ def test_a_requirement_without_an_aarch64_wheel_fails_and_pushes_nothing(two_pla
     client = parts.writer(registry.host)
     response = client.send("GET", f"{client.base}/v2/{repository}/tags/list", repository)
     assert response.status_code == 404 or not response.json().get("tags"), response.text
+
+
+def test_a_platform_the_base_index_lacks_is_named(two_platforms, tmp_path):
+    registry, index, base = two_platforms
+    argv = platforms_argv(ROOT / "examples" / "sklearn-pip", registry, index, base,
+                          "platforms/s390x", tmp_path / "image")  # fmt: skip
+    argv[argv.index("--platforms") + 1] = "linux/amd64,linux/s390x"
+    done = subprocess.run(argv, capture_output=True, text=True)
+    assert done.returncode != 0
+    assert "its image index has no linux/s390x (it has linux/amd64, linux/arm64/v8)" in (
+        done.stderr
+    ), done.stderr[-3000:]
+    assert not (tmp_path / "image").exists()
