@@ -327,7 +327,9 @@ def build_index(install: InstallPlan, options: BuildOptions, tag: str,
             mine = [u for u in build.missing if u.identity in build.installed_here]
             bom = bill_of_materials(install, lock, build.base)
             jobs = layer_jobs(build.root, skeleton_paths, claimed, mine, install, site, lock, bom)
-            made, uploaded = write_and_push(writer, repository, layers_repo, jobs, tmp,
+            blobs = build.root.with_name(f"layers-{build.root.name}")  # one folder each
+            blobs.mkdir()
+            made, uploaded = write_and_push(writer, repository, layers_repo, jobs, blobs,
                                             build.facts.machine, pool.executor())  # fmt: skip
             own_layers = [layer for layer in made if not layer.unit]
             shared.update(zip([u.identity for u in mine], [layer for layer in made if layer.unit]))
