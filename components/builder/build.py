@@ -16,6 +16,7 @@ from .codeset import Codeset, load_codeset
 from .indexes import plain_http_problems, secret_files
 from .options import BuildOptions
 from .plan import InstallPlan
+from .platforms import Platform, parse_platforms, refuse_emulation
 from .recipe import Recipe, render
 from .registry import PinnedBase, RegistryClient, parse_reference, resolve_base
 from .registry_push import RegistryWriter
@@ -43,6 +44,9 @@ class Plan:
     pull_reference: str
     # The base the recipe pulls, pinned by digest (None: docker_env, or no base resolved).
     base: PinnedBase | None = None
+    # The `platforms` input when the image is an index (engine none or auto); () for one
+    # manifest of the base's own platform.
+    platforms: tuple[Platform, ...] = ()
 
     @property
     def warnings(self) -> list[str]:
@@ -96,7 +100,13 @@ def plan(path: Path | str, options: BuildOptions, pin_base: Resolver | None = No
         raise StepError(plain)
     if install.base_image:
         grammar.check_reference(install.base_image, f"{codeset.environment.where}: base image")
-    if options.resolve:
+    platforms = index_platforms(install, options)
+    if platforms:
+        # One lock for every platform, before the tag: the tag follows it.
+        install = resolved_plan(
+            install, options.index().install_env(), options.python_version, universal=True
+        )
+    elif options.resolve:
         # The resolution runs here, with the index credentials in uv's environment only.
         install = resolved_plan(install, options.index().install_env(), options.python_version)
     if not install.builds:
@@ -105,7 +115,8 @@ def plan(path: Path | str, options: BuildOptions, pin_base: Resolver | None = No
     base = pin_base(install.base_image) if pin_base else None
     recipe = render(install, base)
     index = options.index().public()
-    tag = environment_tag(install, recipe.dockerfile, index, base.digest if base else "")
+    tag = environment_tag(install, recipe.dockerfile, index, base.digest if base else "",
+                          tuple(map(str, platforms)))  # fmt: skip
     return Plan(
         codeset,
         install,
@@ -114,7 +125,34 @@ def plan(path: Path | str, options: BuildOptions, pin_base: Resolver | None = No
         options.push_reference(tag),
         options.pull_reference(tag),
         base,
+        platforms,
     )
+
+
+def index_platforms(install: InstallPlan, options: BuildOptions) -> tuple[Platform, ...]:
+    """The platforms of the image index to build (the `platforms` input), () for one
+    manifest. An engine (buildah, podman, docker, kaniko) builds this machine's platform only
+    (it runs commands in the base: another CPU would need emulation): asked for another, a
+    StepError at once; asked for this machine's alone, the single-manifest build. With engine
+    none or auto, the engine-less build writes every platform: a codeset it cannot build is a
+    StepError naming why (no engine can stand in)."""
+    platforms = parse_platforms(options.platforms)
+    if not platforms:
+        return ()
+    if options.engine not in (engines.NO_ENGINE, "auto"):
+        refuse_emulation(platforms, options.engine)
+        return ()
+    if not install.builds:
+        return ()  # docker_env: its image is used as it is
+    reason = engineless_reason(install, options)
+    if reason:
+        raise StepError(
+            f"platforms {options.platforms}: an image index is built by the engine-less "
+            f"builder only (an engine would need emulation), and it cannot build this "
+            f"codeset: {reason}. Leave platforms empty to build the base's own platform with "
+            "an engine; nothing was pushed"
+        )
+    return platforms
 
 
 def build(path: Path | str, options: BuildOptions, log: Log = stderr) -> BuildResult:
@@ -258,10 +296,29 @@ def build_without_engine(the_plan: Plan, options: BuildOptions, log: Log) -> str
     return None
 
 
+def build_image_index(the_plan: Plan, options: BuildOptions, log: Log) -> str:
+    """The `platforms` build (engine-less, `layered.platforms`): the index digest. A
+    `Fallback` is a StepError here: no engine builds another CPU's image."""
+    # Imported here: a cache hit never assembles layers, and it is CLI start-up time.
+    from .layered.assemble import Fallback
+    from .layered.platforms import build_index
+
+    try:
+        return build_index(the_plan.install, options, the_plan.tag, the_plan.platforms, log)
+    except Fallback as why:
+        raise StepError(
+            f"platforms {','.join(map(str, the_plan.platforms))}: the engine-less builder "
+            f"cannot build this codeset: {why}. No engine stands in (it would need "
+            "emulation); nothing was pushed"
+        ) from None
+
+
 def run_build(the_plan: Plan, options: BuildOptions, log: Log) -> str:
     """Build and push; the index settings (credentials included) reach the install step as a
     build secret only (`indexes.secret_files`), never as a build argument."""
     assert the_plan.recipe is not None
+    if the_plan.platforms:
+        return build_image_index(the_plan, options, log)
     if options.engine in (engines.NO_ENGINE, "auto"):
         built = build_without_engine(the_plan, options, log)
         if built is not None:

@@ -147,7 +147,19 @@ def option_problems(options: BuildOptions) -> list[str]:
     if why:
         bad("context", options.context, why)
     problems += mlflow_requirement_problems(options.mlflow_requirement)
+    problems += platform_problems(options.platforms)
     return problems
+
+
+def platform_problems(value: str) -> list[str]:
+    """`platforms`: comma-separated os/architecture[/variant] (`platforms.parse_platforms`)."""
+    from .platforms import parse_platforms
+
+    try:
+        parse_platforms(value)
+    except StepError as exc:
+        return list(exc.problems)
+    return []
 
 
 def check_options(options: BuildOptions) -> None:

@@ -34,6 +34,7 @@ class BuildOptions:
     compile_bytecode: bool = True
     layering: str = "per-package"
     resolve: bool = False
+    platforms: str = ""
     context: str = "."
 
     @classmethod

@@ -102,9 +102,13 @@ def resolve(
     build_args: Mapping[str, str],
     beside: Mapping[str, bytes] | None = None,
     platform: str = PLATFORM,
+    universal: bool = False,
 ) -> Resolution:
     """Exact distributions for `lines` (pip requirement and option lines) on Python `python`
-    (major.minor) and `platform` (uv's --python-platform, default `PLATFORM`), from the index
+    (major.minor) and `platform` (uv's --python-platform, default `PLATFORM`); with
+    `universal`, for every platform at once instead (uv's `--universal`: one version of each
+    distribution wherever it can, environment markers where it forks, every wheel of each
+    version listed), the `platforms` input's lock; from the index
     named by `build_args` (PIP_INDEX_URL, PIP_EXTRA_INDEX_URL, PIP_TRUSTED_HOST). `beside`:
     files the lines name (`-c FILE`), by relative path. Raises StepError with uv's reason."""
     with tempfile.TemporaryDirectory(prefix="mlflow-steps-resolve-") as tmp:
@@ -117,7 +121,8 @@ def resolve(
         argv = [
             uv_binary(), "pip", "compile", "--no-config", "--quiet", "--no-header",
             "--generate-hashes", "--no-build", "--format", "pylock.toml",
-            "--python-version", python, "--python-platform", platform, *uv.args,
+            "--python-version", python,
+            *(["--universal"] if universal else ["--python-platform", platform]), *uv.args,
             str(source), "--output-file", str(out),
         ]  # fmt: skip
         env = uv_env(build_args, tmp)
@@ -137,7 +142,8 @@ def resolve(
         if done.returncode != 0:
             raise StepError(
                 f"resolve: the requirements cannot be resolved for Python {python} on "
-                f"{platform} against the index: {without_userinfo(done.stderr.strip())}"
+                f"{'every platform (universal)' if universal else platform} against the index: "
+                f"{without_userinfo(done.stderr.strip())}"
             )
         text = without_userinfo(out.read_text(encoding="utf-8"))
     return Resolution(tuple(read_pylock(text, "the resolution")), text)
@@ -200,11 +206,12 @@ def locked_lines(distributions: tuple[Distribution, ...] | list[Distribution]) -
 
 
 def resolved_plan(
-    plan: InstallPlan, build_args: Mapping[str, str], fallback_python: str
+    plan: InstallPlan, build_args: Mapping[str, str], fallback_python: str, universal: bool = False
 ) -> InstallPlan:
     """The `resolve` input: each requirement set of a venv plan replaced by its resolution
     (hash-checked), the last (whole) resolution saved as `LOCK_FILE`. A plan that already is
-    a lock (a set with `--require-hashes`) is kept as it is; so is a conda plan."""
+    a lock (a set with `--require-hashes`) is kept as it is; so is a conda plan. `universal`:
+    resolved for every platform at once (`resolve`'s), the `platforms` input's lock."""
     if plan.installer != "venv" or any(s.locked for s in plan.requirement_sets):
         return plan
     python, notes = resolution_python(plan, fallback_python)
@@ -213,7 +220,7 @@ def resolved_plan(
     resolution = None
     for requirement_set in plan.requirement_sets:
         so_far += list(requirement_set.lines)
-        resolution = resolve(so_far, python, build_args, staged)
+        resolution = resolve(so_far, python, build_args, staged, universal=universal)
         options = [line for line in requirement_set.lines if line.startswith("-")]
         lines = (REQUIRE_HASHES, *options, *locked_lines(resolution.distributions))
         sets.append(RequirementSet(requirement_set.name, tuple(lines)))
@@ -222,7 +229,7 @@ def resolved_plan(
     files[LOCK_FILE] = resolution.pylock.encode()
     notes.append(
         f"resolve: {len(resolution.distributions)} distributions locked for Python {python} "
-        f"on {PLATFORM}"
+        f"on {'every platform (universal)' if universal else PLATFORM}"
     )
     return replace(plan, requirement_sets=tuple(sets), files=files, notes=(*plan.notes, *notes))
 

@@ -180,10 +180,23 @@ BUILDER = StepSpec(
             "false",
             "boolean",
         ),
+        Input(
+            "platforms",
+            "Platforms of the image, comma-separated os/architecture[/variant], e.g. "
+            "linux/amd64,linux/arm64: one lock for all (uv's universal resolution), one "
+            "manifest per platform read from the base's image index, pushed as an OCI image "
+            "index under the tag. Empty: the base's own platform, one manifest. Wheels only; "
+            "another CPU than the builder's needs engine none (auto picks it): an engine would "
+            "need emulation.",
+        ),
     ),
     outputs=(
         Output("image", "Reference of the environment image: <pull_registry>/<repository>:<tag>."),
-        Output("digest", "Digest of the image manifest (sha256:...)."),
+        Output(
+            "digest",
+            "Digest of the image manifest (sha256:...); of the image index when `platforms` is "
+            "set.",
+        ),
         Output(
             "source",
             "The codeset's source, an input of the build: its git checkout's remote and commit "

@@ -25,11 +25,17 @@ TAG_LENGTH = 24
 
 
 def environment_tag(
-    plan: InstallPlan, dockerfile: str, index: Mapping[str, str], base_digest: str = ""
+    plan: InstallPlan,
+    dockerfile: str,
+    index: Mapping[str, str],
+    base_digest: str = "",
+    platforms: tuple[str, ...] = (),
 ) -> str:
     """24 hex digits of SHA-256 over the plan, `dockerfile` (rendered from it), the public
-    index settings (`index`: PIP_* without user information) and the base's manifest digest
-    ("" where no base is pulled: the local engine)."""
+    index settings (`index`: PIP_* without user information), the base's manifest digest
+    ("" where no base is pulled: the local engine; its image index's for a multi-platform
+    base) and, for an image index, its `platforms` (`linux/arm64`; hashed only when given, so
+    a single-platform tag is what it was before the input)."""
     environment = dict(plan.environment)
     payload: dict[str, Any] = {"builder": __version__}
     if "env_manager" in environment:  # hashed beside the environment, as before the plan
@@ -42,6 +48,8 @@ def environment_tag(
         base_digest=base_digest,
         index=dict(index),
     )
+    if platforms:
+        payload["platforms"] = list(platforms)
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return sha256(text.encode())[:TAG_LENGTH]
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from ..builder.build import plan
 from ..builder.environments import DockerEnv
 from ..builder.options import BuildOptions
+from ..builder.platforms import parse_platforms, refuse_emulation
 from ..problems import StepError
 from ..processes import Finished, failure, run_logged
 from ..subprocess_env import keep_environ_private
@@ -43,6 +44,8 @@ def run(request: RunRequest, environ: Mapping[str, str], log: Callable[[str], No
     and its logged models are tagged with the image's reference (MLFLOW_STEPS_IMAGE) and, for
     buildah or a reference by digest, its digest."""
     project = request.project.resolve()
+    if request.engine == "local":  # this machine's interpreter: its own platform only
+        refuse_emulation(parse_platforms(request.options.platforms), "local")
     passed = passed_environment(environ)
     if request.image:
         passed["MLFLOW_STEPS_IMAGE"] = request.image

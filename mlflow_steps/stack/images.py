@@ -4,15 +4,20 @@ and a wheelhouse for the local index. Both are cached in a folder the caller nam
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import importlib.metadata
+import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+from mlflow_steps.components.builder.registry import RegistryClient
+from mlflow_steps.components.builder.registry_push import RegistryWriter, sha256_digest
 from mlflow_steps.components.processes import Finished, failure, run_logged
 
 BUILDAH_ENV = {**os.environ, "BUILDAH_ISOLATION": "chroot"}
@@ -102,6 +107,43 @@ def debian_tarball(cache: Path, suite: str = "bookworm") -> Path:
     return tarball
 
 
+# The arm64 base's packages (debootstrap's first stage only: no binfmt_misc here, so no second
+# stage in a chroot); each is unpacked with dpkg-deb, no maintainer script runs.
+ARM64_INCLUDE = "python3,python3-venv,ca-certificates"
+
+
+def debian_arm64_tarball(cache: Path, suite: str = "bookworm") -> Path:
+    """A Debian `suite` minbase root filesystem for arm64 with python3, as a tar in `cache`,
+    made once: `debootstrap --arch arm64 --foreign` (its first stage: the packages downloaded,
+    the required ones unpacked), then every downloaded package unpacked with `dpkg-deb
+    --fsys-tarfile | tar -x --keep-directory-symlink` (the merged /usr kept) and debootstrap's
+    own files removed. Its binaries run under `qemu-aarch64-static -L ROOT` (user-mode). Needs
+    root (device nodes, owners)."""
+    tarball = cache / f"debian-{suite}-arm64-python3.tar"
+    if tarball.exists():
+        return tarball
+    cache.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache) as tmp:
+        rootfs = Path(tmp) / "rootfs"
+        sh(
+            "debootstrap", "--arch", "arm64", "--foreign", "--variant=minbase",
+            f"--include={ARM64_INCLUDE}", suite, str(rootfs), "http://deb.debian.org/debian",
+            log_stdout=False,
+        )  # fmt: skip
+        archives = rootfs / "var" / "cache" / "apt" / "archives"
+        for deb in sorted(archives.glob("*.deb")):
+            unpack = f"dpkg-deb --fsys-tarfile {deb} | tar -x --keep-directory-symlink -C {rootfs}"
+            sh("sh", "-c", unpack, quiet=True)
+            deb.unlink()
+        shutil.rmtree(rootfs / "debootstrap", ignore_errors=True)
+        if (rootfs / "proc").is_symlink():  # the first stage's stand-in for a mounted /proc
+            (rootfs / "proc").unlink()
+            (rootfs / "proc").mkdir()
+        sh("tar", "-C", str(rootfs), "-cf", str(tarball) + ".part", ".")
+        os.replace(str(tarball) + ".part", tarball)
+    return tarball
+
+
 def push_base_images(registry: str, cache: Path) -> dict[str, str]:
     """Push both base shapes to the plain-http `registry` (podman and buildah); returns
     {"debian": reference, "python": reference}."""
@@ -145,3 +187,160 @@ def wheelhouse(cache: Path) -> Path:
             raise RuntimeError(failure("downloading the wheelhouse (`pip download`)", done))
     (house / ".complete").touch()
     return house
+
+
+# The arm64 platform's wheels (the arm64 base is Debian 12: glibc 2.36, CPython 3.11).
+# pip's --platform takes each tag as it is (no older glibc implied): every one listed.
+AARCH64_PLATFORMS = (
+    *(f"manylinux_2_{minor}_aarch64" for minor in range(36, 16, -1)),
+    "manylinux2014_aarch64",
+)
+
+
+def aarch64_wheelhouse(cache: Path) -> Path:
+    """The aarch64 wheels of the same versions as the wheelhouse's (`wheelhouse(cache)`) wheels
+    for this machine (its non-pure ones: the pure ones serve both), downloaded once with `pip
+    download --no-deps --only-binary=:all: --platform manylinux_2_NN_aarch64` (NN from 36
+    down to 17) `--python-version 3.11` into `cache`/wheelhouse-aarch64-<hash>. A
+    version PyPI has no aarch64 wheel of is left out (its index then has none: the build
+    fails naming it)."""
+    machine = platform.machine()
+    pins = sorted(
+        "{}=={}".format(*wheel.name.split("-")[:2])
+        for wheel in wheelhouse(cache).glob("*.whl")
+        if wheel.name.endswith(f"_{machine}.whl")
+    )
+    key = hashlib.sha256("\n".join([*pins, *AARCH64_PLATFORMS]).encode()).hexdigest()[:12]
+    house = cache / f"wheelhouse-aarch64-{key}"
+    if (house / ".complete").exists():
+        return house
+    house.mkdir(parents=True, exist_ok=True)
+    pip = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:"]
+    pip += [arg for name in AARCH64_PLATFORMS for arg in ("--platform", name)]
+    pip += ["--python-version", "3.11", "--implementation", "cp", "-d", str(house)]
+    done = run_logged([*pip, *pins])
+    if done.returncode != 0:  # one without an aarch64 wheel: each on its own
+        for pin in pins:
+            run_logged([*pip, pin], quiet=True)
+    (house / ".complete").touch()
+    return house
+
+
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+GZIP_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+DEBIAN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def arm64_layer(cache: Path) -> tuple[Path, str, str]:
+    """(gzip path, digest, diff_id) of the arm64 base's one layer, compressed once beside its
+    tarball in `cache`."""
+    tarball = debian_arm64_tarball(cache)
+    packed = tarball.with_suffix(".tar.gz")
+    sums = tarball.with_suffix(".sums.json")
+    if not (packed.exists() and sums.exists()):
+        diff = hashlib.sha256()
+        part = packed.with_suffix(".part")
+        with tarball.open("rb") as source, gzip.open(part, "wb", compresslevel=1) as out:
+            while chunk := source.read(1 << 20):
+                diff.update(chunk)
+                out.write(chunk)
+        digest = hashlib.sha256()
+        with part.open("rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+        part.replace(packed)
+        sums.write_text(json.dumps({"digest": f"sha256:{digest.hexdigest()}",
+                                    "diff_id": f"sha256:{diff.hexdigest()}"}))  # fmt: skip
+    found = json.loads(sums.read_text())
+    return packed, found["digest"], found["diff_id"]
+
+
+def push_two_platform_base(
+    host: str, amd64: str, cache: Path, repository: str = "base/debian-multi"
+) -> str:
+    """Push the arm64 Debian 12 base (one layer, its config for linux/arm64/v8) and an OCI
+    image index of it and the amd64 base `amd64` (host/repository:tag, already in the
+    registry) as `<host>/<repository>:bookworm`; returns that reference."""
+    client = RegistryWriter(RegistryClient(host, insecure=True))
+    amd64_repository, _, amd64_tag = amd64.split("/", 1)[1].rpartition(":")
+    data, media_type, amd64_digest = client.get_manifest(amd64_repository, amd64_tag) or (
+        b"",
+        "",
+        "",
+    )
+    assert data, f"{amd64} is not in the registry"
+    manifest = json.loads(data)
+    amd64_digest = sha256_digest(data)
+    for layer in manifest["layers"]:  # the amd64 base's blobs, into the index's repository
+        if not client.mount(repository, layer["digest"], amd64_repository):
+            client.ensure_blob(repository, layer["digest"],
+                               client.get_blob(amd64_repository, layer["digest"]))  # fmt: skip
+    config = manifest["config"]["digest"]
+    client.ensure_blob(repository, config, client.get_blob(amd64_repository, config))
+    client.put_manifest(repository, amd64_digest, data, media_type)
+
+    packed, digest, diff_id = arm64_layer(cache)
+    client.ensure_blob(repository, digest, packed)
+    arm_config = json.dumps(
+        {
+            "architecture": "arm64",
+            "os": "linux",
+            "variant": "v8",
+            "config": {"Env": [f"PATH={DEBIAN_PATH}"]},
+            "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+            "history": [{"created_by": "debootstrap --arch arm64 --foreign; dpkg-deb -x"}],
+        },
+        sort_keys=True,
+    ).encode()
+    client.ensure_blob(repository, sha256_digest(arm_config), arm_config)
+    arm_manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {
+                "mediaType": OCI_CONFIG,
+                "digest": sha256_digest(arm_config),
+                "size": len(arm_config),
+            },
+            "layers": [{"mediaType": GZIP_LAYER, "digest": digest, "size": packed.stat().st_size}],
+        },
+        sort_keys=True,
+    ).encode()
+    arm_digest = client.put_manifest(
+        repository, sha256_digest(arm_manifest), arm_manifest, OCI_MANIFEST
+    )
+    index = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_INDEX,
+            "manifests": [
+                {
+                    "mediaType": media_type,
+                    "digest": amd64_digest,
+                    "size": len(data),
+                    "platform": {"architecture": "amd64", "os": "linux"},
+                },
+                {
+                    "mediaType": OCI_MANIFEST,
+                    "digest": arm_digest,
+                    "size": len(arm_manifest),
+                    "platform": {"architecture": "arm64", "os": "linux", "variant": "v8"},
+                },
+            ],
+        },
+        sort_keys=True,
+    ).encode()
+    client.put_manifest(repository, "bookworm", index, OCI_INDEX)
+    return f"{host}/{repository}:bookworm"
+
+
+def two_platform_wheelhouse(folder: Path, cache: Path) -> Path:
+    """`folder`, made of links to the wheelhouse and its aarch64 wheels
+    (`aarch64_wheelhouse`): an index of both platforms' wheels."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for house in (wheelhouse(cache), aarch64_wheelhouse(cache)):
+        for wheel in house.glob("*.whl"):
+            (folder / wheel.name).symlink_to(wheel)
+    return folder
