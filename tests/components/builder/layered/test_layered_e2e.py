@@ -137,6 +137,40 @@ def test_a_one_package_bump_uploads_that_layer_and_mounts_the_rest(
     assert check.stdout.strip() == "1.17.0"
 
 
+def test_pure_dependencies_share_layers_and_an_addition_rebuilds_its_shared_layer_only(
+    registry, package_index, base_images, tmp_path
+):
+    """requests pulls in certifi, urllib3 (one shared layer) and idna (another); adding anyio
+    brings typing-extensions into idna's shared layer, which the builder writes again itself
+    (all pure, the base recorded); certifi's and urllib3's layer is mounted as it was."""
+    index, base = package_index.extra["url"], base_images["debian"]
+    first, _ = build(codeset(tmp_path / "s", "requests"), registry, index, base, "shared/a")
+    since = len(registry.requests_seen())
+    second, log = build(codeset(tmp_path / "t", "requests", "anyio"), registry, index, base,
+                        "shared/b")  # fmt: skip
+    assert "by the builder itself, the base not pulled" in log
+
+    def layers(image: str) -> dict[str, str]:
+        manifest, config = manifest_and_config(image)
+        history = config["history"][-len(manifest["layers"]) :]
+        return {h["created_by"]: layer["digest"] for layer, h in zip(manifest["layers"], history)}
+
+    old, new = layers(first), layers(second)
+    shared = [name for name in new if name.startswith("mlflow-steps: group: certifi ")]
+    assert len(shared) == 1 and "urllib3 " in shared[0] and new[shared[0]] == old[shared[0]]
+    assert "mlflow-steps: idna 3.21" in old  # alone in its shared layer, until anyio came
+    rebuilt = [name for name in new if name.startswith("mlflow-steps: group: idna ")]
+    assert len(rebuilt) == 1 and "typing-extensions " in rebuilt[0]
+    fresh = {name for name, digest in new.items() if digest not in set(old.values())}
+    assert fresh == {rebuilt[0], *[n for n in new if n.startswith("mlflow-steps: anyio ")],
+                     "mlflow-steps: lock"}  # fmt: skip
+    uploaded, mounted = blob_requests(registry, since, "shared/b")
+    assert new[shared[0]] in mounted and new[shared[0]] not in uploaded
+    check = run_in_image(second, "python", "-c", "import requests, anyio, typing_extensions")
+    remove_local_images(second)
+    assert check.returncode == 0, check.stderr
+
+
 def test_a_build_after_its_layer_cache_was_deleted_writes_the_cache_again(
     registry, package_index, base_images, tmp_path
 ):
