@@ -20,7 +20,7 @@ disk is flushed between runs (untimed); the order of the images rotates from run
 phase is timed in wall time and in CPU time (user + system of buildah and its children, which
 the other loads of a shared machine disturb less). The load average is printed with each run.
 
-    python3 benchmarks/pull_and_start.py [--runs 5]
+    python3 benchmarks/pull_and_start.py [--runs 5] [--only per-package single engine-less]
         (root, buildah, podman, an overlay-capable kernel; about 1 min to build, then
         about 30 s a run)
 """
