@@ -12,7 +12,8 @@ refuse, past ~125). When there are more distributions than room, the largest (by
 where the index gives it; named requirements first where it does not) keep a layer of their
 own, and the rest share `GROUPS` layers, each distribution in the group its name hashes to, so
 a change to one small distribution rebuilds one small group (Nixery groups its packages the
-same way below its limit).
+same way below its limit). Below the limit, `grouping` decides: a layer for each distribution
+the environment names and each binary wheel, a few shared ones for the rest.
 
 Order, least likely to change first: what only other packages pull in, then what the
 environment names itself (the packages a user bumps); each by name.
@@ -26,6 +27,7 @@ from dataclasses import dataclass, replace
 
 from mlflow_steps import __version__
 
+from . import grouping
 from .tarlayer import COMPRESSOR
 from .wheels import Pin, Target
 
@@ -98,8 +100,8 @@ def room_for(base_layers: int, limit: int = LAYER_LIMIT) -> int:
 
 def plan_units(pins: list[Pin], context: Context, room: int) -> list[Unit]:
     """The distribution layers, in image order; at most `room` of them (room >= GROUPS + 1)."""
-    if len(pins) <= room:
-        units = [unit_of([pin], context) for pin in pins]
+    if len(pins) <= room:  # fewer, larger layers for the node (`grouping`)
+        units = [unit_of(members, context) for members in grouping.layer_members(pins)]
     else:
         by_value = sorted(pins, key=lambda p: (-(p.wheel_size or 0), not p.direct, p.name))
         alone, rest = by_value[: room - GROUPS], by_value[room - GROUPS :]

@@ -16,6 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from mlflow_steps.components.builder import referrers, sbom
+from mlflow_steps.components.builder.layered.grouping import SHARED_LAYERS
 from mlflow_steps.components.builder.recipe import VENV
 from mlflow_steps.components.builder.registry import RegistryClient
 from mlflow_steps.components.builder.registry_push import RegistryWriter, sha256_digest
@@ -75,7 +76,10 @@ def test_the_sklearn_image_is_per_package_with_the_recipes_config(sklearn_build)
     _, image, done = sklearn_build
     assert "per-package layers:" in done.stderr and "layering: single" not in done.stderr
     manifest, config = manifest_and_config(image)
-    assert 40 < len(manifest["layers"]) <= 100
+    # Grouped (layered/grouping.py): the base, the venv, the runtime module, the lock, one layer
+    # for each named distribution (scikit-learn, pandas, mlflow-skinny, six) and each binary
+    # wheel, and at most SHARED_LAYERS for the ~35 pure-Python ones pulled in; not ~57.
+    assert 12 < len(manifest["layers"]) <= 30
     assert manifest["annotations"]["org.opencontainers.image.base.name"].endswith(
         "/base/debian:bookworm"
     )
@@ -86,6 +90,9 @@ def test_the_sklearn_image_is_per_package_with_the_recipes_config(sklearn_build)
     assert settings["Labels"]["io.github.mlflow-steps.layering"] == "per-package"
     history = [entry["created_by"] for entry in config["history"]][-len(manifest["layers"]) + 1 :]
     assert "mlflow-steps: six 1.16.0" in history and history[-1] == "mlflow-steps: lock"
+    assert any(entry.startswith("mlflow-steps: numpy ") for entry in history)
+    groups = [entry for entry in history if entry.startswith("mlflow-steps: group: ")]
+    assert 1 <= len(groups) <= SHARED_LAYERS and any(" idna " in entry for entry in groups)
 
 
 def test_a_one_package_bump_uploads_that_layer_and_mounts_the_rest(
@@ -128,6 +135,40 @@ def test_a_one_package_bump_uploads_that_layer_and_mounts_the_rest(
     remove_local_images(second)
     assert check.returncode == 0, check.stderr
     assert check.stdout.strip() == "1.17.0"
+
+
+def test_pure_dependencies_share_layers_and_an_addition_rebuilds_its_shared_layer_only(
+    registry, package_index, base_images, tmp_path
+):
+    """requests pulls in certifi, urllib3 (one shared layer) and idna (another); adding anyio
+    brings typing-extensions into idna's shared layer, which the builder writes again itself
+    (all pure, the base recorded); certifi's and urllib3's layer is mounted as it was."""
+    index, base = package_index.extra["url"], base_images["debian"]
+    first, _ = build(codeset(tmp_path / "s", "requests"), registry, index, base, "shared/a")
+    since = len(registry.requests_seen())
+    second, log = build(codeset(tmp_path / "t", "requests", "anyio"), registry, index, base,
+                        "shared/b")  # fmt: skip
+    assert "by the builder itself, the base not pulled" in log
+
+    def layers(image: str) -> dict[str, str]:
+        manifest, config = manifest_and_config(image)
+        history = config["history"][-len(manifest["layers"]) :]
+        return {h["created_by"]: layer["digest"] for layer, h in zip(manifest["layers"], history)}
+
+    old, new = layers(first), layers(second)
+    shared = [name for name in new if name.startswith("mlflow-steps: group: certifi ")]
+    assert len(shared) == 1 and "urllib3 " in shared[0] and new[shared[0]] == old[shared[0]]
+    assert "mlflow-steps: idna 3.21" in old  # alone in its shared layer, until anyio came
+    rebuilt = [name for name in new if name.startswith("mlflow-steps: group: idna ")]
+    assert len(rebuilt) == 1 and "typing-extensions " in rebuilt[0]
+    fresh = {name for name, digest in new.items() if digest not in set(old.values())}
+    assert fresh == {rebuilt[0], *[n for n in new if n.startswith("mlflow-steps: anyio ")],
+                     "mlflow-steps: lock"}  # fmt: skip
+    uploaded, mounted = blob_requests(registry, since, "shared/b")
+    assert new[shared[0]] in mounted and new[shared[0]] not in uploaded
+    check = run_in_image(second, "python", "-c", "import requests, anyio, typing_extensions")
+    remove_local_images(second)
+    assert check.returncode == 0, check.stderr
 
 
 def test_a_build_after_its_layer_cache_was_deleted_writes_the_cache_again(

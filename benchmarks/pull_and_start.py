@@ -1,0 +1,246 @@
+"""What a node pays for many layers: pulling the per-package image of the wine-like sklearn stack
+(examples/sklearn-pip plus six 1.17.0, on the debootstrapped Debian base) into an empty store
+and starting it, against the `single` image of the same environment (and the engine-less
+`--engine none` image, per-package too, its layers written by the builder itself).
+
+The three images are built once, into a local registry this benchmark starts, by the builder's
+buildah in a store of the benchmark's own (CONTAINERS_STORAGE_CONF, removed at the end; the
+machine's /var/lib/containers is not touched). Then, interleaved, each run and each image in an
+EMPTY overlay store of its own (a fresh `--root`/`--runroot` folder, `--storage-driver
+overlay`, as containerd's and CRI-O's overlay snapshotter on a node):
+
+1. pull: `buildah pull --tls-verify=false` from the local registry (download, decompress and
+   unpack every layer: what a node's image pull does);
+2. start: `buildah from` (the container's rootfs: one overlay mount over every layer, what the
+   kubelet's runtime creates) and `buildah run` (BUILDAH_ISOLATION=chroot) of the image's
+   python importing sklearn (the first files read through the overlay).
+
+Each store is removed after its run (its containers and images, its mounts, its folder); the
+disk is flushed between runs (untimed); the order of the images rotates from run to run. Each
+phase is timed in wall time and in CPU time (user + system of buildah and its children, which
+the other loads of a shared machine disturb less). The load average is printed with each run.
+
+    python3 benchmarks/pull_and_start.py [--runs 5] [--only per-package single engine-less]
+        (root, buildah, podman, an overlay-capable kernel; about 1 min to build, then
+        about 30 s a run)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from mlflow_steps.stack import build_argv as local_build_argv  # noqa: E402
+from mlflow_steps.stack import images, services, state_from_env  # noqa: E402
+
+EXAMPLE = HERE.parent / "examples" / "sklearn-pip"
+TEST_CACHE = Path.home() / ".cache" / "mlflow-steps-tests"  # the suite's, warm on this machine
+MIB = 1024 * 1024
+STORAGE_CONF = """\
+[storage]
+driver = "overlay"
+runroot = "{work}/build-runroot"
+graphroot = "{work}/build-root"
+"""
+START = ["/opt/mlflow-env/bin/python", "-c", "import sklearn"]
+# name: the `mlflow-steps build` flags
+IMAGES = {
+    "per-package": ["--engine", "buildah"],
+    "single": ["--engine", "buildah", "--layering", "single"],
+    "engine-less": ["--engine", "none"],
+}
+
+
+def load() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def codeset(work: Path) -> Path:
+    root = work / "sklearn-six"
+    shutil.copytree(EXAMPLE, root)
+    with (root / "requirements.txt").open("a") as handle:
+        handle.write("six==1.17.0\n")
+    return root
+
+
+def build(path: Path, host: str, base: str, index: str, repo: str, flags: list[str],
+          env: dict[str, str]) -> str:  # fmt: skip
+    """The image reference `mlflow-steps build` pushed."""
+    out = path.parent / f"{repo.replace('/', '-')}.image"
+    argv = local_build_argv(path, host, base=base, index_url=index, repository=repo, output=out)
+    at = argv.index("--engine")
+    del argv[at : at + 2]
+    done = subprocess.run([*argv, *flags], env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"building {repo} failed:\n{done.stderr[-3000:]}")
+    return out.read_text().strip()
+
+
+def layers(image: str) -> list[int]:
+    """The compressed sizes of `image`'s layers, in bytes, read from its registry."""
+    host, _, rest = image.partition("/")
+    repo, _, tag = rest.rpartition(":")
+    manifest = requests.get(
+        f"http://{host}/v2/{repo}/manifests/{tag}",
+        headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
+        timeout=10,
+    ).json()
+    return [layer["size"] for layer in manifest["layers"]]
+
+
+class Store:
+    """An empty overlay store of its own: `buildah` with `--root`/`--runroot` in a temp folder."""
+
+    def __init__(self, parent: Path) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="store-", dir=parent))
+        self.flags = ["--root", str(self.folder / "root"), "--runroot", str(self.folder / "run"),
+                      "--storage-driver", "overlay"]  # fmt: skip
+        self.env = {k: v for k, v in os.environ.items() if k != "CONTAINERS_STORAGE_CONF"}
+        self.env["BUILDAH_ISOLATION"] = "chroot"
+
+    def buildah(self, *argv: str) -> tuple[str, float, float]:
+        """buildah's stdout, its wall time and its CPU time (user + system, its children's
+        included: the CPU time is less disturbed by the other loads of a shared machine)."""
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        start = time.perf_counter()
+        done = subprocess.run(["buildah", *self.flags, *argv], env=self.env,
+                              capture_output=True, text=True)  # fmt: skip
+        wall = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if done.returncode != 0:
+            raise RuntimeError(f"buildah {' '.join(argv)}: {done.stderr[-2000:]}")
+        cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+        return done.stdout, wall, cpu
+
+    def size(self) -> int:
+        """Bytes the store holds on disk (du; hard links counted once)."""
+        out = subprocess.run(["du", "-sb", str(self.folder / "root")], capture_output=True,
+                             text=True, check=True).stdout  # fmt: skip
+        return int(out.split()[0])
+
+    def remove(self) -> None:
+        subprocess.run(["buildah", *self.flags, "rm", "--all"], env=self.env, capture_output=True)
+        subprocess.run(["buildah", *self.flags, "rmi", "--all", "--force"], env=self.env,
+                       capture_output=True)  # fmt: skip
+        mounted = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()
+                   if line.split()[1].startswith(str(self.folder))]  # fmt: skip
+        for point in sorted(mounted, key=len, reverse=True):
+            subprocess.run(["umount", "-l", point], capture_output=True)
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def pull_and_start(image: str, parent: Path) -> tuple[dict[str, tuple[float, float]], int]:
+    """{phase: (wall seconds, CPU seconds)} for pull, from and run, and the store's bytes after
+    the pull, in a fresh store."""
+    store = Store(parent)
+    try:
+        _, *pulled = store.buildah("pull", "--tls-verify=false", "--quiet", image)
+        size = store.size()
+        os.sync()  # untimed: the pull's write-back is not charged to the start
+        out, *created = store.buildah("from", "--pull-never", "--quiet", image)
+        _, *ran = store.buildah("run", out.split()[-1], "--", *START)
+        phases = {"pull": tuple(pulled), "from": tuple(created), "run": tuple(ran)}
+        phases["start"] = (created[0] + ran[0], created[1] + ran[1])
+        phases["total"] = (phases["start"][0] + pulled[0], phases["start"][1] + pulled[1])
+        return phases, size  # type: ignore[return-value]
+    finally:
+        store.remove()
+        os.sync()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--only", nargs="*", choices=list(IMAGES), default=list(IMAGES))
+    args = parser.parse_args()
+    if os.geteuid() != 0 or not shutil.which("buildah"):
+        sys.exit("pull_and_start: needs root and buildah (bash scripts/setup-machine)")
+    version = buildah_version()
+    work = Path(tempfile.mkdtemp(prefix="mlflow-steps-bench-pull-", dir="/var/tmp"))
+    conf = work / "storage.conf"
+    conf.write_text(STORAGE_CONF.format(work=work))
+    # Every podman and buildah call of the build (the base's import, the builder's) uses the
+    # benchmark's own store, never the machine's.
+    os.environ["CONTAINERS_STORAGE_CONF"] = str(conf)
+    env = {**os.environ, "BUILDAH_ISOLATION": "chroot", "XDG_CACHE_HOME": str(work / "xdg")}
+    cache = TEST_CACHE if (TEST_CACHE / "debian-bookworm-python3.tar").exists() else (
+        state_from_env() / "cache")  # fmt: skip
+    registry = services.start_registry(work / "registry")
+    index = services.start_index(images.wheelhouse(cache), work / "index")
+    built: dict[str, str] = {}
+    layer_sizes: dict[str, list[int]] = {}
+    times: dict[str, dict[str, list[float]]] = {name: {} for name in args.only}
+    sizes: dict[str, int] = {}
+    loads: list[str] = []
+    try:
+        host, url = registry.host, index.extra["url"]
+        base = images.push_base_images(host, cache)["debian"]
+        path = codeset(work)
+        for number, name in enumerate(args.only):
+            built[name] = build(path, host, base, url, f"i{number}/env", IMAGES[name], env)
+            layer_sizes[name] = layers(built[name])
+            print(f"built {name}: {built[name]}", flush=True)
+        for run in range(args.runs):
+            shift = run % len(args.only)  # rotated: no image always comes first
+            for name in args.only[shift:] + args.only[:shift]:
+                phases, sizes[name] = pull_and_start(built[name], work)
+                for key, (wall, cpu) in phases.items():
+                    times[name].setdefault(key, []).append(wall)
+                    times[name].setdefault(key + " (CPU)", []).append(cpu)
+                loads.append(load())
+                print(f"run {run + 1}: {name}: " + ", ".join(
+                    f"{key} {wall:.2f} s (CPU {cpu:.2f} s)" for key, (wall, cpu) in phases.items()
+                ) + f"; load {loads[-1]}", flush=True)  # fmt: skip
+    finally:
+        for name in [n for n in args.only if n not in built]:
+            times.pop(name, None)
+        subprocess.run(["buildah", "rm", "--all"], capture_output=True, env=env)
+        subprocess.run(["buildah", "rmi", "--all", "--force"], capture_output=True, env=env)
+        subprocess.run(["podman", "rmi", "--all", "--force"], capture_output=True, env=env)
+        index.stop()
+        registry.stop()
+        for line in Path("/proc/mounts").read_text().splitlines():
+            if line.split()[1].startswith(str(work)):
+                subprocess.run(["umount", "-l", line.split()[1]], capture_output=True)
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"\nstorage driver overlay (a fresh store per run; buildah {version}); "
+          f"runs: {args.runs}, interleaved; load average during the runs: {loads}")  # fmt: skip
+    for name in built:
+        sized = layer_sizes[name]
+        print(f"{name}: {len(sized)} layers, {sum(sized) / MIB:.1f} MiB compressed "
+              f"(largest {max(sized) / MIB:.1f} MiB, {sum(s < MIB for s in sized)} under 1 MiB); "
+              f"{sizes.get(name, 0) / MIB:.0f} MiB in the store")  # fmt: skip
+    print(f"{'case':34} {'median':>8} {'min':>8}   runs (s)")
+    for name, cases in times.items():
+        for key, values in cases.items():
+            print(f"{name + ', ' + key:34} {statistics.median(values):8.2f} {min(values):8.2f}   "
+                  f"{[round(v, 2) for v in values]}")  # fmt: skip
+    for name in times:
+        if name == "single" or "single" not in times:
+            continue
+        for key in ("pull", "start", "total", "pull (CPU)", "start (CPU)", "total (CPU)"):
+            ratio = statistics.median(times[name][key]) / statistics.median(times["single"][key])
+            low = min(times[name][key]) / min(times["single"][key])
+            print(f"{name} / single, {key}: {ratio:.2f} (medians), {low:.2f} (minima)")
+
+
+def buildah_version() -> str:
+    done = subprocess.run(["buildah", "--version"], capture_output=True, text=True, check=True)
+    return done.stdout.split()[2]
+
+
+if __name__ == "__main__":
+    main()
