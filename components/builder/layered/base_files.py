@@ -188,11 +188,20 @@ def merge(summaries: list[dict]) -> tuple[dict[str, list[str]], dict[str, str]]:
     """The stacked tree ({path: [kind, link]}) and versions ({path: version})."""
     tree: dict[str, list[str]] = {}
     versions: dict[str, str] = {}
+    # Every folder that has (or had) something below it, with its parents (it only grows):
+    # only these need a scan for what they hold, so an entry costs one lookup, not one pass
+    # over the tree.
+    holding: set[str] = set()
 
     def remove(prefix: str, itself: bool) -> None:
-        for path in [p for p in tree if p.startswith(prefix + "/") or (itself and p == prefix)]:
-            del tree[path]
-            versions.pop(path, None)
+        if itself and prefix in tree:
+            del tree[prefix]
+            versions.pop(prefix, None)
+        if prefix in holding:
+            below = prefix + "/"
+            for path in [p for p in tree if p.startswith(below)]:
+                del tree[path]
+                versions.pop(path, None)
 
     for summary in summaries:
         for path in summary["entries"]:
@@ -206,6 +215,10 @@ def merge(summaries: list[dict]) -> tuple[dict[str, list[str]], dict[str, str]]:
                 if entry[0] != "d" or tree.get(path, ["d"])[0] != "d":
                     remove(path, itself=True)
                 tree[path] = entry
+                parent = posixpath.dirname(path)
+                while parent and parent not in holding:
+                    holding.add(parent)
+                    parent = posixpath.dirname(parent)
         versions.update(summary["versions"])
     return tree, versions
 
