@@ -234,7 +234,7 @@ def build_engineless(install: InstallPlan, options: BuildOptions, tag: str, log:
         bom = bill_of_materials(install, lock, base)
         jobs = layer_jobs(root, skeleton_paths, claimed, missing, install, site, lock, bom)
         made, uploaded = write_and_push(writer, repository, layers_repo, jobs, tmp,
-                                        target.machine, pool.executor())  # fmt: skip
+                                        target.machine, pool.executor(), consume=True)  # fmt: skip
         clock.mark("layers written and pushed")
     own = [layer for layer in made if not layer.unit]
     by_unit = dict(zip([u.identity for u in missing], [lay for lay in made if lay.unit]))

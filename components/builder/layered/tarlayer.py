@@ -197,8 +197,12 @@ def tar_info(entry: Entry, mtime: int) -> tarfile.TarInfo:
     return info
 
 
-def write_layer(entries: list[Entry], out: Path, mtime: int = 0) -> LayerBlob:
-    """Write `entries` (parents added, sorted) as a gzip tar layer at `out`."""
+def write_layer(
+    entries: list[Entry], out: Path, mtime: int = 0, consume: bool = False
+) -> LayerBlob:
+    """Write `entries` (parents added, sorted) as a gzip tar layer at `out`. With `consume`,
+    each entry's source file (or symlink; not a folder) is removed once the layer is written:
+    a staged tree's files are then gone before the kernel writes most of them to disk."""
     with out.open("wb") as raw:
         compressed = _Hashing(raw)
         zipped = _ParallelGzip(compressed)
@@ -217,6 +221,10 @@ def write_layer(entries: list[Entry], out: Path, mtime: int = 0) -> LayerBlob:
                 else:
                     tar.addfile(info)
         zipped.close()
+    if consume:
+        for entry in entries:
+            if entry.source is not None and not entry.source.is_dir():
+                entry.source.unlink(missing_ok=True)
     return LayerBlob(
         path=out,
         digest="sha256:" + compressed.hash.hexdigest(),
