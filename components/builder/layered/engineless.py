@@ -219,7 +219,7 @@ def build_engineless(install: InstallPlan, options: BuildOptions, tag: str, log:
         mine = [pin for unit in missing for pin in unit.pins]
         host_install.install_wheels(mine, root, VENV, site, target.python_minor, index,
                                     compile_script if compiler else None, binary=True,
-                                    python=compiler)  # fmt: skip
+                                    python=compiler, workers=pool)  # fmt: skip
         clock.mark("installed")
         lacking = libraries.missing_libraries(root / VENV.lstrip("/"), facts.libraries)
         if lacking:

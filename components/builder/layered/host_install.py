@@ -260,11 +260,14 @@ def install_pure(pins: Iterable[Pin], root: Path, venv: str, site: str,
 
 def install_wheels(pins: Iterable[Pin], root: Path, venv: str, site: str,
                    minor: tuple[int, int], index: IndexSettings, compile_script: bytes | None,
-                   binary: bool, python: list[str] | None = None) -> list[Pin]:  # fmt: skip
+                   binary: bool, python: list[str] | None = None,
+                   workers: LayerWriters | None = None) -> list[Pin]:  # fmt: skip
     """`install_pure`, or with `binary` every wheel (the engine-less build: the wheel was
     chosen for the base's tags, and its libraries are checked afterwards, `libraries`).
-    Downloads run `DOWNLOADS` at a time; `python`: the argv of the interpreter that compiles
-    (default: `interpreter_for(minor)`)."""
+    Downloads run `DOWNLOADS` at a time; wheels are unpacked by `workers` (the caller's, so
+    that no other processes start), else by processes of their own, or here when there are
+    few; `python`: the argv of the interpreter that compiles (default:
+    `interpreter_for(minor)`)."""
     pins = list(pins)
     with (
         tempfile.TemporaryDirectory(prefix="mlflow-steps-wheels-") as tmp,
@@ -275,7 +278,9 @@ def install_wheels(pins: Iterable[Pin], root: Path, venv: str, site: str,
         # A few wheels (a bump) are unpacked here: a worker process takes longer to start.
         pool: Executor = Inline()
         if len(pins) >= WORKERS_FROM:
-            pool = stack.enter_context(LayerWriters(os.cpu_count() or 1)).executor()
+            if workers is None:
+                workers = stack.enter_context(LayerWriters(os.cpu_count() or 1))
+            pool = workers.executor()
         wheels = [wheel.result() for wheel in fetched]
         # The largest first, so that no large wheel is left for one worker at the end.
         order = sorted(range(len(pins)), key=lambda at: (-wheels[at].stat().st_size, at))
