@@ -211,7 +211,7 @@ def build_engineless(install: InstallPlan, options: BuildOptions, tag: str, log:
                 "run from its files")  # fmt: skip
     with (
         tempfile.TemporaryDirectory(prefix="mlflow-steps-layers-") as folder,
-        LayerWriters() as pool,
+        LayerWriters(processes=len(missing) >= host_install.WORKERS_FROM) as pool,
     ):
         tmp = Path(folder)
         root = tmp / "staged"

@@ -54,12 +54,15 @@ class LayerWriters:
     core). Spawned, never forked from this multi-threaded process, and started at once so that
     their start overlaps the caller's work. Threads instead where processes cannot start: no
     multiprocessing or /dev/shm, or a caller's main module that builds when it is imported
-    (multiprocessing's spawn imports it in every worker, and the worker refuses)."""
+    (multiprocessing's spawn imports it in every worker, and the worker refuses), or where
+    the caller has little to write (`processes` false: a worker takes longer to start)."""
 
-    def __init__(self, count: int = 2) -> None:
+    def __init__(self, count: int = 2, processes: bool = True) -> None:
         self.count = count
         self.processes: ProcessPoolExecutor | None = None
         self.threads: ThreadPoolExecutor | None = None
+        if not processes:
+            return
         try:
             spawn = multiprocessing.get_context("spawn")
             self.processes = ProcessPoolExecutor(count, mp_context=spawn)
