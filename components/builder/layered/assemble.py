@@ -498,14 +498,16 @@ def attach_bill_of_materials(writer: RegistryWriter, repository: str, digest: st
 
 
 def write_and_push(writer: RegistryWriter, repository: str, layers_repo: str, jobs: list[Job],
-                   folder: Path, machine: str,
-                   writers: Executor) -> tuple[list[Layer], list[Layer]]:  # fmt: skip
+                   folder: Path, machine: str, writers: Executor,
+                   consume: bool = False) -> tuple[list[Layer], list[Layer]]:  # fmt: skip
     """Write every layer by `writers` (`tarlayer.LayerWriters`; each compresses on every
     core), and put each into the repository as soon as it is written, `PUSHERS` at a time:
     nothing when the repository holds it, a mount when the cache repository does (the
     builder's own small layers are the same in every image), else an upload, then mounted into
-    the cache; new distribution layers are recorded in the cache. Returns (the layers, in
-    `jobs` order; the uploaded ones)."""
+    the cache; new distribution layers are recorded in the cache. With `consume`, the
+    entries' source files are removed as each layer is written, and each layer's file once
+    it is pushed (their `blob.path` is then gone). Returns (the layers, in `jobs` order; the
+    uploaded ones)."""
 
     def one(job: Job, written) -> tuple[Layer, bool]:
         what, unit, _ = job
@@ -530,13 +532,15 @@ def write_and_push(writer: RegistryWriter, repository: str, layers_repo: str, jo
                 writer, layers_repo, unit.identity, layer.descriptor, layer.diff_id, what,
                 ARCHITECTURES.get(machine, machine),
             )  # fmt: skip
+        if consume:
+            blob.path.unlink(missing_ok=True)
         return layer, sent
 
     with ThreadPoolExecutor(PUSHERS) as pushers:
         epoch = source_date_epoch()
         written = [
-            writers.submit(write_layer, entries, folder / f"layer-{number}.tar.gz", epoch)
-            for number, (_, _, entries) in enumerate(jobs)
+            writers.submit(write_layer, entries, folder / f"layer-{n}.tar.gz", epoch, consume)
+            for n, (_, _, entries) in enumerate(jobs)
         ]
         done = list(pushers.map(one, jobs, written))
     return [layer for layer, _ in done], [layer for layer, sent in done if sent]

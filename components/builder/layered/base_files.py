@@ -31,6 +31,11 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
+try:
+    from isal.igzip import IGzipFile as _IGzipFile
+except ImportError:  # pragma: no cover (a platform without isal's wheels)
+    _IGzipFile = None  # type: ignore[assignment,misc]
+
 from ...problems import StepError
 from ..registry_push import RegistryWriter
 from .image import BaseImage, Reference
@@ -108,14 +113,28 @@ class _Hashing:
         self.hash.update(data)
         return data
 
+    def readinto(self, buffer) -> int:  # what ISA-L's reader calls
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def open_tar(stream, media_type: str) -> tarfile.TarFile:
+    """The layer's tar, read as a stream: a gzip layer inflated by ISA-L (python-isal, the
+    same format, faster) where it is installed, else by zlib."""
+    if media_type not in GZIP_LAYERS:
+        return tarfile.open(fileobj=stream, mode="r|")
+    if _IGzipFile is not None:
+        return tarfile.open(fileobj=_IGzipFile(fileobj=stream, mode="rb"), mode="r|")
+    return tarfile.open(fileobj=stream, mode="r|gz")  # type: ignore[call-overload]
+
 
 def summarize(stream, digest: str, media_type: str) -> dict:
     """One layer's summary (see the module doc) from its blob stream, digest checked."""
     hashing = _Hashing(stream)
-    mode = "r|gz" if media_type in GZIP_LAYERS else "r|"
     entries: dict[str, list[str]] = {}
     versions: dict[str, str] = {}
-    with tarfile.open(fileobj=hashing, mode=mode) as tar:  # type: ignore[call-overload]
+    with open_tar(hashing, media_type) as tar:
         for member in tar:
             path = posixpath.normpath(member.name.lstrip("./") or ".").lstrip("/")
             if path == ".":
@@ -188,11 +207,20 @@ def merge(summaries: list[dict]) -> tuple[dict[str, list[str]], dict[str, str]]:
     """The stacked tree ({path: [kind, link]}) and versions ({path: version})."""
     tree: dict[str, list[str]] = {}
     versions: dict[str, str] = {}
+    # Every folder that has (or had) something below it, with its parents (it only grows):
+    # only these need a scan for what they hold, so an entry costs one lookup, not one pass
+    # over the tree.
+    holding: set[str] = set()
 
     def remove(prefix: str, itself: bool) -> None:
-        for path in [p for p in tree if p.startswith(prefix + "/") or (itself and p == prefix)]:
-            del tree[path]
-            versions.pop(path, None)
+        if itself and prefix in tree:
+            del tree[prefix]
+            versions.pop(prefix, None)
+        if prefix in holding:
+            below = prefix + "/"
+            for path in [p for p in tree if p.startswith(below)]:
+                del tree[path]
+                versions.pop(path, None)
 
     for summary in summaries:
         for path in summary["entries"]:
@@ -206,6 +234,10 @@ def merge(summaries: list[dict]) -> tuple[dict[str, list[str]], dict[str, str]]:
                 if entry[0] != "d" or tree.get(path, ["d"])[0] != "d":
                     remove(path, itself=True)
                 tree[path] = entry
+                parent = posixpath.dirname(path)
+                while parent and parent not in holding:
+                    holding.add(parent)
+                    parent = posixpath.dirname(parent)
         versions.update(summary["versions"])
     return tree, versions
 
@@ -341,9 +373,8 @@ def extracted(writer: RegistryWriter, ref: Reference, base: BaseImage) -> Path:
 def apply_layer(stream, digest: str, media_type: str, rootfs: Path) -> None:
     """One layer's changes applied to `rootfs` (OCI image spec, layer.md), digest checked."""
     hashing = _Hashing(stream)
-    mode = "r|gz" if media_type in GZIP_LAYERS else "r|"
     top = os.path.realpath(rootfs)
-    with tarfile.open(fileobj=hashing, mode=mode) as tar:  # type: ignore[call-overload]
+    with open_tar(hashing, media_type) as tar:
         for member in tar:
             path = posixpath.normpath(member.name.lstrip("./") or ".").lstrip("/")
             if path == "." or path.startswith("../"):
@@ -376,7 +407,7 @@ def apply_layer(stream, digest: str, media_type: str, rootfs: Path) -> None:
             elif member.isfile():
                 handle = tar.extractfile(member)
                 with target.open("wb") as out:
-                    shutil.copyfileobj(handle, out, 1 << 20)  # type: ignore[misc]
+                    shutil.copyfileobj(handle, out, 1 << 20)  # type: ignore[arg-type]
                 target.chmod((member.mode & 0o755) | 0o600)
     while hashing.read(1 << 20):
         pass

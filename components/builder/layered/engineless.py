@@ -213,7 +213,7 @@ def build_engineless(install: InstallPlan, options: BuildOptions, tag: str, log:
                 "run from its files")  # fmt: skip
     with (
         tempfile.TemporaryDirectory(prefix="mlflow-steps-layers-") as folder,
-        LayerWriters() as pool,
+        LayerWriters(processes=len(missing) >= host_install.WORKERS_FROM) as pool,
     ):
         tmp = Path(folder)
         root = tmp / "staged"
@@ -221,7 +221,7 @@ def build_engineless(install: InstallPlan, options: BuildOptions, tag: str, log:
         mine = [pin for unit in missing for pin in unit.pins]
         host_install.install_wheels(mine, root, VENV, site, target.python_minor, index,
                                     compile_script if compiler else None, binary=True,
-                                    python=compiler)  # fmt: skip
+                                    python=compiler, workers=pool)  # fmt: skip
         clock.mark("installed")
         lacking = libraries.missing_libraries(root / VENV.lstrip("/"), facts.libraries)
         if lacking:
@@ -236,7 +236,7 @@ def build_engineless(install: InstallPlan, options: BuildOptions, tag: str, log:
         bom = bill_of_materials(install, lock, base)
         jobs = layer_jobs(root, skeleton_paths, claimed, missing, install, site, lock, bom)
         made, uploaded = write_and_push(writer, repository, layers_repo, jobs, tmp,
-                                        target.machine, pool.executor())  # fmt: skip
+                                        target.machine, pool.executor(), consume=True)  # fmt: skip
         clock.mark("layers written and pushed")
     own = [layer for layer in made if not layer.unit]
     by_unit = dict(zip([u.identity for u in missing], [lay for lay in made if lay.unit]))

@@ -28,7 +28,8 @@ import sys
 import tempfile
 import zipfile
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from contextlib import ExitStack
 from functools import cache
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -45,11 +46,13 @@ from ...subprocess_env import minimal_env
 from ..indexes import IndexSettings, host_of, origin_of
 from ..plan import find_uv
 from ..registry_push import origin
+from .tarlayer import LayerWriters
 from .wheels import Pin
 
 INSTALLER = b"mlflow-steps\n"  # the .dist-info/INSTALLER of what the builder installs itself
 CHUNK = 1 << 20
 DOWNLOADS = 8  # wheels downloaded at a time
+WORKERS_FROM = 4  # wheels from which they are unpacked and compiled in worker processes
 
 
 def wheel_name(pin: Pin) -> str:
@@ -184,6 +187,8 @@ class ContainedDestination(SchemeDictionaryDestination):
     Python 3.9) writes a RECORD entry `../../x` outside the staging root; 1.x refuses it with
     a ValueError. Both become this check's StepError."""
 
+    written: list[str]  # the image paths written, in order (set by `install_wheel`)
+
     def write_to_fs(self, scheme: Any, path: Any, stream: Any, is_executable: bool) -> Any:
         folder = posixpath.normpath("/" + self.scheme_dict[scheme].lstrip("/"))
         target = posixpath.normpath(posixpath.join(folder, os.fspath(path)))
@@ -192,19 +197,25 @@ class ContainedDestination(SchemeDictionaryDestination):
                 f"the wheel writes {os.fspath(path)!r}, outside its {scheme} folder {folder}; "
                 "refusing to install it (a wheel's files stay inside the environment)"
             )
+        # The folder made here, tolerating another process's making it meanwhile (wheels are
+        # unpacked in parallel, and two may share a namespace package's folder).
+        os.makedirs(os.path.dirname(str(self.destdir) + target), exist_ok=True)
+        if hasattr(self, "written"):
+            self.written.append(target)
         return super().write_to_fs(scheme, path, stream, is_executable)
 
 
 def install_wheel(wheel: Path, root: Path, venv: str, site: str, name: str,
-                  minor: tuple[int, int]) -> None:  # fmt: skip
+                  minor: tuple[int, int]) -> list[str]:  # fmt: skip
     """Install `wheel` into the venv's scheme, staged under `root` (StepError when any of its
-    files would leave it)."""
+    files would leave it). Returns the image paths written."""
     destination = ContainedDestination(
         scheme(venv, site, name, minor),
         interpreter=f"{venv}/bin/python",
         script_kind="posix",
         destdir=str(root),
     )
+    destination.written = []
     try:
         with WheelFile.open(wheel) as source:
             install(source, destination, {"INSTALLER": INSTALLER})
@@ -212,6 +223,30 @@ def install_wheel(wheel: Path, root: Path, venv: str, site: str, name: str,
         raise StepError(f"{name} ({wheel.name}): {exc}") from None
     except (ValueError, OSError, zipfile.BadZipFile) as exc:  # installer's own refusals
         raise StepError(f"{name} ({wheel.name}): cannot be installed: {exc}") from None
+    return destination.written
+
+
+class Inline(Executor):
+    """Runs what it is given at once, in this thread."""
+
+    def submit(self, fn, /, *args, **kwargs):  # type: ignore[override]
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # handed to the caller by result()
+            future.set_exception(exc)
+        return future
+
+
+def install_one(wheel: Path, root: Path, venv: str, site: str, name: str,
+                minor: tuple[int, int], binary: bool) -> bool:  # fmt: skip
+    """One wheel, in a worker: refused (False) when not `binary` and it holds a shared
+    library; else installed (True) and the wheel file removed."""
+    if not binary and has_shared_library(wheel):
+        return False
+    install_wheel(wheel, root, venv, site, name, minor)
+    wheel.unlink()
+    return True
 
 
 def install_pure(pins: Iterable[Pin], root: Path, venv: str, site: str,
@@ -225,22 +260,37 @@ def install_pure(pins: Iterable[Pin], root: Path, venv: str, site: str,
 
 def install_wheels(pins: Iterable[Pin], root: Path, venv: str, site: str,
                    minor: tuple[int, int], index: IndexSettings, compile_script: bytes | None,
-                   binary: bool, python: list[str] | None = None) -> list[Pin]:  # fmt: skip
+                   binary: bool, python: list[str] | None = None,
+                   workers: LayerWriters | None = None) -> list[Pin]:  # fmt: skip
     """`install_pure`, or with `binary` every wheel (the engine-less build: the wheel was
     chosen for the base's tags, and its libraries are checked afterwards, `libraries`).
-    Downloads run `DOWNLOADS` at a time; `python`: the argv of the interpreter that compiles
-    (default: `interpreter_for(minor)`)."""
-    refused = []
-    with tempfile.TemporaryDirectory(prefix="mlflow-steps-wheels-") as tmp:
-        pins = list(pins)
-        with ThreadPoolExecutor(DOWNLOADS) as pool:
-            wheels = list(pool.map(lambda pin: download(pin, index, Path(tmp)), pins))
-        for pin, wheel in zip(pins, wheels):
-            if not binary and has_shared_library(wheel):
-                refused.append(pin)
-                continue
-            install_wheel(wheel, root, venv, site, pin.name, minor)
-            wheel.unlink()
+    Downloads run `DOWNLOADS` at a time; wheels are unpacked by `workers` (the caller's, so
+    that no other processes start), else by processes of their own, or here when there are
+    few; `python`: the argv of the interpreter that compiles (default:
+    `interpreter_for(minor)`)."""
+    pins = list(pins)
+    with (
+        tempfile.TemporaryDirectory(prefix="mlflow-steps-wheels-") as tmp,
+        ThreadPoolExecutor(DOWNLOADS) as downloads,
+        ExitStack() as stack,
+    ):
+        fetched = [downloads.submit(download, pin, index, Path(tmp)) for pin in pins]
+        # A few wheels (a bump) are unpacked here: a worker process takes longer to start.
+        pool: Executor = Inline()
+        if len(pins) >= WORKERS_FROM:
+            if workers is None:
+                workers = stack.enter_context(LayerWriters(os.cpu_count() or 1))
+            pool = workers.executor()
+        wheels = [wheel.result() for wheel in fetched]
+        # The largest first, so that no large wheel is left for one worker at the end.
+        order = sorted(range(len(pins)), key=lambda at: (-wheels[at].stat().st_size, at))
+        done = {}
+        for at in order:
+            name = pins[at].name
+            done[at] = pool.submit(install_one, wheels[at], root, venv, site, name, minor, binary)
+        refused = [pin for at, pin in enumerate(pins) if not done[at].result()]
+        # Compiled by a fresh interpreter (compile-bytecode.py, on every core): the bytecode
+        # of a file depends on which strings the compiling process holds, so never this one.
         if compile_script is not None and (root / site.lstrip("/")).is_dir():
             compile_tree(root, site, minor, compile_script, python, Path(tmp))
     return refused

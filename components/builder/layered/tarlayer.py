@@ -54,12 +54,15 @@ class LayerWriters:
     core). Spawned, never forked from this multi-threaded process, and started at once so that
     their start overlaps the caller's work. Threads instead where processes cannot start: no
     multiprocessing or /dev/shm, or a caller's main module that builds when it is imported
-    (multiprocessing's spawn imports it in every worker, and the worker refuses)."""
+    (multiprocessing's spawn imports it in every worker, and the worker refuses), or where
+    the caller has little to write (`processes` false: a worker takes longer to start)."""
 
-    def __init__(self, count: int = 2) -> None:
+    def __init__(self, count: int = 2, processes: bool = True) -> None:
         self.count = count
         self.processes: ProcessPoolExecutor | None = None
         self.threads: ThreadPoolExecutor | None = None
+        if not processes:
+            return
         try:
             spawn = multiprocessing.get_context("spawn")
             self.processes = ProcessPoolExecutor(count, mp_context=spawn)
@@ -197,8 +200,12 @@ def tar_info(entry: Entry, mtime: int) -> tarfile.TarInfo:
     return info
 
 
-def write_layer(entries: list[Entry], out: Path, mtime: int = 0) -> LayerBlob:
-    """Write `entries` (parents added, sorted) as a gzip tar layer at `out`."""
+def write_layer(
+    entries: list[Entry], out: Path, mtime: int = 0, consume: bool = False
+) -> LayerBlob:
+    """Write `entries` (parents added, sorted) as a gzip tar layer at `out`. With `consume`,
+    each entry's source file (or symlink; not a folder) is removed once the layer is written:
+    a staged tree's files are then gone before the kernel writes most of them to disk."""
     with out.open("wb") as raw:
         compressed = _Hashing(raw)
         zipped = _ParallelGzip(compressed)
@@ -217,6 +224,10 @@ def write_layer(entries: list[Entry], out: Path, mtime: int = 0) -> LayerBlob:
                 else:
                     tar.addfile(info)
         zipped.close()
+    if consume:
+        for entry in entries:
+            if entry.source is not None and not entry.source.is_dir():
+                entry.source.unlink(missing_ok=True)
     return LayerBlob(
         path=out,
         digest="sha256:" + compressed.hash.hexdigest(),

@@ -45,8 +45,20 @@ def sources(roots):
     return sorted(found)
 
 
+def settle_interning():
+    """Intern the strings CPython keeps one object of (the empty string, every one-character
+    latin-1 string). Whether a string is interned when a file is compiled changes the .pyc's
+    bytes (marshal writes the flag; the compiler merges equal constants differently), and
+    whether these are depends on what the process did before (a module loaded): so that a
+    file's .pyc does not depend on which files the same worker compiled earlier."""
+    sys.intern("")
+    for code in range(256):
+        sys.intern(chr(code))
+
+
 def compile_batch(batch):
     """Compile `batch` ((root, paths)); returns how many were left as source."""
+    settle_interning()
     root, paths = batch
     failed = 0
     made = set()
@@ -66,6 +78,9 @@ def compile_batch(batch):
         data = importlib.util.MAGIC_NUMBER + UNCHECKED_HASH + importlib.util.source_hash(source)
         with open(target, "wb") as handle:
             handle.write(data + marshal.dumps(code))
+        # The next file compiles with none of this one's strings alive (interned ones among
+        # them: which strings are interned changes how a file's equal constants are merged).
+        del code
     return failed
 
 

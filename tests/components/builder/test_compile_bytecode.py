@@ -6,12 +6,14 @@ from __future__ import annotations
 import importlib.util
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 from mlflow_steps.components.builder.plan import recipe_file
+from tests.support import images
 
 
-def run_script(tmp_path: Path, *roots: Path) -> subprocess.CompletedProcess:
+def run_script(tmp_path: Path, *roots: Path | str) -> subprocess.CompletedProcess:
     script = tmp_path / "compile-bytecode.py"
     script.write_bytes(recipe_file("compile-bytecode.py"))
     return subprocess.run(
@@ -86,3 +88,23 @@ def test_bytecode_is_reproducible(tmp_path):
         pyc.unlink()
     assert run_script(tmp_path, site).returncode == 0
     assert {p: p.read_bytes() for p in site.rglob("*.pyc")} == first
+
+
+def test_a_files_bytecode_does_not_depend_on_the_file_compiled_before_it(tmp_path):
+    # scikit-learn's pipeline.py compiled while the previous file of the worker's batch was
+    # alive, its string `drop` interned, merged its two equal frozenset constants
+    # differently: one distribution's layer differed with its neighbours in the batch.
+    wheels = sorted(images.wheelhouse().glob("scikit_learn-*.whl"))
+    assert wheels, "the test wheelhouse has scikit-learn (WHEELHOUSE_REQUIREMENTS)"
+    with zipfile.ZipFile(wheels[0]) as wheel:
+        source = wheel.read("sklearn/pipeline.py")
+    alone, beside = tmp_path / "alone", tmp_path / "beside"  # roots of two image trees
+    for root in (alone, beside):
+        (root / "site" / "sklearn").mkdir(parents=True)
+        (root / "site" / "sklearn" / "pipeline.py").write_bytes(source)
+    (beside / "site" / "sklearn" / "pipelina.py").write_text("drop = 'drop'\n")  # just before
+    for root in (alone, beside):  # the same image paths, so the same code names
+        done = run_script(tmp_path, "--root", root, "/site")
+        assert done.returncode == 0, done.stderr
+    pyc = f"site/sklearn/__pycache__/pipeline.{sys.implementation.cache_tag}.pyc"
+    assert (alone / pyc).read_bytes() == (beside / pyc).read_bytes()
