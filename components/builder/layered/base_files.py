@@ -21,6 +21,7 @@ From the merged tree:
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
@@ -121,12 +122,13 @@ class _Hashing:
 
 def open_tar(stream, media_type: str) -> tarfile.TarFile:
     """The layer's tar, read as a stream: a gzip layer inflated by ISA-L (python-isal, the
-    same format, faster) where it is installed, else by zlib."""
+    same format, faster) where it is installed, else by zlib's `gzip.GzipFile`. Both read
+    every member of a multi-member gzip (RFC 1952 2.2), as the builder's own layers are
+    written; tarfile's `r|gz` stops after the first."""
     if media_type not in GZIP_LAYERS:
         return tarfile.open(fileobj=stream, mode="r|")
-    if _IGzipFile is not None:
-        return tarfile.open(fileobj=_IGzipFile(fileobj=stream, mode="rb"), mode="r|")
-    return tarfile.open(fileobj=stream, mode="r|gz")  # type: ignore[call-overload]
+    opener = _IGzipFile if _IGzipFile is not None else gzip.GzipFile
+    return tarfile.open(fileobj=opener(fileobj=stream, mode="rb"), mode="r|")
 
 
 def summarize(stream, digest: str, media_type: str) -> dict:

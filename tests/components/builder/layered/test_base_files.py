@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from mlflow_steps.components.builder.layered import base_files
 from mlflow_steps.components.builder.layered.base_files import (
     facts_of,
     merge,
@@ -150,3 +151,24 @@ def test_the_builders_own_python_is_readable_this_way():
     candidates += Path(sys.base_prefix, "include").glob("python3*/patchlevel.h")
     found = {version_in(path.name, path.read_bytes()) for path in candidates}
     assert platform.python_version() in found
+
+
+@pytest.mark.parametrize("isal", [True, False], ids=["isal", "zlib"])
+def test_a_multi_member_gzip_layer_is_read_to_its_end(monkeypatch, isal):
+    """The builder writes its own layers as multi-member gzip streams (RFC 1952 2.2): a base
+    made by mlflow-steps is read whole, with ISA-L or with zlib (tarfile's `r|gz` stops after
+    the first member)."""
+    if not isal:
+        monkeypatch.setattr(base_files, "_IGzipFile", None)
+    tar_bytes = io.BytesIO()
+    with tarfile.open(fileobj=tar_bytes, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name in ("first", "second"):
+            data = name.encode() * 4000
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    raw = tar_bytes.getvalue()
+    half = len(raw) // 2
+    blob = gzip.compress(raw[:half]) + gzip.compress(raw[half:])
+    with base_files.open_tar(io.BytesIO(blob), base_files.GZIP_LAYERS[0]) as tar:
+        assert [member.name for member in tar] == ["first", "second"]
