@@ -29,7 +29,7 @@ sys.path.insert(0, str(HERE))
 import cold_build  # noqa: E402
 
 from mlflow_steps.components.builder.build import plan  # noqa: E402
-from mlflow_steps.components.builder.options import BuildOptions  # noqa: E402
+from mlflow_steps.components.builder.planning.options import BuildOptions  # noqa: E402
 from mlflow_steps.stack import (  # noqa: E402
     images,
     services,

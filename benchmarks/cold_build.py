@@ -35,7 +35,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 
 from mlflow_steps.components.builder.build import plan  # noqa: E402
-from mlflow_steps.components.builder.options import BuildOptions  # noqa: E402
+from mlflow_steps.components.builder.planning.options import BuildOptions  # noqa: E402
 from mlflow_steps.stack import build_argv as local_build_argv  # noqa: E402
 from mlflow_steps.stack import (  # noqa: E402
     images,

@@ -22,8 +22,8 @@ sys.path.insert(0, str(HERE))
 
 import cold_build  # noqa: E402
 
-from mlflow_steps.components.builder.plan import recipe_file  # noqa: E402
-from mlflow_steps.components.builder.recipe import find_uv  # noqa: E402
+from mlflow_steps.components.builder.backends.recipe import find_uv  # noqa: E402
+from mlflow_steps.components.builder.planning.plan import recipe_file  # noqa: E402
 from mlflow_steps.stack import images, services, state_from_env  # noqa: E402
 
 TRIAL = """\

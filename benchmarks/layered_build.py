@@ -41,7 +41,7 @@ sys.path.insert(0, str(HERE.parent))
 import cold_build  # noqa: E402
 
 from mlflow_steps.components.builder.build import plan  # noqa: E402
-from mlflow_steps.components.builder.options import BuildOptions  # noqa: E402
+from mlflow_steps.components.builder.planning.options import BuildOptions  # noqa: E402
 from mlflow_steps.stack import build_argv as local_build_argv  # noqa: E402
 from mlflow_steps.stack import images, services, state_from_env  # noqa: E402
 

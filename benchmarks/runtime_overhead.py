@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 from mlflow_steps.components.builder.build import plan  # noqa: E402
-from mlflow_steps.components.builder.options import BuildOptions  # noqa: E402
+from mlflow_steps.components.builder.planning.options import BuildOptions  # noqa: E402
 from mlflow_steps.components.launcher import local_env  # noqa: E402
 from mlflow_steps.stack import build_argv as local_build_argv  # noqa: E402
 from mlflow_steps.stack import (  # noqa: E402

@@ -3,7 +3,7 @@ gathers them for the generators, with the constants the engines' YAML shares."""
 
 from __future__ import annotations
 
-from .builder.indexes import NETRC_ENV
+from .builder.planning.indexes import NETRC_ENV
 from .builder.step import (
     BUILDER,
     BUILDER_VARIANTS,
@@ -23,7 +23,8 @@ STEPS = (BUILDER, RUNTIME)
 # emptyDir there, as the Tekton catalog's buildah Task does.
 BUILDAH_STORE = "/var/lib/containers"
 BUILDAH_STORE_VOLUME = "varlibcontainers"
-# The Kaniko variant runs in two containers sharing this emptyDir (components/builder/split.py):
+# The Kaniko variant runs in two containers sharing this emptyDir
+# (components/builder/backends/split.py):
 # `download` (the index Secret; `--phase download`) and `build` (no index Secret, no index
 # setting; `--phase install`), so Kaniko's RUNs, which are not isolated from its container,
 # never run a codeset's build code beside the index credentials.

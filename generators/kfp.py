@@ -65,7 +65,7 @@ def builder_component(image: str = "", build_engine: str = "none") -> dict[str, 
     """The builder component of one variant; its container's privileges are the pipeline's to
     set (kfp-kubernetes), as a component spec has no securityContext. A split variant's
     (Kaniko) is its install container: it takes the `downloads` artifact of
-    `download_component` and no index setting (components/builder/split.py)."""
+    `download_component` and no index setting (components/builder/backends/split.py)."""
     variant = builder_variant(build_engine)
     spec = component_spec(BUILDER, variant.image(image))
     spec["name"] = variant.name.replace("-", "_")

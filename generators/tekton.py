@@ -195,7 +195,7 @@ def builder_task(options: TektonOptions, variant: BuilderVariant | None = None) 
 
 
 def split_steps(step: dict[str, Any], task_spec: dict[str, Any]) -> None:
-    """The Kaniko variant in two steps sharing an emptyDir (components/builder/split.py):
+    """The Kaniko variant in two steps sharing an emptyDir (components/builder/backends/split.py):
     `download` holds the index Secret and the index settings and only downloads; `build`
     (Kaniko, whose RUNs are not isolated from its container) gets neither, and builds and
     pushes from the downloaded files."""

@@ -16,10 +16,10 @@ from typing import TextIO
 
 from mlflow_steps import __version__
 from mlflow_steps.components.builder import build as builder
-from mlflow_steps.components.builder import split
-from mlflow_steps.components.builder.options import BuildOptions
-from mlflow_steps.components.builder.registry import BaseImageError
-from mlflow_steps.components.builder.source import codeset_source
+from mlflow_steps.components.builder.backends import split
+from mlflow_steps.components.builder.oci.registry import BaseImageError
+from mlflow_steps.components.builder.planning.options import BuildOptions
+from mlflow_steps.components.builder.reading.source import codeset_source
 from mlflow_steps.components.builder.step import BUILDER
 from mlflow_steps.components.launcher import run as launcher
 from mlflow_steps.components.problems import StepError
@@ -121,7 +121,7 @@ def make_parser() -> argparse.ArgumentParser:
         choices=("download", "install"),
         help="one container of a build split in two (the Kaniko variant): `download` holds the "
         "index settings and only downloads into --downloads; `install` builds and pushes from "
-        "there with no index setting (components/builder/split.py)",
+        "there with no index setting (components/builder/backends/split.py)",
     )
     build.add_argument(
         "--downloads", help="with --phase: the absolute folder both containers share"

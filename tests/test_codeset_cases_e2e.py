@@ -15,7 +15,7 @@ import mlflow
 import numpy as np
 import pytest
 
-from mlflow_steps.components.builder.registry import RegistryClient
+from mlflow_steps.components.builder.oci.registry import RegistryClient
 from tests.support.builds import build_with_cli
 from tests.support.images import BUILDAH_ENV, push_derived_image
 

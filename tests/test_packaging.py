@@ -27,7 +27,7 @@ PACKAGE_FOLDERS = {
 CHECK = (
     "import importlib.util, mlflow_steps.components.builder.build, mlflow_steps.generators, "
     "mlflow_steps.pipelines, mlflow_steps.components.runtime; "
-    "from mlflow_steps.components.builder.plan import runtime_files, recipe_file; "
+    "from mlflow_steps.components.builder.planning.plan import runtime_files, recipe_file; "
     "assert runtime_files() and recipe_file('install-python-env.sh'); "
     "assert importlib.util.find_spec('components') is None; "
     "assert importlib.util.find_spec('generators') is None; "

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from mlflow_steps.cli import make_parser
-from mlflow_steps.components.builder.requirements import (
+from mlflow_steps.components.builder.reading.requirements import (
     FLAG_OPTIONS,
     REQUIREMENT_OPTIONS,
     VALUE_OPTIONS,
@@ -57,7 +57,7 @@ OTHER_TOOLS = {
     "--flag": "an entry point's command (an MLproject example)",
     "--invalidation-mode": "python -m compileall",
     "--isolation": "buildah run",
-    "--root": "components/builder/recipe_files/compile-bytecode.py",
+    "--root": "components/builder/backends/recipe_files/compile-bytecode.py",
     "--tag": "buildah build",
     "--layers": "buildah/podman build",
     "--timestamp": "buildah build",

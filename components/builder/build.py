@@ -11,18 +11,20 @@ from pathlib import Path
 
 from ..problems import StepError
 from ..processes import failure, run_logged
-from . import engines, grammar, referrers, sbom
-from .codeset import Codeset, load_codeset
-from .indexes import plain_http_problems, secret_files
-from .options import BuildOptions
-from .plan import InstallPlan
-from .platforms import Platform, parse_platforms, refuse_emulation
-from .recipe import Recipe, render
-from .registry import PinnedBase, RegistryClient, parse_reference, resolve_base
-from .registry_push import RegistryWriter
-from .resolution import resolved_plan
-from .sbom import SBOM_FILE
-from .tag import environment_tag
+from .backends import engines
+from .backends.recipe import Recipe, render
+from .oci import referrers, sbom
+from .oci.registry import PinnedBase, RegistryClient, parse_reference, resolve_base
+from .oci.registry_push import RegistryWriter
+from .oci.sbom import SBOM_FILE
+from .planning.indexes import plain_http_problems, secret_files
+from .planning.options import BuildOptions
+from .planning.plan import InstallPlan
+from .planning.platforms import Platform, parse_platforms, refuse_emulation
+from .planning.resolution import resolved_plan
+from .planning.tag import environment_tag
+from .reading import grammar
+from .reading.codeset import Codeset, load_codeset
 
 Log = Callable[[str], None]
 
@@ -279,8 +281,8 @@ def build_without_engine(the_plan: Plan, options: BuildOptions, log: Log) -> str
     reason = engineless_reason(the_plan.install, options)
     if not reason:
         # Imported here: a cache hit never assembles layers, and it is CLI start-up time.
-        from .layered.assemble import Fallback
-        from .layered.engineless import build_engineless
+        from .backends.layered.assemble import Fallback
+        from .backends.layered.engineless import build_engineless
 
         try:
             return build_engineless(the_plan.install, options, the_plan.tag, log)
@@ -300,8 +302,8 @@ def build_image_index(the_plan: Plan, options: BuildOptions, log: Log) -> str:
     """The `platforms` build (engine-less, `layered.platforms`): the index digest. A
     `Fallback` is a StepError here: no engine builds another CPU's image."""
     # Imported here: a cache hit never assembles layers, and it is CLI start-up time.
-    from .layered.assemble import Fallback
-    from .layered.platforms import build_index
+    from .backends.layered.assemble import Fallback
+    from .backends.layered.platforms import build_index
 
     try:
         return build_index(the_plan.install, options, the_plan.tag, the_plan.platforms, log)
@@ -328,7 +330,7 @@ def run_build(the_plan: Plan, options: BuildOptions, log: Log) -> str:
         reason = single_layer_reason(the_plan.install, options)
         if not reason:
             # Imported here: a cache hit never assembles layers, and it is CLI start-up time.
-            from .layered.assemble import Fallback, build_layered
+            from .backends.layered.assemble import Fallback, build_layered
 
             try:
                 return build_layered(the_plan.install, options, the_plan.tag, log)

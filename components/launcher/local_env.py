@@ -22,12 +22,12 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
+from ..builder.backends.recipe import compile_flag, write_files
 from ..builder.build import Plan
-from ..builder.indexes import SECRET_ID, secret_files
-from ..builder.options import BuildOptions
-from ..builder.plan import RUNTIME, STAGING, InstallPlan
-from ..builder.recipe import compile_flag, write_files
-from ..builder.requirements import MLFLOW_DISTRIBUTIONS
+from ..builder.planning.indexes import SECRET_ID, secret_files
+from ..builder.planning.options import BuildOptions
+from ..builder.planning.plan import RUNTIME, STAGING, InstallPlan
+from ..builder.reading.requirements import MLFLOW_DISTRIBUTIONS
 from ..problems import StepError
 from ..processes import Finished, failure, run_logged
 from ..runtime import schema, store

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..builder.build import plan
-from ..builder.environments import DockerEnv
-from ..builder.options import BuildOptions
-from ..builder.platforms import parse_platforms, refuse_emulation
+from ..builder.planning.options import BuildOptions
+from ..builder.planning.platforms import parse_platforms, refuse_emulation
+from ..builder.reading.environments import DockerEnv
 from ..problems import StepError
 from ..processes import Finished, failure, run_logged
 from ..subprocess_env import keep_environ_private

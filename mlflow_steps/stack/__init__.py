@@ -73,7 +73,7 @@ def running(
 
 def base_image(registry: str, cache: Path, log=print) -> str:
     """The debootstrapped Debian base in `registry`, pushed once."""
-    from mlflow_steps.components.builder.registry import RegistryClient
+    from mlflow_steps.components.builder.oci.registry import RegistryClient
 
     if RegistryClient(registry, insecure=True).manifest_digest("base/debian", "bookworm") is None:
         log(f"pushing a debootstrapped Debian base image to {registry} (once)")

@@ -16,8 +16,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from mlflow_steps.components.builder.registry import RegistryClient
-from mlflow_steps.components.builder.registry_push import RegistryWriter, sha256_digest
+from mlflow_steps.components.builder.oci.registry import RegistryClient
+from mlflow_steps.components.builder.oci.registry_push import RegistryWriter, sha256_digest
 from mlflow_steps.components.processes import Finished, failure, run_logged
 
 BUILDAH_ENV = {**os.environ, "BUILDAH_ISOLATION": "chroot"}

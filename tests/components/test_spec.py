@@ -39,7 +39,7 @@ def test_the_images_boolean_words_are_the_hosts():
 
 
 def test_the_runtime_spec_never_ships_in_an_image():
-    from mlflow_steps.components.builder.plan import runtime_files
+    from mlflow_steps.components.builder.planning.plan import runtime_files
 
     shipped = {name.rsplit("/", 1)[-1] for name in runtime_files()}
     assert "step.py" not in shipped and "cli.py" in shipped and "store.py" in shipped

@@ -9,7 +9,7 @@ import re
 import jsonschema
 import yaml
 
-from mlflow_steps.components.builder.indexes import NETRC_ENV
+from mlflow_steps.components.builder.planning.indexes import NETRC_ENV
 from mlflow_steps.components.steps import INDEX_SECRET, INDEX_SECRET_KEY
 from mlflow_steps.generators import argo, fuseml, tekton
 from mlflow_steps.generators.catalog import GenerateOptions, generate, kfp_files

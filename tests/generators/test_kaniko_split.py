@@ -2,7 +2,7 @@
 RUN lines in its own container without isolation, so the container that runs Kaniko's build
 (where a codeset's sdist or path requirement is built) gets no index Secret at all: no
 secretKeyRef, no volume of it, no index setting. A `download` container before it holds the
-Secret and only downloads into an emptyDir both mount (components/builder/split.py).
+Secret and only downloads into an emptyDir both mount (components/builder/backends/split.py).
 
 Kaniko and a Kubernetes API cannot run here: these tests read the generated objects (Tekton
 Task, Argo templates, the Hera component), schema-checked against ../shared/schemas.
@@ -14,7 +14,7 @@ import json
 
 import jsonschema
 
-from mlflow_steps.components.builder.indexes import NETRC_ENV
+from mlflow_steps.components.builder.planning.indexes import NETRC_ENV
 from mlflow_steps.components.steps import BUILDER, DOWNLOADS, DOWNLOADS_VOLUME, INDEX_INPUTS
 from mlflow_steps.generators import argo, tekton
 from tests.support.schemas import argo_validator_schema, tekton_schema

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import yaml
 
-from mlflow_steps.components.builder.indexes import NETRC_ENV
+from mlflow_steps.components.builder.planning.indexes import NETRC_ENV
 from mlflow_steps.generators import catalog
 from tests.conftest import INDEX_USERS
 from tests.support import kubelet

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from mlflow_steps.components.builder.build import base_resolver, plan
-from mlflow_steps.components.builder.options import BuildOptions
+from mlflow_steps.components.builder.planning.options import BuildOptions
 from mlflow_steps.generators import argo, fuseml, tekton
 from mlflow_steps.generators.catalog import GenerateOptions, kfp_files
 from tests.support import chains
@@ -362,7 +362,7 @@ def test_fuseml_builder_step(registry, codeset, base, cached_image, tmp_path):
 
 
 def test_fuseml_trainer_step(codeset, tmp_path):
-    from mlflow_steps.components.builder.recipe import render
+    from mlflow_steps.components.builder.backends.recipe import render
 
     env_kind = plan(codeset, BuildOptions()).codeset.environment
     argv = entrypoint(render(env_kind.install_plan(BuildOptions())).dockerfile)  # the image's

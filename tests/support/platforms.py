@@ -10,8 +10,8 @@ import subprocess
 import zipfile
 from pathlib import Path
 
-from mlflow_steps.components.builder.registry import RegistryClient
-from mlflow_steps.components.builder.registry_push import RegistryWriter
+from mlflow_steps.components.builder.oci.registry import RegistryClient
+from mlflow_steps.components.builder.oci.registry_push import RegistryWriter
 from mlflow_steps.stack import images as stack_images
 from tests.support.images import CACHE
 

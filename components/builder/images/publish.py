@@ -23,10 +23,10 @@ from mlflow_steps import __version__
 
 from ...problems import StepError
 from ...runtime.outputs import write_atomically
-from .. import engines
+from ..backends import engines
 from ..build import run_job
-from ..indexes import IndexSettings, index_settings, secret_files
-from ..registry import RegistryClient
+from ..oci.registry import RegistryClient
+from ..planning.indexes import IndexSettings, index_settings, secret_files
 from ..step import image_name
 from .wheel import build_wheel
 

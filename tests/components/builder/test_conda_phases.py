@@ -22,10 +22,10 @@ from pathlib import Path
 
 import pytest
 
-from mlflow_steps.components.builder.codeset import load_codeset
-from mlflow_steps.components.builder.options import BuildOptions
-from mlflow_steps.components.builder.plan import recipe_file
-from mlflow_steps.components.builder.recipe import render
+from mlflow_steps.components.builder.backends.recipe import render
+from mlflow_steps.components.builder.planning.options import BuildOptions
+from mlflow_steps.components.builder.planning.plan import recipe_file
+from mlflow_steps.components.builder.reading.codeset import load_codeset
 from mlflow_steps.components.problems import StepError
 from tests.conftest import INDEX_USERS
 from tests.support import services

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 
+from mlflow_steps.components.builder.backends.recipe import render
 from mlflow_steps.components.builder.build import base_resolver
-from mlflow_steps.components.builder.codeset import load_codeset
-from mlflow_steps.components.builder.indexes import SECRET_ID, secret_files
-from mlflow_steps.components.builder.options import BuildOptions
-from mlflow_steps.components.builder.recipe import render
+from mlflow_steps.components.builder.planning.indexes import SECRET_ID, secret_files
+from mlflow_steps.components.builder.planning.options import BuildOptions
+from mlflow_steps.components.builder.reading.codeset import load_codeset
 from tests.support.images import BUILDAH_ENV, remove_local_images, sh
 from tests.support.oci import pushed_image
 

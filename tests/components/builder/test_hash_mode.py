@@ -15,15 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from mlflow_steps.components.builder import requirements as reqs
-from mlflow_steps.components.builder.hash_pins import (
+from mlflow_steps.components.builder.backends.layered.wheels import Pin
+from mlflow_steps.components.builder.planning.hash_pins import (
     MISSING_HEAD,
     UNPINNED_HEAD,
     hash_mode_sets,
     unhashed,
 )
-from mlflow_steps.components.builder.layered.wheels import Pin
-from mlflow_steps.components.builder.plan import InstallPlan, RequirementSet
+from mlflow_steps.components.builder.planning.plan import InstallPlan, RequirementSet
+from mlflow_steps.components.builder.reading import requirements as reqs
 from tests.support import services
 from tests.support.builds import local_build_argv
 from tests.support.images import BUILDAH_ENV, wheelhouse

@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from mlflow_steps.stack import build_argv
-from tests.components.builder.test_grammar import BOMB, DIGEST, SECRET_RUN
+from tests.components.builder.reading.test_grammar import BOMB, DIGEST, SECRET_RUN
 
 pytestmark = pytest.mark.e2e
 

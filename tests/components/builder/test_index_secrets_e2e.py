@@ -15,7 +15,7 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from mlflow_steps.components.builder.indexes import NETRC_ENV
+from mlflow_steps.components.builder.planning.indexes import NETRC_ENV
 from tests.conftest import INDEX_USERS
 from tests.support.builds import local_build_argv
 from tests.support.images import BUILDAH_ENV, push_derived_image

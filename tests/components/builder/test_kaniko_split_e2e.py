@@ -1,4 +1,4 @@
-"""The Kaniko variant's two containers (components/builder/split.py), with buildah standing
+"""The Kaniko variant's two containers (components/builder/backends/split.py), with buildah standing
 in for Kaniko (Kaniko cannot run here), all else real: the local registry, pypiserver with
 htpasswd (an index of this test's own, stopped between the phases), the debootstrapped base.
 
@@ -19,10 +19,10 @@ import uuid
 
 import pytest
 
-from mlflow_steps.components.builder import split
+from mlflow_steps.components.builder.backends import split
 from mlflow_steps.components.builder.build import base_resolver, plan
-from mlflow_steps.components.builder.indexes import SECRET_ID, secret_files
-from mlflow_steps.components.builder.options import BuildOptions
+from mlflow_steps.components.builder.planning.indexes import SECRET_ID, secret_files
+from mlflow_steps.components.builder.planning.options import BuildOptions
 from tests.conftest import INDEX_USERS
 from tests.support import images, services
 from tests.support.images import BUILDAH_ENV, remove_local_images

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from mlflow_steps.components.builder.options import BuildOptions
-from mlflow_steps.components.builder.plan import recipe_file
-from mlflow_steps.components.builder.resolution import resolve
+from mlflow_steps.components.builder.planning.options import BuildOptions
+from mlflow_steps.components.builder.planning.plan import recipe_file
+from mlflow_steps.components.builder.planning.resolution import resolve
 from mlflow_steps.components.launcher.local_env import run_phases
 from mlflow_steps.components.problems import StepError
-from tests.components.builder.test_http_hygiene import Recorder, headers_text
+from tests.components.builder.oci.test_http_hygiene import Recorder, headers_text
 from tests.conftest import INDEX_USERS
 
 FILE_PASSWORD = "netrc-file-default-pa55"

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from mlflow_steps.components.builder import requirements as reqs
+from mlflow_steps.components.builder.backends.recipe import write_files
 from mlflow_steps.components.builder.build import plan
-from mlflow_steps.components.builder.options import BuildOptions
-from mlflow_steps.components.builder.plan import STAGING
-from mlflow_steps.components.builder.recipe import write_files
-from mlflow_steps.components.builder.resolution import read_pylock, resolved_plan
+from mlflow_steps.components.builder.planning.options import BuildOptions
+from mlflow_steps.components.builder.planning.plan import STAGING
+from mlflow_steps.components.builder.planning.resolution import read_pylock, resolved_plan
+from mlflow_steps.components.builder.reading import requirements as reqs
 from mlflow_steps.components.launcher.local_env import ensure_local_env
 from mlflow_steps.stack import build_argv
 from tests.support import packages, services

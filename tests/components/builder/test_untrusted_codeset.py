@@ -21,8 +21,8 @@ from urllib.parse import quote
 
 import pytest
 
-from mlflow_steps.components.builder.plan import find_uv, recipe_file
-from mlflow_steps.components.builder.resolution import resolve, uv_env
+from mlflow_steps.components.builder.planning.plan import find_uv, recipe_file
+from mlflow_steps.components.builder.planning.resolution import resolve, uv_env
 from mlflow_steps.components.problems import StepError
 from tests.conftest import INDEX_USERS
 from tests.support import services

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from mlflow_steps.components.builder.plan import recipe_file
+from mlflow_steps.components.builder.planning.plan import recipe_file
 from mlflow_steps.components.subprocess_env import keep_environ_private
 from tests.conftest import INDEX_USERS
 from tests.support.require import require_root
@@ -44,7 +44,7 @@ setup(name="spy", version="0.1", py_modules=[])
 DRIVER = """
 import os, sys
 from pathlib import Path
-from mlflow_steps.components.builder.options import BuildOptions
+from mlflow_steps.components.builder.planning.options import BuildOptions
 from mlflow_steps.components.launcher.local_env import run_phases
 
 staging, work, index = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]

@@ -8,7 +8,7 @@ import os
 import threading
 import time
 
-from tests.components.builder.test_grammar import BOMB
+from tests.components.builder.reading.test_grammar import BOMB
 from tests.components.runtime.test_bad_inputs import run_step
 
 MAIN = "name: t\nentry_points:\n  main:\n    command: python -c 'print(1)'\n"

@@ -12,7 +12,7 @@ import pytest
 from mlflow.store.db.utils import _get_latest_schema_revision
 from mlflow.tracking import MlflowClient
 
-from mlflow_steps.components.builder.options import BuildOptions
+from mlflow_steps.components.builder.planning.options import BuildOptions
 from mlflow_steps.components.launcher import local_env
 from mlflow_steps.components.runtime import cli, schema
 from mlflow_steps.components.runtime.inputs import InputError

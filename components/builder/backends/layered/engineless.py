@@ -1,0 +1,261 @@
+"""The engine-less build (`--engine none`): per-package layers with nothing but HTTP.
+
+No container engine, no root, no user namespaces; the base image is never pulled or run:
+
+1. Read the base's manifest and config, and its layers' file lists (`base_files`: streamed
+   once, kept by layer digest): its interpreter, Python version, glibc and libraries.
+2. Resolve for that Python and `<machine>-manylinux_<glibc>` (`uv pip compile`, no builds);
+   every distribution must have a wheel for the base's tags, else `Fallback`.
+3. Name the layers (`units`, each installed by the builder) and mount those the layer cache
+   holds.
+4. Download the missing wheels (sha256 checked against the lock), unpack them with pypa's
+   `installer` into a staged tree, beside a venv skeleton written here (pyvenv.cfg naming the
+   base's interpreter, bin/python links); compile their bytecode for the base's minor version
+   (an interpreter of that minor version on the builder, which never imports the packages);
+   check every ELF file's DT_NEEDED against the venv and the base (`libraries`): a missing
+   library stops the build before anything is pushed.
+5. Write and push the layers, config and manifest as the engine path does (`assemble`).
+
+`Fallback` (nothing pushed) says why an environment needs the engine path.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import tempfile
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from mlflow_steps import __version__
+
+from ....problems import StepError
+from ...oci.registry import RegistryClient
+from ...oci.registry_push import RegistryWriter
+from ...planning.hash_pins import check_pins, pinned_hashes
+from ...planning.options import BuildOptions
+from ...planning.plan import STAGING, InstallPlan
+from ...planning.resolution import read_pylock, resolve, staged_files
+from ..recipe import VENV
+from . import cache, host_install, installed, libraries
+from .assemble import (
+    PUSHERS,
+    Clock,
+    Fallback,
+    Layer,
+    Log,
+    attach_bill_of_materials,
+    bill_of_materials,
+    cache_tag,
+    check_hash_closure,
+    check_target,
+    copy_base_layer,
+    layer_jobs,
+    push_image,
+    refuse_sdists,
+    requirement_lines,
+    requirement_names,
+    reuse,
+    site_of,
+    write_and_push,
+)
+from .base_files import BaseFacts, extracted, interpreter_argv, read_base
+from .image import ARCHITECTURES, Reference, fetch_base
+from .tarlayer import LayerWriters
+from .units import GROUPS, Context, plan_units, room_for
+from .wheels import Target, pins_for
+
+ENGINE_LESS = "engine-less"  # in the base record's identity, where the engine path has uv's version
+BASE_FACTS = "io.github.mlflow-steps.base-facts"
+# The newest and oldest manylinux tags uv's --python-platform names (uv 0.8).
+NEWEST_MANYLINUX, OLDEST_MANYLINUX = (2, 40), (2, 17)
+
+
+def uv_platform(target: Target) -> str:
+    """uv's --python-platform for the base: `x86_64-manylinux_2_36`, the glibc capped at the
+    newest tag uv knows (a wheel for a newer glibc does not exist yet)."""
+    major, minor = (int(part) for part in target.glibc.split(".")[:2])
+    if (major, minor) < OLDEST_MANYLINUX:
+        raise Fallback(
+            f"the base's glibc {target.glibc} is older than manylinux2014 (2.17), the oldest "
+            "platform the resolver targets"
+        )
+    major, minor = min((major, minor), NEWEST_MANYLINUX)
+    return f"{target.machine}-manylinux_{major}_{minor}"
+
+
+def skeleton(root: Path, facts: BaseFacts) -> None:
+    """The venv's own files under `root`: pyvenv.cfg (PEP 405: `home` is the base
+    interpreter's folder), bin/python linked to the base's interpreter, python3 and python3.X
+    linked to it, lib64 -> lib (as `python -m venv` and uv make them on 64-bit Linux)."""
+    venv = root / VENV.lstrip("/")
+    (venv / "bin").mkdir(parents=True)
+    minor = "{}.{}".format(*facts.target.python_minor)
+    (venv / "lib" / f"python{minor}" / "site-packages").mkdir(parents=True)
+    home = facts.executable.rpartition("/")[0] or "/"
+    (venv / "pyvenv.cfg").write_text(
+        f"home = {home}\nimplementation = CPython\nversion_info = {facts.python}\n"
+        "include-system-site-packages = false\n"
+    )
+    (venv / "bin" / "python").symlink_to(facts.executable)
+    for name in ("python3", f"python{minor}"):
+        (venv / "bin" / name).symlink_to("python")
+    (venv / "lib64").symlink_to("lib")
+
+
+def compiler_for(facts: BaseFacts, base_rootfs: Callable[[], Path]) -> list[str]:
+    """The argv of an interpreter of the base's minor version: the builder's own or one uv
+    finds, else the base's own run from its extracted files (`base_rootfs()`), checked to
+    answer with its minor version. Raises Fallback when none can."""
+    minor = facts.target.python_minor
+    python = host_install.interpreter_for(minor)
+    if python:
+        return [python]
+    argv = interpreter_argv(base_rootfs(), facts)
+    asked = "import sys; print('%d.%d' % sys.version_info[:2])"
+    done = subprocess.run([*argv, "-I", "-c", asked], capture_output=True, text=True)
+    if done.returncode != 0 or done.stdout.strip() != "{}.{}".format(*minor):
+        raise Fallback(
+            f"the base's Python {facts.python} could not be run from its files to compile the "
+            f"bytecode ({done.stderr.strip()[-300:] or done.stdout.strip()}); install Python "
+            f"{facts.target.python_version} on the builder (`uv python install`) or set "
+            "compile_bytecode=false"
+        )
+    return argv
+
+
+def recorded_facts(writer: RegistryWriter, layers_repo: str, key: str) -> BaseFacts | None:
+    """The base's facts an earlier engine-less build recorded in the layer cache (so a new
+    builder pod does not read the base's layers again); None when there is no record."""
+    found = writer.get_manifest(layers_repo, key)
+    if found is None:
+        return None
+    try:
+        text = json.loads(found[0])["annotations"][BASE_FACTS]
+    except (KeyError, ValueError):
+        return None
+    return BaseFacts.from_json(text)
+
+
+def remember_facts(writer: RegistryWriter, repository: str, layers_repo: str, key: str,
+                   facts: BaseFacts, skeleton_layer: Layer) -> None:  # fmt: skip
+    """Record the base's facts under `key`, beside the venv skeleton's layer."""
+    digest = skeleton_layer.descriptor.digest
+    if writer.has_blob(layers_repo, digest) or writer.mount(layers_repo, digest, repository):
+        cache.record(
+            writer, layers_repo, key, skeleton_layer.descriptor, skeleton_layer.diff_id,
+            "venv skeleton, engine-less", ARCHITECTURES.get(facts.machine, facts.machine),
+            {BASE_FACTS: facts.as_json()},
+        )  # fmt: skip
+
+
+def engineless_lock(install: InstallPlan, lines: list[str], target: Target,
+                    options: BuildOptions) -> str:  # fmt: skip
+    if install.lock is not None:
+        return install.lock.decode()
+    env, beside = options.index().install_env(), staged_files(install.files)
+    try:
+        return resolve(lines, target.python_version, env, beside, uv_platform(target)).pylock
+    except StepError as error:
+        raise Fallback(f"the environment could not be resolved beforehand ({error})") from None
+
+
+def build_engineless(install: InstallPlan, options: BuildOptions, tag: str, log: Log) -> str:
+    """Build `install` without an engine and push it as `<registry>/<repository>:<tag>`;
+    returns the manifest digest. Raises Fallback (nothing pushed) or StepError."""
+    clock = Clock()
+    repository = options.repository
+    writer = RegistryWriter(RegistryClient(options.registry, insecure=options.insecure))
+    base_ref = Reference.parse(install.base_image)
+    base_writer = writer
+    if base_ref.host != options.registry:
+        base_writer = RegistryWriter(RegistryClient(base_ref.host, insecure=options.insecure))
+    layers_repo = cache.cache_repository(repository)
+    compile_script = install.files[f"{STAGING}/compile-bytecode.py"]
+    index = options.index()
+    base = fetch_base(base_writer, base_ref, platform.machine())
+    room = room_for(len(base.layers))
+    if room < GROUPS + 1:
+        raise Fallback(f"the base has {len(base.layers)} layers: no room below the limit")
+    base_key = cache.base_identity(base.digest, VENV, install.compile_bytecode, ENGINE_LESS)
+    facts = recorded = recorded_facts(writer, layers_repo, base_key)
+    if facts is None:
+        facts = read_base(base_writer, base_ref, base, platform.machine())
+    target = facts.target
+    check_target(target)
+    clock.mark("base record" if recorded else "base read")
+    options_lines, constraint_lines, names = requirement_lines(install)
+    lock = engineless_lock(install, options_lines + constraint_lines + names, target, options)
+    pins = pins_for(read_pylock(lock, "the lock"), target, requirement_names(names))
+    refuse_sdists(pins, target)
+    check_pins(pins, pinned_hashes(install))  # before any layer is mounted or pushed
+    check_hash_closure(install, target, options, uv_platform(target))
+    context = Context(target, VENV, install.compile_bytecode,
+                      pure=frozenset(pin.name for pin in pins))  # fmt: skip
+    units = [unit.by_builder() for unit in plan_units(pins, context, room)]
+    reused = reuse(writer, repository, layers_repo, units)
+    missing = [unit for unit in units if unit.identity not in reused]
+    site = site_of(target)
+    log(
+        f"engine-less: Python {target.python} at {facts.executable}, glibc {target.glibc}, "
+        f"{len(facts.libraries)} libraries in the base; {len(units)} layers for {len(pins)} "
+        f"distributions, {len(reused)} already in the registry (mounted), {len(missing)} to "
+        "install" + (": " + ", ".join(unit.label for unit in missing) if missing else "")
+    )
+    clock.mark("resolve and look up")
+    compiler = None
+    if install.compile_bytecode and missing:  # before anything is written or pushed
+        compiler = compiler_for(facts, lambda: extracted(base_writer, base_ref, base))
+        if compiler[0] != host_install.interpreter_for(target.python_minor):
+            log(f"engine-less: bytecode compiled by the base's own Python {target.python}, "
+                "run from its files")  # fmt: skip
+    with (
+        tempfile.TemporaryDirectory(prefix="mlflow-steps-layers-") as folder,
+        LayerWriters(processes=len(missing) >= host_install.WORKERS_FROM) as pool,
+    ):
+        tmp = Path(folder)
+        root = tmp / "staged"
+        skeleton(root, facts)
+        mine = [pin for unit in missing for pin in unit.pins]
+        host_install.install_wheels(mine, root, VENV, site, target.python_minor, index,
+                                    compile_script if compiler else None, binary=True,
+                                    python=compiler, workers=pool)  # fmt: skip
+        clock.mark("installed")
+        lacking = libraries.missing_libraries(root / VENV.lstrip("/"), facts.libraries)
+        if lacking:
+            raise StepError(
+                "the base image lacks shared libraries that installed packages need; nothing "
+                "was pushed:\n"
+                + "".join(f"  {line}\n" for line in libraries.problems(lacking))
+                + "Choose a base that has them, or build with an engine (--engine buildah, or "
+                "the buildah / Kaniko builder) and set system_packages."
+            )
+        claimed, skeleton_paths = installed.split(root, VENV, site, cache_tag(target))
+        bom = bill_of_materials(install, lock, base)
+        jobs = layer_jobs(root, skeleton_paths, claimed, missing, install, site, lock, bom)
+        made, uploaded = write_and_push(writer, repository, layers_repo, jobs, tmp,
+                                        target.machine, pool.executor(), consume=True)  # fmt: skip
+        clock.mark("layers written and pushed")
+    own = [layer for layer in made if not layer.unit]
+    by_unit = dict(zip([u.identity for u in missing], [lay for lay in made if lay.unit]))
+    ordered: list[Layer] = [own[0], own[1]]
+    if recorded is None:
+        remember_facts(writer, repository, layers_repo, base_key, facts, own[0])
+    ordered += [by_unit.get(u.identity) or reused[u.identity] for u in units]
+    ordered.append(own[2])
+    with ThreadPoolExecutor(PUSHERS) as threads:
+        copy = lambda layer: copy_base_layer(writer, base_writer, base_ref, repository, layer)  # noqa: E731
+        list(threads.map(copy, base.layers))
+    digest = push_image(writer, install, repository, tag, base, ordered)
+    attach_bill_of_materials(writer, repository, digest, bom, log)
+    clock.mark("push")
+    size = sum(layer.descriptor.size for layer in uploaded)
+    log(
+        f"engine-less: uploaded {len(uploaded)} ({size} bytes), mounted "
+        f"{len(ordered) - len(uploaded)}; {len(base.layers) + len(ordered)} layers in all; "
+        + ", ".join(clock.spent)
+        + f"; builder {__version__}"
+    )
+    return digest

@@ -1,0 +1,316 @@
+"""Pure-Python distributions installed by the builder itself, without the base image.
+
+A wheel tagged `none-any` (no ABI, any platform; PEP 425) holds no machine code for the base
+to load, so installing it is unpacking it into the venv's scheme (pypa/installer, the
+reference implementation of the wheel spec: RECORD, INSTALLER, console scripts with the venv's
+interpreter in their shebang) and compiling its .py files for the base's Python minor version
+(the recipe's compile-bytecode.py, run by an interpreter of that minor version on the builder:
+the bytecode magic is per minor version; PEP 552 unchecked-hash .pyc, named by their path in
+the image). Nothing of the base is pulled for it.
+
+A distribution is installed this way only when its wheel is `none-any`, the lock gives the
+wheel's URL, the wheel carries no shared library (`.so`), and, with bytecode, the builder
+has an interpreter of the base's minor version (its own, or one `uv python find` knows).
+Otherwise it is installed in the base (`workspace`). The layer identity names which, so the
+two never share a digest by accident (`units.identity`).
+
+Downloads are hash-checked against the lock (sha256) and use the index's credentials for the
+index's host only; they are never logged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Iterable
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from contextlib import ExitStack
+from functools import cache
+from pathlib import Path, PurePosixPath
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import requests
+from installer import install
+from installer.destinations import SchemeDictionaryDestination
+from installer.sources import WheelFile
+from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
+from ....problems import StepError
+from ....subprocess_env import minimal_env
+from ...oci.registry_push import origin
+from ...planning.indexes import IndexSettings, host_of, origin_of
+from ...planning.plan import find_uv
+from .tarlayer import LayerWriters
+from .wheels import Pin
+
+INSTALLER = b"mlflow-steps\n"  # the .dist-info/INSTALLER of what the builder installs itself
+CHUNK = 1 << 20
+DOWNLOADS = 8  # wheels downloaded at a time
+WORKERS_FROM = 4  # wheels from which they are unpacked and compiled in worker processes
+
+
+def wheel_name(pin: Pin) -> str:
+    return unquote(PurePosixPath(urlsplit(pin.wheel_url or "").path).name)
+
+
+def is_pure(pin: Pin) -> bool:
+    """The pin's wheel is `none-any` (every tag) and the lock says where to download it."""
+    if not pin.wheel_url or not pin.wheel_sha256 or not urlsplit(pin.wheel_url).scheme:
+        return False
+    try:
+        wheel_tags = parse_wheel_filename(wheel_name(pin))[3]
+    except InvalidWheelFilename:
+        return False
+    return all(tag.abi == "none" and tag.platform == "any" for tag in wheel_tags)
+
+
+@cache
+def interpreter_for(minor: tuple[int, int]) -> str | None:
+    """An interpreter of Python `minor` (major, minor) on the builder: its own, else one that
+    `uv python find --no-python-downloads` finds; None when there is none."""
+    if sys.version_info[:2] == minor:
+        return sys.executable
+    uv = find_uv()
+    if not uv:
+        return None
+    # --system and an empty working folder: uv runs every interpreter it considers to learn its
+    # version, and without them it considers a `.venv` in the working folder or above it (the
+    # codeset's, where a step's working folder is the codeset).
+    with tempfile.TemporaryDirectory(prefix="mlflow-steps-find-") as empty:
+        found = subprocess.run(
+            [uv, "python", "find", "--system", "--no-project", "--no-python-downloads",
+             "--no-config", "{}.{}".format(*minor)],
+            capture_output=True,
+            text=True,
+            cwd=empty,
+            # HOME kept: uv's own Pythons are found under it (no network, nothing of the codeset)
+            env=minimal_env(home=os.environ.get("HOME", "/nonexistent")),
+        )  # fmt: skip
+    path = found.stdout.strip()
+    return path if found.returncode == 0 and path else None
+
+
+def can_install(pin: Pin, minor: tuple[int, int], compile_bytecode: bool) -> bool:
+    """Whether the builder installs `pin` itself (see the module doc; the wheel's content is
+    checked again once downloaded)."""
+    return is_pure(pin) and (not compile_bytecode or interpreter_for(minor) is not None)
+
+
+def download(pin: Pin, index: IndexSettings, folder: Path) -> Path:
+    """The pin's wheel in `folder`, its sha256 checked against the lock. Raises StepError.
+    The index's credentials go only to an index's own origin (`index_credentials`); no
+    netrc, proxy or other ambient setting of this process is read (`trust_env` off)."""
+    url = pin.wheel_url or ""
+    credentials = index_credentials(url, index)
+    trusted = set(index.trusted_hosts.split())
+    out = folder / wheel_name(pin)
+    digest = hashlib.sha256()
+    try:
+        with (
+            session() as http,
+            http.get(
+                url,
+                auth=credentials,
+                stream=True,
+                timeout=60,
+                verify=host_of(url) not in trusted,
+            ) as reply,
+        ):
+            if reply.status_code != 200:
+                raise StepError(
+                    f"{pin.name} {pin.version}: the index answered {reply.status_code} for "
+                    f"{wheel_name(pin)}"
+                )
+            with out.open("wb") as handle:
+                for chunk in reply.iter_content(CHUNK):
+                    digest.update(chunk)
+                    handle.write(chunk)
+    except requests.RequestException as error:
+        raise StepError(
+            f"{pin.name} {pin.version}: {wheel_name(pin)} could not be downloaded "
+            f"({type(error).__name__})"
+        ) from None
+    if digest.hexdigest() != pin.wheel_sha256:
+        raise StepError(
+            f"{pin.name} {pin.version}: {wheel_name(pin)} does not match the lock's sha256 "
+            f"(got {digest.hexdigest()}); nothing was pushed"
+        )
+    return out
+
+
+def session() -> requests.Session:
+    http = requests.Session()
+    http.trust_env = False
+    return http
+
+
+def index_credentials(url: str, index: IndexSettings) -> tuple[str, str] | None:
+    """The credentials of `url`'s host when `url` is on the origin (scheme, host, port) of
+    an index URL the user configured, and is https or its host is a trusted (insecure) host;
+    else None. A lock's URL on another origin gets none."""
+    credentials = index.credentials.get(origin_of(url))
+    if credentials is None:
+        return None
+    configured = [index.index_url, *index.extra_index_urls]
+    if origin(url) not in {origin(u) for u in configured if u}:
+        return None
+    if urlsplit(url).scheme != "https" and host_of(url) not in index.trusted_hosts.split():
+        return None
+    return credentials
+
+
+def has_shared_library(wheel: Path) -> bool:
+    with zipfile.ZipFile(wheel) as archive:
+        return any(".so" in PurePosixPath(name).suffixes for name in archive.namelist())
+
+
+def scheme(venv: str, site: str, name: str, minor: tuple[int, int]) -> dict[str, str]:
+    """The venv's install scheme (sysconfig's `venv` scheme, as pip and uv use it)."""
+    return {
+        "purelib": site,
+        "platlib": site,
+        "scripts": f"{venv}/bin",
+        "data": venv,
+        "headers": "{}/include/site/python{}.{}/{}".format(venv, *minor, name),
+    }
+
+
+class ContainedDestination(SchemeDictionaryDestination):
+    """pypa/installer's destination, refusing any file (RECORD entry, console script, .data
+    file) whose path leaves its scheme's folder: installer 0.7 (what `installer>=0.7` gives on
+    Python 3.9) writes a RECORD entry `../../x` outside the staging root; 1.x refuses it with
+    a ValueError. Both become this check's StepError."""
+
+    written: list[str]  # the image paths written, in order (set by `install_wheel`)
+
+    def write_to_fs(self, scheme: Any, path: Any, stream: Any, is_executable: bool) -> Any:
+        folder = posixpath.normpath("/" + self.scheme_dict[scheme].lstrip("/"))
+        target = posixpath.normpath(posixpath.join(folder, os.fspath(path)))
+        if posixpath.isabs(os.fspath(path)) or not target.startswith(folder.rstrip("/") + "/"):
+            raise StepError(
+                f"the wheel writes {os.fspath(path)!r}, outside its {scheme} folder {folder}; "
+                "refusing to install it (a wheel's files stay inside the environment)"
+            )
+        # The folder made here, tolerating another process's making it meanwhile (wheels are
+        # unpacked in parallel, and two may share a namespace package's folder).
+        os.makedirs(os.path.dirname(str(self.destdir) + target), exist_ok=True)
+        if hasattr(self, "written"):
+            self.written.append(target)
+        return super().write_to_fs(scheme, path, stream, is_executable)
+
+
+def install_wheel(wheel: Path, root: Path, venv: str, site: str, name: str,
+                  minor: tuple[int, int]) -> list[str]:  # fmt: skip
+    """Install `wheel` into the venv's scheme, staged under `root` (StepError when any of its
+    files would leave it). Returns the image paths written."""
+    destination = ContainedDestination(
+        scheme(venv, site, name, minor),
+        interpreter=f"{venv}/bin/python",
+        script_kind="posix",
+        destdir=str(root),
+    )
+    destination.written = []
+    try:
+        with WheelFile.open(wheel) as source:
+            install(source, destination, {"INSTALLER": INSTALLER})
+    except StepError as exc:
+        raise StepError(f"{name} ({wheel.name}): {exc}") from None
+    except (ValueError, OSError, zipfile.BadZipFile) as exc:  # installer's own refusals
+        raise StepError(f"{name} ({wheel.name}): cannot be installed: {exc}") from None
+    return destination.written
+
+
+class Inline(Executor):
+    """Runs what it is given at once, in this thread."""
+
+    def submit(self, fn, /, *args, **kwargs):  # type: ignore[override]
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # handed to the caller by result()
+            future.set_exception(exc)
+        return future
+
+
+def install_one(wheel: Path, root: Path, venv: str, site: str, name: str,
+                minor: tuple[int, int], binary: bool) -> bool:  # fmt: skip
+    """One wheel, in a worker: refused (False) when not `binary` and it holds a shared
+    library; else installed (True) and the wheel file removed."""
+    if not binary and has_shared_library(wheel):
+        return False
+    install_wheel(wheel, root, venv, site, name, minor)
+    wheel.unlink()
+    return True
+
+
+def install_pure(pins: Iterable[Pin], root: Path, venv: str, site: str,
+                 minor: tuple[int, int], index: IndexSettings,
+                 compile_script: bytes | None) -> list[Pin]:  # fmt: skip
+    """Install `pins` under `root` (staged image paths) and compile their bytecode when
+    `compile_script` is given. Returns the pins whose wheel turned out to hold a shared
+    library: not installed here (the caller installs them in the base)."""
+    return install_wheels(pins, root, venv, site, minor, index, compile_script, binary=False)
+
+
+def install_wheels(pins: Iterable[Pin], root: Path, venv: str, site: str,
+                   minor: tuple[int, int], index: IndexSettings, compile_script: bytes | None,
+                   binary: bool, python: list[str] | None = None,
+                   workers: LayerWriters | None = None) -> list[Pin]:  # fmt: skip
+    """`install_pure`, or with `binary` every wheel (the engine-less build: the wheel was
+    chosen for the base's tags, and its libraries are checked afterwards, `libraries`).
+    Downloads run `DOWNLOADS` at a time; wheels are unpacked by `workers` (the caller's, so
+    that no other processes start), else by processes of their own, or here when there are
+    few; `python`: the argv of the interpreter that compiles (default:
+    `interpreter_for(minor)`)."""
+    pins = list(pins)
+    with (
+        tempfile.TemporaryDirectory(prefix="mlflow-steps-wheels-") as tmp,
+        ThreadPoolExecutor(DOWNLOADS) as downloads,
+        ExitStack() as stack,
+    ):
+        fetched = [downloads.submit(download, pin, index, Path(tmp)) for pin in pins]
+        # A few wheels (a bump) are unpacked here: a worker process takes longer to start.
+        pool: Executor = Inline()
+        if len(pins) >= WORKERS_FROM:
+            if workers is None:
+                workers = stack.enter_context(LayerWriters(os.cpu_count() or 1))
+            pool = workers.executor()
+        wheels = [wheel.result() for wheel in fetched]
+        # The largest first, so that no large wheel is left for one worker at the end.
+        order = sorted(range(len(pins)), key=lambda at: (-wheels[at].stat().st_size, at))
+        done = {}
+        for at in order:
+            name = pins[at].name
+            done[at] = pool.submit(install_one, wheels[at], root, venv, site, name, minor, binary)
+        refused = [pin for at, pin in enumerate(pins) if not done[at].result()]
+        # Compiled by a fresh interpreter (compile-bytecode.py, on every core): the bytecode
+        # of a file depends on which strings the compiling process holds, so never this one.
+        if compile_script is not None and (root / site.lstrip("/")).is_dir():
+            compile_tree(root, site, minor, compile_script, python, Path(tmp))
+    return refused
+
+
+def compile_tree(root: Path, site: str, minor: tuple[int, int], compile_script: bytes,
+                 python: list[str] | None, tmp: Path) -> None:  # fmt: skip
+    """compile-bytecode.py over image path `site` of the tree at `root`, by `python` (an
+    argv prefix: the base's own interpreter through its loader) or `interpreter_for(minor)`."""
+    argv = list(python) if python else [interpreter_for(minor) or ""]
+    if not argv[0]:
+        raise StepError("no interpreter of Python {}.{} to compile with".format(*minor))
+    script = tmp / "compile-bytecode.py"
+    script.write_bytes(compile_script)
+    # Isolated (-I -S): no environment variable, no site folder, no wheel's .pth file runs.
+    done = subprocess.run(
+        [*argv, "-I", "-S", str(script), "--root", str(root), site],
+        capture_output=True,
+        text=True,
+        env=minimal_env(),
+    )
+    if done.returncode != 0:
+        raise StepError(f"compiling bytecode failed: {done.stderr.strip()[-2000:]}")

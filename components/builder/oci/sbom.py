@@ -1,0 +1,145 @@
+"""The environment image's bill of materials: a CycloneDX 1.5 JSON document made from the lock.
+
+The lock (PEP 751, `resolution.read_pylock`) names every distribution the image's venv holds,
+with its files and their sha256; the document lists each one as a `library` component with its
+`pkg:pypi` purl (the purl spec's PyPI type: the name lower-cased, `_` written `-`), the
+hashes of its files, one `distribution` external reference per file (URL and hash) and, where
+the distribution's own metadata gives one, its licence. The base image is a `container`
+component named by digest (`pkg:oci` purl). The document is deterministic: no timestamp, and
+a serial number derived from its content, so a rebuild writes the same bytes.
+
+Sources: CycloneDX 1.5 JSON schema (bom-1.5.schema.json); purl spec (PURL-TYPES: pypi, oci);
+core metadata 2.4 (`License-Expression`, `License`, `Classifier: License ::`).
+"""
+
+from __future__ import annotations
+
+import email.parser
+import json
+import uuid
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from ..planning.resolution import Distribution
+
+MEDIA_TYPE = "application/vnd.cyclonedx+json"
+SPEC_VERSION = "1.5"
+# Kept in the image next to the lock (`plan.LOCK_IN_IMAGE`).
+SBOM_IN_IMAGE = "/opt/mlflow-env/sbom.cdx.json"
+# Its place in a single-layer build's context, beside the lock (`plan.LOCK_FILE`).
+SBOM_FILE = "mlflow-steps-lock/sbom.cdx.json"
+# A fixed namespace for the document's serial number (uuid5 of its content).
+_SERIAL_NAMESPACE = uuid.UUID("6f1d9a4e-2c3b-5e8f-9a7d-4b1c0e2f3a5d")
+
+
+def pypi_purl(name: str, version: str) -> str:
+    """`pkg:pypi/<name>@<version>`, the name normalised as the purl spec's pypi type asks."""
+    return f"pkg:pypi/{name.lower().replace('_', '-')}@{version}"
+
+
+def oci_purl(reference: str, digest: str) -> str:
+    """`pkg:oci/<last path component>@sha256%3A<hex>?repository_url=<registry/path>`."""
+    without_tag = reference.split("@", 1)[0]
+    last = without_tag.rsplit("/", 1)[-1]
+    if ":" in last:
+        without_tag = without_tag[: -(len(last) - last.index(":"))]
+    name = without_tag.rsplit("/", 1)[-1]
+    return f"pkg:oci/{name}@{digest.replace(':', '%3A')}?repository_url={without_tag}"
+
+
+def licence_of(metadata: str) -> dict | None:
+    """The CycloneDX licence choice for one core-metadata text (a `METADATA` file): the SPDX
+    `License-Expression` (metadata 2.4), else a short `License` field, else the first
+    `Classifier: License :: ...` name; None when the metadata gives none."""
+    message = email.parser.Parser().parsestr(metadata, headersonly=True)
+    expression = (message.get("License-Expression") or "").strip()
+    if expression:
+        return {"expression": expression}
+    field = (message.get("License") or "").strip()
+    if field and "\n" not in field and len(field) <= 100 and field.upper() != "UNKNOWN":
+        return {"license": {"name": field}}
+    for classifier in message.get_all("Classifier") or []:
+        parts = [part.strip() for part in classifier.split("::")]
+        if parts[0] == "License" and len(parts) > 1 and parts[-1] not in ("OSI Approved",):
+            return {"license": {"name": parts[-1]}}
+    return None
+
+
+def licences_in(site_packages: Path) -> dict[str, dict]:
+    """Licence choices by canonical distribution name, read from every `*.dist-info/METADATA`
+    under `site_packages` (a venv's site-packages folder)."""
+    found: dict[str, dict] = {}
+    for metadata in sorted(site_packages.glob("*.dist-info/METADATA")):
+        text = metadata.read_text(encoding="utf-8", errors="replace")
+        name = email.parser.Parser().parsestr(text, headersonly=True).get("Name", "")
+        choice = licence_of(text)
+        if name and choice:
+            found[name.lower().replace("_", "-").replace(".", "-")] = choice
+    return found
+
+
+def cyclonedx(
+    distributions: Iterable[Distribution],
+    image: str,
+    base_image: str,
+    base_digest: str,
+    licences: Mapping[str, dict] | None = None,
+) -> bytes:
+    """The CycloneDX 1.5 JSON document (UTF-8 bytes, keys sorted, one trailing newline) for an
+    environment image named `image` (repository:tag; its own digest cannot be inside it) whose
+    venv holds `distributions`, built on `base_image` pinned at `base_digest` (`sha256:...`).
+    `licences`: by canonical name, as `licences_in` reads them."""
+    licences = licences or {}
+    base_ref = f"base-image@{base_digest}"
+    components = [
+        {
+            "type": "container",
+            "bom-ref": base_ref,
+            "name": base_image.split("@", 1)[0],
+            "version": base_digest,
+            "purl": oci_purl(base_image, base_digest),
+            "hashes": [{"alg": "SHA-256", "content": base_digest.split(":", 1)[1]}],
+        }
+    ]
+    for dist in sorted(distributions, key=lambda d: d.name):
+        purl = pypi_purl(dist.name, dist.version)
+        component: dict = {
+            "type": "library",
+            "bom-ref": purl,
+            "name": dist.name,
+            "version": dist.version,
+            "purl": purl,
+            "hashes": [
+                {"alg": "SHA-256", "content": sha} for sha in sorted({f.sha256 for f in dist.files})
+            ],
+            "externalReferences": [
+                {
+                    "type": "distribution",
+                    "url": f.url or f.name,
+                    "comment": f.name,
+                    "hashes": [{"alg": "SHA-256", "content": f.sha256}],
+                }
+                for f in sorted(dist.files, key=lambda f: f.name)
+            ],
+        }
+        if dist.name in licences:
+            component["licenses"] = [licences[dist.name]]
+        if dist.marker:
+            component["properties"] = [{"name": "python:marker", "value": dist.marker}]
+        components.append(component)
+    document = {
+        "bomFormat": "CycloneDX",
+        "specVersion": SPEC_VERSION,
+        "version": 1,
+        "metadata": {
+            "tools": {"components": [{"type": "application", "name": "mlflow-steps"}]},
+            "component": {"type": "container", "bom-ref": "image", "name": image},
+        },
+        "components": components,
+        "dependencies": [
+            {"ref": "image", "dependsOn": [c["bom-ref"] for c in components]},
+        ],
+    }
+    body = json.dumps(document, sort_keys=True).encode()
+    document["serialNumber"] = f"urn:uuid:{uuid.uuid5(_SERIAL_NAMESPACE, body.decode())}"
+    return (json.dumps(document, sort_keys=True, indent=1) + "\n").encode()

@@ -1,0 +1,1 @@
+"""Reading the codeset: untrusted input, read and checked before anything is planned."""
