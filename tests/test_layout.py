@@ -30,3 +30,42 @@ def test_nothing_outside_tests_imports_tests():
         for p in files
     }
     assert {k: v for k, v in offenders.items() if v} == {}
+
+
+# The builder's rooms (issue 24 item 4, docs/layout.md "Where the code lives"): the modules sit
+# in them, only the entry points stay at the top, and the tests mirror them.
+BUILDER = ROOT / "components" / "builder"
+BUILDER_TESTS = ROOT / "tests" / "components" / "builder"
+ROOMS = ("reading", "planning", "backends", "oci", "images")
+ENTRY_POINTS = {"__init__.py", "build.py", "step.py"}
+
+
+def test_builder_rooms_exist():
+    for room in ROOMS:
+        assert (BUILDER / room / "__init__.py").is_file(), room
+    assert (BUILDER / "backends" / "layered" / "__init__.py").is_file()
+    assert (BUILDER / "backends" / "recipe_files" / "install-python-env.sh").is_file()
+
+
+def test_no_builder_module_outside_the_rooms():
+    top = {p.name for p in BUILDER.glob("*.py")}
+    assert top == ENTRY_POINTS
+    folders = {p.name for p in BUILDER.iterdir() if p.is_dir() and p.name != "__pycache__"}
+    assert folders == set(ROOMS)
+
+
+def test_builder_tests_mirror_the_rooms():
+    folders = {p.name for p in BUILDER_TESTS.iterdir() if p.is_dir() and p.name != "__pycache__"}
+    assert folders <= set(ROOMS)
+    for folder in folders:
+        assert (BUILDER_TESTS / folder / "__init__.py").is_file(), folder
+    # A test named after a module sits in that module's room, never at the top.
+    modules = {p.stem for room in ROOMS for p in (BUILDER / room).glob("*.py")}
+    modules |= {p.name for room in ROOMS for p in (BUILDER / room).iterdir() if p.is_dir()}
+    modules = (modules | set(ROOMS)) - {"__init__", "__pycache__"}
+    misplaced = [
+        p.name
+        for p in BUILDER_TESTS.glob("test_*.py")
+        if any(p.stem == f"test_{m}" or p.stem.startswith(f"test_{m}_") for m in modules)
+    ]
+    assert misplaced == []
