@@ -90,12 +90,18 @@ def plan(path: Path | str, options: BuildOptions, pin_base: Resolver | None = No
     grammar.check_options(options)
     codeset = load_codeset(path, options.context)
     install = codeset.environment.install_plan(options)
+    # The requirement sets and every constraints file they read (`-c`), as pip reads both.
+    texts = [(r.name, r.lines) for r in install.requirement_sets] + [
+        (name.rpartition("/")[2], tuple(data.decode("utf-8", "replace").splitlines()))
+        for name, data in sorted(install.files.items())
+        if name.rpartition("/")[2].endswith("constraints.txt")
+    ]
     plain = [
         problem
-        for requirement_set in install.requirement_sets
+        for where, lines in texts
         for problem in plain_http_problems(
-            requirement_set.lines, options.pip_index_url, options.pip_extra_index_url,
-            options.pip_trusted_host, requirement_set.name,
+            lines, options.pip_index_url, options.pip_extra_index_url,
+            options.pip_trusted_host, where,
         )
     ]  # fmt: skip
     if plain:

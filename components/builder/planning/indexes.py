@@ -105,8 +105,9 @@ def index_settings(
 
 
 # A plain-http URL in a normalised requirement line: a direct reference, or an option's value
-# (`--index-url`, `--extra-index-url`, `--find-links`); `git+http://` is git's, not pip's.
-_PLAIN_HTTP = re.compile(r"(?<![\w+.-])http://[^\s;]+")
+# (`--index-url`, `--extra-index-url`, `--find-links`); `git+http://` is git's, not pip's. The
+# scheme in any case: pip and requests lower it (`HTTP://h/x` is `http://h/x`).
+_PLAIN_HTTP = re.compile(r"(?<![\w+.-])http://[^\s;]+", re.IGNORECASE)
 
 
 def plain_http_problems(

@@ -104,3 +104,23 @@ def test_plain_http_on_the_host_of_an_https_index_is_refused(tmp_path):
     trusted = subprocess.run([*argv, "--pip-trusted-host", "idx.example"], capture_output=True,
                              text=True)  # fmt: skip
     assert "plain HTTP" not in trusted.stderr
+
+
+def test_plain_http_in_any_case_or_in_a_constraints_file_is_refused(tmp_path):
+    """pip and requests lower a URL's scheme (`HTTP://h/x` is fetched as `http://h/x`), and pip
+    reads a `-c` constraints file's options as the requirements file's: both spellings reached
+    the https index's host in clear text past the first check (found by this round's attack
+    review). Each is named now."""
+    codeset = tmp_path / "plain"
+    shutil.copytree(CASES / "requirements-pre", codeset)
+    (codeset / "requirements.txt").write_text(
+        "x @ HTTP://idx.example/files/x-1.0-py3-none-any.whl\n-c c.txt\n"
+    )
+    (codeset / "c.txt").write_text("--extra-index-url Http://idx.example/other/\n")
+    argv = [sys.executable, "-m", "mlflow_steps", "inspect", str(codeset),
+            "--pip-index-url", f"https://alice:{PASSWORD}@idx.example/simple/"]  # fmt: skip
+    refused = subprocess.run(argv, capture_output=True, text=True)
+    assert refused.returncode != 0, refused.stderr
+    assert "names HTTP://idx.example/files/x-1.0-py3-none-any.whl, plain HTTP" in refused.stderr
+    assert "constraints.txt: names Http://idx.example/other/, plain HTTP" in refused.stderr
+    assert PASSWORD not in refused.stderr

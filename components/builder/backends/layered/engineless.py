@@ -32,6 +32,7 @@ from pathlib import Path
 from mlflow_steps import __version__
 
 from ....problems import StepError
+from ....subprocess_env import minimal_env
 from ...oci.registry import RegistryClient
 from ...oci.registry_push import RegistryWriter
 from ...planning.hash_pins import check_pins, pinned_hashes
@@ -115,7 +116,10 @@ def compiler_for(facts: BaseFacts, base_rootfs: Callable[[], Path]) -> list[str]
         return [python]
     argv = interpreter_argv(base_rootfs(), facts)
     asked = "import sys; print('%d.%d' % sys.version_info[:2])"
-    done = subprocess.run([*argv, "-I", "-c", asked], capture_output=True, text=True)
+    # The base is the user's, but runs here without the builder's credentials (subprocess_env).
+    done = subprocess.run(
+        [*argv, "-I", "-c", asked], capture_output=True, text=True, env=minimal_env()
+    )
     if done.returncode != 0 or done.stdout.strip() != "{}.{}".format(*minor):
         raise Fallback(
             f"the base's Python {facts.python} could not be run from its files to compile the "

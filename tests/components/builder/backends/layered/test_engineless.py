@@ -89,3 +89,27 @@ def test_the_skeleton_runs_the_bases_interpreter_as_a_venv(tmp_path):
 def test_what_the_engine_less_build_refuses_before_anything_runs(plan, options, reason):
     found = engineless_reason(plan, options)
     assert (reason in found) if reason else found == ""
+
+
+def test_the_bases_own_interpreter_starts_without_the_builders_credentials(tmp_path, monkeypatch):
+    """When no interpreter of the base's minor version is on the builder, the base's own is
+    run from its files: in a minimal environment (subprocess_env), never with the index
+    netrc, DOCKER_CONFIG or a token the builder holds (found by this round's attack review:
+    it inherited the builder's whole environment). The base here is a stand-in script that
+    writes the environment it got, then runs this Python."""
+    from mlflow_steps.components.builder.backends.layered import engineless
+
+    seen = tmp_path / "env-seen"
+    base_python = tmp_path / "python"
+    base_python.write_text(f'#!/bin/sh\nenv > {seen}\nexec {sys.executable} "$@"\n')
+    base_python.chmod(0o755)
+    monkeypatch.setattr(engineless.host_install, "interpreter_for", lambda minor: None)
+    monkeypatch.setattr(engineless, "interpreter_argv", lambda root, facts: [str(base_python)])
+    monkeypatch.setenv("MLFLOW_STEPS_INDEX_NETRC", "machine idx login u password s3cret")
+    monkeypatch.setenv("DOCKER_CONFIG", "/secrets/registry")
+    version = "{}.{}.{}".format(*sys.version_info[:3])
+    facts = BaseFacts(version, "x86_64", "2.36", "/usr/bin/python3", frozenset())
+    assert engineless.compiler_for(facts, lambda: tmp_path) == [str(base_python)]
+    env = seen.read_text()
+    assert "s3cret" not in env and "MLFLOW_STEPS_INDEX_NETRC" not in env
+    assert "DOCKER_CONFIG" not in env
