@@ -22,6 +22,9 @@ import requests
 from ...problems import StepError
 from .registry import MANIFEST_TYPES, RegistryClient
 
+# The largest manifest read (OCI distribution spec 1.1: a registry may refuse one beyond 4 MiB).
+MANIFEST_LIMIT = 4 * 1024 * 1024
+
 
 def sha256_digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
@@ -50,6 +53,7 @@ class RegistryWriter:
         response = self.raw(method, url, headers, **kwargs)
         if response.status_code == 401 and self.same_origin(url):
             challenge = response.headers.get("WWW-Authenticate", "")
+            response.close()  # a streamed answer's connection back to the pool
             token = self.client.authorization(challenge, repository)
             self.auth[key] = headers["Authorization"] = token
             response = self.raw(method, url, headers, **kwargs)
@@ -160,15 +164,35 @@ class RegistryWriter:
     # --- manifests ---------------------------------------------------------------------------
 
     def get_manifest(self, repository: str, reference: str) -> tuple[bytes, str, str] | None:
-        """(bytes, media type, digest) of `repository:reference`, None when absent."""
+        """(bytes, media type, digest) of `repository:reference`, None when absent. StepError
+        when the manifest is larger than `MANIFEST_LIMIT` bytes (the 4 MiB the OCI
+        distribution spec 1.1 lets a registry refuse beyond), or when `reference` is a digest
+        and the bytes served have another (a registry must serve what the digest names)."""
         url = f"{self.base}/v2/{repository}/manifests/{reference}"
-        response = self.send("GET", url, repository, headers={"Accept": MANIFEST_TYPES})
+        response = self.send(
+            "GET", url, repository, headers={"Accept": MANIFEST_TYPES}, stream=True
+        )
         if response.status_code == 404:
             return None
         if response.status_code != 200:
             raise self.fail(response, f"GET manifest {reference}", repository)
+        content = b""
+        for chunk in response.iter_content(64 * 1024):
+            content += chunk
+            if len(content) > MANIFEST_LIMIT:
+                response.close()
+                raise StepError(
+                    f"registry {self.client.host}: manifest {repository}:{reference} is larger "
+                    f"than {MANIFEST_LIMIT} bytes; refused"
+                )
+        digest = sha256_digest(content)
+        if reference.startswith("sha256:") and digest != reference:
+            raise StepError(
+                f"registry {self.client.host}: manifest {repository}@{reference} was served "
+                f"with other bytes ({digest}); refused"
+            )
         media_type = response.headers.get("Content-Type", "").split(";")[0]
-        return response.content, media_type, sha256_digest(response.content)
+        return content, media_type, digest
 
     def put_manifest(self, repository: str, reference: str, data: bytes, media_type: str) -> str:
         url = f"{self.base}/v2/{repository}/manifests/{reference}"
