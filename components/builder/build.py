@@ -291,7 +291,9 @@ def build_without_engine(the_plan: Plan, options: BuildOptions, log: Log) -> str
         from .backends.layered.engineless import build_engineless
 
         try:
-            return build_engineless(the_plan.install, options, the_plan.tag, log)
+            return build_engineless(
+                the_plan.install, options, the_plan.tag, log, base_digest(the_plan)
+            )
         except Fallback as why:
             reason = str(why)
     if options.engine == engines.NO_ENGINE:
@@ -304,6 +306,12 @@ def build_without_engine(the_plan: Plan, options: BuildOptions, log: Log) -> str
     return None
 
 
+def base_digest(the_plan: Plan) -> str:
+    """The base's digest the plan's tag hashes (`sha256:...`), or "" when none was resolved."""
+    digest = the_plan.base.digest if the_plan.base else ""
+    return digest if digest.startswith("sha256:") else ""
+
+
 def build_image_index(the_plan: Plan, options: BuildOptions, log: Log) -> str:
     """The `platforms` build (engine-less, `layered.platforms`): the index digest. A
     `Fallback` is a StepError here: no engine builds another CPU's image."""
@@ -312,7 +320,8 @@ def build_image_index(the_plan: Plan, options: BuildOptions, log: Log) -> str:
     from .backends.layered.platforms import build_index
 
     try:
-        return build_index(the_plan.install, options, the_plan.tag, the_plan.platforms, log)
+        return build_index(the_plan.install, options, the_plan.tag, the_plan.platforms, log,
+                           base_digest(the_plan))  # fmt: skip
     except Fallback as why:
         raise StepError(
             f"platforms {','.join(map(str, the_plan.platforms))}: the engine-less builder "
@@ -339,7 +348,9 @@ def run_build(the_plan: Plan, options: BuildOptions, log: Log) -> str:
             from .backends.layered.assemble import Fallback, build_layered
 
             try:
-                return build_layered(the_plan.install, options, the_plan.tag, log)
+                return build_layered(
+                    the_plan.install, options, the_plan.tag, log, base_digest(the_plan)
+                )
             except Fallback as why:
                 reason = str(why)
         log(f"layering: single, not per-package: {reason}")

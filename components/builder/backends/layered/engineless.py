@@ -166,13 +166,15 @@ def engineless_lock(install: InstallPlan, lines: list[str], target: Target,
         raise Fallback(f"the environment could not be resolved beforehand ({error})") from None
 
 
-def build_engineless(install: InstallPlan, options: BuildOptions, tag: str, log: Log) -> str:
+def build_engineless(install: InstallPlan, options: BuildOptions, tag: str, log: Log,
+                     base_digest: str = "") -> str:  # fmt: skip
     """Build `install` without an engine and push it as `<registry>/<repository>:<tag>`;
-    returns the manifest digest. Raises Fallback (nothing pushed) or StepError."""
+    returns the manifest digest. `base_digest`: the base's digest the tag hashes (read at
+    that digest; empty: by its tag). Raises Fallback (nothing pushed) or StepError."""
     clock = Clock()
     repository = options.repository
     writer = RegistryWriter(RegistryClient(options.registry, insecure=options.insecure))
-    base_ref = Reference.parse(install.base_image)
+    base_ref = Reference.parse(install.base_image).at(base_digest)
     base_writer = writer
     if base_ref.host != options.registry:
         base_writer = RegistryWriter(RegistryClient(base_ref.host, insecure=options.insecure))

@@ -57,6 +57,12 @@ class Reference:
             path, _, tag = path.rpartition(":")
         return cls(host, path, digest or tag)
 
+    def at(self, digest: str) -> Reference:
+        """This repository at `digest` (`sha256:...`, the manifest or index digest the build's
+        tag hashes), so the base read is the one the tag names even if its tag moved since;
+        itself when `digest` is empty (no digest was resolved)."""
+        return Reference(self.host, self.repository, digest) if digest else self
+
 
 @dataclass(frozen=True)
 class Descriptor:

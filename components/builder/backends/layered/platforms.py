@@ -232,19 +232,26 @@ def check_together(builds: list[PlatformBuild], lock_python: str) -> None:
         raise StepError("platforms: nothing was pushed:\n" + "\n".join(f"  {p}" for p in problems))
 
 
-def build_index(install: InstallPlan, options: BuildOptions, tag: str,
-                platforms: tuple[Platform, ...], log: Log) -> str:  # fmt: skip
+def build_index(
+    install: InstallPlan,
+    options: BuildOptions,
+    tag: str,
+    platforms: tuple[Platform, ...],
+    log: Log,
+    base_digest: str = "",
+) -> str:
     """Build `install` for every platform and push the image index as
     `<registry>/<repository>:<tag>`; returns the index's digest. The plan carries the lock
     (`build.plan` resolved it for every platform). Raises StepError (nothing pushed) or
-    Fallback (the codeset needs an engine: the caller says none can stand in)."""
+    Fallback (the codeset needs an engine: the caller says none can stand in).
+    `base_digest`: the base index's digest the tag hashes (empty: read by its tag)."""
     clock = Clock()
     if install.lock is None:
         raise StepError("platforms: the plan has no lock (build.plan makes one)")
     lock = install.lock.decode()
     repository = options.repository
     writer = RegistryWriter(RegistryClient(options.registry, insecure=options.insecure))
-    base_ref = Reference.parse(install.base_image)
+    base_ref = Reference.parse(install.base_image).at(base_digest)
     base_writer = writer
     if base_ref.host != options.registry:
         base_writer = RegistryWriter(RegistryClient(base_ref.host, insecure=options.insecure))
