@@ -86,13 +86,58 @@ class BaseImage:
     config: dict
 
 
+def document(data: bytes, where: str) -> dict:
+    """A manifest, image index or config as JSON, its shape checked where the builder reads it
+    (OCI image spec 1.1: `manifests` entries with a string `digest` and a `platform` of
+    strings; `layers` with a string `mediaType` and `digest` and a non-negative integer
+    `size`; `config` an object). StepError naming `where` otherwise: a registry's answer is
+    not trusted to be well formed."""
+    try:
+        found = json.loads(data)
+    except ValueError:
+        raise StepError(f"{where}: not JSON") from None
+    problems = []
+    if not isinstance(found, dict):
+        problems.append("not a JSON object")
+        found = {}
+    for entry in (
+        found.get("manifests", []) if isinstance(found.get("manifests", []), list) else [None]
+    ):
+        platform = entry.get("platform", {}) if isinstance(entry, dict) else None
+        if not (
+            isinstance(entry, dict)
+            and isinstance(entry.get("digest"), str)
+            and isinstance(platform, dict)
+            and all(isinstance(v, str) for v in platform.values() if not isinstance(v, list))
+        ):
+            problems.append("an index entry is not {digest, platform} of strings")
+            break
+    layers = found.get("layers", [])
+    for layer in layers if isinstance(layers, list) else [None]:
+        if not (
+            isinstance(layer, dict)
+            and isinstance(layer.get("mediaType"), str)
+            and isinstance(layer.get("digest"), str)
+            and type(layer.get("size")) is int
+            and layer["size"] >= 0
+        ):
+            problems.append("a layer is not {mediaType, digest, size >= 0}")
+            break
+    if "config" in found and not isinstance(found["config"], dict):
+        problems.append("its config is not an object")
+    if problems:
+        raise StepError(f"{where}: malformed ({'; '.join(problems)})")
+    return found
+
+
 def fetch_base(writer: RegistryWriter, ref: Reference, machine: str) -> BaseImage:
-    """The base's manifest for this machine's architecture, and its config."""
+    """The base's manifest for this machine's architecture, and its config. StepError when
+    the registry lacks it or serves something malformed (`document`)."""
     found = writer.get_manifest(ref.repository, ref.reference)
     if found is None:
         raise StepError(f"base image {ref.host}/{ref.repository}:{ref.reference} not found")
     data, media_type, digest = found
-    manifest = json.loads(data)
+    manifest = document(data, f"base image {ref.repository}: {ref.reference}")
     if media_type in INDEXES or "manifests" in manifest:
         arch = ARCHITECTURES.get(machine, machine)
         for entry in manifest.get("manifests", []):
@@ -102,12 +147,18 @@ def fetch_base(writer: RegistryWriter, ref: Reference, machine: str) -> BaseImag
                     str(entry.get("digest")), f"base image {ref.repository}: index entry"
                 )
                 found = writer.get_manifest(ref.repository, digest)
-                assert found is not None
-                manifest = json.loads(found[0])
+                if found is None:
+                    raise StepError(
+                        f"base image {ref.repository}: its index names {digest}, which the "
+                        "registry does not have"
+                    )
+                manifest = document(found[0], f"base image {ref.repository}: {digest}")
                 break
         else:
             raise StepError(f"base image {ref.repository}: no linux/{arch} image in its index")
     where = f"base image {ref.repository}: manifest {digest}"
+    if not isinstance(manifest.get("layers"), list) or "config" not in manifest:
+        raise StepError(f"{where}: malformed (no layers or no config)")
     layers = [
         Descriptor(
             AS_OCI.get(layer["mediaType"], layer["mediaType"]),
@@ -117,7 +168,7 @@ def fetch_base(writer: RegistryWriter, ref: Reference, machine: str) -> BaseImag
         for layer in manifest["layers"]
     ]
     config_digest = check_digest(str(manifest["config"].get("digest")), f"{where} config")
-    config = json.loads(writer.get_blob(ref.repository, config_digest))
+    config = document(writer.get_blob(ref.repository, config_digest), f"{where} config")
     return BaseImage(ref, digest, layers, config)
 
 

@@ -79,6 +79,9 @@ from .image import (
     image_config,
     image_manifest,
 )
+from .image import (
+    document as image_document,
+)
 from .tarlayer import LayerWriters
 from .units import GROUPS, Context, Unit, plan_units, room_for
 from .wheels import Pin, pins_for, without_wheel
@@ -115,7 +118,7 @@ def base_manifests(writer: RegistryWriter, ref: Reference,
     if found is None:
         raise StepError(f"{where} not found")
     data, media_type, _ = found
-    document = json.loads(data)
+    document = image_document(data, where)
     if media_type not in INDEXES and "manifests" not in document:
         base = fetch_base(writer, ref, "")
         own = Platform(base.config.get("os", ""), base.config.get("architecture", ""),
@@ -141,7 +144,7 @@ def base_manifests(writer: RegistryWriter, ref: Reference,
                                     wanted.machine)  # fmt: skip
     if lacking:
         offered = sorted(
-            "/".join(v for v in (p.get("os"), p.get("architecture"), p.get("variant")) if v)
+            repr("/".join(v for v in (p.get("os"), p.get("architecture"), p.get("variant")) if v))
             for p in (e.get("platform") or {} for e in entries)
         )
         raise StepError(

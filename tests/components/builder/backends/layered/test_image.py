@@ -9,9 +9,11 @@ import pytest
 from mlflow_steps.components.builder.backends.layered.image import (
     DEFAULT_PATH,
     Reference,
+    document,
     image_config,
 )
 from mlflow_steps.components.builder.backends.recipe import VENV
+from mlflow_steps.components.problems import StepError
 
 BASE = {
     "architecture": "amd64",
@@ -79,3 +81,27 @@ def test_timestamp_is_source_date_epoch():
 def test_references_are_read_as_docker_reads_them(image, expected):
     ref = Reference.parse(image)
     assert (ref.host, ref.repository, ref.reference) == expected
+
+
+@pytest.mark.parametrize(
+    "served, said",
+    [
+        (b"not json", "not JSON"),
+        (b"[1, 2]", "not a JSON object"),
+        (b'{"manifests": "abc"}', "an index entry is not"),
+        (b'{"manifests": ["x"]}', "an index entry is not"),
+        (b'{"manifests": [{"digest": "sha256:1", "platform": "linux/amd64"}]}', "index entry"),
+        (b'{"manifests": [{"digest": "d", "platform": {"os": 5}}]}', "an index entry is not"),
+        (b'{"layers": [{"mediaType": "m", "digest": "d", "size": "-5; rm"}]}', "a layer is not"),
+        (b'{"layers": [{"mediaType": "m", "digest": "d", "size": -5}]}', "a layer is not"),
+        (b'{"layers": [], "config": "c"}', "its config is not an object"),
+    ],
+)
+def test_a_malformed_manifest_or_index_is_a_clear_error(served, said):
+    """A registry's answer is not trusted to be well formed: each shape the builder reads is
+    checked, and a wrong one is a StepError naming the image, never a traceback (found by this
+    round's attack review: AttributeError, KeyError, TypeError, an assert)."""
+    with pytest.raises(StepError, match=rf"base image r: x: malformed .*{said}|not JSON"):
+        document(served, "base image r: x")
+    good = b'{"manifests": [{"digest": "d", "platform": {"os": "linux", "os.features": []}}]}'
+    assert document(good, "w")["manifests"][0]["digest"] == "d"
