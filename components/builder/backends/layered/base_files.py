@@ -383,7 +383,7 @@ def apply_layer(stream, digest: str, media_type: str, rootfs: Path) -> None:
                 continue
             folder, name = posixpath.split(path)
             parent = rootfs / folder
-            if not os.path.realpath(parent).startswith(top):
+            if not within(top, os.path.realpath(parent)):
                 continue  # through a symlink out of the tree: never written
             target = parent / name
             if name == ".wh..wh..opq":
@@ -394,6 +394,8 @@ def apply_layer(stream, digest: str, media_type: str, rootfs: Path) -> None:
             if name.startswith(".wh."):
                 remove(parent / name[4:])
                 continue
+            if parent.is_symlink() and not parent.is_dir():
+                continue  # under a dangling link: nothing of it is read
             parent.mkdir(parents=True, exist_ok=True)
             if not (member.isdir() and target.is_dir() and not target.is_symlink()):
                 remove(target)
@@ -403,8 +405,10 @@ def apply_layer(stream, digest: str, media_type: str, rootfs: Path) -> None:
             elif member.issym():
                 os.symlink(member.linkname, target)
             elif member.islnk():
-                source = rootfs / posixpath.normpath(member.linkname.lstrip("./").lstrip("/"))
-                if source.is_file():
+                # Rooted before normalising, so `..` stops at the tree's top (OCI layer.md:
+                # hardlinks name a path in the same tree), then resolved: never outside it.
+                source = rootfs / posixpath.normpath("/" + member.linkname).lstrip("/")
+                if source.is_file() and within(top, os.path.realpath(source)):
                     os.link(source, target)
             elif member.isfile():
                 handle = tar.extractfile(member)
@@ -415,6 +419,12 @@ def apply_layer(stream, digest: str, media_type: str, rootfs: Path) -> None:
         pass
     if "sha256:" + hashing.hash.hexdigest() != digest:
         raise StepError(f"base image layer {digest} does not match its digest")
+
+
+def within(top: str, path: str) -> bool:
+    """Whether `path` (resolved) is `top` or under it: a separator after `top`, so
+    `/x/rootfs-other` is not under `/x/rootfs`."""
+    return path == top or path.startswith(top.rstrip(os.sep) + os.sep)
 
 
 def remove(path: Path) -> None:

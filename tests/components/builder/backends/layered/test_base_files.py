@@ -18,6 +18,7 @@ import pytest
 
 from mlflow_steps.components.builder.backends.layered import base_files
 from mlflow_steps.components.builder.backends.layered.base_files import (
+    apply_layer,
     facts_of,
     merge,
     resolve_path,
@@ -172,3 +173,39 @@ def test_a_multi_member_gzip_layer_is_read_to_its_end(monkeypatch, isal):
     blob = gzip.compress(raw[:half]) + gzip.compress(raw[half:])
     with base_files.open_tar(io.BytesIO(blob), base_files.GZIP_LAYERS[0]) as tar:
         assert [member.name for member in tar] == ["first", "second"]
+
+
+def test_a_base_layers_hardlink_never_reaches_outside_the_tree(tmp_path):
+    """A hostile base layer's hardlink `usr/../../../outside/secret` once linked a file of the
+    builder's own disk into the extracted base (found by this round's attack review); links
+    are now rooted in the tree, and a link under a dangling symlink is skipped, not a
+    traceback."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret").write_text("HOST SECRET")
+    rootfs = tmp_path / "part" / "rootfs"
+    rootfs.mkdir(parents=True)
+    (tmp_path / "part" / "rootfs-other").mkdir()
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tar:
+
+        def add(name: str, kind: bytes = tarfile.REGTYPE, link: str = "", data: bytes = b""):
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname, info.size = kind, link, len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+        add("usr/", tarfile.DIRTYPE)
+        add("usr/kept", data=b"kept")
+        add("usr/hl", tarfile.LNKTYPE, "usr/../../../outside/secret")
+        add("usr/same", tarfile.LNKTYPE, "./usr/kept")
+        add("dangling", tarfile.SYMTYPE, "/nowhere/at/all")
+        add("dangling/x", data=b"x")
+        add("sib", tarfile.SYMTYPE, "../rootfs-other")
+        add("sib/y", data=b"y")
+    blob = raw.getvalue()
+    digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+    apply_layer(io.BytesIO(blob), digest, "application/vnd.oci.image.layer.v1.tar", rootfs)
+    assert not (rootfs / "usr" / "hl").exists()
+    assert (rootfs / "usr" / "same").read_bytes() == b"kept"
+    assert not list((tmp_path / "part" / "rootfs-other").iterdir())
+    assert (outside / "secret").stat().st_nlink == 1
