@@ -29,18 +29,35 @@ import posixpath
 import re
 import shutil
 import tarfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 try:
     from isal.igzip import IGzipFile as _IGzipFile
+    from isal.isal_zlib import error as _IsalError
 except ImportError:  # pragma: no cover (a platform without isal's wheels)
     _IGzipFile = None  # type: ignore[assignment,misc]
+    _IsalError = OSError  # type: ignore[assignment,misc]
+
 
 from ....problems import StepError
 from ...oci.registry_push import RegistryWriter
 from .image import BaseImage, Reference
 from .wheels import Target
+
+# What a truncated, corrupt or non-gzip layer raises while it is read (OSError: BadGzipFile).
+# (isal's stub types its error as an instance, hence the ignore.)
+UNREADABLE: tuple[type[BaseException], ...] = (  # type: ignore[assignment]
+    EOFError,
+    OSError,
+    tarfile.TarError,
+    zlib.error,
+    _IsalError,
+)
+# The largest file read whole for a version (libpython3.X.so and libc.so.6 are a few MiB): a
+# layer's file beyond it is not read, so a small gzip bomb cannot fill the builder's memory.
+VERSION_PROBE_LIMIT = 64 * 1024 * 1024
 
 GZIP_LAYERS = (
     "application/vnd.oci.image.layer.v1.tar+gzip",
@@ -132,7 +149,15 @@ def open_tar(stream, media_type: str) -> tarfile.TarFile:
 
 
 def summarize(stream, digest: str, media_type: str) -> dict:
-    """One layer's summary (see the module doc) from its blob stream, digest checked."""
+    """One layer's summary (see the module doc) from its blob stream, digest checked.
+    StepError when the layer cannot be read (truncated, corrupt, not the type it says)."""
+    try:
+        return _summarize(stream, digest, media_type)
+    except UNREADABLE as error:
+        raise StepError(f"base image layer {digest} cannot be read ({error})") from None
+
+
+def _summarize(stream, digest: str, media_type: str) -> dict:
     hashing = _Hashing(stream)
     entries: dict[str, list[str]] = {}
     versions: dict[str, str] = {}
@@ -150,7 +175,11 @@ def summarize(stream, digest: str, media_type: str) -> dict:
             else:
                 entries[path] = ["f", ""]
                 name = posixpath.basename(path)
-                if member.isfile() and (name in VERSIONED or PYTHON_FILE.match(name)):
+                if (
+                    member.isfile()
+                    and member.size <= VERSION_PROBE_LIMIT
+                    and (name in VERSIONED or PYTHON_FILE.match(name))
+                ):
                     handle = tar.extractfile(member)
                     found = version_in(name, handle.read() if handle else b"")
                     if found:
@@ -373,7 +402,15 @@ def extracted(writer: RegistryWriter, ref: Reference, base: BaseImage) -> Path:
 
 
 def apply_layer(stream, digest: str, media_type: str, rootfs: Path) -> None:
-    """One layer's changes applied to `rootfs` (OCI image spec, layer.md), digest checked."""
+    """One layer's changes applied to `rootfs` (OCI image spec, layer.md), digest checked.
+    StepError when the layer cannot be read (truncated, corrupt, not the type it says)."""
+    try:
+        _apply_layer(stream, digest, media_type, rootfs)
+    except UNREADABLE as error:
+        raise StepError(f"base image layer {digest} cannot be read ({error})") from None
+
+
+def _apply_layer(stream, digest: str, media_type: str, rootfs: Path) -> None:
     hashing = _Hashing(stream)
     top = os.path.realpath(rootfs)
     with open_tar(hashing, media_type) as tar:
