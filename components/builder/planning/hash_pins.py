@@ -36,23 +36,74 @@ if TYPE_CHECKING:  # plan.py reads requirement files, which use this module
     from .plan import InstallPlan
 
 HASH = re.compile(r"--hash[= ]sha256:([0-9a-fA-F]{64})")
+# Every algorithm pip 26.3 accepts (`utils/hashes.py`, STRONG_HASHES).
+ANY_HASH = re.compile(r"--hash[= ](sha256|sha384|sha512):[0-9a-fA-F]+")
+
+
+def hashed_lines(plan: InstallPlan) -> list[str]:
+    """The plan's requirement lines and the lines of every constraints file it ships
+    (`-c`, `...constraints.txt`; backslash continuations joined), as pip reads both for
+    hashes."""
+    lines = [line for s in plan.requirement_sets for line in s.lines]
+    for name, data in sorted(plan.files.items()):
+        if name.rpartition("/")[2].endswith("constraints.txt"):
+            text = data.decode("utf-8", "replace").replace("\\\n", " ")
+            lines += [line.split(" #")[0].strip() for line in text.splitlines()]
+    return lines
 
 
 def pinned_hashes(plan: InstallPlan) -> dict[str, set[str]]:
-    """{canonical name: {sha256 hex, lower case}} of every requirement line with `--hash`
-    options in the plan's requirement sets (other lines give nothing)."""
+    """{canonical name: {sha256 hex, lower case}} of every requirement or constraint line with
+    `--hash` options (`hashed_lines`); a name hashed only with sha384/sha512 maps to an empty
+    set, which `check_pins` refuses (the lock and the layer identities name sha256)."""
     pinned: dict[str, set[str]] = {}
-    for requirement_set in plan.requirement_sets:
-        for line in requirement_set.lines:
-            hashes = HASH.findall(line)
-            if not hashes or line.startswith("-"):
-                continue
-            try:
-                name = Requirement(line.split(" --hash")[0].strip()).name
-            except InvalidRequirement:
-                continue
-            pinned.setdefault(canonicalize_name(name), set()).update(h.lower() for h in hashes)
+    for line in hashed_lines(plan):
+        if line.startswith("-") or not ANY_HASH.search(line):
+            continue
+        try:
+            name = Requirement(line.split(" --hash")[0].strip()).name
+        except InvalidRequirement:
+            continue
+        found = pinned.setdefault(canonicalize_name(name), set())
+        found.update(h.lower() for h in HASH.findall(line))
     return pinned
+
+
+def check_resolution(plan: InstallPlan, distributions: Iterable) -> None:
+    """For a plan in pip's hash-checking mode resolved by the builder (`resolve`, `platforms`):
+    StepError unless every resolved distribution is pinned (pip's rule covers what a file
+    pulls in) and every file the resolution offers for it is one of the user's hashes, so the
+    lock the build installs from holds only files the user accepted. Distributions: `.name`
+    canonical, `.version`, `.files` with `.sha256` and `.name`."""
+    lines = [line for s in plan.requirement_sets for line in s.lines]
+    constraints = [line for line in hashed_lines(plan) if line not in lines]
+    if not in_hash_mode(lines, constraints):
+        return
+    pinned = pinned_hashes(plan)
+    missing = unhashed(distributions, pinned)
+    problems = [f"{MISSING_HEAD} {', '.join(missing)} (what the file pulls in)"] if missing else []
+    for dist in distributions:
+        allowed = pinned.get(dist.name)
+        if not allowed:
+            if allowed is not None:
+                problems.append(sha256_less(dist.name))
+            continue
+        foreign = sorted(f.name for f in dist.files if f.sha256.lower() not in allowed)
+        if foreign:
+            problems.append(
+                f"{dist.name} {dist.version}: the index offers {', '.join(foreign)}, whose "
+                "sha256 is not among the hashes the requirements pin; pin every file of that "
+                "version (uv pip compile --generate-hashes) or remove it from the index"
+            )
+    if problems:
+        raise StepError([*problems, "nothing was built or pushed"])
+
+
+def sha256_less(name: str) -> str:
+    return (
+        f"{name}: pinned with sha384/sha512 hashes only; the builder checks each wheel by "
+        "its sha256 (the lock's and the layer cache's hash): add its --hash=sha256:..."
+    )
 
 
 def check_pins(pins: Iterable, pinned: Mapping[str, set[str]]) -> None:
@@ -63,7 +114,9 @@ def check_pins(pins: Iterable, pinned: Mapping[str, set[str]]) -> None:
         allowed = pinned.get(pin.name)
         if allowed is None or not pin.wheel_sha256:
             continue
-        if pin.wheel_sha256.lower() not in allowed:
+        if not allowed:
+            problems.append(f"{sha256_less(pin.name)}. Nothing was pushed.")
+        elif pin.wheel_sha256.lower() not in allowed:
             problems.append(
                 f"{pin.name} {pin.version}: the wheel a layer is made from has sha256 "
                 f"{pin.wheel_sha256}, which is not a hash the requirements pin for it "

@@ -38,6 +38,7 @@ else:  # pragma: no cover
 from ...problems import StepError
 from ...subprocess_env import EMPTY_HOME, minimal_env
 from ..reading.uv_options import UV_INDEX_ENV, uv_install
+from .hash_pins import check_resolution
 from .plan import (
     LOCK_FILE,
     REQUIRE_HASHES,
@@ -226,6 +227,8 @@ def resolved_plan(
         sets.append(RequirementSet(requirement_set.name, tuple(lines)))
         files.update(set_files(RequirementSet(requirement_set.name, tuple(lines))))
     assert resolution is not None
+    # The user's hashes hold over what the builder resolved (pip's hash-checking mode).
+    check_resolution(plan, resolution.distributions)
     files[LOCK_FILE] = resolution.pylock.encode()
     notes.append(
         f"resolve: {len(resolution.distributions)} distributions locked for Python {python} "

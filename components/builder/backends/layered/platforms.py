@@ -250,7 +250,11 @@ def build_index(
     `base_digest`: the base index's digest the tag hashes (empty: read by its tag)."""
     clock = Clock()
     if install.lock is None:
-        raise StepError("platforms: the plan has no lock (build.plan makes one)")
+        raise StepError(
+            "platforms: a requirements file hashed on every line is installed as it is, and "
+            "gives no lock for every platform; give a lock that covers them (pylock.toml, a uv "
+            "project) or the unhashed requirements (the builder resolves them for every platform)"
+        )
     lock = install.lock.decode()
     repository = options.repository
     writer = RegistryWriter(RegistryClient(options.registry, insecure=options.insecure))

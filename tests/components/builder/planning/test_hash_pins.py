@@ -3,11 +3,18 @@ shaped as the environment kinds make them. The end-to-end proof is layered/test_
 
 from __future__ import annotations
 
+from collections import namedtuple
+
 import pytest
 
 from mlflow_steps.components.builder.backends.layered.wheels import Pin
-from mlflow_steps.components.builder.planning.hash_pins import check_pins, pinned_hashes
-from mlflow_steps.components.builder.planning.plan import InstallPlan, RequirementSet
+from mlflow_steps.components.builder.planning.hash_pins import (
+    check_pins,
+    check_resolution,
+    pinned_hashes,
+)
+from mlflow_steps.components.builder.planning.plan import STAGING, InstallPlan, RequirementSet
+from mlflow_steps.components.builder.planning.resolution import Distribution, DistributionFile
 from mlflow_steps.components.problems import StepError
 
 WHEEL = "8abb2f1d86890a2dfb989f9a77cfcfd3e47c2a354b01111771326f8aa26e0254"
@@ -39,3 +46,45 @@ def test_a_wheel_outside_the_pins_fails_naming_the_package():
         check_pins([pin("six", WHEEL)], {"six": {SDIST, flipped}})
     message = str(caught.value)
     assert "six 1.16.0" in message and WHEEL in message and "Nothing was pushed" in message
+
+
+def _plan(lines: tuple[str, ...], constraints: str = "") -> InstallPlan:
+    files = {f"{STAGING}/constraints.txt": constraints.encode()} if constraints else {}
+    return InstallPlan(kind="pip", installer="venv", base_image="python:3.11",
+                       requirement_sets=(RequirementSet("requirements.txt", lines),),
+                       files=files)  # fmt: skip
+
+
+A, B = "a" * 64, "b" * 64
+
+
+def test_constraint_hashes_and_other_algorithms_are_pins_too():
+    """pip reads `--hash` in a `-c` file, and accepts sha384/sha512: a pin given either way
+    once checked nothing (found by this round's attack review). Constraint hashes are read
+    (continuation lines joined); a name pinned with sha512 only cannot be compared with a
+    wheel's sha256 and is refused, not skipped."""
+    constraints = f"six==1.0 \\\n    --hash=sha256:{A}\nidna==3.0 --hash=sha512:{'c' * 128}\n"
+    plan = _plan(("six==1.0", "-c constraints.txt"), constraints)
+    assert pinned_hashes(plan) == {"six": {A}, "idna": set()}
+    Pinned = namedtuple("Pinned", "name version wheel_sha256")
+    check_pins([Pinned("six", "1.0", A)], pinned_hashes(plan))
+    with pytest.raises(StepError, match="idna: pinned with sha384/sha512 hashes only"):
+        check_pins([Pinned("idna", "3.0", B)], pinned_hashes(plan))
+
+
+def test_a_resolution_holds_only_files_the_user_pinned():
+    """`resolve` and `platforms` replace a hashed file by the builder's own lock: the user's
+    hashes must still hold over it (what it pulls in pinned, every file of a pinned version
+    one of the pinned hashes), else nothing is built."""
+    plan = _plan((f"six==1.0 --hash=sha256:{A}",))
+
+    def dist(name: str, *hashes: str) -> Distribution:
+        files = tuple(DistributionFile(f"{name}-{h[:4]}.whl", "", h) for h in hashes)
+        return Distribution(name, "1.0", "", files)
+
+    check_resolution(plan, [dist("six", A)])
+    with pytest.raises(StepError, match=r"six 1\.0: the index offers six-bbbb\.whl"):
+        check_resolution(plan, [dist("six", A, B)])
+    with pytest.raises(StepError, match=r"missing from some requirements\. idna 1\.0"):
+        check_resolution(plan, [dist("six", A), dist("idna", B)])
+    check_resolution(_plan(("six==1.0",)), [dist("six", B), dist("idna", B)])  # no hash mode
