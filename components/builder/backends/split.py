@@ -138,6 +138,10 @@ def install(options: BuildOptions, downloads: Path, log: Log = stderr) -> BuildR
     if "tag" not in job:
         return BuildResult(job["image"], job["digest"], built=False)
     engine = engines.pick_engine(options.engine)
+    # Read before the build: the install phase runs the codeset's build code in Kaniko's own
+    # container, where the shared folder is writable.
+    sbom_file = downloads / CONTEXT / SBOM_FILE
+    sbom = sbom_file.read_bytes() if sbom_file.is_file() else None
     log(f"{job['push_reference']} not in the registry: building from the downloaded files")
     with tempfile.TemporaryDirectory(prefix="mlflow-steps-") as tmp:
         build = engines.BuildJob(
@@ -158,9 +162,8 @@ def install(options: BuildOptions, downloads: Path, log: Log = stderr) -> BuildR
             f"the build engine reported success, but {job['push_reference']} is not in the "
             "registry; check that the engine pushes to the registry the builder queries"
         )
-    sbom = downloads / CONTEXT / SBOM_FILE
-    if sbom.is_file():
-        attach_sbom_data(sbom.read_bytes(), job["push_reference"], options, digest, log)
+    if sbom is not None:
+        attach_sbom_data(sbom, job["push_reference"], options, digest, log)
     return BuildResult(job["pull_reference"], digest, built=True)
 
 
