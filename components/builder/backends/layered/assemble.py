@@ -559,6 +559,16 @@ def copy_base_layer(writer, base_writer, base_ref: Reference, repository: str, l
 
 def push_image(writer: RegistryWriter, install: InstallPlan, repository: str, tag: str, base,
                layers: list[Layer]) -> str:  # fmt: skip
+    """The image's config and manifest (`image_manifest_on`), the manifest put under `tag`;
+    its digest."""
+    manifest = image_manifest_on(writer, install, repository, base, layers)
+    return writer.put_manifest(repository, tag, manifest, OCI_MANIFEST)
+
+
+def image_manifest_on(writer: RegistryWriter, install: InstallPlan, repository: str, base,
+                      layers: list[Layer]) -> bytes:  # fmt: skip
+    """The manifest of `layers` on `base` (`image.image_config`: the builder's labels, the
+    venv's PATH), its config blob pushed to `repository`; the manifest's bytes, not put."""
     base_labels = {
         "org.opencontainers.image.base.name": install.base_image,
         "org.opencontainers.image.base.digest": base.digest,
@@ -579,9 +589,8 @@ def push_image(writer: RegistryWriter, install: InstallPlan, repository: str, ta
     )
     config_digest = sha256_digest(config)
     writer.ensure_blob(repository, config_digest, config)
-    manifest = image_manifest(
+    return image_manifest(
         Descriptor(OCI_CONFIG, config_digest, len(config)),
         [*base.layers, *(layer.descriptor for layer in layers)],
         base_labels,
     )
-    return writer.put_manifest(repository, tag, manifest, OCI_MANIFEST)

@@ -46,7 +46,6 @@ from ...planning.plan import STAGING, InstallPlan
 from ...planning.platforms import Platform
 from ...planning.resolution import read_pylock, resolution_python
 from ...reading.grammar import check_digest
-from ..engines import source_date_epoch
 from ..recipe import VENV
 from . import cache, host_install, installed, libraries
 from .assemble import (
@@ -59,6 +58,7 @@ from .assemble import (
     cache_tag,
     check_target,
     copy_base_layer,
+    image_manifest_on,
     layer_jobs,
     requirement_lines,
     requirement_names,
@@ -70,14 +70,11 @@ from .base_files import BaseFacts, extracted, read_base
 from .engineless import ENGINE_LESS, compiler_for, recorded_facts, remember_facts, skeleton
 from .image import (
     INDEXES,
-    OCI_CONFIG,
     OCI_MANIFEST,
     BaseImage,
     Descriptor,
     Reference,
     fetch_base,
-    image_config,
-    image_manifest,
 )
 from .image import (
     document as image_document,
@@ -385,33 +382,9 @@ def writer_digest(writer: RegistryWriter, ref: Reference) -> str:
 
 def platform_manifest(writer: RegistryWriter, install: InstallPlan, repository: str,
                       base: BaseImage, layers: list[Layer]) -> Descriptor:  # fmt: skip
-    """One platform's config and manifest (`image.image_config`, as `assemble.push_image`
-    writes them), the manifest put by its digest; its descriptor."""
-    base_labels = {
-        "org.opencontainers.image.base.name": install.base_image,
-        "org.opencontainers.image.base.digest": base.digest,
-    }
-    labels = {
-        "io.github.mlflow-steps.version": __version__,
-        "io.github.mlflow-steps.environment-kind": install.kind,
-        "io.github.mlflow-steps.layering": "per-package",
-        **base_labels,
-    }
-    config = image_config(
-        base.config,
-        [layer.diff_id for layer in layers],
-        [layer.what for layer in layers],
-        {"PATH": f"{VENV}/bin:$PATH", "VIRTUAL_ENV": VENV},
-        labels,
-        source_date_epoch(),
-    )
-    config_digest = sha256_digest(config)
-    writer.ensure_blob(repository, config_digest, config)
-    manifest = image_manifest(
-        Descriptor(OCI_CONFIG, config_digest, len(config)),
-        [*base.layers, *(layer.descriptor for layer in layers)],
-        base_labels,
-    )
+    """One platform's config and manifest (`assemble.image_manifest_on`), the manifest put by
+    its digest; its descriptor."""
+    manifest = image_manifest_on(writer, install, repository, base, layers)
     digest = writer.put_manifest(repository, sha256_digest(manifest), manifest, OCI_MANIFEST)
     return Descriptor(OCI_MANIFEST, digest, len(manifest))
 
