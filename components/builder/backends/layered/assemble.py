@@ -267,11 +267,8 @@ def build_layered(install: InstallPlan, options: BuildOptions, tag: str, log: Lo
         ordered = [skeleton, own[0]]
         ordered += [by_unit.get(u.identity) or ready.reused[u.identity] for u in ready.units]
         ordered.append(own[1])
-    with ThreadPoolExecutor(PUSHERS) as pool:
-        copy = lambda layer: copy_base_layer(writer, base_writer, base_ref, repository, layer)  # noqa: E731
-        list(pool.map(copy, base.layers))
-    digest = push_image(writer, install, repository, tag, base, ordered)
-    attach_bill_of_materials(writer, repository, digest, bom, log)
+    digest = publish(writer, base_writer, base_ref, install, repository, tag, base, ordered,
+                     bom, log)  # fmt: skip
     clock.mark("push")
     size = sum(layer.descriptor.size for layer in uploaded)
     log(
@@ -555,6 +552,20 @@ def copy_base_layer(writer, base_writer, base_ref: Reference, repository: str, l
     if not writer.has_blob(repository, layer.digest):
         writer.upload(repository, layer.digest, base_writer.get_blob(base_ref.repository,
                                                                      layer.digest))  # fmt: skip
+
+
+def publish(writer: RegistryWriter, base_writer: RegistryWriter, base_ref: Reference,
+            install: InstallPlan, repository: str, tag: str, base, layers: list[Layer],
+            bom: bytes, log: Log) -> str:  # fmt: skip
+    """The image of `layers` on `base` pushed as `repository:tag`: the base's layers copied
+    (mounted) into `repository`, the config and manifest put, the SBOM `bom` attached as a
+    referrer; the manifest's digest. The per-package and engine-less builds end here."""
+    with ThreadPoolExecutor(PUSHERS) as pool:
+        copy = lambda layer: copy_base_layer(writer, base_writer, base_ref, repository, layer)  # noqa: E731
+        list(pool.map(copy, base.layers))
+    digest = push_image(writer, install, repository, tag, base, layers)
+    attach_bill_of_materials(writer, repository, digest, bom, log)
+    return digest
 
 
 def push_image(writer: RegistryWriter, install: InstallPlan, repository: str, tag: str, base,

@@ -26,7 +26,6 @@ import platform
 import subprocess
 import tempfile
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from mlflow_steps import __version__
@@ -42,19 +41,16 @@ from ...planning.resolution import read_pylock, resolve, staged_files
 from ..recipe import VENV
 from . import cache, host_install, installed, libraries
 from .assemble import (
-    PUSHERS,
     Clock,
     Fallback,
     Layer,
     Log,
-    attach_bill_of_materials,
     bill_of_materials,
     cache_tag,
     check_hash_closure,
     check_target,
-    copy_base_layer,
     layer_jobs,
-    push_image,
+    publish,
     refuse_sdists,
     requirement_lines,
     requirement_names,
@@ -251,11 +247,8 @@ def build_engineless(install: InstallPlan, options: BuildOptions, tag: str, log:
         remember_facts(writer, repository, layers_repo, base_key, facts, own[0])
     ordered += [by_unit.get(u.identity) or reused[u.identity] for u in units]
     ordered.append(own[2])
-    with ThreadPoolExecutor(PUSHERS) as threads:
-        copy = lambda layer: copy_base_layer(writer, base_writer, base_ref, repository, layer)  # noqa: E731
-        list(threads.map(copy, base.layers))
-    digest = push_image(writer, install, repository, tag, base, ordered)
-    attach_bill_of_materials(writer, repository, digest, bom, log)
+    digest = publish(writer, base_writer, base_ref, install, repository, tag, base, ordered,
+                     bom, log)  # fmt: skip
     clock.mark("push")
     size = sum(layer.descriptor.size for layer in uploaded)
     log(
