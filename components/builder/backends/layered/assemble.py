@@ -127,6 +127,19 @@ class Prepared:
         return [unit for unit in self.missing if unit.builder_identity is None]
 
 
+def registries(install: InstallPlan, options: BuildOptions,
+               base_digest: str) -> tuple[RegistryWriter, RegistryWriter, Reference]:  # fmt: skip
+    """(the writer of the registry pushed to, the base's registry's writer (the same one when
+    the base is there), the base's reference at `base_digest` (the digest the tag hashes;
+    empty: its tag)): how the per-package, engine-less and platform builds reach both."""
+    writer = RegistryWriter(RegistryClient(options.registry, insecure=options.insecure))
+    base_ref = Reference.parse(install.base_image).at(base_digest)
+    base_writer = writer
+    if base_ref.host != options.registry:
+        base_writer = RegistryWriter(RegistryClient(base_ref.host, insecure=options.insecure))
+    return writer, base_writer, base_ref
+
+
 def build_layered(install: InstallPlan, options: BuildOptions, tag: str, log: Log,
                   base_digest: str = "") -> str:  # fmt: skip
     """Build `install` and push it as `<registry>/<repository>:<tag>`; returns the manifest
@@ -134,11 +147,7 @@ def build_layered(install: InstallPlan, options: BuildOptions, tag: str, log: Lo
     its tag). Raises Fallback (nothing pushed) or StepError."""
     clock = Clock()
     repository = options.repository
-    writer = RegistryWriter(RegistryClient(options.registry, insecure=options.insecure))
-    base_ref = Reference.parse(install.base_image).at(base_digest)
-    base_writer = writer
-    if base_ref.host != options.registry:
-        base_writer = RegistryWriter(RegistryClient(base_ref.host, insecure=options.insecure))
+    writer, base_writer, base_ref = registries(install, options, base_digest)
     layers_repo = cache.cache_repository(repository)
     scripts = {name: install.files[f"{STAGING}/{name}"] for name in SCRIPTS}
     index = options.index()

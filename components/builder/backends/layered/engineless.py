@@ -32,7 +32,6 @@ from mlflow_steps import __version__
 
 from ....problems import StepError
 from ....subprocess_env import minimal_env
-from ...oci.registry import RegistryClient
 from ...oci.registry_push import RegistryWriter
 from ...planning.hash_pins import check_pins, pinned_hashes
 from ...planning.options import BuildOptions
@@ -52,6 +51,7 @@ from .assemble import (
     layer_jobs,
     publish,
     refuse_sdists,
+    registries,
     requirement_lines,
     requirement_names,
     reuse,
@@ -59,7 +59,7 @@ from .assemble import (
     write_and_push,
 )
 from .base_files import BaseFacts, extracted, interpreter_argv, read_base
-from .image import ARCHITECTURES, Reference, fetch_base
+from .image import ARCHITECTURES, fetch_base
 from .tarlayer import LayerWriters
 from .units import GROUPS, Context, plan_units, room_for
 from .wheels import Target, pins_for
@@ -169,11 +169,7 @@ def build_engineless(install: InstallPlan, options: BuildOptions, tag: str, log:
     that digest; empty: by its tag). Raises Fallback (nothing pushed) or StepError."""
     clock = Clock()
     repository = options.repository
-    writer = RegistryWriter(RegistryClient(options.registry, insecure=options.insecure))
-    base_ref = Reference.parse(install.base_image).at(base_digest)
-    base_writer = writer
-    if base_ref.host != options.registry:
-        base_writer = RegistryWriter(RegistryClient(base_ref.host, insecure=options.insecure))
+    writer, base_writer, base_ref = registries(install, options, base_digest)
     layers_repo = cache.cache_repository(repository)
     compile_script = install.files[f"{STAGING}/compile-bytecode.py"]
     index = options.index()

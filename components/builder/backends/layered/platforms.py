@@ -38,7 +38,6 @@ from pathlib import Path
 from mlflow_steps import __version__
 
 from ....problems import StepError
-from ...oci.registry import RegistryClient
 from ...oci.registry_push import RegistryWriter, sha256_digest
 from ...planning.hash_pins import check_pins, pinned_hashes
 from ...planning.options import BuildOptions
@@ -60,6 +59,7 @@ from .assemble import (
     copy_base_layer,
     image_manifest_on,
     layer_jobs,
+    registries,
     requirement_lines,
     requirement_names,
     reuse,
@@ -254,11 +254,7 @@ def build_index(
         )
     lock = install.lock.decode()
     repository = options.repository
-    writer = RegistryWriter(RegistryClient(options.registry, insecure=options.insecure))
-    base_ref = Reference.parse(install.base_image).at(base_digest)
-    base_writer = writer
-    if base_ref.host != options.registry:
-        base_writer = RegistryWriter(RegistryClient(base_ref.host, insecure=options.insecure))
+    writer, base_writer, base_ref = registries(install, options, base_digest)
     layers_repo = cache.cache_repository(repository)
     compile_script = install.files[f"{STAGING}/compile-bytecode.py"]
     index = options.index()
