@@ -91,11 +91,7 @@ def plan(path: Path | str, options: BuildOptions, pin_base: Resolver | None = No
     codeset = load_codeset(path, options.context)
     install = codeset.environment.install_plan(options)
     # The requirement sets and every constraints file they read (`-c`), as pip reads both.
-    texts = [(r.name, r.lines) for r in install.requirement_sets] + [
-        (name.rpartition("/")[2], tuple(data.decode("utf-8", "replace").splitlines()))
-        for name, data in sorted(install.files.items())
-        if name.rpartition("/")[2].endswith("constraints.txt")
-    ]
+    texts = [(r.name, list(r.lines)) for r in install.requirement_sets] + install.constraints
     plain = [
         problem
         for where, lines in texts

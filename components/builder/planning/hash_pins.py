@@ -45,11 +45,7 @@ def hashed_lines(plan: InstallPlan) -> list[str]:
     (`-c`, `...constraints.txt`; backslash continuations joined), as pip reads both for
     hashes."""
     lines = [line for s in plan.requirement_sets for line in s.lines]
-    for name, data in sorted(plan.files.items()):
-        if name.rpartition("/")[2].endswith("constraints.txt"):
-            text = data.decode("utf-8", "replace").replace("\\\n", " ")
-            lines += [line.split(" #")[0].strip() for line in text.splitlines()]
-    return lines
+    return lines + [line for _, found in plan.constraints for line in found]
 
 
 def pinned_hashes(plan: InstallPlan) -> dict[str, set[str]]:

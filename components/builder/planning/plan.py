@@ -128,6 +128,19 @@ class InstallPlan:
         return self.installer != "none"
 
     @property
+    def constraints(self) -> list[tuple[str, list[str]]]:
+        """(file name, lines) of every constraints file the plan ships (`-c`,
+        `...constraints.txt`), as pip reads them: backslash continuations joined, ` #`
+        comments dropped."""
+        found = []
+        for name, data in sorted(self.files.items()):
+            base = name.rpartition("/")[2]
+            if base.endswith("constraints.txt"):
+                text = data.decode("utf-8", "replace").replace("\\\n", " ")
+                found.append((base, [line.split(" #")[0].strip() for line in text.splitlines()]))
+        return found
+
+    @property
     def lock(self) -> bytes | None:
         """The PEP 751 lock of a resolved or locked environment (None otherwise)."""
         return self.files.get(LOCK_FILE)
