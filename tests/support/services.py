@@ -4,6 +4,8 @@ PostgreSQL."""
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import subprocess
 import time
@@ -117,3 +119,28 @@ def start_postgres(workdir: Path, port: int | None = None) -> Service:
     )
     url = f"postgresql://mlflow@127.0.0.1:{port}/mlflow"
     return Service(f"127.0.0.1:{port}", process, log, {"url": url})
+
+
+def start_logged_index(wheels: Path, folder: Path, password: str) -> Service:
+    """`wheels` behind pypiserver with htpasswd (user `alice`, `password`) and gunicorn's access
+    log on, for tests that assert which requests the index saw (`index_requests`)."""
+    previous = os.environ.get("GUNICORN_CMD_ARGS")
+    os.environ["GUNICORN_CMD_ARGS"] = "--access-logfile -"
+    try:
+        return start_index(wheels, folder, users={"alice": password})
+    finally:
+        if previous is None:
+            del os.environ["GUNICORN_CMD_ARGS"]
+        else:
+            os.environ["GUNICORN_CMD_ARGS"] = previous
+
+
+def index_requests(index: Service) -> list[str]:
+    """The access lines of an index from `start_logged_index`, without the readiness probe's
+    anonymous `GET /simple/` (one more when a first try timed out)."""
+    return [
+        line
+        for line in index.access_log_lines()
+        if re.search(r'"[A-Z]+ /', line)  # an access line, not gunicorn's own
+        and not ('"GET /simple/ HTTP/1.1" 401' in line and "python-requests" in line)
+    ]

@@ -28,9 +28,8 @@ from mlflow_steps.components.builder.planning.plan import recipe_file
 from mlflow_steps.components.builder.reading.codeset import load_codeset
 from mlflow_steps.components.problems import StepError
 from tests.conftest import INDEX_USERS
-from tests.support import services
 
-from .test_untrusted_codeset import credentialed, hostile_sdist
+from .test_untrusted_codeset import hostile_sdist_index
 
 FAKE_CONDA = r"""#!{python}
 import json, os, sys
@@ -101,18 +100,7 @@ def fake_conda(tmp_path: Path) -> tuple[str, Path]:
 def test_the_pip_section_downloads_with_credentials_and_builds_only_without_them(
     auth_index, tmp_path
 ):
-    url, password = credentialed(auth_index.extra["url"])
-    marker = tmp_path / "hostile-ran.json"
-    secret = tmp_path / "mlflow-steps-index"
-    folder = tmp_path / "sdists"
-    folder.mkdir()
-    hostile_sdist(folder, marker, secret)
-    extra = services.start_index(folder, tmp_path / "sdist-index")
-    try:
-        secret.write_text(
-            f"PIP_INDEX_URL={url}\nPIP_EXTRA_INDEX_URL={extra.extra['url']}\n"
-            "PIP_TRUSTED_HOST=127.0.0.1\n"
-        )
+    with hostile_sdist_index(tmp_path, auth_index.extra["url"]) as (marker, secret, url, password):
         staging = staged_plan(tmp_path, CONDA_YAML)
         path, log = fake_conda(tmp_path)
         env = {"PATH": path, "HOME": str(tmp_path)}
@@ -147,8 +135,6 @@ def test_the_pip_section_downloads_with_credentials_and_builds_only_without_them
             )  # fmt: skip
         finally:
             moved.rename(secret)
-    finally:
-        extra.stop()
     assert install.returncode == 0, install.stderr
     assert marker.exists(), "the sdist was not built in the install phase"
     spied = json.loads(marker.read_text())

@@ -7,7 +7,6 @@ registry, and proves the refusal comes before anything is downloaded or pushed."
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 import sys
@@ -114,23 +113,11 @@ def test_the_hashed_sets_are_found_and_their_unhashed_distributions_named():
     assert unhashed([pin("six"), pin("idna")], {"six": {"d" * 64}}) == ["idna 1.0"]
 
 
-def index_requests(index) -> list[str]:
-    """The index's access log without the readiness probe's anonymous `GET /simple/` (one
-    more when a first try timed out)."""
-    return [
-        line
-        for line in index.access_log_lines()
-        if re.search(r'"[A-Z]+ /', line)  # an access line, not gunicorn's own
-        and not ('"GET /simple/ HTTP/1.1" 401' in line and "python-requests" in line)
-    ]
-
-
 @pytest.fixture
-def logged_auth_index(tmp_path, monkeypatch):
+def logged_auth_index(tmp_path):
     """The test wheelhouse behind pypiserver with htpasswd, with gunicorn's access log on."""
     require_tools("htpasswd")
-    monkeypatch.setenv("GUNICORN_CMD_ARGS", "--access-logfile -")
-    service = services.start_index(wheelhouse(), tmp_path / "index", users={"alice": "pa55"})
+    service = services.start_logged_index(wheelhouse(), tmp_path / "index", "pa55")
     yield service
     service.stop()
 
@@ -164,5 +151,5 @@ def test_a_partly_hashed_file_fails_inspect_and_build_before_any_download(
     assert MISSING_HEAD in built.stderr and "click==8.5.1" in built.stderr
     assert "pa55" not in built.stderr + built.stdout
     assert registry.requests_seen()[since:] == []  # no base looked up, nothing pushed
-    assert index_requests(logged_auth_index) == []  # the index was never asked
+    assert services.index_requests(logged_auth_index) == []  # the index was never asked
     assert not out.exists()

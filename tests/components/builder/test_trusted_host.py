@@ -5,7 +5,6 @@ access log on) as the configured index, a real registry, the CLI as a step runs 
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 import sys
@@ -22,22 +21,11 @@ CASES = Path(__file__).resolve().parents[2] / "cases"
 PASSWORD = "tru5ted-pa55"
 
 
-def index_requests(index) -> list[str]:
-    """The index's access log without the readiness probe's anonymous `GET /simple/` (one
-    more when a first try timed out)."""
-    return [
-        line
-        for line in index.access_log_lines()
-        if re.search(r'"[A-Z]+ /', line)  # an access line, not gunicorn's own
-        and not ('"GET /simple/ HTTP/1.1" 401' in line and "python-requests" in line)
-    ]
-
-
 @pytest.fixture
-def logged_auth_index(tmp_path, monkeypatch):
+def logged_auth_index(tmp_path):
+    """The test wheelhouse behind pypiserver with htpasswd, with gunicorn's access log on."""
     require_tools("htpasswd")
-    monkeypatch.setenv("GUNICORN_CMD_ARGS", "--access-logfile -")
-    service = services.start_index(wheelhouse(), tmp_path / "index", users={"alice": PASSWORD})
+    service = services.start_logged_index(wheelhouse(), tmp_path / "index", PASSWORD)
     yield service
     service.stop()
 
@@ -74,7 +62,7 @@ def test_a_codeset_trusted_host_is_refused_before_any_request(
     assert built.returncode != 0 and "marks" in built.stderr and "trusted host" in built.stderr
     assert PASSWORD not in built.stderr + built.stdout + said
     assert registry.requests_seen()[since:] == []
-    assert index_requests(logged_auth_index) == []
+    assert services.index_requests(logged_auth_index) == []
     assert not out.exists()
 
 

@@ -16,6 +16,8 @@ import subprocess
 import sys
 import tarfile
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
@@ -98,6 +100,27 @@ def hostile_index(tmp_path):
 def credentialed(index_url: str) -> tuple[str, str]:
     password = quote(INDEX_USERS["alice"], safe="")
     return index_url.replace("http://", f"http://alice:{password}@"), password
+
+
+@contextmanager
+def hostile_sdist_index(tmp_path: Path, index_url: str) -> Iterator[tuple[Path, Path, str, str]]:
+    """`hostile-1.0.tar.gz` on an index of its own, and the index secret file naming the
+    credentialed `index_url` first and that index as an extra: yields (marker, secret, the
+    credentialed URL, the password as quoted in it); the spy writes `marker` if it runs."""
+    url, password = credentialed(index_url)
+    secret, marker = tmp_path / "mlflow-steps-index", tmp_path / "hostile-ran.json"
+    folder = tmp_path / "sdists"
+    folder.mkdir()
+    hostile_sdist(folder, marker, secret)
+    extra = services.start_index(folder, tmp_path / "sdist-index")
+    try:
+        secret.write_text(
+            f"PIP_INDEX_URL={url}\nPIP_EXTRA_INDEX_URL={extra.extra['url']}\n"
+            "PIP_TRUSTED_HOST=127.0.0.1\n"
+        )
+        yield marker, secret, url, password
+    finally:
+        extra.stop()
 
 
 def test_resolution_never_builds_an_sdist_a_requirements_file_brings(
@@ -237,18 +260,7 @@ def test_an_index_sdist_is_fetched_unbuilt_and_built_without_credentials(
     in reach."""
     if with_uv:
         require(find_uv() is not None, "needs uv")
-    url, password = credentialed(auth_index.extra["url"])
-    secret = tmp_path / "mlflow-steps-index"
-    marker = tmp_path / "hostile-ran.json"
-    folder = tmp_path / "sdists"
-    folder.mkdir()
-    hostile_sdist(folder, marker, secret)
-    extra = services.start_index(folder, tmp_path / "sdist-index")
-    try:
-        secret.write_text(
-            f"PIP_INDEX_URL={url}\nPIP_EXTRA_INDEX_URL={extra.extra['url']}\n"
-            "PIP_TRUSTED_HOST=127.0.0.1\n"
-        )
+    with hostile_sdist_index(tmp_path, auth_index.extra["url"]) as (marker, secret, _, password):
         staging = tmp_path / "staging"
         stage(staging, "hostile==1.0\nsix==1.17.0\n", uv=with_uv)
         venv = tmp_path / "venv"
@@ -262,8 +274,6 @@ def test_an_index_sdist_is_fetched_unbuilt_and_built_without_credentials(
         assert not marker.exists()  # fetched, not built
         assert (staging / "wheels" / "hostile-1.0.tar.gz").exists()
         _, install = phases(staging, venv, secret, tmp_path, sys.executable)
-    finally:
-        extra.stop()
     assert install is not None and install.returncode == 0, install.stderr
     spied = marker.read_text()  # built, in the install phase
     assert INDEX_USERS["alice"] not in spied and password not in spied
