@@ -4,7 +4,9 @@ Every build path writes the same bill of materials for the same lock and base (c
 every layer reused from the registry, per-package, engine-less, single-layer, platforms), so
 the licences come from what every path has: the lock. For each distribution, its first wheel
 by file name (a lock lists one per platform; their metadata is the same distribution's) is
-read where the lock says it is, without downloading it whole, as pip and uv read metadata:
+read where the lock says it is (else, when that fails, as the same file on a configured
+index's PEP 503 page: a lock made against PyPI, built from a mirror), without downloading it
+whole, as pip and uv read metadata:
 
 1. its PEP 658 / PEP 714 metadata file, `<wheel URL>.metadata`, when the index serves one;
 2. else the wheel's `*.dist-info/METADATA` member, through HTTP range requests: the zip's
@@ -14,9 +16,10 @@ read where the lock says it is, without downloading it whole, as pip and uv read
 
 The answer depends only on the wheel's bytes, so each is read once per process (by sha256).
 A distribution with no wheel in the lock (an sdist only), with no URL, or whose wheel has no
-readable METADATA gets no licence. An index that cannot be reached, or refuses the wheel
-(401, 403, 404 on the wheel itself), is a StepError naming the distribution: a licence missing
-by accident would change the document, and so the image's digest.
+readable METADATA gets no licence. A wheel no index serves (unreachable, 401, 403, 404 on the
+wheel itself) is a StepError naming the distribution: a licence missing by accident would
+change the document, and so the image's digest. The metadata is not checked against the
+lock's sha256 (only a whole wheel is): a licence is information, not what is installed.
 
 The index's credentials go only to an index's own origin (`host_install.index_credentials`);
 no netrc, proxy or other ambient setting is read. Sources: PEP 658, PEP 714, PEP 427 (wheel
@@ -26,6 +29,7 @@ layout), core metadata 2.4, PEP 639.
 from __future__ import annotations
 
 import hashlib
+import html
 import io
 import re
 import threading
@@ -34,13 +38,13 @@ import zipfile
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import PurePosixPath
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 import requests
 
 from ...problems import StepError
 from ..oci.sbom import licence_of
-from .indexes import IndexSettings, host_of
+from .indexes import IndexSettings, host_of, origin_of
 from .resolution import Distribution, DistributionFile
 
 CHUNK = 64 * 1024  # bytes asked for per range request, at least
@@ -50,6 +54,7 @@ RANGE_LIMIT = 64 << 20  # bytes read through range requests per wheel, at most
 FETCHERS = 8  # wheels read at a time
 ATTEMPTS = 3  # per request, on a connection error or a 429/5xx answer
 _METADATA = re.compile(r"^[^/]+\.dist-info/METADATA$")
+_HREF = re.compile(r"""href=["']([^"']+)["']""", re.IGNORECASE)
 
 _known: dict[str, list[dict] | None] = {}  # by wheel sha256, for this process
 _lock = threading.Lock()
@@ -84,12 +89,57 @@ def licence_of_wheel(name: str, wheel: DistributionFile, index: IndexSettings) -
 
 def metadata_text(name: str, wheel: DistributionFile, index: IndexSettings) -> str | None:
     """The wheel's METADATA (at most `METADATA_LIMIT` bytes, decoded as UTF-8), or None when
-    the wheel has none to read."""
+    the wheel has none to read: read at the lock's URL, else, when that fails (a lock made
+    against PyPI, built from a mirror), at the same file on a configured index
+    (`on_the_indexes`). Raises the first failure's StepError when none answers."""
+    try:
+        return metadata_at(wheel.url, name, wheel, index)
+    except StepError as error:
+        for url in on_the_indexes(name, wheel, index):
+            try:
+                return metadata_at(url, name, wheel, index)
+            except StepError:
+                continue
+        raise error
+
+
+def on_the_indexes(name: str, wheel: DistributionFile, index: IndexSettings) -> list[str]:
+    """The URLs of the file `wheel.name` on the configured indexes' PEP 503 pages of `name`
+    (their origins other than the lock URL's), its `#sha256=` the lock's when the page gives
+    one; an index that does not answer is passed over."""
+    from ..backends.layered.host_install import index_credentials, session
+
+    found = []
+    for base in (index.index_url, *index.extra_index_urls):
+        if not base or origin_of(base) == origin_of(wheel.url):
+            continue
+        page = base.rstrip("/") + f"/{name}/"
+        verify = host_of(page) not in index.trusted_hosts.split()
+        try:
+            with session() as http:
+                auth = index_credentials(page, index)
+                reply = http.get(page, auth=auth, timeout=60, verify=verify)
+        except requests.RequestException:
+            continue
+        if reply.status_code != 200:
+            continue
+        for href in _HREF.findall(reply.text[:METADATA_LIMIT]):
+            url, _, fragment = urljoin(page, html.unescape(href)).partition("#")
+            if unquote(PurePosixPath(urlsplit(url).path).name) != wheel.name:
+                continue
+            if fragment.startswith("sha256=") and fragment[7:] != wheel.sha256:
+                continue
+            found.append(url)
+    return found
+
+
+def metadata_at(url: str, name: str, wheel: DistributionFile, index: IndexSettings) -> str | None:
+    """`metadata_text` of the wheel at `url`."""
     # Imported here: host_install imports the installer, which the single-layer path needs not.
     from ..backends.layered.host_install import index_credentials, session
 
-    url = wheel.url.split("#", 1)[0]
-    what = f"{name}: {unquote(PurePosixPath(urlsplit(url).path).name)}"
+    url = url.split("#", 1)[0]
+    what = f"{name}: {wheel.name}"
     fetch = Fetcher(
         url, index_credentials(url, index), host_of(url) not in index.trusted_hosts.split(), what
     )
@@ -148,7 +198,7 @@ class Fetcher:
                     return reply
                 problem = f"HTTP {reply.status_code}"
                 reply.close()
-            time.sleep(0.5 * 2**attempt)
+            time.sleep(0.2 * 2**attempt)
         raise StepError(
             f"{self.what}: its metadata could not be read for the bill of materials ({problem}); "
             "the index that serves the lock's wheels must be reachable from the builder"

@@ -107,6 +107,11 @@ def test_range_reads_through_an_index_with_credentials_give_each_wheels_own_lice
         (hostile,) = found["lic-hostile"]
         assert len(hostile["license"]["name"]) == LICENCE_LIMIT
         assert "\x00" not in hostile["license"]["name"]
+        # A lock whose URLs no longer answer (made against another index): the same files on
+        # the configured index's pages are read instead.
+        closed = f"http://127.0.0.1:{services.free_port()}/packages/"
+        core_metadata._known.clear()
+        assert core_metadata.licences(lock_of(wheelhouse, closed), settings) == found
         # Without credentials the index answers 401: an error naming the distribution.
         core_metadata._known.clear()
         with pytest.raises(StepError, match=r"six: six-1\.16\.0-py2\.py3-none-any\.whl: .*401"):
