@@ -4,12 +4,14 @@ The lock (PEP 751, `resolution.read_pylock`) names every distribution the image'
 with its files and their sha256; the document lists each one as a `library` component with its
 `pkg:pypi` purl (the purl spec's PyPI type: the name lower-cased, `_` written `-`), the
 hashes of its files, one `distribution` external reference per file (URL and hash) and, where
-the distribution's own metadata gives one, its licence. The base image is a `container`
+its wheel's core metadata gives one, its licence (`licence_of`; read from the index by
+`planning.core_metadata`, the same on every build path). The base image is a `container`
 component named by digest (`pkg:oci` purl). The document is deterministic: no timestamp, and
 a serial number derived from its content, so a rebuild writes the same bytes.
 
-Sources: CycloneDX 1.5 JSON schema (bom-1.5.schema.json); purl spec (PURL-TYPES: pypi, oci);
-core metadata 2.4 (`License-Expression`, `License`, `Classifier: License ::`).
+Sources: CycloneDX 1.5 JSON schema (bom-1.5.schema.json, `licenseChoice`); purl spec
+(PURL-TYPES: pypi, oci); core metadata 2.4 and PEP 639 (`License-Expression`, `License`,
+`Classifier: License ::`).
 """
 
 from __future__ import annotations
