@@ -6,22 +6,23 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..problems import StepError
 from ..processes import failure, run_logged
 from .backends import engines
-from .backends.recipe import Recipe, render
+from .backends.recipe import Recipe, environment_sbom, render
 from .oci import referrers, sbom
 from .oci.registry import PinnedBase, RegistryClient, parse_reference, resolve_base
 from .oci.registry_push import RegistryWriter
 from .oci.sbom import SBOM_FILE
+from .planning.core_metadata import licences
 from .planning.indexes import plain_http_problems, secret_files
 from .planning.options import BuildOptions
 from .planning.plan import InstallPlan
 from .planning.platforms import Platform, parse_platforms, refuse_emulation
-from .planning.resolution import resolved_plan
+from .planning.resolution import read_pylock, resolved_plan
 from .planning.tag import environment_tag
 from .reading import grammar
 from .reading.codeset import Codeset, load_codeset
@@ -174,6 +175,7 @@ def build(path: Path | str, options: BuildOptions, log: Log = stderr) -> BuildRe
         log(f"{the_plan.push_reference} is already in the registry: nothing to build")
         return BuildResult(the_plan.pull_reference, digest, built=False)
     log(f"{the_plan.push_reference} not in the registry: building")
+    the_plan = with_licences(the_plan, options)
     reported = run_build(the_plan, options, log)
     digest = tagged_digest(client, the_plan, options)
     if reported and reported != digest:
@@ -183,6 +185,29 @@ def build(path: Path | str, options: BuildOptions, log: Log = stderr) -> BuildRe
         )
     attach_sbom(the_plan, options, digest, log)
     return BuildResult(the_plan.pull_reference, digest, built=True)
+
+
+def lock_licences(the_plan: Plan, options: BuildOptions) -> dict[str, list[dict]] | None:
+    """The licences of the plan's lock (`core_metadata.licences`, read from the index), or None
+    when its image has no bill of materials (no lock, or no base pinned). Read only once the
+    registry lacks the tag, so a cache hit reads no index. Raises StepError."""
+    if the_plan.recipe is None or SBOM_FILE not in the_plan.recipe.files:
+        return None
+    assert the_plan.install.lock is not None
+    dists = read_pylock(the_plan.install.lock.decode(), "the lock")
+    return licences(dists, options.index())
+
+
+def with_licences(the_plan: Plan, options: BuildOptions) -> Plan:
+    """The plan whose recipe's bill of materials lists the lock's licences (`plan` leaves them
+    out: it reads no index for them). The per-package builds make the same document."""
+    found = lock_licences(the_plan, options)
+    if found is None or the_plan.recipe is None or the_plan.base is None:
+        return the_plan
+    assert the_plan.install.lock is not None
+    files = dict(the_plan.recipe.files)
+    files[SBOM_FILE] = environment_sbom(the_plan.install.lock, the_plan.base, found)
+    return replace(the_plan, recipe=replace(the_plan.recipe, files=files))
 
 
 def attach_sbom(the_plan: Plan, options: BuildOptions, digest: str, log: Log) -> None:
@@ -216,7 +241,6 @@ def image_sbom(path: Path | str, options: BuildOptions) -> bytes:
     names when the registry has it, else the document a build would put in it. Raises
     StepError when the environment has no lock to make one from."""
     the_plan = plan(path, options, base_resolver(options, retries=0))
-    data = the_plan.recipe.files.get(SBOM_FILE) if the_plan.recipe else None
     if the_plan.tag:
         writer = RegistryWriter(RegistryClient(options.registry, insecure=options.insecure))
         digest = writer.client.manifest_digest(options.repository, the_plan.tag)
@@ -224,6 +248,8 @@ def image_sbom(path: Path | str, options: BuildOptions) -> bytes:
             found = referrers.referrers(writer, options.repository, digest, sbom.MEDIA_TYPE)
             if found:
                 return referrers.find(writer, options.repository, digest, sbom.MEDIA_TYPE)
+    the_plan = with_licences(the_plan, options)
+    data = the_plan.recipe.files.get(SBOM_FILE) if the_plan.recipe else None
     if data is None:
         raise StepError(
             "inspect --sbom: the environment has no lock to make a bill of materials from, and "

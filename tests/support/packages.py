@@ -16,14 +16,16 @@ def module_name(project: str) -> str:
     return canonicalize_name(project).replace("-", "_")
 
 
-def wheel(directory: Path, project: str, version: str) -> Path:
-    """`project`-`version`, py3-none-any, one module whose VERSION is `version`."""
+def wheel(directory: Path, project: str, version: str, metadata: str = "") -> Path:
+    """`project`-`version`, py3-none-any, one module whose VERSION is `version`; `metadata`:
+    more core-metadata header lines (each ending with a newline)."""
     directory.mkdir(parents=True, exist_ok=True)
     module = module_name(project)
     info = f"{module}-{version}.dist-info"
     files = {
         f"{module}/__init__.py": f"VERSION = {version!r}\n",
-        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {project}\nVersion: {version}\n",
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {project}\nVersion: {version}\n"
+        + metadata,
         f"{info}/WHEEL": "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
     }
     path = directory / f"{module}-{version}-py3-none-any.whl"

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import shlex
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,13 +76,18 @@ BOTH, DOWNLOAD, INSTALL = "both", "download", "install"
 
 
 def render(
-    plan: InstallPlan, base: PinnedBase | None = None, phase: str = BOTH, export_to: str = ""
+    plan: InstallPlan,
+    base: PinnedBase | None = None,
+    phase: str = BOTH,
+    export_to: str = "",
+    licences: Mapping[str, list[dict]] | None = None,
 ) -> Recipe:
     """The Dockerfile of a plan that builds (`installer` venv, conda or runtime), FROM `base`
     pinned by digest when given (image builds), else FROM the base as named (the local engine,
     which never pulls it). `phase`: BOTH, DOWNLOAD (with `export_to`, an absolute folder of
     the build's own filesystem the downloaded files are copied into) or INSTALL; ValueError
-    for a docker_env plan's DOWNLOAD or INSTALL (it downloads nothing)."""
+    for a docker_env plan's DOWNLOAD or INSTALL (it downloads nothing). `licences`: the lock's
+    (`core_metadata.licences`), for its bill of materials."""
     if not plan.builds:
         raise ValueError(f"{plan.kind} environments are not built")
     if phase not in (BOTH, DOWNLOAD, INSTALL):
@@ -109,7 +115,7 @@ def render(
     ]
     files = dict(plan.files)
     if plan.lock is not None and base is not None:
-        files[SBOM_FILE] = environment_sbom(plan.lock, base)
+        files[SBOM_FILE] = environment_sbom(plan.lock, base, licences)
     steps.insert(-1, sbom_step(files))
     return Recipe(plan.base_image, join(steps), files, needs_uv=venv)
 
@@ -135,11 +141,14 @@ def download_only(plan: InstallPlan, base: PinnedBase | None, export_to: str) ->
     return join(steps)
 
 
-def environment_sbom(lock: bytes, base: PinnedBase) -> bytes:
+def environment_sbom(
+    lock: bytes, base: PinnedBase, licences: Mapping[str, list[dict]] | None = None
+) -> bytes:
     """The CycloneDX document of a locked plan (`sbom.cyclonedx`): the lock's distributions
-    on `base` (no licences: the single-layer build installs inside the engine, where the
-    builder does not read the installed metadata)."""
-    return sbom.cyclonedx(read_pylock(lock.decode(), "the lock"), VENV, base.name, base.digest)
+    on `base`, with `licences` (by distribution name; `core_metadata.licences` reads them from
+    the index before the engine runs, as the per-package builds do)."""
+    dists = read_pylock(lock.decode(), "the lock")
+    return sbom.cyclonedx(dists, VENV, base.name, base.digest, licences)
 
 
 def sbom_step(files: dict[str, bytes]) -> list[str]:

@@ -29,7 +29,17 @@ from pathlib import Path
 from typing import Any
 
 from ...problems import StepError
-from ..build import BuildResult, Log, attach_sbom_data, base_resolver, plan, run, run_job, stderr
+from ..build import (
+    BuildResult,
+    Log,
+    attach_sbom_data,
+    base_resolver,
+    lock_licences,
+    plan,
+    run,
+    run_job,
+    stderr,
+)
 from ..oci.registry import RegistryClient
 from ..oci.sbom import SBOM_FILE
 from ..planning.indexes import secret_files
@@ -69,13 +79,14 @@ def prepare(path: Path | str, options: BuildOptions, downloads: Path, log: Log =
     context = downloads / CONTEXT
     downloads_something = the_plan.install.installer != "runtime"
     if downloads_something:
-        installing = render(the_plan.install, the_plan.base, INSTALL)
+        found = lock_licences(the_plan, options)
+        installing = render(the_plan.install, the_plan.base, INSTALL, licences=found)
         export_to = str(context / "mlflow-steps")
         fetching = render(the_plan.install, the_plan.base, DOWNLOAD, export_to=export_to)
         (downloads / "download").mkdir()
         (downloads / "download" / "Dockerfile").write_text(fetching.dockerfile, encoding="utf-8")
     else:
-        installing = the_plan.recipe
+        installing = the_plan.recipe  # docker_env: no lock, no bill of materials
     installing.write_context(context)
     job = {
         "tag": the_plan.tag,

@@ -4,21 +4,27 @@ The lock (PEP 751, `resolution.read_pylock`) names every distribution the image'
 with its files and their sha256; the document lists each one as a `library` component with its
 `pkg:pypi` purl (the purl spec's PyPI type: the name lower-cased, `_` written `-`), the
 hashes of its files, one `distribution` external reference per file (URL and hash) and, where
-the distribution's own metadata gives one, its licence. The base image is a `container`
+its wheel's core metadata gives one, its licence (`licence_of`; read from the index by
+`planning.core_metadata`, the same on every build path). The base image is a `container`
 component named by digest (`pkg:oci` purl). The document is deterministic: no timestamp, and
 a serial number derived from its content, so a rebuild writes the same bytes.
 
-Sources: CycloneDX 1.5 JSON schema (bom-1.5.schema.json); purl spec (PURL-TYPES: pypi, oci);
-core metadata 2.4 (`License-Expression`, `License`, `Classifier: License ::`).
+Sources: CycloneDX 1.5 JSON schema (bom-1.5.schema.json, `licenseChoice`); purl spec
+(PURL-TYPES: pypi, oci); core metadata 2.4 and PEP 639 (`License-Expression`, `License`,
+`Classifier: License ::`).
 """
 
 from __future__ import annotations
 
 import email.parser
 import json
+import re
+import unicodedata
 import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+
+from packaging.licenses import InvalidLicenseExpression, canonicalize_license_expression
 
 from ..planning.resolution import Distribution
 
@@ -47,28 +53,74 @@ def oci_purl(reference: str, digest: str) -> str:
     return f"pkg:oci/{name}@{digest.replace(':', '%3A')}?repository_url={without_tag}"
 
 
-def licence_of(metadata: str) -> dict | None:
-    """The CycloneDX licence choice for one core-metadata text (a `METADATA` file): the SPDX
-    `License-Expression` (metadata 2.4), else a short `License` field, else the first
-    `Classifier: License :: ...` name; None when the metadata gives none."""
+# The longest licence value the document carries; longer ones are cut (a `License` field may
+# hold a whole licence text, and a hostile wheel may hold anything).
+LICENCE_LIMIT = 200
+# Longer `License` fields are licence texts, not names: the classifiers are read instead.
+FIELD_LIMIT = 100
+_WHITESPACE = re.compile(r"\s+")
+
+
+def clean(text: str, limit: int = LICENCE_LIMIT) -> str:
+    """`text` as one line: control, format and surrogate characters (Unicode categories Cc, Cf,
+    Cs) and runs of whitespace become one space, then cut to `limit` characters."""
+    kept = "".join(" " if unicodedata.category(c) in ("Cc", "Cf", "Cs") else c for c in text)
+    return _WHITESPACE.sub(" ", kept).strip()[:limit].strip()
+
+
+def licence_of(metadata: str) -> list[dict] | None:
+    """The CycloneDX 1.5 `licenses` value (`licenseChoice`) for one core-metadata text (a
+    wheel's `METADATA`), or None when the metadata gives no licence. First match wins:
+
+    1. `License-Expression` (core metadata 2.4, PEP 639), when it is a valid SPDX expression:
+       `[{"expression": <it, canonicalised by packaging>}]` (the schema's one-expression form);
+    2. `License`, when it is one short line (a name, not a licence text) and not `UNKNOWN`:
+       `[{"license": {"name": <it>}}]`;
+    3. every `Classifier: License :: ...` but the bare `OSI Approved`, by its last part:
+       `[{"license": {"name": "MIT License"}}, ...]`, sorted, without repeats.
+
+    Names are free text (`name`, never `id`: an `id` must be in the schema's SPDX list). Every
+    value is `clean`ed: one line, no control characters, at most `LICENCE_LIMIT` characters.
+    Sources: PEP 639; core metadata 2.4; CycloneDX 1.5 bom-1.5.schema.json `licenseChoice`."""
     message = email.parser.Parser().parsestr(metadata, headersonly=True)
-    expression = (message.get("License-Expression") or "").strip()
+    expression = spdx_expression(str(message.get("License-Expression") or ""))
     if expression:
-        return {"expression": expression}
-    field = (message.get("License") or "").strip()
-    if field and "\n" not in field and len(field) <= 100 and field.upper() != "UNKNOWN":
-        return {"license": {"name": field}}
+        return [{"expression": expression}]
+    field = str(message.get("License") or "").strip()
+    if field and "\n" not in field and len(field) <= FIELD_LIMIT:
+        name = clean(field)
+        if name and name.upper() != "UNKNOWN":
+            return [{"license": {"name": name}}]
+    names = set()
     for classifier in message.get_all("Classifier") or []:
-        parts = [part.strip() for part in classifier.split("::")]
-        if parts[0] == "License" and len(parts) > 1 and parts[-1] not in ("OSI Approved",):
-            return {"license": {"name": parts[-1]}}
-    return None
+        parts = [part.strip() for part in str(classifier).split("::")]
+        if parts[0] == "License" and len(parts) > 1 and parts[-1] != "OSI Approved":
+            name = clean(parts[-1])
+            if name:
+                names.add(name)
+    return [{"license": {"name": name}} for name in sorted(names)] or None
 
 
-def licences_in(site_packages: Path) -> dict[str, dict]:
-    """Licence choices by canonical distribution name, read from every `*.dist-info/METADATA`
+def spdx_expression(text: str) -> str:
+    """`text` canonicalised as an SPDX licence expression (packaging.licenses, PEP 639's
+    rules); "" when it is empty, too long or not valid."""
+    text = text.strip()
+    if (
+        not text
+        or len(text) > LICENCE_LIMIT
+        or any(unicodedata.category(c)[0] == "C" for c in text)
+    ):
+        return ""
+    try:
+        return canonicalize_license_expression(text)
+    except InvalidLicenseExpression:
+        return ""
+
+
+def licences_in(site_packages: Path) -> dict[str, list[dict]]:
+    """`licence_of` by canonical distribution name, read from every `*.dist-info/METADATA`
     under `site_packages` (a venv's site-packages folder)."""
-    found: dict[str, dict] = {}
+    found: dict[str, list[dict]] = {}
     for metadata in sorted(site_packages.glob("*.dist-info/METADATA")):
         text = metadata.read_text(encoding="utf-8", errors="replace")
         name = email.parser.Parser().parsestr(text, headersonly=True).get("Name", "")
@@ -83,12 +135,12 @@ def cyclonedx(
     image: str,
     base_image: str,
     base_digest: str,
-    licences: Mapping[str, dict] | None = None,
+    licences: Mapping[str, list[dict]] | None = None,
 ) -> bytes:
     """The CycloneDX 1.5 JSON document (UTF-8 bytes, keys sorted, one trailing newline) for an
     environment image named `image` (repository:tag; its own digest cannot be inside it) whose
     venv holds `distributions`, built on `base_image` pinned at `base_digest` (`sha256:...`).
-    `licences`: by canonical name, as `licences_in` reads them."""
+    `licences`: `licence_of` by canonical name (`core_metadata.licences`)."""
     licences = licences or {}
     base_ref = f"base-image@{base_digest}"
     components = [
@@ -123,7 +175,7 @@ def cyclonedx(
             ],
         }
         if dist.name in licences:
-            component["licenses"] = [licences[dist.name]]
+            component["licenses"] = licences[dist.name]
         if dist.marker:
             component["properties"] = [{"name": "python:marker", "value": dist.marker}]
         components.append(component)

@@ -47,7 +47,9 @@ from ...oci import referrers, sbom
 from ...oci.registry import RegistryClient
 from ...oci.registry_push import RegistryWriter, sha256_digest
 from ...oci.sbom import SBOM_IN_IMAGE
+from ...planning.core_metadata import licences
 from ...planning.hash_pins import MISSING_HEAD, check_pins, hash_mode_sets, pinned_hashes, unhashed
+from ...planning.indexes import IndexSettings
 from ...planning.options import BuildOptions
 from ...planning.plan import (
     LOCK_IN_IMAGE,
@@ -260,7 +262,7 @@ def build_layered(install: InstallPlan, options: BuildOptions, tag: str, log: Lo
         claimed, skeleton_paths = installed.split(root, VENV, site, cache_tag(target))
         clock.mark("installed")
         # The skeleton is written only when the base record did not give it.
-        bom = bill_of_materials(install, ready.lock, base)
+        bom = bill_of_materials(install, ready.lock, base, index)
         jobs = layer_jobs(root, skeleton_paths if skeleton is None else None, claimed, recorded,
                           install, site, ready.lock, bom)  # fmt: skip
 
@@ -485,12 +487,14 @@ def layer_jobs(root: Path, skeleton: list[str] | None, claimed: dict[str, list[s
     return jobs
 
 
-def bill_of_materials(install: InstallPlan, lock: str, base) -> bytes:
+def bill_of_materials(install: InstallPlan, lock: str, base, index: IndexSettings) -> bytes:
     """The image's CycloneDX document (`sbom.cyclonedx`): the lock's distributions on the
-    base, by its digest. The same bytes the single-layer recipe writes for the same lock and
-    base (no licences: a layer reused from the registry brings no metadata to read)."""
+    base, by its digest, with the licences their wheels' metadata on the index give
+    (`core_metadata.licences`: read from the lock, never from the layers, built or reused).
+    The same bytes the single-layer recipe writes for the same lock and base. Raises
+    StepError when the index cannot be read."""
     dists = read_pylock(lock, "the lock")
-    return sbom.cyclonedx(dists, VENV, install.base_image, base.digest)
+    return sbom.cyclonedx(dists, VENV, install.base_image, base.digest, licences(dists, index))
 
 
 def attach_bill_of_materials(writer: RegistryWriter, repository: str, digest: str,

@@ -231,7 +231,7 @@ def build_engineless(install: InstallPlan, options: BuildOptions, tag: str, log:
                 "the buildah / Kaniko builder) and set system_packages."
             )
         claimed, skeleton_paths = installed.split(root, VENV, site, cache_tag(target))
-        bom = bill_of_materials(install, lock, base)
+        bom = bill_of_materials(install, lock, base, index)
         jobs = layer_jobs(root, skeleton_paths, claimed, missing, install, site, lock, bom)
         made, uploaded = write_and_push(writer, repository, layers_repo, jobs, tmp,
                                         target.machine, pool.executor(), consume=True)  # fmt: skip

@@ -332,7 +332,7 @@ def build_index(
             assert build.root is not None
             claimed, skeleton_paths = installed.split(build.root, VENV, site, cache_tag(target))
             mine = [u for u in build.missing if u.identity in build.installed_here]
-            bom = bill_of_materials(install, lock, build.base)
+            bom = bill_of_materials(install, lock, build.base, index)
             jobs = layer_jobs(build.root, skeleton_paths, claimed, mine, install, site, lock, bom)
             blobs = build.root.with_name(f"layers-{build.root.name}")  # one folder each
             blobs.mkdir()

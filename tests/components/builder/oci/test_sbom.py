@@ -5,8 +5,10 @@ no referrers API: the referrers tag schema) and found again."""
 from __future__ import annotations
 
 import json
+import unicodedata
 from pathlib import Path
 
+import pytest
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 
@@ -45,7 +47,7 @@ def test_the_document_validates_against_cyclonedx_1_5_and_lists_exactly_the_lock
 def test_the_document_is_deterministic_and_its_serial_follows_its_content():
     first, again = document(), document()
     assert first == again
-    other = document({"six": {"expression": "MIT"}})
+    other = document({"six": [{"expression": "MIT"}]})
     assert other["serialNumber"] != first["serialNumber"]
     (six,) = [c for c in other["components"] if c["name"] == "six"]
     assert six["licenses"] == [{"expression": "MIT"}]
@@ -63,10 +65,79 @@ def test_licences_come_from_the_metadata_the_distribution_gives(tmp_path):
     dist("classified", "Classifier: License :: OSI Approved :: MIT License")
     dist("none-given", "Classifier: Programming Language :: Python")
     assert sbom.licences_in(tmp_path) == {
-        "spdx-pkg": {"expression": "Apache-2.0 OR MIT"},
-        "field-pkg": {"license": {"name": "BSD-3-Clause"}},
-        "classified": {"license": {"name": "MIT License"}},
+        "spdx-pkg": [{"expression": "Apache-2.0 OR MIT"}],
+        "field-pkg": [{"license": {"name": "BSD-3-Clause"}}],
+        "classified": [{"license": {"name": "MIT License"}}],
     }
+
+
+def metadata(*lines: str) -> str:
+    return "\n".join(["Metadata-Version: 2.4", "Name: p", "Version: 1", *lines]) + "\n\nbody\n"
+
+
+MIT_CLASSIFIER = "Classifier: License :: OSI Approved :: MIT License"
+
+
+@pytest.mark.parametrize(
+    ("lines", "expected"),
+    [
+        # PEP 639: the expression wins over the legacy field and classifiers, canonicalised.
+        (["License-Expression: apache-2.0 or mit", "License: BSD", MIT_CLASSIFIER],
+         [{"expression": "Apache-2.0 OR MIT"}]),
+        # An expression that is not valid SPDX is left out: the next source answers.
+        (["License-Expression: Apache 2 or whatever", "License: BSD"],
+         [{"license": {"name": "BSD"}}]),
+        (["License-Expression: MIT\x07", MIT_CLASSIFIER], [{"license": {"name": "MIT License"}}]),
+        # The legacy field, when it is a short name.
+        (["License: Apache 2.0", MIT_CLASSIFIER], [{"license": {"name": "Apache 2.0"}}]),
+        (["License: UNKNOWN"], None),
+        (["License: unknown", MIT_CLASSIFIER], [{"license": {"name": "MIT License"}}]),
+        # A licence text (folded over lines, or long) is not a name: the classifiers answer.
+        (["License: Copyright (c) someone", "        Permission is hereby granted", MIT_CLASSIFIER],
+         [{"license": {"name": "MIT License"}}]),
+        (["License: " + "x" * 101], None),
+        # Every licence classifier, sorted, without the bare "OSI Approved" or repeats.
+        (["Classifier: License :: OSI Approved :: MIT License",
+          "Classifier: License :: OSI Approved",
+          "Classifier: License :: OSI Approved :: Apache Software License",
+          "Classifier: License :: OSI Approved :: MIT License",
+          "Classifier: Programming Language :: Python :: 3"],
+         [{"license": {"name": "Apache Software License"}}, {"license": {"name": "MIT License"}}]),
+        (["Classifier: Programming Language :: Python :: 3"], None),
+        ([], None),
+    ],
+)  # fmt: skip
+def test_licence_of_follows_pep_639_then_the_field_then_the_classifiers(lines, expected):
+    assert sbom.licence_of(metadata(*lines)) == expected
+
+
+HOSTILE = "GPL\x00\x01\x1b[31m\u202e\x7f" + "\t\x0b\x0c" + "A" * (1 << 20)
+
+
+def test_a_hostile_licence_is_one_clean_capped_line_and_the_document_stays_valid():
+    lines = [f"License-Expression: {HOSTILE}", f"License: {HOSTILE}",
+             f"Classifier: License :: {HOSTILE}", "Classifier: License :: \x00\x01 "]  # fmt: skip
+    choice = sbom.licence_of(metadata(*lines))
+    assert choice is not None
+    (name,) = [entry["license"]["name"] for entry in choice]
+    assert len(name) == sbom.LICENCE_LIMIT
+    assert name.startswith("GPL [31m ") and name.endswith("A")
+    assert not any(unicodedata.category(c)[0] == "C" for c in name)
+    data = sbom.cyclonedx(read_pylock(LOCK.read_text(), "lock"), "r/team/trainer:abc", BASE,
+                          BASE_DIGEST, {"six": choice})  # fmt: skip
+    assert JsonStrictValidator(SchemaVersion.V1_5).validate_str(data.decode()) is None
+    (six,) = [c for c in json.loads(data)["components"] if c["name"] == "six"]
+    assert six["licenses"] == choice
+    assert len(data) < 8000
+
+
+def test_every_licence_choice_validates_against_cyclonedx_1_5():
+    choices = [[{"expression": "Apache-2.0 OR MIT"}], [{"license": {"name": "BSD License"}}],
+               [{"license": {"name": "A"}}, {"license": {"name": "B"}}]]  # fmt: skip
+    dists = read_pylock(LOCK.read_text(), "lock")
+    for choice in choices:
+        data = sbom.cyclonedx(dists, "r/t:abc", BASE, BASE_DIGEST, {"six": choice})
+        assert JsonStrictValidator(SchemaVersion.V1_5).validate_str(data.decode()) is None
 
 
 def push_small_image(writer: RegistryWriter, repository: str) -> referrers.Subject:

@@ -1,0 +1,276 @@
+"""The licences of a lock's distributions, read from their wheels' core metadata on the index.
+
+Every build path writes the same bill of materials for the same lock and base (cold or with
+every layer reused from the registry, per-package, engine-less, single-layer, platforms), so
+the licences come from what every path has: the lock. For each distribution, its first wheel
+by file name (a lock lists one per platform; their metadata is the same distribution's) is
+read where the lock says it is (else, when that fails, as the same file on a configured
+index's PEP 503 page: a lock made against PyPI, built from a mirror), without downloading it
+whole, as pip and uv read metadata:
+
+1. its PEP 658 / PEP 714 metadata file, `<wheel URL>.metadata`, when the index serves one;
+2. else the wheel's `*.dist-info/METADATA` member, through HTTP range requests: the zip's
+   central directory at the end of the file, then that member alone (RFC 9110 `Range`);
+3. else, from an index that ignores `Range` (answers 200), the whole wheel when it is at most
+   `WHOLE_LIMIT` bytes, its sha256 checked against the lock.
+
+The answer depends only on the wheel's bytes, so each is read once per process (by sha256).
+A distribution with no wheel in the lock (an sdist only), with no URL, or whose wheel has no
+readable METADATA gets no licence. A wheel no index serves (unreachable, 401, 403, 404 on the
+wheel itself) is a StepError naming the distribution: a licence missing by accident would
+change the document, and so the image's digest. The metadata is not checked against the
+lock's sha256 (only a whole wheel is): a licence is information, not what is installed.
+
+The index's credentials go only to an index's own origin (`host_install.index_credentials`);
+no netrc, proxy or other ambient setting is read. Sources: PEP 658, PEP 714, PEP 427 (wheel
+layout), core metadata 2.4, PEP 639.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import io
+import re
+import threading
+import time
+import zipfile
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import PurePosixPath
+from urllib.parse import unquote, urljoin, urlsplit
+
+import requests
+
+from ...problems import StepError
+from ..oci.sbom import licence_of
+from .indexes import IndexSettings, host_of, origin_of
+from .resolution import Distribution, DistributionFile
+
+CHUNK = 64 * 1024  # bytes asked for per range request, at least
+METADATA_LIMIT = 8 << 20  # bytes of a METADATA read, at most (its headers come first)
+WHOLE_LIMIT = 64 << 20  # the largest wheel read whole from an index that ignores Range
+RANGE_LIMIT = 64 << 20  # bytes read through range requests per wheel, at most
+FETCHERS = 8  # wheels read at a time
+ATTEMPTS = 3  # per request, on a connection error or a 429/5xx answer
+_METADATA = re.compile(r"^[^/]+\.dist-info/METADATA$")
+_HREF = re.compile(r"""href=["']([^"']+)["']""", re.IGNORECASE)
+
+_known: dict[str, list[dict] | None] = {}  # by wheel sha256, for this process
+_lock = threading.Lock()
+
+
+def licences(distributions: Iterable[Distribution], index: IndexSettings) -> dict[str, list[dict]]:
+    """`sbom.licence_of` of each distribution's wheel metadata, by the distribution's (PEP 503)
+    name, the ones without a licence left out. Raises StepError (see the module doc)."""
+    chosen = [(dist.name, first_wheel(dist)) for dist in distributions]
+    wanted = [(name, wheel) for name, wheel in chosen if wheel is not None]
+    with ThreadPoolExecutor(FETCHERS) as pool:
+        found = pool.map(lambda item: licence_of_wheel(item[0], item[1], index), wanted)
+        return {name: choice for (name, _), choice in zip(wanted, found) if choice}
+
+
+def first_wheel(dist: Distribution) -> DistributionFile | None:
+    """The distribution's wheel with an http(s) URL that comes first by file name, if any."""
+    wheels = [f for f in dist.wheels if urlsplit(f.url).scheme in ("http", "https") and f.sha256]
+    return min(wheels, key=lambda f: f.name) if wheels else None
+
+
+def licence_of_wheel(name: str, wheel: DistributionFile, index: IndexSettings) -> list[dict] | None:
+    with _lock:
+        if wheel.sha256 in _known:
+            return _known[wheel.sha256]
+    text = metadata_text(name, wheel, index)
+    choice = licence_of(text) if text is not None else None
+    with _lock:
+        _known[wheel.sha256] = choice
+    return choice
+
+
+def metadata_text(name: str, wheel: DistributionFile, index: IndexSettings) -> str | None:
+    """The wheel's METADATA (at most `METADATA_LIMIT` bytes, decoded as UTF-8), or None when
+    the wheel has none to read: read at the lock's URL, else, when that fails (a lock made
+    against PyPI, built from a mirror), at the same file on a configured index
+    (`on_the_indexes`). Raises the first failure's StepError when none answers."""
+    try:
+        return metadata_at(wheel.url, name, wheel, index)
+    except StepError as error:
+        for url in on_the_indexes(name, wheel, index):
+            try:
+                return metadata_at(url, name, wheel, index)
+            except StepError:
+                continue
+        raise error
+
+
+def on_the_indexes(name: str, wheel: DistributionFile, index: IndexSettings) -> list[str]:
+    """The URLs of the file `wheel.name` on the configured indexes' PEP 503 pages of `name`
+    (their origins other than the lock URL's), its `#sha256=` the lock's when the page gives
+    one; an index that does not answer is passed over."""
+    from ..backends.layered.host_install import index_credentials, session
+
+    found = []
+    for base in (index.index_url, *index.extra_index_urls):
+        if not base or origin_of(base) == origin_of(wheel.url):
+            continue
+        page = base.rstrip("/") + f"/{name}/"
+        verify = host_of(page) not in index.trusted_hosts.split()
+        try:
+            with session() as http:
+                auth = index_credentials(page, index)
+                reply = http.get(page, auth=auth, timeout=60, verify=verify)
+        except requests.RequestException:
+            continue
+        if reply.status_code != 200:
+            continue
+        for href in _HREF.findall(reply.text[:METADATA_LIMIT]):
+            url, _, fragment = urljoin(page, html.unescape(href)).partition("#")
+            if unquote(PurePosixPath(urlsplit(url).path).name) != wheel.name:
+                continue
+            if fragment.startswith("sha256=") and fragment[7:] != wheel.sha256:
+                continue
+            found.append(url)
+    return found
+
+
+def metadata_at(url: str, name: str, wheel: DistributionFile, index: IndexSettings) -> str | None:
+    """`metadata_text` of the wheel at `url`."""
+    # Imported here: host_install imports the installer, which the single-layer path needs not.
+    from ..backends.layered.host_install import index_credentials, session
+
+    url = url.split("#", 1)[0]
+    what = f"{name}: {wheel.name}"
+    fetch = Fetcher(
+        url, index_credentials(url, index), host_of(url) not in index.trusted_hosts.split(), what
+    )
+    with session() as fetch.http:
+        # PEP 658: the core metadata beside the wheel. An index without it answers 404.
+        with fetch.get(url + ".metadata") as reply:
+            if reply.status_code == 200:
+                text = read_capped(reply, METADATA_LIMIT).decode("utf-8", "replace")
+                if text.startswith("Metadata-Version:"):
+                    return text
+        with fetch.get(url, {"Range": f"bytes=-{CHUNK}"}) as reply:
+            if reply.status_code == 206:
+                remote: io.IOBase = RangeFile(fetch, reply)
+            elif reply.status_code == 200:
+                whole = read_capped(reply, WHOLE_LIMIT + 1)
+                if len(whole) > WHOLE_LIMIT:
+                    return None
+                if hashlib.sha256(whole).hexdigest() != wheel.sha256:
+                    raise StepError(f"{what} does not match the lock's sha256")
+                remote = io.BytesIO(whole)
+            else:
+                raise StepError(f"{what}: the index answered {reply.status_code} for the wheel")
+        try:
+            with zipfile.ZipFile(remote) as archive:
+                members = [i for i in archive.infolist() if _METADATA.match(i.filename)]
+                if len(members) != 1:
+                    return None
+                with archive.open(members[0]) as member:
+                    return member.read(METADATA_LIMIT).decode("utf-8", "replace")
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError,
+                ValueError, TooLarge):  # fmt: skip
+            return None  # not a readable wheel: no licence (the same answer every time)
+
+
+class TooLarge(Exception):
+    pass
+
+
+class Fetcher:
+    """GETs of one URL with its credentials, retried on a connection error or a 429/5xx."""
+
+    def __init__(self, url: str, auth, verify: bool, what: str) -> None:
+        self.url, self.auth, self.verify, self.what = url, auth, verify, what
+        self.http: requests.Session | None = None
+
+    def get(self, url: str, headers: dict[str, str] | None = None) -> requests.Response:
+        assert self.http is not None
+        for attempt in range(ATTEMPTS):
+            try:
+                reply = self.http.get(url, headers=headers, auth=self.auth, stream=True,
+                                      timeout=60, verify=self.verify)  # fmt: skip
+            except requests.RequestException as error:
+                problem = type(error).__name__
+            else:
+                if reply.status_code != 429 and reply.status_code < 500:
+                    return reply
+                problem = f"HTTP {reply.status_code}"
+                reply.close()
+            time.sleep(0.2 * 2**attempt)
+        raise StepError(
+            f"{self.what}: its metadata could not be read for the bill of materials ({problem}); "
+            "the index that serves the lock's wheels must be reachable from the builder"
+        )
+
+
+def read_capped(reply: requests.Response, limit: int) -> bytes:
+    data = bytearray()
+    for chunk in reply.iter_content(CHUNK):
+        data += chunk
+        if len(data) >= limit:
+            return bytes(data[:limit])
+    return bytes(data)
+
+
+CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)$")
+
+
+class RangeFile(io.RawIOBase):
+    """A read-only, seekable view of a remote file through range requests (what `zipfile`
+    needs), starting from the suffix-range answer `first`; at most `RANGE_LIMIT` bytes read."""
+
+    def __init__(self, fetch: Fetcher, first: requests.Response) -> None:
+        found = CONTENT_RANGE.match(first.headers.get("Content-Range", ""))
+        if not found:
+            raise StepError(f"{fetch.what}: the index's range answer has no Content-Range")
+        start, self.size = int(found[1]), int(found[3])
+        self.fetch, self.position, self.spent = fetch, 0, 0
+        self.pieces: list[tuple[int, bytes]] = [(start, read_capped(first, CHUNK + 1))]
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.position
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self.position, 2: self.size}[whence]
+        self.position = max(0, base + offset)
+        return self.position
+
+    def read(self, size: int | None = -1) -> bytes:
+        end = self.size if size is None or size < 0 else min(self.size, self.position + size)
+        if end <= self.position:
+            return b""
+        for start, data in self.pieces:
+            if start <= self.position and end <= start + len(data):
+                out = data[self.position - start : end - start]
+                self.position = end
+                return out
+        stop = min(self.size, max(end, self.position + CHUNK))
+        self.spent += stop - self.position
+        if self.spent > RANGE_LIMIT:
+            raise TooLarge()
+        with self.fetch.get(
+            self.fetch.url, {"Range": f"bytes={self.position}-{stop - 1}"}
+        ) as reply:
+            found = CONTENT_RANGE.match(reply.headers.get("Content-Range", ""))
+            if reply.status_code != 206 or not found or int(found[1]) != self.position:
+                raise StepError(
+                    f"{self.fetch.what}: the index answered {reply.status_code} to a range request"
+                )
+            data = read_capped(reply, stop - self.position)
+        self.pieces.append((self.position, data))
+        out = data[: end - self.position]
+        self.position += len(out)
+        return out
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)

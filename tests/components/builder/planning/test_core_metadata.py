@@ -1,0 +1,197 @@
+"""The licences of a lock's wheels, read from real indexes: pypiserver (with htpasswd; no PEP 658
+files, `Range` honoured) and Python's own http.server (no `Range`: whole wheels), which also
+serves a PEP 658 `.metadata` file. The expected licences are computed from the wheel files."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import threading
+import zipfile
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+from packaging.utils import canonicalize_name, parse_wheel_filename
+
+from mlflow_steps.components.builder.oci.sbom import LICENCE_LIMIT, licence_of
+from mlflow_steps.components.builder.planning import core_metadata
+from mlflow_steps.components.builder.planning.indexes import IndexSettings
+from mlflow_steps.components.builder.planning.resolution import Distribution, DistributionFile
+from mlflow_steps.components.problems import StepError
+from tests.support import images, packages, services
+from tests.support.require import require_tools
+
+# A hostile wheel's licence fields: 1 MiB, with control and format characters.
+HOSTILE = "GPL\x00\x01\x1b[31m\u202e\x7f" + "A" * (1 << 20)
+HOSTILE_LINES = (
+    f"License-Expression: {HOSTILE}\nLicense: {HOSTILE}\nClassifier: License :: {HOSTILE}\n"
+)
+# Real wheels of the test wheelhouse (numpy's is large: only its end and METADATA are read).
+REAL = ("six-1.16.0-", "packaging-", "numpy-")
+
+
+def made_wheels(folder: Path) -> list[Path]:
+    """Wheels written here, one per licence source, and the hostile one."""
+    return [
+        packages.wheel(folder, "lic-spdx", "1.0", "License-Expression: apache-2.0 OR mit\n"),
+        packages.wheel(folder, "lic-field", "1.0", "License: BSD-3-Clause\n"),
+        packages.wheel(
+            folder, "lic-classified", "1.0", "Classifier: License :: OSI Approved :: MIT License\n"
+        ),
+        packages.wheel(folder, "lic-none", "1.0"),
+        packages.wheel(folder, "lic-hostile", "1.0", HOSTILE_LINES),
+    ]
+
+
+def expected_licences(wheels: list[Path]) -> dict[str, list[dict]]:
+    """`licence_of` each wheel file's own METADATA member, by distribution name."""
+    found = {}
+    for wheel in wheels:
+        with zipfile.ZipFile(wheel) as archive:
+            (member,) = [
+                n for n in archive.namelist() if re.match(r"[^/]+\.dist-info/METADATA$", n)
+            ]
+            choice = licence_of(archive.read(member).decode())
+        if choice:
+            found[str(parse_wheel_filename(wheel.name)[0])] = choice
+    return found
+
+
+def lock_of(wheels: list[Path], url: str) -> list[Distribution]:
+    """The distributions a lock would list for `wheels`, each wheel at `url` + its name."""
+    dists = []
+    for wheel in wheels:
+        name, version, _, _ = parse_wheel_filename(wheel.name)
+        sha256 = hashlib.sha256(wheel.read_bytes()).hexdigest()
+        files = (DistributionFile(wheel.name, url + wheel.name, sha256),)
+        dists.append(Distribution(canonicalize_name(name), str(version), "", files))
+    return dists
+
+
+@pytest.fixture
+def wheelhouse(tmp_path) -> list[Path]:
+    folder = tmp_path / "wheels"
+    wheels = made_wheels(folder)
+    for prefix in REAL:
+        (real,) = sorted(images.wheelhouse().glob(f"{prefix}*.whl"))[:1]
+        os.link(real, folder / real.name)
+        wheels.append(folder / real.name)
+    return wheels
+
+
+def test_range_reads_through_an_index_with_credentials_give_each_wheels_own_licence(
+    wheelhouse, tmp_path
+):
+    require_tools("htpasswd")
+    users = {"alice": "al1ce-token"}
+    index = services.start_index(wheelhouse[0].parent, tmp_path / "index", users=users)
+    try:
+        url = index.extra["url"]
+        settings = IndexSettings(
+            index_url=url,
+            trusted_hosts="127.0.0.1",
+            credentials={f"http://{index.host}": ("alice", users["alice"])},
+        )
+        dists = lock_of(wheelhouse, f"http://{index.host}/packages/")
+        core_metadata._known.clear()
+        found = core_metadata.licences(dists, settings)
+        assert found == expected_licences(wheelhouse)
+        assert found["lic-spdx"] == [{"expression": "Apache-2.0 OR MIT"}]
+        assert found["lic-field"] == [{"license": {"name": "BSD-3-Clause"}}]
+        assert found["lic-classified"] == [{"license": {"name": "MIT License"}}]
+        assert "lic-none" not in found and found["six"] == [{"license": {"name": "MIT"}}]
+        (hostile,) = found["lic-hostile"]
+        assert len(hostile["license"]["name"]) == LICENCE_LIMIT
+        assert "\x00" not in hostile["license"]["name"]
+        # A lock whose URLs no longer answer (made against another index): the same files on
+        # the configured index's pages are read instead.
+        closed = f"http://127.0.0.1:{services.free_port()}/packages/"
+        core_metadata._known.clear()
+        assert core_metadata.licences(lock_of(wheelhouse, closed), settings) == found
+        # Without credentials the index answers 401: an error naming the distribution.
+        core_metadata._known.clear()
+        with pytest.raises(StepError, match=r"six: six-1\.16\.0-py2\.py3-none-any\.whl: .*401"):
+            core_metadata.licences([d for d in dists if d.name == "six"], IndexSettings(url))
+    finally:
+        index.stop()
+
+
+class Recording(SimpleHTTPRequestHandler):
+    """http.server's file handler (no `Range`: every answer is the whole file), its request
+    paths kept."""
+
+    seen: ClassVar[list[str]] = []
+
+    def do_GET(self):
+        self.seen.append(self.path)
+        super().do_GET()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def plain_server(tmp_path):
+    folder = tmp_path / "served"
+    folder.mkdir()
+    Recording.seen = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(Recording, directory=str(folder)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield folder, f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_pep_658_file_is_read_first_and_an_index_without_range_serves_whole_wheels(
+    plain_server,
+):
+    folder, url = plain_server
+    spdx, field = made_wheels(folder)[:2]
+    # PEP 658: the metadata file beside the wheel, read instead of the wheel.
+    (folder / f"{spdx.name}.metadata").write_bytes(
+        zipfile.ZipFile(spdx).read("lic_spdx-1.0.dist-info/METADATA")
+    )
+    core_metadata._known.clear()
+    found = core_metadata.licences(lock_of([spdx, field], url), IndexSettings(url))
+    assert found == expected_licences([spdx, field])
+    assert f"/{spdx.name}" not in Recording.seen and f"/{spdx.name}.metadata" in Recording.seen
+    assert f"/{field.name}" in Recording.seen  # read whole: the server ignores Range
+
+
+def test_a_whole_wheel_that_does_not_match_the_lock_is_refused(plain_server):
+    folder, url = plain_server
+    (wheel,) = made_wheels(folder)[1:2]
+    (dist,) = lock_of([wheel], url)
+    wrong = DistributionFile(wheel.name, url + wheel.name, "0" * 64)
+    core_metadata._known.clear()
+    with pytest.raises(StepError, match="does not match the lock's sha256"):
+        core_metadata.licences([Distribution(dist.name, dist.version, "", (wrong,))],
+                               IndexSettings(url))  # fmt: skip
+
+
+def test_a_wheel_the_index_lacks_or_an_index_down_is_an_error_naming_the_distribution(
+    plain_server,
+):
+    _, url = plain_server
+    missing = DistributionFile("gone-1.0-py3-none-any.whl", url + "gone-1.0-py3-none-any.whl",
+                               "1" * 64)  # fmt: skip
+    core_metadata._known.clear()
+    with pytest.raises(StepError, match=r"^gone: gone-1\.0-py3-none-any\.whl: .*404"):
+        core_metadata.licences([Distribution("gone", "1.0", "", (missing,))], IndexSettings(url))
+    closed = f"http://127.0.0.1:{services.free_port()}/"
+    down = DistributionFile(missing.name, closed + missing.name, "2" * 64)
+    with pytest.raises(StepError, match=r"^gone: .*ConnectionError.*reachable"):
+        core_metadata.licences([Distribution("gone", "1.0", "", (down,))], IndexSettings(closed))
+
+
+def test_a_distribution_without_a_wheel_url_gets_no_licence_and_no_request():
+    sdist = DistributionFile("six-1.16.0.tar.gz", "https://example.invalid/six-1.16.0.tar.gz",
+                             "3" * 64)  # fmt: skip
+    no_url = DistributionFile("six-1.16.0-py3-none-any.whl", "", "4" * 64)
+    dists = [Distribution("six", "1.16.0", "", (sdist, no_url))]
+    assert core_metadata.licences(dists, IndexSettings()) == {}
