@@ -151,6 +151,8 @@ def install(
     job = read_job(downloads)
     if "tag" not in job:
         log("nothing to build: the push step gives the image the download step found")
+        if layout is not None:  # an output artifact (KFP) must exist
+            Path(layout).mkdir(parents=True, exist_ok=True)
         return None
     engine = engines.pick_engine(options.engine)
     if engine not in engines.LAYOUT_ENGINES:
