@@ -136,3 +136,14 @@ def test_nothing_to_build_gives_the_image_the_download_step_found(tmp_path):
     (downloads / "job.json").write_text(json.dumps(["not", "a", "job"]))
     with pytest.raises(StepError, match="must run first"):
         split.push(BuildOptions(), downloads)
+
+
+def test_layout_goes_with_the_install_or_push_phase(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "mlflow_steps", "build", str(tmp_path), "--phase", "download",
+         "--downloads", str(tmp_path / "d"), "--layout", str(tmp_path / "layout")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert "--layout goes with --phase install or --phase push" in done.stderr
+    assert not (tmp_path / "d").exists() and not (tmp_path / "layout").exists()
