@@ -113,9 +113,10 @@ def kaniko_no_push(job: BuildJob) -> list[Command]:
 def kaniko_to_layout(job: BuildJob, layout: Path) -> list[Command]:
     """Kaniko building `job` into the OCI image layout folder `layout`, pushing nothing (the
     install phase of a split build, `split.py`, whose container holds no push credentials).
-    `--no-push --oci-layout-path DIR`: in the maintained fork's pkg/executor/push.go, `DoPush`
-    writes the layout (go-containerregistry `layout.Write` + `AppendImage`) before it returns on
-    `--no-push`; cmd/executor/cmd/root.go takes `--no-push` without `--destination`. The
+    `--no-push --oci-layout-path DIR`: in osscontainertools/kaniko v1.27.0's (the image's
+    executor) pkg/executor/push.go, `DoPush` writes the layout (go-containerregistry
+    `layout.Write` + `AppendImage`) before it returns on `--no-push`; cmd/executor/cmd/root.go
+    takes `--no-push` without `--destination`. The
     other flags are `kaniko`'s, so the image is the one a one-container build pushes."""
     argv = [
         KANIKO_EXECUTOR,

@@ -3,14 +3,14 @@ variant's `build` container, components/builder/backends/split.py), with nothing
 
 The format is the OCI image-layout spec (image-spec v1.1 `image-layout.md`): `DIR/oci-layout`
 (`{"imageLayoutVersion": "1.0.0"}`), `DIR/index.json` (an image index) and the blobs at
-`DIR/blobs/sha256/<hex>`. Kaniko writes one with `--no-push --oci-layout-path DIR`: the
-maintained fork's `cmd/executor/cmd/root.go` declares both flags (and lets `--no-push` go
-without `--destination`), and `pkg/executor/push.go` `DoPush` calls go-containerregistry's
-`layout.Write(DIR, empty.Index)` then `AppendImage(image)` before it returns on `--no-push`:
-one image manifest in index.json, every layer and the config as blobs (read in
-github.com/chainguard-forks/kaniko at 3515379, 2026-06-29). `--tar-path` writes a
-docker-style tarball instead (`tarball.MultiWriteToFile`), not used here. `buildah push IMG
-oci:DIR` writes the same format.
+`DIR/blobs/sha256/<hex>`. Kaniko writes one with `--no-push --oci-layout-path DIR`: in the
+executor the builder image ships (github.com/osscontainertools/kaniko v1.27.0, and the same in
+chainguard-forks/kaniko), `cmd/executor/cmd/root.go` declares both flags (and lets
+`--no-push` go without `--destination`), and `pkg/executor/push.go` `DoPush` calls
+go-containerregistry's `layout.Write(DIR, empty.Index)` then `AppendImage(image)` before it
+returns on `--no-push`: one image manifest in index.json, every layer and the config as blobs.
+`--tar-path` writes a docker-style tarball instead (`tarball.MultiWriteToFile`), not used here.
+`buildah push IMG oci:DIR` writes the same format.
 
 Every check runs before the first request, so a layout that fails one pushes nothing
 (`LayoutError`, a StepError naming the file and what is wrong):
