@@ -23,16 +23,40 @@ STEPS = (BUILDER, RUNTIME)
 # emptyDir there, as the Tekton catalog's buildah Task does.
 BUILDAH_STORE = "/var/lib/containers"
 BUILDAH_STORE_VOLUME = "varlibcontainers"
-# The Kaniko variant runs in two containers sharing this emptyDir
-# (components/builder/backends/split.py):
-# `download` (the index Secret; `--phase download`) and `build` (no index Secret, no index
-# setting; `--phase install`), so Kaniko's RUNs, which are not isolated from its container,
-# never run a codeset's build code beside the index credentials.
+# The Kaniko variant runs in three containers sharing this emptyDir
+# (components/builder/backends/split.py): `download` (the index Secret, the registry Secret;
+# `--phase download`), `build` (no index Secret or setting, no registry Secret; `--phase
+# install`, into an OCI image layout) and `push` (the registry Secret; `--phase push`), so
+# Kaniko's RUNs, which are not isolated from its container, never run a codeset's build code
+# beside the index or the push credentials.
 DOWNLOADS = "/mlflow-steps-downloads"
 DOWNLOADS_VOLUME = "mlflow-steps-downloads"
 SPLIT_ENGINES = ("kaniko",)
 # Index settings the `build` container of a split variant never gets (they may hold a token).
 INDEX_INPUTS = ("pip_index_url", "pip_extra_index_url", "pip_trusted_host")
+
+
+# The split variant's registry credentials, as Secrets mounted into chosen containers only (a
+# Tekton workspace would be mounted into every step): a docker `config.json` key each.
+# REGISTRY_SECRET (push and pull) goes to `download` and `push`, never to `build`, which runs
+# the codeset's code; BASE_PULL_SECRET (optional, read-only pull credentials for a private
+# base) goes to `build` only, where that code can read it.
+REGISTRY_SECRET = Input(
+    "registry_secret",
+    "Secret whose key `config.json` (a docker config) holds the registry credentials; mounted "
+    "into the download and push containers only, never the build container; optional.",
+    "registry-credentials",
+)
+BASE_PULL_SECRET = Input(
+    "base_pull_secret",
+    "Secret whose key `config.json` holds read-only pull credentials for a private base image; "
+    "mounted into the build container, where code from the codeset can read it; optional "
+    "(without it the base is pulled anonymously).",
+    "base-pull-credentials",
+)
+REGISTRY_CONFIG = "/mlflow-steps-registry"
+BASE_PULL_CONFIG = "/mlflow-steps-base-pull"
+SECRET_CONFIG_KEY = "config.json"
 
 
 def phase_args(phase: str) -> list[str]:
@@ -67,6 +91,8 @@ def builder_inputs(build_engine: str) -> list[Input]:
     """The builder's inputs in an engine's YAML: the spec's, the index Secret's name, and the
     storage driver for the buildah variant."""
     extra = [BUILDAH_STORAGE_DRIVER] if build_engine == "buildah" else []
+    if build_engine in SPLIT_ENGINES:
+        extra = [REGISTRY_SECRET, BASE_PULL_SECRET]
     return [*BUILDER.engine_inputs, INDEX_SECRET, *extra]
 
 
@@ -101,6 +127,8 @@ EXECUTOR_SERVICE_ACCOUNT = Input(
 
 
 __all__ = [
+    "BASE_PULL_CONFIG",
+    "BASE_PULL_SECRET",
     "BUILDAH_STORAGE_DRIVER",
     "BUILDAH_STORE",
     "BUILDAH_STORE_VOLUME",
@@ -115,7 +143,10 @@ __all__ = [
     "INDEX_SECRET",
     "INDEX_SECRET_KEY",
     "NETRC_ENV",
+    "REGISTRY_CONFIG",
+    "REGISTRY_SECRET",
     "RUNTIME",
+    "SECRET_CONFIG_KEY",
     "SPLIT_ENGINES",
     "STEPS",
     "BuilderVariant",

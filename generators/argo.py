@@ -41,6 +41,8 @@ from hera.workflows import models as m
 
 from mlflow_steps.components.spec import NONROOT_UID, Input, Security, StepSpec
 from mlflow_steps.components.steps import (
+    BASE_PULL_CONFIG,
+    BASE_PULL_SECRET,
     BUILDAH_STORAGE_DRIVER,
     BUILDAH_STORE,
     BUILDAH_STORE_VOLUME,
@@ -54,6 +56,8 @@ from mlflow_steps.components.steps import (
     INDEX_SECRET,
     INDEX_SECRET_KEY,
     NETRC_ENV,
+    REGISTRY_CONFIG,
+    REGISTRY_SECRET,
     RUNTIME,
     SPLIT_ENGINES,
     builder_inputs,
@@ -109,16 +113,16 @@ def pod_inputs(spec: StepSpec) -> list[Input]:
     return [*resource_inputs(spec), EXECUTOR_SERVICE_ACCOUNT]
 
 
-def pod_spec_patch(spec: StepSpec) -> str:
-    """Requests and limits from parameters: Argo substitutes them into this patch of the `main`
-    container (a parameter in `resources` itself is refused: it is no Kubernetes quantity)."""
+def pod_spec_patch(spec: StepSpec, container: str = "main") -> str:
+    """Requests and limits from parameters: Argo substitutes them into this patch of the
+    `container` (a parameter in `resources` itself is refused: it is no Kubernetes quantity)."""
     value = {
         item.name: f"{{{{inputs.parameters.{kebab(item.name)}}}}}" for item in resource_inputs(spec)
     }
     patch = {
         "containers": [
             {
-                "name": "main",
+                "name": container,
                 "resources": {
                     "requests": {"cpu": value["cpu_request"], "memory": value["memory_request"]},
                     "limits": {"cpu": value["cpu_limit"], "memory": value["memory_limit"]},
@@ -259,42 +263,70 @@ def builder_container(image: str = "", build_engine: str = "none") -> Container 
 CODESET_VOLUME = "codeset"
 
 
+REGISTRY_VOLUME = "registry-secret"
+BASE_PULL_VOLUME = "base-pull-secret"
+
+
+def secret_volume(name: str, item: Input) -> m.Volume:
+    """A volume of the Secret the parameter `item` names (optional: absent, it is empty)."""
+    secret_name = f"{{{{inputs.parameters.{kebab(item.name)}}}}}"
+    return m.Volume(name=name, secret=m.SecretVolumeSource(secret_name=secret_name, optional=True))
+
+
 def split_builder(image: str, build_engine: str) -> ContainerSet:
-    """A builder in two containers of one pod (an Argo container set, components/builder/
-    split.py): `download` holds the index Secret and the index settings and only downloads
-    into an emptyDir; `main` (Kaniko, whose RUNs are not isolated from its container) gets
-    neither, and builds and pushes from the downloaded files. The codeset artifact is on a
-    volume both containers mount (Argo loads input artifacts for `main` only otherwise)."""
+    """A builder in three containers of one pod (an Argo container set, components/builder/
+    backends/split.py): `download` holds the index Secret, the index settings and the registry
+    Secret and only downloads into an emptyDir; `build` (Kaniko, whose RUNs are not isolated
+    from its container) gets none of them, only the optional base-pull Secret, and writes an
+    OCI image layout; `main` (the same image, Kaniko not running) holds the registry Secret,
+    pushes the layout and writes the outputs (Argo reads a container set's outputs from
+    `main`). The codeset artifact is on a volume every container mounts (Argo loads input
+    artifacts for `main` only otherwise)."""
     variant = builder_variant(build_engine)
     index_env = {BUILDER.input(name).env for name in INDEX_INPUTS}
     settings = pod_settings(BUILDER, variant.security)
+    settings["pod_spec_patch"] = pod_spec_patch(BUILDER, "build")
     container_security = settings.pop("security_context")
     downloads = m.VolumeMount(name=DOWNLOADS_VOLUME, mount_path=DOWNLOADS)
+    registry = m.VolumeMount(name=REGISTRY_VOLUME, mount_path=REGISTRY_CONFIG, read_only=True)
+    base_pull = m.VolumeMount(name=BASE_PULL_VOLUME, mount_path=BASE_PULL_CONFIG, read_only=True)
     engine = Env(name="FUSEML_ENGINE", value=variant.engine)
     r = BUILDER.resources
+    # Static: the pod's patch sets `build`'s requests and limits from the parameters.
+    static = m.ResourceRequirements(
+        requests={"cpu": r.cpu_request, "memory": r.memory_request},
+        limits={"cpu": r.cpu_limit, "memory": r.memory_limit},
+    )
     common: dict[str, Any] = {
         "image": variant.image(image),
         "command": list(BUILDER.command[:2]),
         "working_dir": BUILDER.workdir,
         "security_context": container_security,
-        "volume_mounts": [downloads],
     }
+    no_index = [e for e in env(BUILDER) if e.name not in index_env] + [engine]
     download = ContainerNode(
         name="download",
         args=[BUILDER.workdir, *phase_args("download")],
-        env=[*env(BUILDER), engine, index_credentials()],
-        # Static: the pod's patch sets `main`'s requests and limits from the parameters.
-        resources=m.ResourceRequirements(
-            requests={"cpu": r.cpu_request, "memory": r.memory_request},
-            limits={"cpu": r.cpu_limit, "memory": r.memory_limit},
-        ),
+        env=[*env(BUILDER), engine, index_credentials(), docker_config(REGISTRY_CONFIG)],
+        resources=static,
+        volume_mounts=[downloads, registry],
         **common,
     )
     build = ContainerNode(
-        name="main",
+        name="build",
         dependencies=["download"],
-        args=[BUILDER.workdir, *phase_args("install"), *output_args(BUILDER)],
-        env=[e for e in env(BUILDER) if e.name not in index_env] + [engine],
+        args=[BUILDER.workdir, *phase_args("install")],
+        env=[*no_index, docker_config(BASE_PULL_CONFIG)],
+        volume_mounts=[downloads, base_pull],
+        **common,
+    )
+    push = ContainerNode(
+        name="main",
+        dependencies=["build"],
+        args=[BUILDER.workdir, *phase_args("push"), *output_args(BUILDER)],
+        env=[*no_index, docker_config(REGISTRY_CONFIG)],
+        resources=static,
+        volume_mounts=[downloads, registry],
         **common,
     )
     return ContainerSet(
@@ -304,11 +336,17 @@ def split_builder(image: str, build_engine: str) -> ContainerSet:
         volumes=[
             m.Volume(name=DOWNLOADS_VOLUME, empty_dir=m.EmptyDirVolumeSource()),
             m.Volume(name=CODESET_VOLUME, empty_dir=m.EmptyDirVolumeSource()),
+            secret_volume(REGISTRY_VOLUME, REGISTRY_SECRET),
+            secret_volume(BASE_PULL_VOLUME, BASE_PULL_SECRET),
         ],
         volume_mounts=[m.VolumeMount(name=CODESET_VOLUME, mount_path=BUILDER.workdir)],
-        containers=[download, build],
+        containers=[download, build, push],
         **settings,
     )
+
+
+def docker_config(folder: str) -> Env:
+    return Env(name="DOCKER_CONFIG", value=folder)
 
 
 def runtime_container() -> Container:

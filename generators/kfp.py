@@ -65,7 +65,9 @@ def builder_component(image: str = "", build_engine: str = "none") -> dict[str, 
     """The builder component of one variant; its container's privileges are the pipeline's to
     set (kfp-kubernetes), as a component spec has no securityContext. A split variant's
     (Kaniko) is its install container: it takes the `downloads` artifact of
-    `download_component` and no index setting (components/builder/backends/split.py)."""
+    `download_component`, no index setting and no registry credential, and writes its image as
+    the OCI image layout artifact `layout`, which `push_component` pushes
+    (components/builder/backends/split.py)."""
     variant = builder_variant(build_engine)
     spec = component_spec(BUILDER, variant.image(image))
     spec["name"] = variant.name.replace("-", "_")
@@ -73,8 +75,9 @@ def builder_component(image: str = "", build_engine: str = "none") -> dict[str, 
     if variant.engine in SPLIT_ENGINES:
         split_component(spec, "install")
         spec["description"] += (
-            " Builds from the `downloads` of its download component, with no index setting "
-            "or Secret."
+            " Builds from the `downloads` of its download component into the OCI image layout "
+            "`layout`, with no index setting or Secret and no registry credential; its push "
+            "component pushes it."
         )
     return spec
 
@@ -94,13 +97,37 @@ def download_component(image: str = "", build_engine: str = "kaniko") -> dict[st
     return spec
 
 
+def push_component(image: str = "", build_engine: str = "kaniko") -> dict[str, Any]:
+    """A split variant's push container (`mlflow_builder_kaniko_push`): the same image, Kaniko
+    not running; the registry credentials are its (and the download component's) alone. It
+    pushes the builder component's `layout` (checked as hostile input) to the tag of
+    `downloads`' job, attaches the SBOM and gives the builder's outputs (image, digest)."""
+    variant = builder_variant(build_engine)
+    spec = component_spec(BUILDER, variant.image(image))
+    spec["name"] = variant.name.replace("-", "_") + "_push"
+    spec["description"] = (
+        "The push phase of the Kaniko builder: pushes the OCI image layout the builder "
+        "component wrote, with the registry credentials, which the builder component never "
+        "gets; outputs the image reference and its digest."
+    )
+    split_component(spec, "push")
+    return spec
+
+
+ARTIFACTS = {
+    "downloads": "The download component's `downloads`.",
+    "layout": "The builder component's `layout` (an OCI image layout).",
+}
+
+
 def split_component(spec: dict[str, Any], phase: str) -> None:
     """`--phase PHASE --downloads {path}` in place: the download component writes the
-    artifact (`outputPath`), the install component reads it (`inputPath`) and loses the index
-    inputs and the string outputs stay its own."""
+    artifact (`outputPath`); the install component reads it (`inputPath`), loses the index
+    inputs and the string outputs, and writes `layout`; the push component reads both,
+    loses the index inputs and keeps the string outputs."""
     container = spec["implementation"]["container"]
     args = container["args"]
-    if phase == "download":
+    if phase in ("download", "install"):
         strings = {o["name"] for o in spec["outputs"]}
         kept: list[Any] = []
         for arg in args:
@@ -109,6 +136,7 @@ def split_component(spec: dict[str, Any], phase: str) -> None:
                 continue
             kept.append(arg)
         args[:] = kept
+    if phase == "download":
         spec["outputs"] = [
             {"name": "downloads", "type": "Artifact", "description": "The downloaded files."}
         ]
@@ -127,15 +155,19 @@ def split_component(spec: dict[str, Any], phase: str) -> None:
         kept.append(arg)
     args[:] = kept
     spec["inputs"] = [i for i in spec["inputs"] if i["name"] not in INDEX_INPUTS]
-    spec["inputs"].insert(
-        1,
-        {
-            "name": "downloads",
-            "type": "Artifact",
-            "description": "The download component's `downloads`.",
-        },
-    )
-    args += ["--phase", "install", "--downloads", {"inputPath": "downloads"}]
+    read = ["downloads"] if phase == "install" else ["downloads", "layout"]
+    for position, name in enumerate(read, start=1):
+        spec["inputs"].insert(
+            position, {"name": name, "type": "Artifact", "description": ARTIFACTS[name]}
+        )
+    args += ["--phase", phase, "--downloads", {"inputPath": "downloads"}]
+    if phase == "install":
+        spec["outputs"] = [
+            {"name": "layout", "type": "Artifact", "description": "The image, an OCI image layout."}
+        ]
+        args += ["--layout", {"outputPath": "layout"}]
+    else:
+        args += ["--layout", {"inputPath": "layout"}]
 
 
 def runtime_component() -> dict[str, Any]:
@@ -152,9 +184,8 @@ def component_texts(image: str = "", build_engine: str = "none") -> dict[str, st
         )
         texts[component["name"]] = yaml.safe_dump(component, sort_keys=False)
         if variant.engine in SPLIT_ENGINES:
-            component = download_component(
-                image if variant.engine == build_engine else "", variant.engine
-            )
-            texts[component["name"]] = yaml.safe_dump(component, sort_keys=False)
+            for make in (download_component, push_component):
+                component = make(image if variant.engine == build_engine else "", variant.engine)
+                texts[component["name"]] = yaml.safe_dump(component, sort_keys=False)
     texts["mlflow_runtime"] = yaml.safe_dump(runtime_component(), sort_keys=False)
     return texts

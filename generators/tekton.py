@@ -20,6 +20,8 @@ from typing import Any
 from mlflow_steps import __version__
 from mlflow_steps.components.spec import NONROOT_UID, Input, Security, StepSpec
 from mlflow_steps.components.steps import (
+    BASE_PULL_CONFIG,
+    BASE_PULL_SECRET,
     BUILDAH_STORE,
     BUILDAH_STORE_VOLUME,
     BUILDER,
@@ -31,6 +33,8 @@ from mlflow_steps.components.steps import (
     INDEX_SECRET,
     INDEX_SECRET_KEY,
     NETRC_ENV,
+    REGISTRY_CONFIG,
+    REGISTRY_SECRET,
     RUNTIME,
     SPLIT_ENGINES,
     BuilderVariant,
@@ -194,29 +198,65 @@ def builder_task(options: TektonOptions, variant: BuilderVariant | None = None) 
     return {"apiVersion": "tekton.dev/v1", "kind": "Task", "metadata": meta, "spec": task_spec}
 
 
+def secret_volume(name: str, item: Input) -> dict[str, Any]:
+    """A Task volume of the Secret the param `item` names (optional: absent, it is empty)."""
+    secret = {"secretName": f"$(params.{tekton_param(item.name)})", "optional": True}
+    return {"name": name, "secret": secret}
+
+
+REGISTRY_VOLUME = "registry-secret"
+BASE_PULL_VOLUME = "base-pull-secret"
+
+
 def split_steps(step: dict[str, Any], task_spec: dict[str, Any]) -> None:
-    """The Kaniko variant in two steps sharing an emptyDir (components/builder/backends/split.py):
-    `download` holds the index Secret and the index settings and only downloads; `build`
-    (Kaniko, whose RUNs are not isolated from its container) gets neither, and builds and
-    pushes from the downloaded files."""
+    """The Kaniko variant in three steps sharing an emptyDir (components/builder/backends/
+    split.py): `download` holds the index Secret, the index settings and the registry Secret
+    and only downloads; `build` (Kaniko, whose RUNs are not isolated from its container) gets
+    none of them, only the optional base-pull Secret, and writes an OCI image layout; `push`
+    (the same image, not Kaniko running) holds the registry Secret, pushes the layout and
+    writes the results. The registry credentials are a Secret volume mounted into `download`
+    and `push` only: a workspace would be mounted into every step."""
     index_env = {BUILDER.input(name).env for name in INDEX_INPUTS} | {NETRC_ENV}
-    mount = [{"name": DOWNLOADS_VOLUME, "mountPath": DOWNLOADS}]
+    downloads = {"name": DOWNLOADS_VOLUME, "mountPath": DOWNLOADS}
+    registry = {"name": REGISTRY_VOLUME, "mountPath": REGISTRY_CONFIG, "readOnly": True}
+    base_pull = {"name": BASE_PULL_VOLUME, "mountPath": BASE_PULL_CONFIG, "readOnly": True}
+
+    def env(keep_index: bool, docker_config: str) -> list[dict[str, Any]]:
+        kept = [
+            copy.deepcopy(e)
+            for e in step["env"]
+            if e["name"] != "DOCKER_CONFIG" and (keep_index or e["name"] not in index_env)
+        ]
+        return [*kept, {"name": "DOCKER_CONFIG", "value": docker_config}]
+
+    source = "$(workspaces.source.path)"
     download = {
         **copy.deepcopy(step),
         "name": "download",
-        "args": ["$(workspaces.source.path)", *phase_args("download")],
-        "volumeMounts": mount,
+        "env": env(True, REGISTRY_CONFIG),
+        "args": [source, *phase_args("download")],
+        "volumeMounts": [downloads, registry],
     }
     build = {
         **copy.deepcopy(step),
-        "env": [copy.deepcopy(e) for e in step["env"] if e["name"] not in index_env],
-        "args": ["$(workspaces.source.path)", *phase_args("install"), *output_args(BUILDER)],
-        "volumeMounts": mount,
+        "env": env(False, BASE_PULL_CONFIG),
+        "args": [source, *phase_args("install")],
+        "volumeMounts": [downloads, base_pull],
     }
-    task_spec["steps"] = [download, build]
+    push = {
+        **copy.deepcopy(step),
+        "name": "push",
+        "env": env(False, REGISTRY_CONFIG),
+        "args": [source, *phase_args("push"), *output_args(BUILDER)],
+        "volumeMounts": [downloads, registry],
+    }
+    task_spec["steps"] = [download, build, push]
+    task_spec["workspaces"] = [w for w in task_spec["workspaces"] if w["name"] != "dockerconfig"]
     task_spec["volumes"] = [
         *task_spec.get("volumes", []),
         {"name": DOWNLOADS_VOLUME, "emptyDir": {}},
+        secret_volume(REGISTRY_VOLUME, REGISTRY_SECRET),
+        secret_volume(BASE_PULL_VOLUME, BASE_PULL_SECRET),
     ]
 
 
@@ -269,6 +309,13 @@ def runtime_task(options: TektonOptions) -> dict[str, Any]:
     }
 
 
+DOCKERCONFIG_WORKSPACE = {
+    "name": "dockerconfig",
+    "optional": True,
+    "description": "docker config.json with registry credentials.",
+}
+
+
 def passed_params(items: list[Input]) -> list[dict[str, str]]:
     return [
         {"name": tekton_param(i.name), "value": f"$(params.{tekton_param(i.name)})"} for i in items
@@ -284,6 +331,9 @@ def pipeline(options: TektonOptions) -> dict[str, Any]:
     # image_digest comes from the build, not from a Pipeline param.
     train_inputs = [i for i in train_inputs if i.name != "image_digest"]
     only_train = [i for i in train_inputs if i.name not in build_names]
+    # The Kaniko Task takes its registry credentials from a Secret (REGISTRY_SECRET), mounted
+    # into chosen steps, not from a workspace, which every step would see.
+    dockerconfig = [] if variant.engine in SPLIT_ENGINES else [DOCKERCONFIG_WORKSPACE]
     return {
         "apiVersion": "tekton.dev/v1",
         "kind": "Pipeline",
@@ -322,11 +372,7 @@ def pipeline(options: TektonOptions) -> dict[str, Any]:
             ],
             "workspaces": [
                 {"name": "source", "description": "Holds the codeset (in its CONTEXT folder)."},
-                {
-                    "name": "dockerconfig",
-                    "optional": True,
-                    "description": "docker config.json with registry credentials.",
-                },
+                *dockerconfig,
             ],
             "results": [
                 {
@@ -378,7 +424,7 @@ def pipeline(options: TektonOptions) -> dict[str, Any]:
                     "params": passed_params(build_inputs),
                     "workspaces": [
                         {"name": "source", "workspace": "source"},
-                        {"name": "dockerconfig", "workspace": "dockerconfig"},
+                        *[{"name": w["name"], "workspace": w["name"]} for w in dockerconfig],
                     ],
                 },
                 {
@@ -429,7 +475,13 @@ def pipeline_run_sample(options: TektonOptions) -> dict[str, Any]:
                         }
                     },
                 },
-                {"name": "dockerconfig", "secret": {"secretName": "registry-credentials"}},
+                *(
+                    []
+                    if variant.engine in SPLIT_ENGINES
+                    else [
+                        {"name": "dockerconfig", "secret": {"secretName": "registry-credentials"}}
+                    ]
+                ),
             ],
             # Every pod of the run; the privileged variants keep their own user (no pod-wide
             # runAsNonRoot).

@@ -118,13 +118,18 @@ def make_parser() -> argparse.ArgumentParser:
     build.add_argument("--digest-output", help="write the image digest to this file")
     build.add_argument(
         "--phase",
-        choices=("download", "install"),
-        help="one container of a build split in two (the Kaniko variant): `download` holds the "
-        "index settings and only downloads into --downloads; `install` builds and pushes from "
-        "there with no index setting (components/builder/backends/split.py)",
+        choices=split.PHASES,
+        help="one container of a build split in three (the Kaniko variant): `download` holds "
+        "the index settings and only downloads into --downloads; `install` builds from there "
+        "into an OCI image layout, with no index setting and no push credential; `push` "
+        "pushes that layout with the registry credentials and writes the outputs "
+        "(components/builder/backends/split.py)",
     )
+    build.add_argument("--downloads", help="with --phase: the absolute folder the containers share")
     build.add_argument(
-        "--downloads", help="with --phase: the absolute folder both containers share"
+        "--layout",
+        help="with --phase install or push: the OCI image layout folder (default "
+        "DOWNLOADS/layout), for engines whose containers share no folder (KFP artifacts)",
     )
     source = BUILDER.outputs[-1]
     flag = BUILDER.output_flags[source.name]
@@ -318,11 +323,17 @@ def cmd_build(args: argparse.Namespace, out: TextIO) -> int:
     options = builder_options(args)
     if bool(args.phase) != bool(args.downloads):
         raise StepError("build: --phase and --downloads go together (the Kaniko variant's steps)")
+    if args.layout and args.phase not in ("install", "push"):
+        raise StepError("build: --layout goes with --phase install or --phase push")
+    layout = Path(args.layout) if args.layout else None
     if args.phase == "download":
         split.download(args.path, options, Path(args.downloads))
         return 0
     if args.phase == "install":
-        result = split.install(options, Path(args.downloads))
+        split.install(options, Path(args.downloads), layout=layout)
+        return 0
+    if args.phase == "push":
+        result = split.push(options, Path(args.downloads), layout=layout)
     else:
         result = builder.build(args.path, options)
     publish(result.image, output_paths(args.output))

@@ -21,10 +21,14 @@ from kfp.components import load_component_from_text
 
 from mlflow_steps.components.spec import Resources, Security
 from mlflow_steps.components.steps import (
+    BASE_PULL_CONFIG,
+    BASE_PULL_SECRET,
     BUILDER,
     INDEX_SECRET,
     INDEX_SECRET_KEY,
     NETRC_ENV,
+    REGISTRY_CONFIG,
+    REGISTRY_SECRET,
     RUNTIME,
     SPLIT_ENGINES,
     builder_variant,
@@ -40,14 +44,28 @@ def make_components(image: str = "", build_engine: str = "none"):
     )
 
 
+def make_split_components(image: str = "", build_engine: str = "kaniko"):
+    """A split variant's download and push components (Kaniko's), or (None, None)."""
+    if build_engine not in SPLIT_ENGINES:
+        return None, None
+    texts = component_texts(image, build_engine)
+    name = builder_variant(build_engine).name.replace("-", "_")
+    return (
+        load_component_from_text(texts[name + "_download"]),
+        load_component_from_text(texts[name + "_push"]),
+    )
+
+
 def make_download_component(image: str = "", build_engine: str = "kaniko"):
     """A split variant's download component (Kaniko's), or None for the others."""
-    if build_engine not in SPLIT_ENGINES:
-        return None
-    texts = component_texts(image, build_engine)
-    return load_component_from_text(
-        texts[builder_variant(build_engine).name.replace("-", "_") + "_download"]
-    )
+    return make_split_components(image, build_engine)[0]
+
+
+def mount_docker_config(task, secret_name, folder: str) -> None:
+    """The Secret `secret_name` (its key `config.json`, optional) at `folder`, and
+    DOCKER_CONFIG naming it: registry credentials for this task only."""
+    kubernetes.use_secret_as_volume(task, secret_name=secret_name, mount_path=folder, optional=True)
+    task.set_env_variable("DOCKER_CONFIG", folder)
 
 
 def apply_pod(task, security: Security, cpu_request, memory_request, cpu_limit, memory_limit):
@@ -65,7 +83,7 @@ def apply_pod(task, security: Security, cpu_request, memory_request, cpu_limit, 
 
 def make_pipeline(image: str = "", build_engine: str = "none"):
     builder, runtime = make_components(image, build_engine)
-    download_component = make_download_component(image, build_engine)
+    download_component, push_component = make_split_components(image, build_engine)
     variant = builder_variant(build_engine)
     b: Resources = BUILDER.resources
     t: Resources = RUNTIME.resources
@@ -82,6 +100,8 @@ def make_pipeline(image: str = "", build_engine: str = "none"):
         mlflow_entrypoint_args: str = "",
         context: str = ".",
         index_secret: str = INDEX_SECRET.default,
+        registry_secret: str = REGISTRY_SECRET.default,
+        base_pull_secret: str = BASE_PULL_SECRET.default,
         builder_cpu_request: str = b.cpu_request,
         builder_memory_request: str = b.memory_request,
         builder_cpu_limit: str = b.cpu_limit,
@@ -97,17 +117,31 @@ def make_pipeline(image: str = "", build_engine: str = "none"):
         place = {"registry": registry, "pull_registry": pull_registry, "context": context}
         if download_component is None:
             build = builder(codeset=codeset.output, **place)
-            holder = build  # the index Secret's container
-        else:  # Kaniko: the Secret for the download component only (split.py)
+            holder = pushed = build  # the index Secret's container
+            tasks = [build]
+        else:  # Kaniko: the index Secret for the download component only (split.py)
             holder = download_component(codeset=codeset.output, **place)
-            build = builder(codeset=codeset.output, downloads=holder.outputs["downloads"], **place)
+            downloads = holder.outputs["downloads"]
+            build = builder(codeset=codeset.output, downloads=downloads, **place)
+            pushed = push_component(
+                codeset=codeset.output,
+                downloads=downloads,
+                layout=build.outputs["layout"],
+                **place,
+            )
+            # The registry credentials: the download and push tasks only; the build task (the
+            # codeset's code runs there) gets the read-only base-pull Secret, if any.
+            for task in (holder, pushed):
+                mount_docker_config(task, registry_secret, REGISTRY_CONFIG)
+            mount_docker_config(build, base_pull_secret, BASE_PULL_CONFIG)
+            tasks = [holder, build, pushed]
         kubernetes.use_secret_as_env(
             holder,
             secret_name=index_secret,
             secret_key_to_env={INDEX_SECRET_KEY: NETRC_ENV},
             optional=True,
         )
-        for task in {id(holder): holder, id(build): build}.values():
+        for task in tasks:
             apply_pod(
                 task,
                 variant.security,
@@ -121,9 +155,9 @@ def make_pipeline(image: str = "", build_engine: str = "none"):
             context=context,
             mlflow_entrypoint=mlflow_entrypoint,
             mlflow_entrypoint_args=mlflow_entrypoint_args,
-            image_digest=build.outputs["digest"],
+            image_digest=pushed.outputs["digest"],
         )
-        train.set_container_image(build.outputs["image"])
+        train.set_container_image(pushed.outputs["image"])
         apply_pod(
             train,
             RUNTIME.security,

@@ -41,8 +41,10 @@ OTHER_TOOLS = {
     "--dockerfile": "Kaniko",
     "--reproducible": "Kaniko",
     "--single-snapshot": "Kaniko",
+    **dict.fromkeys(["--no-push", "--oci-layout-path", "--tar-path"], "Kaniko"),
     "--digestfile": "podman push",
     "--from-literal": "kubectl create secret",
+    "--from-file": "kubectl create secret",
     "--secret": "buildah/podman/docker build",
     "--mount": "a Dockerfile RUN (RUN --mount=type=secret)",
     # The options pip 26.3 reads in a requirements file, as requirements.py records them.

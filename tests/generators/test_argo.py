@@ -46,10 +46,13 @@ def test_buildah_builder_keeps_its_store_on_an_empty_dir():
     assert buildah["container"]["securityContext"] == {"privileged": True}
     # Root declared for the pod too: it replaces the workflow's restricted securityContext.
     assert buildah["securityContext"] == {"runAsNonRoot": False, "runAsUser": 0}
-    # Kaniko's: the downloads and the codeset on emptyDirs, no buildah store.
+    # Kaniko's: the downloads and the codeset on emptyDirs, the two registry Secrets (each
+    # mounted into chosen containers only: test_kaniko_split.py), no buildah store.
     assert [v["name"] for v in builder("kaniko")["volumes"]] == [
         "mlflow-steps-downloads",
         "codeset",
+        "registry-secret",
+        "base-pull-secret",
     ]
     parameters = {p["name"]: p for p in buildah["inputs"]["parameters"]}
     assert parameters["storage-driver"]["default"] == "overlay"
@@ -117,7 +120,9 @@ def test_pods_get_no_token_but_the_executor_does_and_resources_are_parameters():
         assert declared["memory-limit"] == spec.resources.memory_limit
         patch = json.loads(tpl["podSpecPatch"])
         (main,) = patch["containers"]
-        assert main["name"] == "main"
+        # A container set's resources are its `build` container's (Kaniko's), not `main`'s
+        # (the push).
+        assert main["name"] == ("build" if "containerSet" in tpl else "main")
         assert main["resources"]["limits"]["memory"] == "{{inputs.parameters.memory-limit}}"
     documents = list(yaml.safe_load_all(generated["mlflow-steps-rbac.yaml"]))
     kinds = {(d["kind"], d["metadata"]["name"]) for d in documents}

@@ -110,6 +110,47 @@ def kaniko_no_push(job: BuildJob) -> list[Command]:
     return [Command(argv)]
 
 
+def kaniko_to_layout(job: BuildJob, layout: Path) -> list[Command]:
+    """Kaniko building `job` into the OCI image layout folder `layout`, pushing nothing (the
+    install phase of a split build, `split.py`, whose container holds no push credentials).
+    `--no-push --oci-layout-path DIR`: in osscontainertools/kaniko v1.27.0's (the image's
+    executor) pkg/executor/push.go, `DoPush` writes the layout (go-containerregistry
+    `layout.Write` + `AppendImage`) before it returns on `--no-push`; cmd/executor/cmd/root.go
+    takes `--no-push` without `--destination`. The
+    other flags are `kaniko`'s, so the image is the one a one-container build pushes."""
+    argv = [
+        KANIKO_EXECUTOR,
+        f"--dockerfile={job.dockerfile}",
+        f"--context=dir://{job.context}",
+        "--no-push",
+        f"--oci-layout-path={layout}",
+        f"--compressed-caching={str(job.compressed_caching).lower()}",
+        "--single-snapshot",
+        "--reproducible",
+        f"--verbosity={'debug' if job.verbose else 'info'}",
+    ]
+    argv += build_arg_flags(job, with_values=True) + secret_flags(job)
+    if job.insecure:
+        argv += ["--insecure-pull", "--skip-tls-verify-pull"]
+    return [Command(argv)]
+
+
+def buildah_to_layout(job: BuildJob, layout: Path) -> list[Command]:
+    """buildah building `job` into local storage as `job.destination` (a local name), then
+    `buildah push NAME oci:DIR` (the OCI image layout `kaniko_to_layout` writes) and the local
+    image removed: the stand-in for Kaniko where Kaniko cannot run (tests, a workstation)."""
+    push = ["buildah", "push", "--remove-signatures", job.destination, f"oci:{layout}"]
+    remove = ["buildah", "rmi", job.destination]
+    return [
+        Command(containers_build("buildah", job, job.destination)),
+        Command(push),
+        Command(remove),
+    ]
+
+
+LAYOUT_ENGINES = {"kaniko": kaniko_to_layout, "buildah": buildah_to_layout}
+
+
 def buildah(job: BuildJob) -> list[Command]:
     """One command: buildah commits the image straight to the registry (`docker://` tag).
 

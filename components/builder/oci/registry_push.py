@@ -12,9 +12,11 @@ be refused; it is then uploaded or rebuilt, never wrong.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from urllib.parse import urlsplit
 
 import requests
@@ -116,8 +118,9 @@ class RegistryWriter:
             return False
         raise self.fail(response, f"mount of {digest} from {source}", repository)
 
-    def upload(self, repository: str, digest: str, source: Path | bytes) -> None:
-        """Upload one blob (monolithic: POST, then PUT with the whole body)."""
+    def upload(self, repository: str, digest: str, source: Path | bytes | IO[bytes]) -> None:
+        """Upload one blob (monolithic: POST, then PUT with the whole body): bytes, a file, or
+        an open file read from its current position to its end."""
         url = f"{self.base}/v2/{repository}/blobs/uploads/"
         start = self.send("POST", url, repository, data=b"")
         if start.status_code != 202:
@@ -129,16 +132,22 @@ class RegistryWriter:
             done = self.send("PUT", location, repository, params=params, data=source,
                              headers=headers)  # fmt: skip
         else:
-            with source.open("rb") as body:
-                headers["Content-Length"] = str(source.stat().st_size)
-                # The POST's own token (a stream cannot be sent twice, so no 401 round here).
-                if "Authorization" in start.request.headers:
-                    headers["Authorization"] = start.request.headers["Authorization"]
+            # The POST's own token (a stream cannot be sent twice, so no 401 round here).
+            if "Authorization" in start.request.headers:
+                headers["Authorization"] = start.request.headers["Authorization"]
+            with contextlib.ExitStack() as stack:
+                if isinstance(source, Path):
+                    body: IO[bytes] = stack.enter_context(source.open("rb"))
+                else:
+                    body = source
+                start_at = body.tell()
+                headers["Content-Length"] = str(body.seek(0, os.SEEK_END) - start_at)
+                body.seek(start_at)
                 done = self.raw("PUT", location, headers, params=params, data=body)
         if done.status_code != 201:
             raise self.fail(done, f"upload of {digest}", repository)
 
-    def ensure_blob(self, repository: str, digest: str, source: Path | bytes) -> bool:
+    def ensure_blob(self, repository: str, digest: str, source: Path | bytes | IO[bytes]) -> bool:
         """Upload the blob unless `repository` holds it; True when it was uploaded."""
         if self.has_blob(repository, digest):
             return False

@@ -65,6 +65,43 @@ def test_kaniko_download_phase_pushes_nothing():
     assert not any(arg.startswith(("--destination", "--digest-file")) for arg in command.argv)
 
 
+def test_kaniko_build_phase_writes_an_oci_layout_and_pushes_nothing():
+    """The Kaniko variant's build container (split.py): the one-container build's flags, but
+    `--no-push --oci-layout-path DIR` in place of a destination (pkg/executor/push.go
+    `DoPush` writes the layout before it returns on --no-push) and no push-side TLS flag."""
+    (command,) = engines.kaniko_to_layout(JOB, Path("/shared/layout"))
+    one_container = engines.kaniko(JOB)[0].argv
+    assert "--no-push" in command.argv and "--oci-layout-path=/shared/layout" in command.argv
+    assert not any(a.startswith(("--destination", "--digest-file")) for a in command.argv)
+    assert "--insecure" not in command.argv and "--skip-tls-verify" not in command.argv
+    kept = {"--no-push", "--oci-layout-path=/shared/layout"}
+    assert [a for a in command.argv if a not in kept] == [
+        a
+        for a in one_container
+        if not a.startswith(("--destination", "--digest-file"))
+        and a not in ("--insecure", "--skip-tls-verify")
+    ]
+
+
+def test_buildah_stands_in_with_buildah_push_to_an_oci_layout():
+    job = engines.BuildJob(
+        dockerfile=JOB.dockerfile,
+        context=JOB.context,
+        destination="localhost/mlflow-steps-layout:abc",
+        digest_file=JOB.digest_file,
+    )
+    build, push, remove = engines.buildah_to_layout(job, Path("/shared/layout"))
+    assert "--tag=localhost/mlflow-steps-layout:abc" in build.argv
+    assert push.argv == [
+        "buildah",
+        "push",
+        "--remove-signatures",
+        "localhost/mlflow-steps-layout:abc",
+        "oci:/shared/layout",
+    ]
+    assert remove.argv == ["buildah", "rmi", "localhost/mlflow-steps-layout:abc"]
+
+
 def test_kaniko_defaults_follow_the_seed():
     job = engines.BuildJob(Path("/c/Dockerfile"), Path("/c"), "r/x:t", Path("/d"), verbose=True)
     argv = engines.kaniko(job)[0].argv
