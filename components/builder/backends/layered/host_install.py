@@ -21,6 +21,7 @@ index's host only; they are never logged.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
 import posixpath
 import subprocess
@@ -152,7 +153,7 @@ def session() -> requests.Session:
 
 def index_credentials(url: str, index: IndexSettings) -> tuple[str, str] | None:
     """The credentials of `url`'s host when `url` is on the origin (scheme, host, port) of
-    an index URL the user configured, and is https or its host is a trusted (insecure) host;
+    an index URL the user configured, and is a secure origin as pip takes it (`secure_origin`);
     else None. A lock's URL on another origin gets none."""
     credentials = index.credentials.get(origin_of(url))
     if credentials is None:
@@ -160,9 +161,24 @@ def index_credentials(url: str, index: IndexSettings) -> tuple[str, str] | None:
     configured = [index.index_url, *index.extra_index_urls]
     if origin(url) not in {origin(u) for u in configured if u}:
         return None
-    if urlsplit(url).scheme != "https" and host_of(url) not in index.trusted_hosts.split():
+    if not secure_origin(url, index):
         return None
     return credentials
+
+
+def secure_origin(url: str, index: IndexSettings) -> bool:
+    """Whether pip 26.3 takes `url` as a secure origin (`network/session.py`, `SECURE_ORIGINS`
+    and `iter_secure_origins`): https, a loopback host (`localhost`, 127.0.0.0/8, ::1), or a
+    host the user's `pip_trusted_host` names."""
+    host = urlsplit(url).hostname or ""
+    if urlsplit(url).scheme == "https" or host == "localhost":
+        return True
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return True
+    except ValueError:
+        pass
+    return host_of(url) in index.trusted_hosts.split()
 
 
 def has_shared_library(wheel: Path) -> bool:

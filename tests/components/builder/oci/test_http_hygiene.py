@@ -14,7 +14,7 @@ import pytest
 from mlflow_steps.components.builder.backends.layered.host_install import index_credentials
 from mlflow_steps.components.builder.oci.registry import RegistryClient
 from mlflow_steps.components.builder.oci.registry_push import RegistryWriter
-from mlflow_steps.components.builder.planning.indexes import IndexSettings
+from mlflow_steps.components.builder.planning.indexes import IndexSettings, origin_of
 
 PASSWORD = "push-pa55word"
 NETRC_PASSWORD = "netrc-default-pa55"
@@ -144,3 +144,16 @@ def test_index_credentials_go_to_the_index_origin_only():
     # plain http where the host is named trusted (insecure), on the configured origin
     assert index_credentials("http://extra.example:8080/a.whl", index) == ("v", "q")
     assert index_credentials("http://extra.example/a.whl", index) is None
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.9.0.1", "localhost", "[::1]"])
+def test_a_loopback_index_over_plain_http_gets_its_credentials_as_pip_gives_them(host):
+    """pip 26.3 takes loopback hosts as secure origins (`SECURE_ORIGINS`): it sends a
+    `http://127.0.0.1:8080/simple/` index its credentials without `--trusted-host`, and so do
+    the builder's own downloads and metadata reads. Another plain-http host still gets none."""
+    index = IndexSettings(
+        f"http://{host}:8080/simple/", ("http://elsewhere.example:8080/simple/",), "",
+        {origin_of(f"http://{host}:8080/"): ("u", "p"), "http://elsewhere.example:8080": ("v", "")},
+    )  # fmt: skip
+    assert index_credentials(f"http://{host}:8080/packages/a.whl", index) == ("u", "p")
+    assert index_credentials("http://elsewhere.example:8080/a.whl", index) is None
