@@ -80,6 +80,7 @@ from .workspace import Workspace, index_environment
 
 Log = Callable[[str], None]
 PUSHERS = 4  # requests to the registry at a time
+LOOKUPS = 8  # layer-cache look-ups (each then a mount) at a time
 SCRIPTS = ("compile-bytecode.py", "check-libraries.py")
 FILE_OPTIONS = ("-c", "-r", "--constraint", "--requirement", "-e", "--editable")
 
@@ -437,20 +438,20 @@ def refuse_sdists(pins: list[Pin], target: Target) -> None:
 
 def reuse(writer: RegistryWriter, repository: str, layers_repo: str, units: list[Unit]):
     """{identity: Layer} of the units the cache holds (installed in the base, else by the
-    builder), each mounted into `repository`, `PUSHERS` at a time."""
-    wanted = [unit.identity for unit in units]
-    wanted += [unit.builder_identity for unit in units if unit.builder_identity]
-    found = cache.lookup(writer, layers_repo, wanted)
+    builder), each mounted into `repository`. One task per unit, `LOOKUPS` at a time: its
+    record read (each identity once: a unit the builder installs has the same identity both
+    ways), then its blob mounted at once, no waiting for the other units' records."""
 
     def one(unit: Unit) -> Layer | None:
-        for key in (unit.identity, unit.builder_identity):
-            if key in found:
-                descriptor, diff_id = found[key]
+        for key in dict.fromkeys(k for k in (unit.identity, unit.builder_identity) if k):
+            found = cache.lookup_one(writer, layers_repo, key)
+            if found is not None:
+                descriptor, diff_id = found
                 if writer.mount(repository, descriptor.digest, layers_repo):
                     return Layer(unit.label, descriptor, diff_id, unit=unit)
         return None
 
-    with ThreadPoolExecutor(PUSHERS) as pool:
+    with ThreadPoolExecutor(LOOKUPS) as pool:
         layers = list(pool.map(one, units))
     return {unit.identity: layer for unit, layer in zip(units, layers) if layer is not None}
 
