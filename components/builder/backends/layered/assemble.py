@@ -494,13 +494,17 @@ def bill_of_materials(install: InstallPlan, lock: str, base) -> bytes:
     return sbom.cyclonedx(dists, VENV, install.base_image, base.digest)
 
 
-def attach_bill_of_materials(writer: RegistryWriter, repository: str, digest: str,
-                             bom: bytes, log: Log) -> None:  # fmt: skip
-    """Attach `bom` to the pushed manifest `digest` as an OCI 1.1 referrer."""
-    found = writer.get_manifest(repository, digest)
-    if found is None:
-        raise StepError(f"{repository}@{digest} vanished before its SBOM was attached")
-    subject = referrers.Subject(digest, found[1], len(found[0]))
+def attach_bill_of_materials(writer: RegistryWriter, repository: str, digest: str, bom: bytes,
+                             log: Log, pushed: bytes | None = None) -> None:  # fmt: skip
+    """Attach `bom` to the pushed manifest `digest` as an OCI 1.1 referrer. `pushed`: that
+    manifest's bytes, put by this build as an OCI image manifest (else read back)."""
+    if pushed is not None and sha256_digest(pushed) == digest:
+        subject = referrers.Subject(digest, OCI_MANIFEST, len(pushed))
+    else:
+        found = writer.get_manifest(repository, digest)
+        if found is None:
+            raise StepError(f"{repository}@{digest} vanished before its SBOM was attached")
+        subject = referrers.Subject(digest, found[1], len(found[0]))
     attached = referrers.attach(writer, repository, subject, sbom.MEDIA_TYPE, bom,
                                 "sbom.cdx.json")  # fmt: skip
     log(f"SBOM (CycloneDX {sbom.SPEC_VERSION}) attached to {digest} as referrer {attached}")
@@ -573,17 +577,10 @@ def publish(writer: RegistryWriter, base_writer: RegistryWriter, base_ref: Refer
     with ThreadPoolExecutor(PUSHERS) as pool:
         copy = lambda layer: copy_base_layer(writer, base_writer, base_ref, repository, layer)  # noqa: E731
         list(pool.map(copy, base.layers))
-    digest = push_image(writer, install, repository, tag, base, layers)
-    attach_bill_of_materials(writer, repository, digest, bom, log)
-    return digest
-
-
-def push_image(writer: RegistryWriter, install: InstallPlan, repository: str, tag: str, base,
-               layers: list[Layer]) -> str:  # fmt: skip
-    """The image's config and manifest (`image_manifest_on`), the manifest put under `tag`;
-    its digest."""
     manifest = image_manifest_on(writer, install, repository, base, layers)
-    return writer.put_manifest(repository, tag, manifest, OCI_MANIFEST)
+    digest = writer.put_manifest(repository, tag, manifest, OCI_MANIFEST)
+    attach_bill_of_materials(writer, repository, digest, bom, log, manifest)
+    return digest
 
 
 def image_manifest_on(writer: RegistryWriter, install: InstallPlan, repository: str, base,

@@ -6,6 +6,7 @@ pushes."""
 from __future__ import annotations
 
 import collections
+import json
 import shutil
 import subprocess
 import sys
@@ -13,6 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from mlflow_steps.components.builder.oci import referrers, sbom
+from mlflow_steps.components.builder.oci.registry import RegistryClient
+from mlflow_steps.components.builder.oci.registry_push import RegistryWriter
 from mlflow_steps.stack import build_argv
 from tests.support.images import BUILDAH_ENV, remove_local_images
 from tests.support.oci import manifest_and_config
@@ -85,3 +89,18 @@ def test_a_bump_asks_for_each_cached_layer_once_and_mounts_each_once(bumped):
     assert len(mounts) <= reused + 1 + uploads + 1, seen
     # the whole bump: well under one request per distribution and layer twice over
     assert len(seen) <= 2 * reused + 40, seen
+
+
+def test_the_bumped_images_sbom_refers_to_its_manifest_as_pushed(bumped, registry):
+    """The referrer's subject is written from the manifest the build put (not read back):
+    its digest, media type and size are the registry's."""
+    _, after, _, _ = bumped
+    writer = RegistryWriter(RegistryClient(registry.host, insecure=True))
+    manifest, media_type, digest = writer.get_manifest(REPOSITORY, after.rpartition(":")[2])
+    (listed,) = referrers.referrers(writer, REPOSITORY, digest, sbom.MEDIA_TYPE)
+    referrer = json.loads(writer.get_manifest(REPOSITORY, listed["digest"])[0])
+    assert referrer["subject"] == {"mediaType": media_type, "digest": digest,
+                                   "size": len(manifest)}  # fmt: skip
+    document = json.loads(referrers.find(writer, REPOSITORY, digest, sbom.MEDIA_TYPE))
+    assert {"six": "1.17.0"}.items() <= {c["name"]: c["version"]
+                                         for c in document["components"]}.items()  # fmt: skip
