@@ -101,6 +101,7 @@ def main() -> None:
     times: dict[str, list[float]] = {}
     loads: list[float] = []
     requests: list[int] = []
+    pushed: dict[str, str] = {}
 
     def record(name: str, seconds: float) -> None:
         times.setdefault(name, []).append(seconds)
@@ -109,7 +110,8 @@ def main() -> None:
 
     try:
         host, url = registry.host, index.extra["url"]
-        base = images.push_base_images(host, state_from_env() / "cache")["debian"]
+        pushed = images.push_base_images(host, state_from_env() / "cache")
+        base = pushed["debian"]
         before, after = codeset(work, "1.16.0"), codeset(work, "1.17.0")
         with tempfile.TemporaryDirectory() as cache:  # writes the CLI's bytecode; untimed
             build(before, host, base, url, "warm/env", "none", Path(cache))
@@ -142,6 +144,8 @@ def main() -> None:
                         requests.append(len(registry.requests_seen()) - seen)
     finally:
         cold_build.clean_local_storage()
+        if pushed:  # the local copies push_base_images made
+            images.remove_local_images(*pushed.values())
         index.stop()
         registry.stop()
         shutil.rmtree(work, ignore_errors=True)
