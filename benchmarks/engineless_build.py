@@ -21,7 +21,11 @@ every worker process would compile the CLI's modules) and one untimed build runs
 Each line prints the 1-minute load average when the build ended: the machine may be shared.
 
     python3 benchmarks/engineless_build.py [--runs 5] [--storage-driver overlay|vfs]
+        [--cases buildah,cold,bump,hit]
         (root and buildah for the buildah builds; about 3 min a run)
+
+`--cases` times only the cases named (default: all): `bump` alone still builds the previous
+environment into each namespace, untimed (about 20 s a run on a quiet machine).
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ from mlflow_steps.stack import build_argv as local_build_argv  # noqa: E402
 from mlflow_steps.stack import images, services, state_from_env  # noqa: E402
 
 EXAMPLE = HERE.parent / "examples" / "sklearn-pip"
+CASES = ("buildah", "cold", "bump", "hit")
 
 
 def codeset(work: Path, six: str) -> Path:
@@ -84,13 +89,19 @@ def main() -> None:
     # The seed's full rebuild of the bumped environment (benchmarks/layered_build.py, a quiet
     # machine): what the cold target is a fraction of.
     parser.add_argument("--seed-seconds", type=float, default=43.9)
+    parser.add_argument("--cases", default=",".join(CASES),
+                        help="the cases to time, comma-separated: " + ", ".join(CASES))  # fmt: skip
     args = parser.parse_args()
+    cases = set(args.cases.split(","))
+    if not cases or not cases <= set(CASES):
+        parser.error(f"--cases: a comma-separated choice of {', '.join(CASES)}")
     work = cold_build.work_folder("engineless_build", args.storage_driver)
     registry = services.start_registry(work / "registry")
     index = services.start_index(images.wheelhouse(state_from_env() / "cache"), work / "index")
     times: dict[str, list[float]] = {}
     loads: list[float] = []
     requests: list[int] = []
+    pushed: dict[str, str] = {}
 
     def record(name: str, seconds: float) -> None:
         times.setdefault(name, []).append(seconds)
@@ -99,32 +110,42 @@ def main() -> None:
 
     try:
         host, url = registry.host, index.extra["url"]
-        base = images.push_base_images(host, state_from_env() / "cache")["debian"]
+        pushed = images.push_base_images(host, state_from_env() / "cache")
+        base = pushed["debian"]
         before, after = codeset(work, "1.16.0"), codeset(work, "1.17.0")
         with tempfile.TemporaryDirectory() as cache:  # writes the CLI's bytecode; untimed
             build(before, host, base, url, "warm/env", "none", Path(cache))
         for run in range(args.runs):
-            cold_build.clean_local_storage()
-            record("buildah, cold", build(before, host, base, url, f"b{run}/env", "buildah"))
-            cold_build.clean_local_storage()
-            record("buildah, bump", build(after, host, base, url, f"b{run}/env", "buildah"))
-            cold_build.clean_local_storage()
-            with tempfile.TemporaryDirectory() as cache:
-                took = build(before, host, base, url, f"n{run}/env", "none", Path(cache))
-                record("engine-less, cold", took)
-            with tempfile.TemporaryDirectory() as cache:
-                took = build(after, host, base, url, f"n{run}/env", "none", Path(cache))
-                record("engine-less, bump (fresh pod)", took)
-                build(before, host, base, url, f"k{run}/env", "none", Path(cache))
-                took = build(after, host, base, url, f"k{run}/env", "none", Path(cache))
-                record("engine-less, bump (kept cache)", took)
-                seen = len(registry.requests_seen())
-                took = build(after, host, base, url, f"k{run}/env", "none", Path(cache))
-                record("engine-less, cache hit", took)
-                time.sleep(0.2)  # the registry's access log flushed
-                requests.append(len(registry.requests_seen()) - seen)
+            if "buildah" in cases:
+                cold_build.clean_local_storage()
+                record("buildah, cold", build(before, host, base, url, f"b{run}/env", "buildah"))
+                cold_build.clean_local_storage()
+                record("buildah, bump", build(after, host, base, url, f"b{run}/env", "buildah"))
+                cold_build.clean_local_storage()
+            if cases & {"cold", "bump"}:
+                with tempfile.TemporaryDirectory() as cache:
+                    took = build(before, host, base, url, f"n{run}/env", "none", Path(cache))
+                    if "cold" in cases:
+                        record("engine-less, cold", took)
+            if cases & {"bump", "hit"}:
+                with tempfile.TemporaryDirectory() as cache:
+                    if "bump" in cases:
+                        took = build(after, host, base, url, f"n{run}/env", "none", Path(cache))
+                        record("engine-less, bump (fresh pod)", took)
+                    build(before, host, base, url, f"k{run}/env", "none", Path(cache))
+                    took = build(after, host, base, url, f"k{run}/env", "none", Path(cache))
+                    if "bump" in cases:
+                        record("engine-less, bump (kept cache)", took)
+                    if "hit" in cases:
+                        seen = len(registry.requests_seen())
+                        took = build(after, host, base, url, f"k{run}/env", "none", Path(cache))
+                        record("engine-less, cache hit", took)
+                        time.sleep(0.2)  # the registry's access log flushed
+                        requests.append(len(registry.requests_seen()) - seen)
     finally:
         cold_build.clean_local_storage()
+        if pushed:  # the local copies push_base_images made
+            images.remove_local_images(*pushed.values())
         index.stop()
         registry.stop()
         shutil.rmtree(work, ignore_errors=True)
@@ -135,11 +156,14 @@ def main() -> None:
     for name, values in times.items():
         print(f"{name:34} {statistics.median(values):6.2f} s  (min {min(values):.2f})  "
               f"{[round(v, 2) for v in values]}")  # fmt: skip
-    print(f"cache hit, registry requests per run: {sorted(set(requests))}")
+    if requests:
+        print(f"cache hit, registry requests per run: {sorted(set(requests))}")
+    if "engine-less, cold" not in times:
+        return
     cold = statistics.median(times["engine-less, cold"])
-    print(
-        f"engine-less cold / buildah cold: {cold / statistics.median(times['buildah, cold']):.2f}"
-    )
+    if "buildah, cold" in times:
+        ratio = cold / statistics.median(times["buildah, cold"])
+        print(f"engine-less cold / buildah cold: {ratio:.2f}")
     fastest = min(times["engine-less, cold"])
     print(f"engine-less cold / the seed's full rebuild ({args.seed_seconds} s): "
           f"{cold / args.seed_seconds:.2f} (min {fastest / args.seed_seconds:.2f})")  # fmt: skip

@@ -2,8 +2,9 @@
 
 - `resolve(lines, python, build_args)` runs `uv pip compile --generate-hashes --format
   pylock.toml --python-version X --python-platform P` against the index the install uses (the
-  PIP_* build arguments, as uv's UV_* settings), with the options the install gives uv
-  (`uv_options`: pip's meaning, `--index-strategy unsafe-best-match`) and returns a
+  PIP_* build arguments, as uv's UV_* settings; the wheels' metadata kept between
+  resolutions, the index's pages read again each time: `uv_cache`), with the options the
+  install gives uv (`uv_options`: pip's meaning, `--index-strategy unsafe-best-match`) and returns a
   `Resolution`: every distribution with its exact version, environment marker, hashes and
   wheel file names and URLs (PEP 751).
 - `read_pylock(text, where)` reads a PEP 751 `pylock.toml` into the same shape.
@@ -49,6 +50,7 @@ from .plan import (
     lines_file,
     set_files,
 )
+from .uv_cache import resolution_cache
 
 # Debian 12's glibc (the python:3.x images' base): wheels for older glibc versions fit too.
 PLATFORM = f"{platform.machine() or 'x86_64'}-manylinux_2_36"
@@ -129,7 +131,10 @@ def resolve(
         env = uv_env(build_args, tmp)
         if uv.own_index:  # the lines name the index: pip drops the builder's, so does uv
             env = {k: v for k, v in env.items() if k not in UV_INDEX_ENV}
-        done = subprocess.run(argv, env=env, capture_output=True, text=True, cwd=tmp)
+        with resolution_cache() as cache:
+            if cache:  # else uv's own, under HOME (`tmp`), removed with it
+                env["UV_CACHE_DIR"] = cache
+            done = subprocess.run(argv, env=env, capture_output=True, text=True, cwd=tmp)
         if done.returncode != 0 and NEEDS_BUILD.search(done.stderr):
             said = " ".join(without_userinfo(done.stderr).split())
             named = ", ".join(sorted({f"{n} {v}" for n, v in NO_WHEEL.findall(said)}))

@@ -82,6 +82,7 @@ from .workspace import Workspace, index_environment
 
 Log = Callable[[str], None]
 PUSHERS = 4  # requests to the registry at a time
+LOOKUPS = 8  # layer-cache look-ups (each then a mount) at a time
 SCRIPTS = ("compile-bytecode.py", "check-libraries.py")
 FILE_OPTIONS = ("-c", "-r", "--constraint", "--requirement", "-e", "--editable")
 
@@ -439,20 +440,20 @@ def refuse_sdists(pins: list[Pin], target: Target) -> None:
 
 def reuse(writer: RegistryWriter, repository: str, layers_repo: str, units: list[Unit]):
     """{identity: Layer} of the units the cache holds (installed in the base, else by the
-    builder), each mounted into `repository`, `PUSHERS` at a time."""
-    wanted = [unit.identity for unit in units]
-    wanted += [unit.builder_identity for unit in units if unit.builder_identity]
-    found = cache.lookup(writer, layers_repo, wanted)
+    builder), each mounted into `repository`. One task per unit, `LOOKUPS` at a time: its
+    record read (each identity once: a unit the builder installs has the same identity both
+    ways), then its blob mounted at once, no waiting for the other units' records."""
 
     def one(unit: Unit) -> Layer | None:
-        for key in (unit.identity, unit.builder_identity):
-            if key in found:
-                descriptor, diff_id = found[key]
+        for key in dict.fromkeys(k for k in (unit.identity, unit.builder_identity) if k):
+            found = cache.lookup_one(writer, layers_repo, key)
+            if found is not None:
+                descriptor, diff_id = found
                 if writer.mount(repository, descriptor.digest, layers_repo):
                     return Layer(unit.label, descriptor, diff_id, unit=unit)
         return None
 
-    with ThreadPoolExecutor(PUSHERS) as pool:
+    with ThreadPoolExecutor(LOOKUPS) as pool:
         layers = list(pool.map(one, units))
     return {unit.identity: layer for unit, layer in zip(units, layers) if layer is not None}
 
@@ -497,13 +498,17 @@ def bill_of_materials(install: InstallPlan, lock: str, base, index: IndexSetting
     return sbom.cyclonedx(dists, VENV, install.base_image, base.digest, licences(dists, index))
 
 
-def attach_bill_of_materials(writer: RegistryWriter, repository: str, digest: str,
-                             bom: bytes, log: Log) -> None:  # fmt: skip
-    """Attach `bom` to the pushed manifest `digest` as an OCI 1.1 referrer."""
-    found = writer.get_manifest(repository, digest)
-    if found is None:
-        raise StepError(f"{repository}@{digest} vanished before its SBOM was attached")
-    subject = referrers.Subject(digest, found[1], len(found[0]))
+def attach_bill_of_materials(writer: RegistryWriter, repository: str, digest: str, bom: bytes,
+                             log: Log, pushed: bytes | None = None) -> None:  # fmt: skip
+    """Attach `bom` to the pushed manifest `digest` as an OCI 1.1 referrer. `pushed`: that
+    manifest's bytes, put by this build as an OCI image manifest (else read back)."""
+    if pushed is not None and sha256_digest(pushed) == digest:
+        subject = referrers.Subject(digest, OCI_MANIFEST, len(pushed))
+    else:
+        found = writer.get_manifest(repository, digest)
+        if found is None:
+            raise StepError(f"{repository}@{digest} vanished before its SBOM was attached")
+        subject = referrers.Subject(digest, found[1], len(found[0]))
     attached = referrers.attach(writer, repository, subject, sbom.MEDIA_TYPE, bom,
                                 "sbom.cdx.json")  # fmt: skip
     log(f"SBOM (CycloneDX {sbom.SPEC_VERSION}) attached to {digest} as referrer {attached}")
@@ -576,17 +581,10 @@ def publish(writer: RegistryWriter, base_writer: RegistryWriter, base_ref: Refer
     with ThreadPoolExecutor(PUSHERS) as pool:
         copy = lambda layer: copy_base_layer(writer, base_writer, base_ref, repository, layer)  # noqa: E731
         list(pool.map(copy, base.layers))
-    digest = push_image(writer, install, repository, tag, base, layers)
-    attach_bill_of_materials(writer, repository, digest, bom, log)
-    return digest
-
-
-def push_image(writer: RegistryWriter, install: InstallPlan, repository: str, tag: str, base,
-               layers: list[Layer]) -> str:  # fmt: skip
-    """The image's config and manifest (`image_manifest_on`), the manifest put under `tag`;
-    its digest."""
     manifest = image_manifest_on(writer, install, repository, base, layers)
-    return writer.put_manifest(repository, tag, manifest, OCI_MANIFEST)
+    digest = writer.put_manifest(repository, tag, manifest, OCI_MANIFEST)
+    attach_bill_of_materials(writer, repository, digest, bom, log, manifest)
+    return digest
 
 
 def image_manifest_on(writer: RegistryWriter, install: InstallPlan, repository: str, base,

@@ -82,22 +82,26 @@ def cache_repository(repository: str) -> str:
     return f"{parent}/{CACHE_NAME}" if parent else CACHE_NAME
 
 
+def lookup_one(writer: RegistryWriter, repository: str, identity: str):
+    """(Descriptor, diff_id) of the layer the cache holds under `identity`, else None (no
+    record, or one without a diff_id)."""
+    found = writer.get_manifest(repository, identity)
+    if found is None:
+        return None
+    layer = json.loads(found[0])["layers"][0]
+    diff_id = layer.get("annotations", {}).get(DIFF_ID, "")
+    if not diff_id:
+        return None
+    return Descriptor(layer["mediaType"], layer["digest"], layer["size"]), diff_id
+
+
 def lookup(writer: RegistryWriter, repository: str, identities: list[str]) -> dict:
-    """{identity: (Descriptor, diff_id)} for the identities the cache holds (parallel GETs)."""
-
-    def one(identity: str):
-        found = writer.get_manifest(repository, identity)
-        if found is None:
-            return identity, None
-        layer = json.loads(found[0])["layers"][0]
-        annotations = layer.get("annotations", {})
-        return identity, (
-            Descriptor(layer["mediaType"], layer["digest"], layer["size"]),
-            annotations.get(DIFF_ID, ""),
-        )
-
+    """{identity: (Descriptor, diff_id)} for the identities the cache holds (parallel GETs,
+    each identity once)."""
+    unique = list(dict.fromkeys(identities))
     with ThreadPoolExecutor(8) as pool:
-        return {key: value for key, value in pool.map(one, identities) if value and value[1]}
+        found = pool.map(lambda key: lookup_one(writer, repository, key), unique)
+        return {key: value for key, value in zip(unique, found) if value is not None}
 
 
 def keep(

@@ -10,6 +10,7 @@ this platform) cannot be a layer. Markers are evaluated for the base (PEP 508).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 from packaging import tags
 from packaging.markers import Marker
@@ -92,8 +93,15 @@ class Pin:
         return f"{self.name}=={self.version} --hash=sha256:{self.wheel_sha256}"
 
 
+@cache
+def tag_ranks(target: Target) -> dict[tags.Tag, int]:
+    """{tag: rank} of `target.supported_tags()` (0 the most preferred); computed once per
+    target (a glibc 2.36 base has thousands of tags, and every distribution asks)."""
+    return {tag: rank for rank, tag in enumerate(target.supported_tags())}
+
+
 def pick_wheel(wheels: tuple[DistributionFile, ...], target: Target) -> DistributionFile | None:
-    ranks = {tag: rank for rank, tag in enumerate(target.supported_tags())}
+    ranks = tag_ranks(target)
     best: tuple[int, DistributionFile] | None = None
     for wheel in wheels:
         try:
