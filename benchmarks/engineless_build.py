@@ -21,13 +21,20 @@ every worker process would compile the CLI's modules) and one untimed build runs
 Each line prints the 1-minute load average when the build ended: the machine may be shared.
 
     python3 benchmarks/engineless_build.py [--runs 5] [--storage-driver overlay|vfs]
+        [--cases buildah,cold,bump,hit]
         (root and buildah for the buildah builds; about 3 min a run)
+
+`--cases` runs only some of them: `buildah` (steps 1-2), `cold` (3), `bump` (4-5), `hit` (6,
+with the preparation of step 5). Each line also gives the CPU seconds (user + system) of the
+build's process and everything it ran (its workers, uv, the bytecode compiler): on a shared
+machine they vary less than the wall time.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -46,6 +53,7 @@ from mlflow_steps.stack import build_argv as local_build_argv  # noqa: E402
 from mlflow_steps.stack import images, services, state_from_env  # noqa: E402
 
 EXAMPLE = HERE.parent / "examples" / "sklearn-pip"
+CASES = ("buildah", "cold", "bump", "hit")
 
 
 def codeset(work: Path, six: str) -> Path:
@@ -58,7 +66,8 @@ def codeset(work: Path, six: str) -> Path:
 
 
 def build(path: Path, host: str, base: str, index: str, repo: str, engine: str,
-          cache: Path | None = None) -> float:  # fmt: skip
+          cache: Path | None = None) -> tuple[float, float]:  # fmt: skip
+    """(wall seconds, CPU seconds of the build and its child processes)."""
     out = path.parent / f"{repo.replace('/', '-')}.image"
     argv = local_build_argv(path, host, base=base, index_url=index, repository=repo, output=out)
     argv[argv.index("--engine") + 1] = engine
@@ -66,15 +75,18 @@ def build(path: Path, host: str, base: str, index: str, repo: str, engine: str,
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     if cache is not None:
         env["XDG_CACHE_HOME"] = str(cache)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(argv, env=env, capture_output=True, text=True)
     took = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if done.returncode != 0:
         sys.exit(done.stderr[-3000:])
     for line in done.stderr.splitlines():  # the phases, for the record
         if line.startswith(("per-package layers: uploaded", "engine-less: uploaded")):
             print(f"    {repo}: {line.split(';', 1)[1].strip()}", flush=True)
-    return took
+    return took, cpu
 
 
 def main() -> None:
@@ -84,18 +96,27 @@ def main() -> None:
     # The seed's full rebuild of the bumped environment (benchmarks/layered_build.py, a quiet
     # machine): what the cold target is a fraction of.
     parser.add_argument("--seed-seconds", type=float, default=43.9)
+    parser.add_argument("--cases", default=",".join(CASES),
+                        help=f"comma-separated, of {', '.join(CASES)} (default: all)")  # fmt: skip
     args = parser.parse_args()
+    cases = set(args.cases.split(","))
+    if not cases <= set(CASES):
+        parser.error(f"--cases: unknown {', '.join(sorted(cases - set(CASES)))}")
     work = cold_build.work_folder("engineless_build", args.storage_driver)
     registry = services.start_registry(work / "registry")
     index = services.start_index(images.wheelhouse(state_from_env() / "cache"), work / "index")
     times: dict[str, list[float]] = {}
+    cpus: dict[str, list[float]] = {}
     loads: list[float] = []
     requests: list[int] = []
 
-    def record(name: str, seconds: float) -> None:
+    def record(name: str, measured: tuple[float, float]) -> None:
+        seconds, cpu = measured
         times.setdefault(name, []).append(seconds)
+        cpus.setdefault(name, []).append(cpu)
         loads.append(os.getloadavg()[0])
-        print(f"run {run + 1}: {name}: {seconds:.2f} s (load {loads[-1]:.1f})", flush=True)
+        print(f"run {run + 1}: {name}: {seconds:.2f} s, {cpu:.1f} CPU s "
+              f"(load {loads[-1]:.1f})", flush=True)  # fmt: skip
 
     try:
         host, url = registry.host, index.extra["url"]
@@ -104,25 +125,35 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as cache:  # writes the CLI's bytecode; untimed
             build(before, host, base, url, "warm/env", "none", Path(cache))
         for run in range(args.runs):
-            cold_build.clean_local_storage()
-            record("buildah, cold", build(before, host, base, url, f"b{run}/env", "buildah"))
-            cold_build.clean_local_storage()
-            record("buildah, bump", build(after, host, base, url, f"b{run}/env", "buildah"))
-            cold_build.clean_local_storage()
-            with tempfile.TemporaryDirectory() as cache:
-                took = build(before, host, base, url, f"n{run}/env", "none", Path(cache))
-                record("engine-less, cold", took)
-            with tempfile.TemporaryDirectory() as cache:
-                took = build(after, host, base, url, f"n{run}/env", "none", Path(cache))
-                record("engine-less, bump (fresh pod)", took)
-                build(before, host, base, url, f"k{run}/env", "none", Path(cache))
-                took = build(after, host, base, url, f"k{run}/env", "none", Path(cache))
-                record("engine-less, bump (kept cache)", took)
-                seen = len(registry.requests_seen())
-                took = build(after, host, base, url, f"k{run}/env", "none", Path(cache))
-                record("engine-less, cache hit", took)
-                time.sleep(0.2)  # the registry's access log flushed
-                requests.append(len(registry.requests_seen()) - seen)
+            if "buildah" in cases:
+                cold_build.clean_local_storage()
+                record("buildah, cold", build(before, host, base, url, f"b{run}/env", "buildah"))
+                cold_build.clean_local_storage()
+                record("buildah, bump", build(after, host, base, url, f"b{run}/env", "buildah"))
+                cold_build.clean_local_storage()
+            if "cold" in cases:
+                with tempfile.TemporaryDirectory() as cache:
+                    took = build(before, host, base, url, f"n{run}/env", "none", Path(cache))
+                    record("engine-less, cold", took)
+            if "bump" in cases:
+                with tempfile.TemporaryDirectory() as cache:
+                    if "cold" not in cases:  # the namespace holds the previous environment
+                        build(before, host, base, url, f"n{run}/env", "none", Path(cache))
+                with tempfile.TemporaryDirectory() as cache:
+                    took = build(after, host, base, url, f"n{run}/env", "none", Path(cache))
+                    record("engine-less, bump (fresh pod)", took)
+            if cases & {"bump", "hit"}:
+                with tempfile.TemporaryDirectory() as cache:
+                    build(before, host, base, url, f"k{run}/env", "none", Path(cache))
+                    took = build(after, host, base, url, f"k{run}/env", "none", Path(cache))
+                    if "bump" in cases:
+                        record("engine-less, bump (kept cache)", took)
+                    if "hit" in cases:
+                        seen = len(registry.requests_seen())
+                        took = build(after, host, base, url, f"k{run}/env", "none", Path(cache))
+                        record("engine-less, cache hit", took)
+                        time.sleep(0.2)  # the registry's access log flushed
+                        requests.append(len(registry.requests_seen()) - seen)
     finally:
         cold_build.clean_local_storage()
         index.stop()
@@ -134,12 +165,16 @@ def main() -> None:
           "cores")  # fmt: skip
     for name, values in times.items():
         print(f"{name:34} {statistics.median(values):6.2f} s  (min {min(values):.2f})  "
-              f"{[round(v, 2) for v in values]}")  # fmt: skip
-    print(f"cache hit, registry requests per run: {sorted(set(requests))}")
+              f"{[round(v, 2) for v in values]}; CPU s median "
+              f"{statistics.median(cpus[name]):.1f} (min {min(cpus[name]):.1f})")  # fmt: skip
+    if requests:
+        print(f"cache hit, registry requests per run: {sorted(set(requests))}")
+    if "engine-less, cold" not in times:
+        return
     cold = statistics.median(times["engine-less, cold"])
-    print(
-        f"engine-less cold / buildah cold: {cold / statistics.median(times['buildah, cold']):.2f}"
-    )
+    if "buildah, cold" in times:
+        ratio = cold / statistics.median(times["buildah, cold"])
+        print(f"engine-less cold / buildah cold: {ratio:.2f}")
     fastest = min(times["engine-less, cold"])
     print(f"engine-less cold / the seed's full rebuild ({args.seed_seconds} s): "
           f"{cold / args.seed_seconds:.2f} (min {fastest / args.seed_seconds:.2f})")  # fmt: skip

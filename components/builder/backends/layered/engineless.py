@@ -5,7 +5,9 @@ No container engine, no root, no user namespaces; the base image is never pulled
 1. Read the base's manifest and config, and its layers' file lists (`base_files`: streamed
    once, kept by layer digest): its interpreter, Python version, glibc and libraries.
 2. Resolve for that Python and `<machine>-manylinux_<glibc>` (`uv pip compile`, no builds);
-   every distribution must have a wheel for the base's tags, else `Fallback`.
+   every distribution must have a wheel for the base's tags, else `Fallback`. With no record
+   of the base, the resolution for a guess runs while its layers are read, and is kept when
+   the guess resolves as the base does.
 3. Name the layers (`units`, each installed by the builder) and mount those the layer cache
    holds.
 4. Download the missing wheels (sha256 checked against the lock), unpack them with pypa's
@@ -26,6 +28,8 @@ import platform
 import subprocess
 import tempfile
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 
 from mlflow_steps import __version__
@@ -38,8 +42,9 @@ from ...planning.options import BuildOptions
 from ...planning.plan import STAGING, InstallPlan
 from ...planning.resolution import read_pylock, resolve, staged_files
 from ..recipe import VENV
-from . import cache, host_install, installed, libraries
+from . import cache, host_install, installed, libraries, staging
 from .assemble import (
+    GUESSED_GLIBC,
     Clock,
     Fallback,
     Layer,
@@ -48,6 +53,7 @@ from .assemble import (
     cache_tag,
     check_hash_closure,
     check_target,
+    guess_python,
     layer_jobs,
     publish,
     refuse_sdists,
@@ -162,6 +168,18 @@ def engineless_lock(install: InstallPlan, lines: list[str], target: Target,
         raise Fallback(f"the environment could not be resolved beforehand ({error})") from None
 
 
+def same_resolution(guess: Target, target: Target) -> bool:
+    """Whether resolving for `guess` gives what resolving for `target` gives: `engineless_lock`
+    reads only the Python minor version and uv's platform (the glibc capped at what uv names).
+    """
+    if guess.python_version != target.python_version or guess.machine != target.machine:
+        return False
+    try:
+        return uv_platform(guess) == uv_platform(target)
+    except Fallback:
+        return False
+
+
 def build_engineless(install: InstallPlan, options: BuildOptions, tag: str, log: Log,
                      base_digest: str = "") -> str:  # fmt: skip
     """Build `install` without an engine and push it as `<registry>/<repository>:<tag>`;
@@ -179,13 +197,24 @@ def build_engineless(install: InstallPlan, options: BuildOptions, tag: str, log:
         raise Fallback(f"the base has {len(base.layers)} layers: no room below the limit")
     base_key = cache.base_identity(base.digest, VENV, install.compile_bytecode, ENGINE_LESS)
     facts = recorded = recorded_facts(writer, layers_repo, base_key)
-    if facts is None:
-        facts = read_base(base_writer, base_ref, base, platform.machine())
-    target = facts.target
-    check_target(target)
-    clock.mark("base record" if recorded else "base read")
     options_lines, constraint_lines, names = requirement_lines(install)
-    lock = engineless_lock(install, options_lines + constraint_lines + names, target, options)
+    lines = options_lines + constraint_lines + names
+    with ThreadPoolExecutor(1) as ahead:
+        guess = None
+        if facts is None:
+            # Resolved while the base's layers are read, for a guess of its Python (the config's
+            # PYTHON_VERSION, else the builder's) and glibc (Debian 12's); the lock is used
+            # only when the base turns out to resolve the same (`same_resolution`).
+            guess = Target(guess_python(base.config), platform.machine(), GUESSED_GLIBC)
+            early = ahead.submit(engineless_lock, install, lines, guess, options)
+            facts = read_base(base_writer, base_ref, base, platform.machine())
+        target = facts.target
+        check_target(target)
+        clock.mark("base record" if recorded else "base read")
+        if guess is not None and same_resolution(guess, target):
+            lock = early.result()  # its Fallback is the one this target would raise
+        else:
+            lock = engineless_lock(install, lines, target, options)
     pins = pins_for(read_pylock(lock, "the lock"), target, requirement_names(names))
     refuse_sdists(pins, target)
     check_pins(pins, pinned_hashes(install))  # before any layer is mounted or pushed
@@ -209,19 +238,29 @@ def build_engineless(install: InstallPlan, options: BuildOptions, tag: str, log:
         if compiler[0] != host_install.interpreter_for(target.python_minor):
             log(f"engine-less: bytecode compiled by the base's own Python {target.python}, "
                 "run from its files")  # fmt: skip
+    mine = [pin for unit in missing for pin in unit.pins]
     with (
-        tempfile.TemporaryDirectory(prefix="mlflow-steps-layers-") as folder,
+        tempfile.TemporaryDirectory(prefix="mlflow-steps-wheels-") as wheel_folder,
         LayerWriters(processes=len(missing) >= host_install.WORKERS_FROM) as pool,
+        ExitStack() as stack,
     ):
-        tmp = Path(folder)
+        wheels = host_install.download_all(mine, index, Path(wheel_folder))
+        # The staged tree (and the layers' files) in memory when there is room (`staging`).
+        needed = staging.unpacked_size(wheels)
+        tmp = Path(stack.enter_context(staging.staged(needed, "mlflow-steps-layers-")))
         root = tmp / "staged"
         skeleton(root, facts)
-        mine = [pin for unit in missing for pin in unit.pins]
-        host_install.install_wheels(mine, root, VENV, site, target.python_minor, index,
-                                    compile_script if compiler else None, binary=True,
-                                    python=compiler, workers=pool)  # fmt: skip
+        host_install.install_wheels(mine, root, VENV, site, target.python_minor, index, None,
+                                    binary=True, workers=pool, downloaded=wheels)  # fmt: skip
+        # The library check (this process) runs while the bytecode is compiled (another).
+        with ThreadPoolExecutor(1) as checker:
+            checked = checker.submit(libraries.missing_libraries, root / VENV.lstrip("/"),
+                                     facts.libraries)  # fmt: skip
+            if compiler:
+                host_install.compile_tree(root, site, target.python_minor, compile_script,
+                                          compiler, Path(wheel_folder))  # fmt: skip
+            lacking = checked.result()
         clock.mark("installed")
-        lacking = libraries.missing_libraries(root / VENV.lstrip("/"), facts.libraries)
         if lacking:
             raise StepError(
                 "the base image lacks shared libraries that installed packages need; nothing "

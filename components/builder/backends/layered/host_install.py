@@ -258,30 +258,36 @@ def install_pure(pins: Iterable[Pin], root: Path, venv: str, site: str,
     return install_wheels(pins, root, venv, site, minor, index, compile_script, binary=False)
 
 
+def download_all(pins: list[Pin], index: IndexSettings, folder: Path) -> list[Path]:
+    """`download` of every pin, `DOWNLOADS` at a time; the wheels in `pins` order."""
+    with ThreadPoolExecutor(DOWNLOADS) as downloads:
+        return list(downloads.map(lambda pin: download(pin, index, folder), pins))
+
+
 def install_wheels(pins: Iterable[Pin], root: Path, venv: str, site: str,
                    minor: tuple[int, int], index: IndexSettings, compile_script: bytes | None,
                    binary: bool, python: list[str] | None = None,
-                   workers: LayerWriters | None = None) -> list[Pin]:  # fmt: skip
+                   workers: LayerWriters | None = None,
+                   downloaded: list[Path] | None = None) -> list[Pin]:  # fmt: skip
     """`install_pure`, or with `binary` every wheel (the engine-less build: the wheel was
     chosen for the base's tags, and its libraries are checked afterwards, `libraries`).
-    Downloads run `DOWNLOADS` at a time; wheels are unpacked by `workers` (the caller's, so
-    that no other processes start), else by processes of their own, or here when there are
-    few; `python`: the argv of the interpreter that compiles (default:
-    `interpreter_for(minor)`)."""
+    Downloads run `DOWNLOADS` at a time (`downloaded`: the pins' wheels, already downloaded
+    by `download_all`; they are removed as they are unpacked); wheels are unpacked by
+    `workers` (the caller's, so that no other processes start), else by processes of their
+    own, or here when there are few; `python`: the argv of the interpreter that compiles
+    (default: `interpreter_for(minor)`)."""
     pins = list(pins)
     with (
         tempfile.TemporaryDirectory(prefix="mlflow-steps-wheels-") as tmp,
-        ThreadPoolExecutor(DOWNLOADS) as downloads,
         ExitStack() as stack,
     ):
-        fetched = [downloads.submit(download, pin, index, Path(tmp)) for pin in pins]
         # A few wheels (a bump) are unpacked here: a worker process takes longer to start.
         pool: Executor = Inline()
         if len(pins) >= WORKERS_FROM:
             if workers is None:
                 workers = stack.enter_context(LayerWriters(os.cpu_count() or 1))
             pool = workers.executor()
-        wheels = [wheel.result() for wheel in fetched]
+        wheels = downloaded if downloaded is not None else download_all(pins, index, Path(tmp))
         # The largest first, so that no large wheel is left for one worker at the end.
         order = sorted(range(len(pins)), key=lambda at: (-wheels[at].stat().st_size, at))
         done = {}
