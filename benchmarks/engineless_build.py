@@ -24,14 +24,17 @@ Each line prints the 1-minute load average when the build ended: the machine may
         [--cases buildah,cold,bump,hit]
         (root and buildah for the buildah builds; about 3 min a run)
 
-`--cases` times only the cases named (default: all): `bump` alone still builds the previous
-environment into each namespace, untimed (about 20 s a run on a quiet machine).
+`--cases` runs only some of them: `buildah` (steps 1-2), `cold` (3), `bump` (4-5), `hit` (6,
+with the preparation of step 5). Each line also gives the CPU seconds (user + system) of the
+build's process and everything it ran (its workers, uv, the bytecode compiler): on a shared
+machine they vary less than the wall time.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -63,7 +66,8 @@ def codeset(work: Path, six: str) -> Path:
 
 
 def build(path: Path, host: str, base: str, index: str, repo: str, engine: str,
-          cache: Path | None = None) -> float:  # fmt: skip
+          cache: Path | None = None) -> tuple[float, float]:  # fmt: skip
+    """(wall seconds, CPU seconds of the build and its child processes)."""
     out = path.parent / f"{repo.replace('/', '-')}.image"
     argv = local_build_argv(path, host, base=base, index_url=index, repository=repo, output=out)
     argv[argv.index("--engine") + 1] = engine
@@ -71,15 +75,18 @@ def build(path: Path, host: str, base: str, index: str, repo: str, engine: str,
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     if cache is not None:
         env["XDG_CACHE_HOME"] = str(cache)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(argv, env=env, capture_output=True, text=True)
     took = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if done.returncode != 0:
         sys.exit(done.stderr[-3000:])
     for line in done.stderr.splitlines():  # the phases, for the record
         if line.startswith(("per-package layers: uploaded", "engine-less: uploaded")):
             print(f"    {repo}: {line.split(';', 1)[1].strip()}", flush=True)
-    return took
+    return took, cpu
 
 
 def main() -> None:
@@ -90,23 +97,27 @@ def main() -> None:
     # machine): what the cold target is a fraction of.
     parser.add_argument("--seed-seconds", type=float, default=43.9)
     parser.add_argument("--cases", default=",".join(CASES),
-                        help="the cases to time, comma-separated: " + ", ".join(CASES))  # fmt: skip
+                        help=f"comma-separated, of {', '.join(CASES)} (default: all)")  # fmt: skip
     args = parser.parse_args()
     cases = set(args.cases.split(","))
-    if not cases or not cases <= set(CASES):
-        parser.error(f"--cases: a comma-separated choice of {', '.join(CASES)}")
+    if not cases <= set(CASES):
+        parser.error(f"--cases: unknown {', '.join(sorted(cases - set(CASES)))}")
     work = cold_build.work_folder("engineless_build", args.storage_driver)
     registry = services.start_registry(work / "registry")
     index = services.start_index(images.wheelhouse(state_from_env() / "cache"), work / "index")
     times: dict[str, list[float]] = {}
+    cpus: dict[str, list[float]] = {}
     loads: list[float] = []
     requests: list[int] = []
     pushed: dict[str, str] = {}
 
-    def record(name: str, seconds: float) -> None:
+    def record(name: str, measured: tuple[float, float]) -> None:
+        seconds, cpu = measured
         times.setdefault(name, []).append(seconds)
+        cpus.setdefault(name, []).append(cpu)
         loads.append(os.getloadavg()[0])
-        print(f"run {run + 1}: {name}: {seconds:.2f} s (load {loads[-1]:.1f})", flush=True)
+        print(f"run {run + 1}: {name}: {seconds:.2f} s, {cpu:.1f} CPU s "
+              f"(load {loads[-1]:.1f})", flush=True)  # fmt: skip
 
     try:
         host, url = registry.host, index.extra["url"]
@@ -122,16 +133,19 @@ def main() -> None:
                 cold_build.clean_local_storage()
                 record("buildah, bump", build(after, host, base, url, f"b{run}/env", "buildah"))
                 cold_build.clean_local_storage()
-            if cases & {"cold", "bump"}:
+            if "cold" in cases:
                 with tempfile.TemporaryDirectory() as cache:
                     took = build(before, host, base, url, f"n{run}/env", "none", Path(cache))
-                    if "cold" in cases:
-                        record("engine-less, cold", took)
+                    record("engine-less, cold", took)
+            if "bump" in cases:
+                with tempfile.TemporaryDirectory() as cache:
+                    if "cold" not in cases:  # the namespace holds the previous environment
+                        build(before, host, base, url, f"n{run}/env", "none", Path(cache))
+                with tempfile.TemporaryDirectory() as cache:
+                    took = build(after, host, base, url, f"n{run}/env", "none", Path(cache))
+                    record("engine-less, bump (fresh pod)", took)
             if cases & {"bump", "hit"}:
                 with tempfile.TemporaryDirectory() as cache:
-                    if "bump" in cases:
-                        took = build(after, host, base, url, f"n{run}/env", "none", Path(cache))
-                        record("engine-less, bump (fresh pod)", took)
                     build(before, host, base, url, f"k{run}/env", "none", Path(cache))
                     took = build(after, host, base, url, f"k{run}/env", "none", Path(cache))
                     if "bump" in cases:
@@ -155,7 +169,8 @@ def main() -> None:
           "cores")  # fmt: skip
     for name, values in times.items():
         print(f"{name:34} {statistics.median(values):6.2f} s  (min {min(values):.2f})  "
-              f"{[round(v, 2) for v in values]}")  # fmt: skip
+              f"{[round(v, 2) for v in values]}; CPU s median "
+              f"{statistics.median(cpus[name]):.1f} (min {min(cpus[name]):.1f})")  # fmt: skip
     if requests:
         print(f"cache hit, registry requests per run: {sorted(set(requests))}")
     if "engine-less, cold" not in times:

@@ -5,7 +5,9 @@ No container engine, no root, no user namespaces; the base image is never pulled
 1. Read the base's manifest and config, and its layers' file lists (`base_files`: streamed
    once, kept by layer digest): its interpreter, Python version, glibc and libraries.
 2. Resolve for that Python and `<machine>-manylinux_<glibc>` (`uv pip compile`, no builds);
-   every distribution must have a wheel for the base's tags, else `Fallback`.
+   every distribution must have a wheel for the base's tags, else `Fallback`. With no record
+   of the base, the resolution for a guess runs while its layers are read, and is kept when
+   the guess resolves as the base does.
 3. Name the layers (`units`, each installed by the builder) and mount those the layer cache
    holds.
 4. Download the missing wheels (sha256 checked against the lock), unpack them with pypa's
@@ -26,6 +28,8 @@ import platform
 import subprocess
 import tempfile
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 
 from mlflow_steps import __version__
@@ -38,8 +42,9 @@ from ...planning.options import BuildOptions
 from ...planning.plan import STAGING, InstallPlan
 from ...planning.resolution import read_pylock, resolve, staged_files
 from ..recipe import VENV
-from . import cache, host_install, installed, libraries
+from . import cache, host_install, installed, libraries, staging
 from .assemble import (
+    GUESSED_GLIBC,
     Clock,
     Fallback,
     Layer,
@@ -48,6 +53,7 @@ from .assemble import (
     cache_tag,
     check_hash_closure,
     check_target,
+    guess_python,
     layer_jobs,
     publish,
     refuse_sdists,
@@ -162,6 +168,18 @@ def engineless_lock(install: InstallPlan, lines: list[str], target: Target,
         raise Fallback(f"the environment could not be resolved beforehand ({error})") from None
 
 
+def same_resolution(guess: Target, target: Target) -> bool:
+    """Whether resolving for `guess` gives what resolving for `target` gives: `engineless_lock`
+    reads only the Python minor version and uv's platform (the glibc capped at what uv names).
+    """
+    if guess.python_version != target.python_version or guess.machine != target.machine:
+        return False
+    try:
+        return uv_platform(guess) == uv_platform(target)
+    except Fallback:
+        return False
+
+
 def build_engineless(install: InstallPlan, options: BuildOptions, tag: str, log: Log,
                      base_digest: str = "") -> str:  # fmt: skip
     """Build `install` without an engine and push it as `<registry>/<repository>:<tag>`;
@@ -178,79 +196,108 @@ def build_engineless(install: InstallPlan, options: BuildOptions, tag: str, log:
     if room < GROUPS + 1:
         raise Fallback(f"the base has {len(base.layers)} layers: no room below the limit")
     base_key = cache.base_identity(base.digest, VENV, install.compile_bytecode, ENGINE_LESS)
-    facts = recorded = recorded_facts(writer, layers_repo, base_key)
-    if facts is None:
-        facts = read_base(base_writer, base_ref, base, platform.machine())
-    target = facts.target
-    check_target(target)
-    clock.mark("base record" if recorded else "base read")
-    options_lines, constraint_lines, names = requirement_lines(install)
-    lock = engineless_lock(install, options_lines + constraint_lines + names, target, options)
-    pins = pins_for(read_pylock(lock, "the lock"), target, requirement_names(names))
-    refuse_sdists(pins, target)
-    check_pins(pins, pinned_hashes(install))  # before any layer is mounted or pushed
-    check_hash_closure(install, target, options, uv_platform(target))
-    context = Context(target, VENV, install.compile_bytecode,
-                      pure=frozenset(pin.name for pin in pins))  # fmt: skip
-    units = [unit.by_builder() for unit in plan_units(pins, context, room)]
-    reused = reuse(writer, repository, layers_repo, units)
-    missing = [unit for unit in units if unit.identity not in reused]
-    site = site_of(target)
-    log(
-        f"engine-less: Python {target.python} at {facts.executable}, glibc {target.glibc}, "
-        f"{len(facts.libraries)} libraries in the base; {len(units)} layers for {len(pins)} "
-        f"distributions, {len(reused)} already in the registry (mounted), {len(missing)} to "
-        "install" + (": " + ", ".join(unit.label for unit in missing) if missing else "")
-    )
-    clock.mark("resolve and look up")
-    compiler = None
-    if install.compile_bytecode and missing:  # before anything is written or pushed
-        compiler = compiler_for(facts, lambda: extracted(base_writer, base_ref, base))
-        if compiler[0] != host_install.interpreter_for(target.python_minor):
-            log(f"engine-less: bytecode compiled by the base's own Python {target.python}, "
-                "run from its files")  # fmt: skip
-    with (
-        tempfile.TemporaryDirectory(prefix="mlflow-steps-layers-") as folder,
-        LayerWriters(processes=len(missing) >= host_install.WORKERS_FROM) as pool,
-    ):
-        tmp = Path(folder)
-        root = tmp / "staged"
-        skeleton(root, facts)
+    with ExitStack() as stack:
+        facts = recorded = recorded_facts(writer, layers_repo, base_key)
+        # With no record of the base (its first build here: a cold one), the layer writers
+        # start while its layers are read, on the core that leaves idle; else when needed.
+        early = stack.enter_context(LayerWriters()) if facts is None else None
+        options_lines, constraint_lines, names = requirement_lines(install)
+        lines = options_lines + constraint_lines + names
+        with ThreadPoolExecutor(1) as ahead:
+            guess = None
+            if facts is None:
+                # Resolved while the base's layers are read, for a guess of its Python (the
+                # config's PYTHON_VERSION, else the builder's) and glibc (Debian 12's); the lock
+                # is used only when the base turns out to resolve the same (`same_resolution`).
+                guess = Target(guess_python(base.config), platform.machine(), GUESSED_GLIBC)
+                guessed = ahead.submit(engineless_lock, install, lines, guess, options)
+                facts = read_base(base_writer, base_ref, base, platform.machine())
+            target = facts.target
+            check_target(target)
+            clock.mark("base record" if recorded else "base read")
+            if guess is not None and same_resolution(guess, target):
+                lock = guessed.result()  # its Fallback is the one this target would raise
+            else:
+                lock = engineless_lock(install, lines, target, options)
+        pins = pins_for(read_pylock(lock, "the lock"), target, requirement_names(names))
+        refuse_sdists(pins, target)
+        check_pins(pins, pinned_hashes(install))  # before any layer is mounted or pushed
+        check_hash_closure(install, target, options, uv_platform(target))
+        context = Context(target, VENV, install.compile_bytecode,
+                          pure=frozenset(pin.name for pin in pins))  # fmt: skip
+        units = [unit.by_builder() for unit in plan_units(pins, context, room)]
+        reused = reuse(writer, repository, layers_repo, units)
+        missing = [unit for unit in units if unit.identity not in reused]
+        site = site_of(target)
+        log(
+            f"engine-less: Python {target.python} at {facts.executable}, glibc {target.glibc}, "
+            f"{len(facts.libraries)} libraries in the base; {len(units)} layers for {len(pins)} "
+            f"distributions, {len(reused)} already in the registry (mounted), {len(missing)} to "
+            "install" + (": " + ", ".join(unit.label for unit in missing) if missing else "")
+        )
+        clock.mark("resolve and look up")
+        compiler = None
+        if install.compile_bytecode and missing:  # before anything is written or pushed
+            compiler = compiler_for(facts, lambda: extracted(base_writer, base_ref, base))
+            if compiler[0] != host_install.interpreter_for(target.python_minor):
+                log(f"engine-less: bytecode compiled by the base's own Python {target.python}, "
+                    "run from its files")  # fmt: skip
         mine = [pin for unit in missing for pin in unit.pins]
-        host_install.install_wheels(mine, root, VENV, site, target.python_minor, index,
-                                    compile_script if compiler else None, binary=True,
-                                    python=compiler, workers=pool)  # fmt: skip
-        clock.mark("installed")
-        lacking = libraries.missing_libraries(root / VENV.lstrip("/"), facts.libraries)
-        if lacking:
-            raise StepError(
-                "the base image lacks shared libraries that installed packages need; nothing "
-                "was pushed:\n"
-                + "".join(f"  {line}\n" for line in libraries.problems(lacking))
-                + "Choose a base that has them, or build with an engine (--engine buildah, or "
-                "the buildah / Kaniko builder) and set system_packages."
+        with tempfile.TemporaryDirectory(prefix="mlflow-steps-wheels-") as wheel_folder:
+            pool = early or stack.enter_context(
+                LayerWriters(processes=len(missing) >= host_install.WORKERS_FROM)
             )
-        claimed, skeleton_paths = installed.split(root, VENV, site, cache_tag(target))
-        bom = bill_of_materials(install, lock, base, index)
-        jobs = layer_jobs(root, skeleton_paths, claimed, missing, install, site, lock, bom)
-        made, uploaded = write_and_push(writer, repository, layers_repo, jobs, tmp,
-                                        target.machine, pool.executor(), consume=True)  # fmt: skip
-        clock.mark("layers written and pushed")
-    own = [layer for layer in made if not layer.unit]
-    by_unit = dict(zip([u.identity for u in missing], [lay for lay in made if lay.unit]))
-    ordered: list[Layer] = [own[0], own[1]]
-    if recorded is None:
-        remember_facts(writer, repository, layers_repo, base_key, facts, own[0])
-    ordered += [by_unit.get(u.identity) or reused[u.identity] for u in units]
-    ordered.append(own[2])
-    digest = publish(writer, base_writer, base_ref, install, repository, tag, base, ordered,
-                     bom, log)  # fmt: skip
-    clock.mark("push")
-    size = sum(layer.descriptor.size for layer in uploaded)
-    log(
-        f"engine-less: uploaded {len(uploaded)} ({size} bytes), mounted "
-        f"{len(ordered) - len(uploaded)}; {len(base.layers) + len(ordered)} layers in all; "
-        + ", ".join(clock.spent)
-        + f"; builder {__version__}"
-    )
-    return digest
+            wheels = host_install.download_all(mine, index, Path(wheel_folder))
+            # The staged tree (and the layers' files) in memory when there is room (`staging`).
+            needed = staging.unpacked_size(wheels)
+            tmp = Path(stack.enter_context(staging.staged(needed, "mlflow-steps-layers-")))
+            root = tmp / "staged"
+            skeleton(root, facts)
+            with ExitStack() as compiling:
+                # The bytecode is compiled (another process) as each wheel is unpacked, and
+                # the library check (this one) runs while it ends.
+                bytecode = None
+                if compiler:
+                    bytecode = compiling.enter_context(
+                        host_install.Compiler(root, site, target.python_minor, compile_script,
+                                              compiler, Path(wheel_folder))
+                    )  # fmt: skip
+                host_install.install_wheels(mine, root, VENV, site, target.python_minor, index,
+                                            None, binary=True, workers=pool,
+                                            downloaded=wheels, compiler=bytecode)  # fmt: skip
+                lacking = libraries.missing_libraries(root / VENV.lstrip("/"), facts.libraries)
+            clock.mark("installed")
+            if lacking:
+                raise StepError(
+                    "the base image lacks shared libraries that installed packages need; "
+                    "nothing was pushed:\n"
+                    + "".join(f"  {line}\n" for line in libraries.problems(lacking))
+                    + "Choose a base that has them, or build with an engine (--engine buildah, "
+                    "or the buildah / Kaniko builder) and set system_packages."
+                )
+            claimed, skeleton_paths = installed.split(root, VENV, site, cache_tag(target))
+            bom = bill_of_materials(install, lock, base, index)
+            jobs = layer_jobs(root, skeleton_paths, claimed, missing, install, site, lock, bom)
+            made, uploaded = write_and_push(
+                writer, repository, layers_repo, jobs, tmp, target.machine, pool.executor(),
+                consume=True,
+            )  # fmt: skip
+            clock.mark("layers written and pushed")
+        own = [layer for layer in made if not layer.unit]
+        by_unit = dict(zip([u.identity for u in missing], [lay for lay in made if lay.unit]))
+        ordered: list[Layer] = [own[0], own[1]]
+        if recorded is None:
+            remember_facts(writer, repository, layers_repo, base_key, facts, own[0])
+        ordered += [by_unit.get(u.identity) or reused[u.identity] for u in units]
+        ordered.append(own[2])
+        digest = publish(writer, base_writer, base_ref, install, repository, tag, base, ordered,
+                         bom, log)  # fmt: skip
+        clock.mark("push")
+        size = sum(layer.descriptor.size for layer in uploaded)
+        log(
+            f"engine-less: uploaded {len(uploaded)} ({size} bytes), mounted "
+            f"{len(ordered) - len(uploaded)}; {len(base.layers) + len(ordered)} layers in all; "
+            + ", ".join(clock.spent)
+            + f"; builder {__version__}"
+        )
+        return digest

@@ -29,8 +29,8 @@ import sys
 import tempfile
 import zipfile
 from collections.abc import Iterable
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
-from contextlib import ExitStack
+from concurrent.futures import Executor, Future, ThreadPoolExecutor, as_completed
+from contextlib import ExitStack, suppress
 from functools import cache
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -255,14 +255,14 @@ class Inline(Executor):
 
 
 def install_one(wheel: Path, root: Path, venv: str, site: str, name: str,
-                minor: tuple[int, int], binary: bool) -> bool:  # fmt: skip
-    """One wheel, in a worker: refused (False) when not `binary` and it holds a shared
-    library; else installed (True) and the wheel file removed."""
+                minor: tuple[int, int], binary: bool) -> list[str] | None:  # fmt: skip
+    """One wheel, in a worker: refused (None) when not `binary` and it holds a shared
+    library; else installed (the image paths written) and the wheel file removed."""
     if not binary and has_shared_library(wheel):
-        return False
-    install_wheel(wheel, root, venv, site, name, minor)
+        return None
+    written = install_wheel(wheel, root, venv, site, name, minor)
     wheel.unlink()
-    return True
+    return written
 
 
 def install_pure(pins: Iterable[Pin], root: Path, venv: str, site: str,
@@ -274,42 +274,128 @@ def install_pure(pins: Iterable[Pin], root: Path, venv: str, site: str,
     return install_wheels(pins, root, venv, site, minor, index, compile_script, binary=False)
 
 
+def download_all(pins: list[Pin], index: IndexSettings, folder: Path) -> list[Path]:
+    """`download` of every pin, `DOWNLOADS` at a time; the wheels in `pins` order."""
+    with ThreadPoolExecutor(DOWNLOADS) as downloads:
+        return list(downloads.map(lambda pin: download(pin, index, folder), pins))
+
+
 def install_wheels(pins: Iterable[Pin], root: Path, venv: str, site: str,
                    minor: tuple[int, int], index: IndexSettings, compile_script: bytes | None,
                    binary: bool, python: list[str] | None = None,
-                   workers: LayerWriters | None = None) -> list[Pin]:  # fmt: skip
+                   workers: LayerWriters | None = None, downloaded: list[Path] | None = None,
+                   compiler: Compiler | None = None) -> list[Pin]:  # fmt: skip
     """`install_pure`, or with `binary` every wheel (the engine-less build: the wheel was
     chosen for the base's tags, and its libraries are checked afterwards, `libraries`).
-    Downloads run `DOWNLOADS` at a time; wheels are unpacked by `workers` (the caller's, so
-    that no other processes start), else by processes of their own, or here when there are
-    few; `python`: the argv of the interpreter that compiles (default:
-    `interpreter_for(minor)`)."""
+    Downloads run `DOWNLOADS` at a time (`downloaded`: the pins' wheels, already downloaded
+    by `download_all`; they are removed as they are unpacked); wheels are unpacked by
+    `workers` (the caller's, so that no other processes start), else by processes of their
+    own, or here when there are few; `python`: the argv of the interpreter that compiles
+    (default: `interpreter_for(minor)`); `compiler`: the caller's `Compiler` (then
+    `compile_script` is not used; the caller waits for it), else one of its own."""
     pins = list(pins)
     with (
         tempfile.TemporaryDirectory(prefix="mlflow-steps-wheels-") as tmp,
-        ThreadPoolExecutor(DOWNLOADS) as downloads,
         ExitStack() as stack,
     ):
-        fetched = [downloads.submit(download, pin, index, Path(tmp)) for pin in pins]
         # A few wheels (a bump) are unpacked here: a worker process takes longer to start.
         pool: Executor = Inline()
         if len(pins) >= WORKERS_FROM:
             if workers is None:
                 workers = stack.enter_context(LayerWriters(os.cpu_count() or 1))
             pool = workers.executor()
-        wheels = [wheel.result() for wheel in fetched]
+        wheels = downloaded if downloaded is not None else download_all(pins, index, Path(tmp))
+        if compiler is None and compile_script is not None:
+            compiler = stack.enter_context(
+                Compiler(root, site, minor, compile_script, python, Path(tmp))
+            )
         # The largest first, so that no large wheel is left for one worker at the end.
         order = sorted(range(len(pins)), key=lambda at: (-wheels[at].stat().st_size, at))
         done = {}
         for at in order:
             name = pins[at].name
             done[at] = pool.submit(install_one, wheels[at], root, venv, site, name, minor, binary)
-        refused = [pin for at, pin in enumerate(pins) if not done[at].result()]
-        # Compiled by a fresh interpreter (compile-bytecode.py, on every core): the bytecode
-        # of a file depends on which strings the compiling process holds, so never this one.
-        if compile_script is not None and (root / site.lstrip("/")).is_dir():
-            compile_tree(root, site, minor, compile_script, python, Path(tmp))
+        # Each wheel's files are compiled as soon as it is unpacked (while others are).
+        for future in as_completed(done.values()):
+            written = future.result()
+            if written is not None and compiler is not None:
+                compiler.add(written)
+        refused = [pin for at, pin in enumerate(pins) if done[at].result() is None]
     return refused
+
+
+class Compiler:
+    """compile-bytecode.py over image path `site` of the tree at `root`, run by `python` (an
+    argv prefix: the base's own interpreter through its loader; default
+    `interpreter_for(minor)`) from the start, each file compiled as soon as it is `add`ed
+    (`--stdin`); it is done when the context ends (StepError when it failed). Compiled by a
+    fresh interpreter, on every core: the bytecode of a file depends on which strings the
+    compiling process holds, so never this one. A file added twice (two wheels write it)
+    is compiled again at the end, from what was written last."""
+
+    def __init__(self, root: Path, site: str, minor: tuple[int, int], compile_script: bytes,
+                 python: list[str] | None, tmp: Path) -> None:  # fmt: skip
+        argv = list(python) if python else [interpreter_for(minor) or ""]
+        if not argv[0]:
+            raise StepError("no interpreter of Python {}.{} to compile with".format(*minor))
+        script = tmp / "compile-bytecode.py"
+        script.write_bytes(compile_script)
+        self.argv = [*argv, "-I", "-S", str(script), "--root", str(root), "--stdin", site]
+        self.errors = tempfile.TemporaryFile()  # noqa: SIM115 (closed when the context ends)
+        self.sent: set[str] = set()
+        self.again: list[str] = []
+        # Isolated (-I -S): no environment variable, no site folder, no wheel's .pth file runs.
+        self.process = subprocess.Popen(
+            self.argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self.errors,
+            env=minimal_env(),
+        )  # fmt: skip
+
+    def add(self, image_paths: Iterable[str]) -> None:
+        """Compile these files (those of them the script compiles) once they are written."""
+        fresh: list[str] = []
+        for path in image_paths:
+            if path.endswith(".py"):
+                (self.again if path in self.sent else fresh).append(path)
+        self.sent.update(fresh)
+        self.send(fresh)
+
+    def send(self, paths: list[str]) -> None:
+        assert self.process.stdin is not None
+        # When it stopped (BrokenPipeError), its error is read once it is waited for.
+        with suppress(BrokenPipeError):
+            self.process.stdin.write(b"".join(os.fsencode(p) + b"\0" for p in paths) + b"\0")
+            self.process.stdin.flush()
+
+    def __enter__(self) -> Compiler:
+        return self
+
+    def __exit__(self, kind, *exc) -> None:
+        assert self.process.stdin is not None
+        try:
+            if kind is not None:
+                self.process.kill()
+            else:
+                again = sorted(set(self.again))
+                if again:
+                    self.close()
+                    self.process = subprocess.Popen(
+                        self.argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                        stderr=self.errors, env=minimal_env(),
+                    )  # fmt: skip
+                    self.send(again)
+                self.close()
+        finally:
+            self.process.wait()
+            self.errors.close()
+
+    def close(self) -> None:
+        assert self.process.stdin is not None
+        with suppress(BrokenPipeError):
+            self.process.stdin.close()
+        if self.process.wait() != 0:
+            self.errors.seek(0)
+            text = self.errors.read().decode(errors="replace").strip()
+            raise StepError(f"compiling bytecode failed: {text[-2000:]}")
 
 
 def compile_tree(root: Path, site: str, minor: tuple[int, int], compile_script: bytes,

@@ -1,10 +1,15 @@
 """mlflow-steps: compile an environment's Python files to bytecode, on every core.
 
-Usage: python compile-bytecode.py [--root ROOT] DIR...      (Python 3.7+; stdlib only)
+Usage: python compile-bytecode.py [--root ROOT] [--stdin] DIR...   (Python 3.7+; stdlib only)
 
 With --root, each DIR is a path inside the tree staged at ROOT (an image's root on the
 builder's disk): files are read under ROOT, and their code objects are named by the path
 inside the image, as if compiled there.
+
+With --stdin, the files are not looked for under DIR but read from standard input as they
+are written (the builder streams each wheel's files once it is unpacked): NUL-terminated
+paths (inside the image with --root), an empty one ending a group that is compiled at once.
+A path is compiled when it is one the search under DIR would find (`wanted`), and once.
 
 Each .py under DIR gets an unchecked-hash .pyc (PEP 552): reproducible (no timestamp inside),
 and an import neither stats nor reads the source. Packages' own test folders (`tests`, `test`
@@ -43,6 +48,57 @@ def sources(roots):
             ]
             found.update(os.path.join(folder, name) for name in files if name.endswith(".py"))
     return sorted(found)
+
+
+def wanted(path, roots):
+    """Whether `sources(roots)` would list `path` (an absolute path): a .py file under a
+    root, in no __pycache__ folder, and in no `tests`/`test` folder below a top-level one."""
+    if not path.endswith(".py"):
+        return False
+    for root in roots:
+        relative = os.path.relpath(path, root)
+        if relative == os.curdir or relative.startswith(os.pardir + os.sep):
+            continue
+        folders = relative.split(os.sep)[:-1]
+        if "__pycache__" in folders or any(name in SKIPPED_FOLDERS for name in folders[1:]):
+            continue
+        return True
+    return False
+
+
+def streamed(stream, roots, root):
+    """The groups of paths read from `stream` (see the module doc), each sorted, each path
+    once, the unwanted ones left out."""
+    seen = set()
+    group = []
+    for record in records(stream):
+        if not record:
+            if group:
+                yield sorted(group)
+            group = []
+            continue
+        path = os.fsdecode(record)
+        path = root + "/" + path.lstrip("/") if root else os.path.abspath(path)
+        if path not in seen and wanted(path, roots):
+            seen.add(path)
+            group.append(path)
+    if group:
+        yield sorted(group)
+
+
+def records(stream):
+    """NUL-terminated records of a binary `stream`, as they arrive."""
+    pending = b""
+    while True:
+        chunk = stream.read1(1 << 16) if hasattr(stream, "read1") else stream.read(1 << 16)
+        if not chunk:
+            break
+        pending += chunk
+        *complete, pending = pending.split(b"\0")
+        for record in complete:
+            yield record
+    if pending:
+        yield pending
 
 
 def settle_interning():
@@ -94,8 +150,12 @@ def worker_pool():
         return None
 
 
+def batches_of(paths, root):
+    return [(root, paths[start : start + BATCH]) for start in range(0, len(paths), BATCH)]
+
+
 def compile_all(paths, root=""):
-    batches = [(root, paths[start : start + BATCH]) for start in range(0, len(paths), BATCH)]
+    batches = batches_of(paths, root)
     pool = worker_pool()
     if pool is None:
         return sum(compile_batch(batch) for batch in batches)
@@ -103,17 +163,51 @@ def compile_all(paths, root=""):
         return sum(pool.map(compile_batch, batches))
 
 
+def compile_groups(groups, root=""):
+    """Compile each group of paths as it comes; returns (files, left as source)."""
+    pool = worker_pool()
+    count = 0
+    results = []
+    with pool if pool is not None else _nothing():
+        for group in groups:
+            count += len(group)
+            for batch in batches_of(group, root):
+                if pool is None:
+                    results.append(compile_batch(batch))
+                else:
+                    results.append(pool.submit(compile_batch, batch))
+        failed = sum(r if isinstance(r, int) else r.result() for r in results)
+    return count, failed
+
+
+class _nothing:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
 def main(argv):
     start = time.time()
     root = ""
     if argv[:1] == ["--root"]:
         root = os.path.abspath(argv[1])
-        argv = [root + "/" + folder.lstrip("/") for folder in argv[2:]]
-    paths = sources(argv)
-    failed = compile_all(paths, root)
+        argv = argv[2:]
+    stream = argv[:1] == ["--stdin"]
+    if stream:
+        argv = argv[1:]
+    if root:
+        argv = [root + "/" + folder.lstrip("/") for folder in argv]
+    if stream:
+        roots = [os.path.abspath(folder) for folder in argv]
+        count, failed = compile_groups(streamed(sys.stdin.buffer, roots, root), root)
+    else:
+        paths = sources(argv)
+        count, failed = len(paths), compile_all(paths, root)
     print(
         "mlflow-steps: bytecode for {} files ({} left as source) in {:.1f} s".format(
-            len(paths) - failed, failed, time.time() - start
+            count - failed, failed, time.time() - start
         ),
         file=sys.stderr,  # a log line: the caller's stdout carries outputs only
     )

@@ -108,3 +108,32 @@ def test_a_files_bytecode_does_not_depend_on_the_file_compiled_before_it(tmp_pat
         assert done.returncode == 0, done.stderr
     pyc = f"site/sklearn/__pycache__/pipeline.{sys.implementation.cache_tag}.pyc"
     assert (alone / pyc).read_bytes() == (beside / pyc).read_bytes()
+
+
+def test_files_streamed_on_stdin_get_what_the_folder_search_gives_them(tmp_path):
+    """--stdin (the engine-less build streams each wheel's files as it is unpacked): the same
+    files compiled, to the same bytes, as when the folder is searched; the paths the search
+    would skip (tests below a package, other suffixes, outside the folder) are skipped."""
+    walked, streamed = tmp_path / "walked", tmp_path / "streamed"  # two image roots
+    for root in (walked, streamed):
+        site_packages(root)
+    assert run_script(tmp_path, "--root", walked, "/lib/site-packages").returncode == 0
+    site = streamed / "lib" / "site-packages"
+    paths = sorted("/" + str(p.relative_to(streamed)) for p in site.rglob("*.py"))
+    other = ["/lib/site-packages/pkg/data.txt", "/lib/other.py", paths[0]]  # and one twice
+    first, second = paths[:3], paths[3:] + other
+    feed = b"".join(p.encode() + b"\0" for p in first) + b"\0"
+    feed += b"".join(p.encode() + b"\0" for p in second) + b"\0"
+    (streamed / "lib" / "other.py").write_text("X = 1\n")
+    script = tmp_path / "compile-bytecode.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--root", str(streamed), "--stdin", "/lib/site-packages"],
+        input=feed,
+        capture_output=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert b"bytecode for 5 files (1 left as source)" in done.stderr
+    assert compiled(site) == compiled(walked / "lib" / "site-packages")
+    assert not list((streamed / "lib").glob("__pycache__"))
+    for pyc in site.rglob("*.pyc"):
+        assert pyc.read_bytes() == (walked / pyc.relative_to(streamed)).read_bytes()

@@ -12,7 +12,11 @@ import pytest
 
 from mlflow_steps.components.builder.backends.layered.assemble import Fallback, refuse_sdists
 from mlflow_steps.components.builder.backends.layered.base_files import BaseFacts
-from mlflow_steps.components.builder.backends.layered.engineless import skeleton, uv_platform
+from mlflow_steps.components.builder.backends.layered.engineless import (
+    same_resolution,
+    skeleton,
+    uv_platform,
+)
 from mlflow_steps.components.builder.backends.layered.wheels import Target, pins_for
 from mlflow_steps.components.builder.build import engineless_reason
 from mlflow_steps.components.builder.planning.options import BuildOptions
@@ -28,6 +32,19 @@ def test_the_platform_follows_the_bases_glibc_within_what_uv_names():
     assert uv_platform(Target("3.9.2", "aarch64", "2.28")) == "aarch64-manylinux_2_28"
     with pytest.raises(Fallback, match=r"glibc 2\.12 is older than manylinux2014"):
         uv_platform(Target("3.8.0", "x86_64", "2.12"))
+
+
+def test_the_lock_resolved_for_a_guess_is_kept_only_when_the_base_resolves_the_same():
+    """The guess (resolved while the base is read) against the base's own Python and glibc:
+    the patch version does not matter; the minor version, the machine and uv's platform do."""
+    guess = Target("3.11.7", "x86_64", "2.36")
+    assert same_resolution(guess, Target("3.11.2", "x86_64", "2.36"))
+    assert not same_resolution(guess, Target("3.13.5", "x86_64", "2.36"))
+    assert not same_resolution(guess, Target("3.11.2", "x86_64", "2.31"))
+    assert not same_resolution(guess, Target("3.11.2", "aarch64", "2.36"))
+    assert not same_resolution(guess, Target("3.11.2", "x86_64", "2.12"))  # refused: Fallback
+    # glibc beyond the newest tag uv names resolves as that tag does
+    assert same_resolution(Target("3.13.0", "x86_64", "2.40"), Target("3.13.5", "x86_64", "2.41"))
 
 
 def wheel(name: str) -> DistributionFile:

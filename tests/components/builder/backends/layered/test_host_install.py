@@ -172,3 +172,27 @@ def test_finding_an_interpreter_never_runs_a_codesets_venv(tmp_path, monkeypatch
     host_install.interpreter_for((3, 99))
     host_install.interpreter_for((3, 98))
     assert not marker.exists()
+
+
+def test_a_file_two_wheels_write_is_compiled_from_what_was_written_last(tmp_path):
+    """The Compiler compiles each wheel's files as they come; a file added again (a second
+    wheel wrote it) is compiled once more at the end, from its last content."""
+    root = tmp_path / "root"
+    module = root / SITE.lstrip("/") / "shared.py"
+    module.parent.mkdir(parents=True)
+    module.write_text("WHO = 'first'\n")
+    with host_install.Compiler(root, SITE, MINOR, COMPILER, None, tmp_path) as compiler:
+        compiler.add([f"{SITE}/shared.py", f"{VENV}/bin/tool"])
+        module.write_text("WHO = 'second'\n")
+        compiler.add([f"{SITE}/shared.py"])
+    pyc = module.parent / "__pycache__" / f"shared.{sys.implementation.cache_tag}.pyc"
+    namespace: dict = {}
+    exec(marshal.loads(pyc.read_bytes()[16:]), namespace)
+    assert namespace["WHO"] == "second"
+
+
+def test_a_compiler_that_fails_says_why(tmp_path):
+    failing = host_install.Compiler(tmp_path, SITE, MINOR, b"raise SystemExit('boom')", None,
+                                    tmp_path)  # fmt: skip
+    with pytest.raises(StepError, match=r"compiling bytecode failed: .*boom"), failing:
+        pass
