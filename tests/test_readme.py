@@ -59,7 +59,10 @@ OTHER_TOOLS = {
     "--flag": "an entry point's command (an MLproject example)",
     "--invalidation-mode": "python -m compileall",
     "--isolation": "buildah run",
-    "--root": "components/builder/backends/recipe_files/compile-bytecode.py",
+    **dict.fromkeys(
+        ["--root", "--stdin"], "components/builder/backends/recipe_files/compile-bytecode.py"
+    ),
+    "--refresh": "uv pip compile",
     "--tag": "buildah build",
     "--layers": "buildah/podman build",
     "--timestamp": "buildah build",
