@@ -28,6 +28,7 @@ layout), core metadata 2.4, PEP 639.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import html
 import io
@@ -58,11 +59,37 @@ _HREF = re.compile(r"""href=["']([^"']+)["']""", re.IGNORECASE)
 
 _known: dict[str, list[dict] | None] = {}  # by wheel sha256, for this process
 _lock = threading.Lock()
+_ahead: list[threading.Thread] = []  # started by `read_ahead`
 
 
-def licences(distributions: Iterable[Distribution], index: IndexSettings) -> dict[str, list[dict]]:
+def read_ahead(distributions: Iterable[Distribution], index: IndexSettings) -> None:
+    """Starts reading the distributions' licences in a thread of its own, while the build goes
+    on (on a bump, while the layers are looked up and mounted); the build's own `licences` call
+    waits for it, and reads again what it could not read, so that call raises its errors."""
+
+    def read(wanted: list[Distribution]) -> None:
+        # The build's own call reads again what failed here, and says why.
+        with contextlib.suppress(Exception):
+            licences(wanted, index, wait=False)
+
+    thread = threading.Thread(target=read, args=(list(distributions),), daemon=True)
+    thread.start()
+    with _lock:
+        _ahead.append(thread)
+
+
+def licences(
+    distributions: Iterable[Distribution], index: IndexSettings, wait: bool = True
+) -> dict[str, list[dict]]:
     """`sbom.licence_of` of each distribution's wheel metadata, by the distribution's (PEP 503)
-    name, the ones without a licence left out. Raises StepError (see the module doc)."""
+    name, the ones without a licence left out. Raises StepError (see the module doc). With
+    `wait`, first waits for what `read_ahead` started."""
+    while wait:
+        with _lock:
+            if not _ahead:
+                break
+            thread = _ahead.pop()
+        thread.join()
     chosen = [(dist.name, first_wheel(dist)) for dist in distributions]
     wanted = [(name, wheel) for name, wheel in chosen if wheel is not None]
     with ThreadPoolExecutor(FETCHERS) as pool:

@@ -47,7 +47,7 @@ from ...oci import referrers, sbom
 from ...oci.registry import RegistryClient
 from ...oci.registry_push import RegistryWriter, sha256_digest
 from ...oci.sbom import SBOM_IN_IMAGE
-from ...planning.core_metadata import licences
+from ...planning.core_metadata import licences, read_ahead
 from ...planning.hash_pins import MISSING_HEAD, check_pins, hash_mode_sets, pinned_hashes, unhashed
 from ...planning.indexes import IndexSettings
 from ...planning.options import BuildOptions
@@ -183,7 +183,9 @@ def build_layered(install: InstallPlan, options: BuildOptions, tag: str, log: Lo
             """Resolve for `target` and look the layers up (while the base is pulled, when
             it is)."""
             lock = locked(install, options_lines + constraint_lines + names, target, options)
-            pins = pins_for(read_pylock(lock, "the lock"), target, requirement_names(names))
+            locked_dists = read_pylock(lock, "the lock")
+            read_ahead(locked_dists, index)  # the bill of materials' licences, meanwhile
+            pins = pins_for(locked_dists, target, requirement_names(names))
             check_pins(pins, user_hashes)  # before any layer is mounted or pushed
             check_hash_closure(install, target, options)
             refuse_sdists(pins, target)

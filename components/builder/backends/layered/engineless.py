@@ -37,6 +37,7 @@ from mlflow_steps import __version__
 from ....problems import StepError
 from ....subprocess_env import minimal_env
 from ...oci.registry_push import RegistryWriter
+from ...planning.core_metadata import read_ahead
 from ...planning.hash_pins import check_pins, pinned_hashes
 from ...planning.options import BuildOptions
 from ...planning.plan import STAGING, InstallPlan
@@ -219,7 +220,9 @@ def build_engineless(install: InstallPlan, options: BuildOptions, tag: str, log:
                 lock = guessed.result()  # its Fallback is the one this target would raise
             else:
                 lock = engineless_lock(install, lines, target, options)
-        pins = pins_for(read_pylock(lock, "the lock"), target, requirement_names(names))
+        locked_dists = read_pylock(lock, "the lock")
+        read_ahead(locked_dists, index)  # the bill of materials' licences, meanwhile
+        pins = pins_for(locked_dists, target, requirement_names(names))
         refuse_sdists(pins, target)
         check_pins(pins, pinned_hashes(install))  # before any layer is mounted or pushed
         check_hash_closure(install, target, options, uv_platform(target))

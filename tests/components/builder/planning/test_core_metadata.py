@@ -195,3 +195,26 @@ def test_a_distribution_without_a_wheel_url_gets_no_licence_and_no_request():
     no_url = DistributionFile("six-1.16.0-py3-none-any.whl", "", "4" * 64)
     dists = [Distribution("six", "1.16.0", "", (sdist, no_url))]
     assert core_metadata.licences(dists, IndexSettings()) == {}
+
+
+def test_licences_read_ahead_are_read_once_and_the_builds_own_call_raises_what_failed(
+    plain_server,
+):
+    """`read_ahead` reads while the build goes on; the build's `licences` call waits for it and
+    asks the index nothing more, and a wheel the read ahead could not read is read again by
+    that call, which names it."""
+    folder, url = plain_server
+    wheels = made_wheels(folder)[:3]
+    dists = lock_of(wheels, url)
+    core_metadata._known.clear()
+    core_metadata.read_ahead(dists, IndexSettings(url))
+    assert core_metadata.licences(dists, IndexSettings(url)) == expected_licences(wheels)
+    assert sorted(Recording.seen) == sorted(
+        path for wheel in wheels for path in (f"/{wheel.name}.metadata", f"/{wheel.name}")
+    )  # each wheel once (http.server has no PEP 658 file here: 404, then the whole wheel)
+    missing = DistributionFile("gone-1.0-py3-none-any.whl", url + "gone-1.0-py3-none-any.whl",
+                               "1" * 64)  # fmt: skip
+    gone = [Distribution("gone", "1.0", "", (missing,))]
+    core_metadata.read_ahead(gone, IndexSettings(url))
+    with pytest.raises(StepError, match=r"^gone: gone-1\.0-py3-none-any\.whl: .*404"):
+        core_metadata.licences(gone, IndexSettings(url))
