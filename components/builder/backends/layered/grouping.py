@@ -28,6 +28,7 @@ import hashlib
 from pathlib import PurePosixPath
 from urllib.parse import unquote, urlsplit
 
+from packaging.tags import Tag
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 from .wheels import Pin
@@ -38,15 +39,20 @@ SHARED_LAYERS = 4
 BINARY_LAYERS = 4
 
 
-def is_binary(pin: Pin) -> bool:
-    """Whether the pin's wheel is anything but `none-any` (an unreadable wheel name counts as
-    binary: it keeps a layer of its own, as before grouping)."""
+def wheel_tags(pin: Pin) -> frozenset[Tag] | None:
+    """The tags of the pin's wheel, from its file name (PEP 427); None: not a wheel's name."""
     name = unquote(PurePosixPath(urlsplit(pin.wheel_url or "").path).name)
     try:
-        tags = parse_wheel_filename(name)[3]
+        return parse_wheel_filename(name)[3]
     except InvalidWheelFilename:
-        return True
-    return not all(tag.abi == "none" and tag.platform == "any" for tag in tags)
+        return None
+
+
+def is_binary(pin: Pin) -> bool:
+    """Whether the pin's wheel is anything but `none-any` (an unreadable wheel name counts as
+    binary; `layer_members` gives it a layer of its own, as before grouping)."""
+    tags = wheel_tags(pin)
+    return tags is None or not all(t.abi == "none" and t.platform == "any" for t in tags)
 
 
 def shared_layer(name: str, layers: int = SHARED_LAYERS) -> int:
@@ -67,7 +73,7 @@ def layer_members(
     shared: dict[tuple[bool, int], list[Pin]] = {}
     for pin in pins:
         binary = is_binary(pin)
-        if pin.direct or (binary and binary_layers < 1):
+        if pin.direct or (binary and (binary_layers < 1 or wheel_tags(pin) is None)):
             own.append([pin])
         else:
             count = binary_layers if binary else layers

@@ -78,6 +78,12 @@ def test_named_distributions_keep_a_layer_and_the_rest_share_a_few_of_their_kind
     assert any(len(group) > 1 for group in binary)  # 7 binaries in at most 4 layers
 
 
+def test_a_wheel_whose_name_cannot_be_read_keeps_a_layer_of_its_own():
+    odd = [Pin(f"odd{n}", "1.0", f"http://i/odd{n}.whl", "0" * 64, None, False) for n in range(9)]
+    assert all(len(group) == 1 for group in layer_members([*stack(), *odd]) if group[0] in odd)
+    assert len(layer_members([*stack(), *odd])) == len(layer_members(stack())) + 9
+
+
 def test_binary_layers_zero_gives_each_binary_wheel_a_layer_as_before():
     members = layer_members(stack(), binary_layers=0)
     alone = {group[0].name for group in members if len(group) == 1}
