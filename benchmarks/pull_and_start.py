@@ -21,6 +21,7 @@ phase is timed in wall time and in CPU time (user + system of buildah and its ch
 the other loads of a shared machine disturb less). The load average is printed with each run.
 
     python3 benchmarks/pull_and_start.py [--runs 5] [--only per-package single engine-less]
+        [--grouping 4:0 2:2 ...]
         (root, buildah, podman, an overlay-capable kernel; about 1 min to build, then
         about 30 s a run)
 """
@@ -64,6 +65,23 @@ IMAGES = {
 }
 
 
+# `mlflow-steps build` with grouping.SHARED_LAYERS and BINARY_LAYERS set first (--grouping).
+GROUPED_BUILD = (
+    "import sys; from mlflow_steps.components.builder.backends.layered import grouping as g; "
+    "g.SHARED_LAYERS, g.BINARY_LAYERS = {pure}, {binary}; "
+    "from mlflow_steps.cli import main; sys.argv[0] = 'mlflow-steps'; raise SystemExit(main())"
+)
+
+
+def grouping_variant(text: str) -> tuple[str, list[str]]:
+    """'PURE:BINARY' (shared layers for the pure-Python and for the binary wheels pulled in)
+    -> the image's name and its build flags (argparse type for --grouping)."""
+    pure, _, binary = text.partition(":")
+    if not (pure.isdigit() and binary.isdigit() and int(pure) >= 1):
+        raise argparse.ArgumentTypeError(f"{text!r}: PURE:BINARY, e.g. 4:0 (PURE >= 1)")
+    return f"per-package {pure}:{binary}", ["--engine", "buildah", f"--grouping={pure}:{binary}"]
+
+
 def load() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
@@ -83,6 +101,10 @@ def build(path: Path, host: str, base: str, index: str, repo: str, flags: list[s
     argv = local_build_argv(path, host, base=base, index_url=index, repository=repo, output=out)
     at = argv.index("--engine")
     del argv[at : at + 2]
+    for flag in [f for f in flags if f.startswith("--grouping=")]:
+        flags = [f for f in flags if f != flag]
+        pure, binary = flag.split("=")[1].split(":")
+        argv[1:3] = ["-c", GROUPED_BUILD.format(pure=int(pure), binary=int(binary))]
     done = subprocess.run([*argv, *flags], env=env, capture_output=True, text=True)
     if done.returncode != 0:
         sys.exit(f"building {repo} failed:\n{done.stderr[-3000:]}")
@@ -165,7 +187,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--only", nargs="*", choices=list(IMAGES), default=list(IMAGES))
+    parser.add_argument("--grouping", nargs="*", type=grouping_variant, default=[],
+                        metavar="PURE:BINARY", help="per-package images with these "
+                        "grouping.SHARED_LAYERS:BINARY_LAYERS too (BINARY 0: a layer per binary "
+                        "wheel)")  # fmt: skip
     args = parser.parse_args()
+    IMAGES.update(dict(args.grouping))
+    args.only = [*args.only, *(name for name, _ in args.grouping if name not in args.only)]
     if os.geteuid() != 0 or not shutil.which("buildah"):
         sys.exit("pull_and_start: needs root and buildah (bash scripts/setup-machine)")
     version = buildah_version()

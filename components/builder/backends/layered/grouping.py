@@ -8,11 +8,15 @@ distributions are grouped, the way apko groups by origin and Nixery by popularit
 
 - a distribution the environment names itself (`Pin.direct`: what a user bumps) keeps a layer
   of its own, so a bump rebuilds that layer only;
-- so does a binary wheel (any tag other than `none-any`: numpy, scipy, cryptography), the large
-  compiled distributions, shared between environments by their own identity;
-- the rest, pure-Python wheels that the environment only pulls in, share `SHARED_LAYERS`
-  layers, each distribution in the layer its name hashes to (SHA-256: the same group in every
-  environment and build, deterministic; a new or bumped one changes its group only).
+- the pure-Python wheels that the environment only pulls in share `SHARED_LAYERS` layers, each
+  distribution in the layer its name hashes to (SHA-256: the same group in every environment
+  and build, deterministic; a new or bumped one changes its group only);
+- the binary wheels (any tag other than `none-any`: numpy, scipy, cryptography) it only pulls
+  in share `BINARY_LAYERS` layers the same way, apart from the pure ones (a pure group can be
+  written by the builder without the base, `host_install`; a binary one is installed in the
+  base). `BINARY_LAYERS = 0`: a layer for each, as before (57 -> 20 layers for the wine-like
+  stack; with binary groups 14). The index gives no wheel sizes here (pypiserver's simple API,
+  and the lock has none), so the groups go by name, not by size.
 
 A group's identity is that of its members (`units.unit_of`), so two environments with the same
 members in a group share that layer too.
@@ -24,22 +28,31 @@ import hashlib
 from pathlib import PurePosixPath
 from urllib.parse import unquote, urlsplit
 
+from packaging.tags import Tag
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 from .wheels import Pin
 
 SHARED_LAYERS = 4
+# Measured per extra layer on a pull into an empty overlay store (buildah 1.28): 0.07-0.09 s
+# (benchmarks/pull_and_start.py, docs/layering.md).
+BINARY_LAYERS = 4
+
+
+def wheel_tags(pin: Pin) -> frozenset[Tag] | None:
+    """The tags of the pin's wheel, from its file name (PEP 427); None: not a wheel's name."""
+    name = unquote(PurePosixPath(urlsplit(pin.wheel_url or "").path).name)
+    try:
+        return parse_wheel_filename(name)[3]
+    except InvalidWheelFilename:
+        return None
 
 
 def is_binary(pin: Pin) -> bool:
     """Whether the pin's wheel is anything but `none-any` (an unreadable wheel name counts as
-    binary: it keeps a layer of its own, as before grouping)."""
-    name = unquote(PurePosixPath(urlsplit(pin.wheel_url or "").path).name)
-    try:
-        tags = parse_wheel_filename(name)[3]
-    except InvalidWheelFilename:
-        return True
-    return not all(tag.abi == "none" and tag.platform == "any" for tag in tags)
+    binary; `layer_members` gives it a layer of its own, as before grouping)."""
+    tags = wheel_tags(pin)
+    return tags is None or not all(t.abi == "none" and t.platform == "any" for t in tags)
 
 
 def shared_layer(name: str, layers: int = SHARED_LAYERS) -> int:
@@ -47,13 +60,23 @@ def shared_layer(name: str, layers: int = SHARED_LAYERS) -> int:
     return int(hashlib.sha256(name.encode()).hexdigest()[:8], 16) % layers
 
 
-def layer_members(pins: list[Pin], layers: int = SHARED_LAYERS) -> list[list[Pin]]:
+def layer_members(
+    pins: list[Pin], layers: int | None = None, binary_layers: int | None = None
+) -> list[list[Pin]]:
     """`pins` cut into layers: [pin] for each distribution with a layer of its own, then the
-    non-empty shared layers, each sorted by name. Every pin is in exactly one list."""
-    own = [[pin] for pin in pins if pin.direct or is_binary(pin)]
-    shared: dict[int, list[Pin]] = {}
+    non-empty shared layers (the pure ones', then the binary ones'), each sorted by name. Every
+    pin is in exactly one list. `layers` and `binary_layers` default to `SHARED_LAYERS` and
+    `BINARY_LAYERS`, read at call time; `binary_layers` 0 gives each binary wheel a layer."""
+    layers = SHARED_LAYERS if layers is None else layers
+    binary_layers = BINARY_LAYERS if binary_layers is None else binary_layers
+    own: list[list[Pin]] = []
+    shared: dict[tuple[bool, int], list[Pin]] = {}
     for pin in pins:
-        if not (pin.direct or is_binary(pin)):
-            shared.setdefault(shared_layer(pin.name, layers), []).append(pin)
+        binary = is_binary(pin)
+        if pin.direct or (binary and (binary_layers < 1 or wheel_tags(pin) is None)):
+            own.append([pin])
+        else:
+            count = binary_layers if binary else layers
+            shared.setdefault((binary, shared_layer(pin.name, count)), []).append(pin)
     groups = [sorted(members, key=lambda p: p.name) for _, members in sorted(shared.items())]
     return own + groups
