@@ -6,9 +6,8 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
-import pytest
-
 from mlflow_steps.components.builder.backends.layered import staging
+from tests.support.require import require
 
 
 def test_the_unpacked_size_is_the_sum_of_the_wheels_entries(tmp_path):
@@ -27,8 +26,7 @@ def shm_usable() -> bool:
 def test_a_tree_that_fits_goes_to_shared_memory_and_one_that_does_not_to_the_disk(
     monkeypatch,
 ):
-    if not shm_usable():
-        pytest.skip("no tmpfs at /dev/shm with 64 MiB to spare here")
+    require(shm_usable(), "needs a tmpfs at /dev/shm with 64 MiB to spare")
     monkeypatch.delenv("TMPDIR", raising=False)
     assert staging.staging_folder(1 << 20) == "/dev/shm"
     with staging.staged(1 << 20, "mlflow-steps-test-") as folder:
