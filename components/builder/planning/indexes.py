@@ -165,6 +165,31 @@ def host_of(url: str) -> str:
     return urlsplit(url).hostname or ""
 
 
+def ambiguous_url(url: str) -> str:
+    """Why `url` could reach another host than the one it seems to name, or "": a backslash,
+    white space or a control character, or a host, port or scheme that `urllib.parse` (which
+    keys credentials here, and in pip) and urllib3 (which `requests` connects with) read
+    differently (`http://evil\\@index/x.whl`: urlsplit says `index`, urllib3 connects to
+    `evil`)."""
+    if any(c == "\\" or c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
+        return "it holds a backslash, white space or a control character"
+    from urllib3.util import parse_url  # here: `requests` brings it; a cache hit never needs it
+
+    try:
+        parsed = parse_url(url)
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "it is not a valid URL"
+    if ((parsed.scheme or "").lower(), (parsed.host or "").lower().strip("[]"), parsed.port) != (
+        parts.scheme.lower(),
+        (parts.hostname or "").lower(),
+        port,
+    ):
+        return "its host is read differently by urllib.parse and urllib3"
+    return ""
+
+
 def origin_of(url: str) -> str:
     """`scheme://host:port` of `url` (the default port written out), user information left
     out: the origin a credential belongs to."""

@@ -40,6 +40,7 @@ from ...problems import StepError
 from ...subprocess_env import EMPTY_HOME, minimal_env
 from ..reading.uv_options import UV_INDEX_ENV, uv_install
 from .hash_pins import check_resolution
+from .indexes import ambiguous_url
 from .plan import (
     LOCK_FILE,
     REQUIRE_HASHES,
@@ -187,8 +188,12 @@ def read_pylock(text: str, where: str) -> list[Distribution]:
             for entry in [*package.get("wheels", []), package.get("sdist"), package.get("archive")]
             if isinstance(entry, dict)
         ]
+        unclear = [(f.url, ambiguous_url(f.url)) for f in files if f.url]
         if not name or not package.get("version"):
             problems.append(f"{at} has no exact `version`")
+        elif any(why for _, why in unclear):
+            url, why = next((url, why) for url, why in unclear if why)
+            problems.append(f"{at}: the file URL {url!r} is refused: {why}")
         elif not files or not all(f.sha256 for f in files):
             problems.append(f"{at} has a file without a sha256 hash")
         else:

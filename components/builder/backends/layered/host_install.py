@@ -45,7 +45,7 @@ from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 from ....problems import StepError
 from ....subprocess_env import minimal_env
 from ...oci.registry_push import origin
-from ...planning.indexes import IndexSettings, host_of, origin_of
+from ...planning.indexes import IndexSettings, ambiguous_url, host_of, origin_of
 from ...planning.plan import find_uv
 from .tarlayer import LayerWriters
 from .wheels import Pin
@@ -156,7 +156,7 @@ def index_credentials(url: str, index: IndexSettings) -> tuple[str, str] | None:
     an index URL the user configured, and is a secure origin as pip takes it (`secure_origin`);
     else None. A lock's URL on another origin gets none."""
     credentials = index.credentials.get(origin_of(url))
-    if credentials is None:
+    if credentials is None or ambiguous_url(url):
         return None
     configured = [index.index_url, *index.extra_index_urls]
     if origin(url) not in {origin(u) for u in configured if u}:

@@ -6,6 +6,7 @@ registry cannot be told to answer an upload with a Location on another host), an
 from __future__ import annotations
 
 import base64
+import contextlib
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -14,7 +15,15 @@ import pytest
 from mlflow_steps.components.builder.backends.layered.host_install import index_credentials
 from mlflow_steps.components.builder.oci.registry import RegistryClient
 from mlflow_steps.components.builder.oci.registry_push import RegistryWriter
+from mlflow_steps.components.builder.planning import core_metadata
 from mlflow_steps.components.builder.planning.indexes import IndexSettings, origin_of
+from mlflow_steps.components.builder.planning.resolution import (
+    Distribution,
+    DistributionFile,
+    read_pylock,
+)
+from mlflow_steps.components.problems import StepError
+from tests.support import services
 
 PASSWORD = "push-pa55word"
 NETRC_PASSWORD = "netrc-default-pa55"
@@ -157,3 +166,33 @@ def test_a_loopback_index_over_plain_http_gets_its_credentials_as_pip_gives_them
     )  # fmt: skip
     assert index_credentials(f"http://{host}:8080/packages/a.whl", index) == ("u", "p")
     assert index_credentials("http://elsewhere.example:8080/a.whl", index) is None
+
+
+def test_a_url_two_parsers_read_apart_gets_no_credentials_and_a_lock_naming_one_is_refused(
+    servers,
+):
+    """`http://ATTACKER\\@INDEX/x.whl`: urllib.parse (which keys the credentials) reads the
+    index's host, urllib3 (which requests connects with) the attacker's. On the code before,
+    the licence read sent the attacker the index's Basic credentials; now no credentials go
+    with such a URL, and a lock (PEP 751) that names one is refused before any request."""
+    _, attacker = servers
+    index_port = services.free_port()
+    index = IndexSettings(
+        f"http://localhost:{index_port}/simple/",
+        credentials={origin_of(f"http://localhost:{index_port}/"): ("alice", "s3cret")},
+    )
+    url = f"http://{attacker.host}\\@localhost:{index_port}/six-1.16.0-py3-none-any.whl"
+    assert index_credentials(url, index) is None
+    wheel = DistributionFile("six-1.16.0-py3-none-any.whl", url, "5" * 64)
+    core_metadata._known.clear()
+    with contextlib.suppress(StepError):  # the attacker's answer is no wheel
+        core_metadata.licences([Distribution("six", "1.16.0", "", (wheel,))], index)
+    assert attacker.seen  # the request went there: urllib3 connected to the attacker
+    assert all("Authorization" not in headers for _, _, headers in attacker.seen)
+    sha = "5" * 64
+    lock = (
+        'lock-version = "1.0"\ncreated-by = "x"\n[[packages]]\nname = "six"\n'
+        f'version = "1.16.0"\nwheels = [{{ url = \'{url}\', hashes = {{ sha256 = "{sha}" }} }}]\n'
+    )
+    with pytest.raises(StepError, match=r"six.*refused: it holds a backslash"):
+        read_pylock(lock, "pylock.toml")
