@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -54,6 +55,7 @@ from ..oci.registry_push import RegistryWriter
 from ..oci.sbom import SBOM_FILE
 from ..planning.indexes import secret_files
 from ..planning.options import BuildOptions
+from ..planning.tag import TAG_LENGTH
 from ..reading import grammar
 from . import engines
 from .recipe import DOWNLOAD, INSTALL, render
@@ -218,8 +220,13 @@ def push(
             grammar.check_digest(digest, f"{downloads / JOB} digest")
         return BuildResult(image, digest, built=False)
     tag = job["tag"]
-    if not isinstance(tag, str) or not grammar.TAG_RE.fullmatch(tag):
-        raise StepError(f"--phase push: {downloads / JOB} names no valid tag; nothing pushed")
+    if not isinstance(tag, str) or not re.fullmatch(f"[0-9a-f]{{{TAG_LENGTH}}}", tag):
+        # Only what `environment_tag` gives: never `latest`, nor a referrers fallback tag
+        # (`sha256-...`) that would list the build container's image as another's SBOM.
+        raise StepError(
+            f"--phase push: {downloads / JOB} names no environment tag ({TAG_LENGTH} hex "
+            "digits); nothing pushed"
+        )
     push_reference = options.push_reference(tag)
     client = RegistryClient(options.registry, insecure=options.insecure)
     held = client.manifest_digest(options.repository, tag)

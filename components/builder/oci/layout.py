@@ -65,6 +65,12 @@ LAYER_TYPES = {
     DOCKER_MANIFEST: {"application/vnd.docker.image.rootfs.diff.tar.gzip"},
 }
 
+# The top-level fields an image layout's index.json and image manifest may have (OCI image
+# spec 1.1 `image-index.md`, `manifest.md`), less `subject` and `artifactType`: a build
+# writes an image, never a referrer of another image.
+INDEX_KEYS = frozenset({"schemaVersion", "mediaType", "manifests", "annotations"})
+MANIFEST_KEYS = frozenset({"schemaVersion", "mediaType", "config", "layers", "annotations"})
+
 
 class LayoutError(StepError):
     """The layout is not one image this module pushes; nothing was pushed."""
@@ -104,6 +110,10 @@ def read_layout(folder: Path) -> Iterator[LayoutImage]:
             raise LayoutError(f"{folder}/index.json: not an image index (schemaVersion 2)")
         if index.get("mediaType", OCI_INDEX) != OCI_INDEX:
             raise LayoutError(f"{folder}/index.json: media type {index['mediaType']!r}")
+        if set(index) - INDEX_KEYS:
+            raise LayoutError(
+                f"{folder}/index.json: fields other than {', '.join(sorted(INDEX_KEYS))}"
+            )
         manifests = index.get("manifests")
         if not isinstance(manifests, list) or len(manifests) != 1:
             count = len(manifests) if isinstance(manifests, list) else "no"
@@ -119,6 +129,13 @@ def read_layout(folder: Path) -> Iterator[LayoutImage]:
         manifest = load_json(manifest_bytes, f"manifest {top.digest}")
         if not isinstance(manifest, dict) or manifest.get("schemaVersion") != 2:
             raise LayoutError(f"manifest {top.digest}: not an image manifest (schemaVersion 2)")
+        extra = sorted(set(manifest) - MANIFEST_KEYS)
+        if extra:  # `subject`, `artifactType`, `manifests`: a referrer of another image
+            raise LayoutError(
+                f"manifest {top.digest}: fields {', '.join(map(repr, extra))[:200]} are not "
+                "what a build writes (a `subject` or `artifactType` would make the image a "
+                "referrer of another one)"
+            )
         if manifest.get("mediaType", top.media_type) != top.media_type:
             raise LayoutError(
                 f"manifest {top.digest}: media type {manifest['mediaType']!r}, but index.json "

@@ -47,7 +47,7 @@ def test_push_takes_the_registry_from_its_options_and_attaches_the_sbom(
         "DOCKER_CONFIG",
         str(write_docker_config(tmp_path, auth_registry.host, "alice", "s3cret-pass")),
     )
-    tag = uuid.uuid4().hex[:16]
+    tag = uuid.uuid4().hex[:24]  # an environment tag: 24 hex digits
     # job.json names another registry: the build container could have written it.
     downloads, wrote = shared_folder(
         tmp_path, tag, push_reference="evil.example/x:y", pull_reference="evil.example/x:y"
@@ -67,7 +67,7 @@ def test_push_takes_the_registry_from_its_options_and_attaches_the_sbom(
 
 
 def test_a_tag_the_registry_holds_is_not_overwritten(registry, tmp_path):
-    tag = uuid.uuid4().hex[:16]
+    tag = uuid.uuid4().hex[:24]  # an environment tag: 24 hex digits
     options = BuildOptions(
         registry=registry.host, pull_registry="", repository="split/keep", insecure=True
     )
@@ -81,7 +81,7 @@ def test_a_tag_the_registry_holds_is_not_overwritten(registry, tmp_path):
     assert client.manifest_digest("split/keep", tag) == wrote["manifest"]["digest"]
 
 
-@pytest.mark.parametrize("tag", ["../../other", "a" * 200, "", 7])
+@pytest.mark.parametrize("tag", ["../../other", "a" * 200, "", 7, "latest", "sha256-" + "a" * 64])
 def test_a_job_without_a_valid_tag_pushes_nothing(registry, tmp_path, tag):
     downloads, _ = shared_folder(tmp_path, tag)
     options = BuildOptions(
@@ -89,7 +89,9 @@ def test_a_job_without_a_valid_tag_pushes_nothing(registry, tmp_path, tag):
     )
     time.sleep(0.2)
     before = len(registry.requests_seen())
-    with pytest.raises(StepError, match="names no valid tag; nothing pushed"):
+    with pytest.raises(
+        StepError, match=r"names no environment tag \(24 hex digits\); nothing pushed"
+    ):
         split.push(options, downloads)
     time.sleep(0.2)
     assert registry.requests_seen()[before:] == []
@@ -98,7 +100,7 @@ def test_a_job_without_a_valid_tag_pushes_nothing(registry, tmp_path, tag):
 def test_the_push_phase_refuses_a_hostile_layout_with_a_clear_error_and_no_output(
     registry, tmp_path
 ):
-    tag = uuid.uuid4().hex[:16]
+    tag = uuid.uuid4().hex[:24]  # an environment tag: 24 hex digits
     downloads, wrote = shared_folder(tmp_path, tag)
     layer = downloads / "layout" / "blobs" / "sha256" / wrote["layer"]["digest"].split(":")[1]
     layer.write_bytes(b"\0" * wrote["layer"]["size"])  # same size, other bytes

@@ -158,6 +158,20 @@ def a_fifo_blob(layout: Path, wrote: dict) -> None:
     os.mkfifo(path)
 
 
+def a_referrer_of_another_image(layout: Path, wrote: dict) -> None:
+    # `subject` + `artifactType`: pushed, it would be listed as another image's SBOM.
+    manifest = wrote["manifest_object"]
+    manifest["artifactType"] = "application/vnd.cyclonedx+json"
+    manifest["subject"] = {"mediaType": OCI_MANIFEST, "digest": "sha256:" + "b" * 64, "size": 9}
+    desc = {"mediaType": OCI_MANIFEST, **put_blob(layout, json.dumps(manifest).encode())}
+    rewrite_index(layout, lambda index: index.update(manifests=[desc]))
+
+
+def an_index_with_a_subject(layout: Path, wrote: dict) -> None:
+    subject = {"mediaType": OCI_MANIFEST, "digest": "sha256:" + "b" * 64, "size": 9}
+    rewrite_index(layout, lambda index: index.update(subject=subject))
+
+
 @pytest.mark.parametrize(
     "tamper, message",
     [
@@ -170,6 +184,8 @@ def a_fifo_blob(layout: Path, wrote: dict) -> None:
         (symlinked_layout, "a symlink is refused"),
         (an_image_index_inside, "media type"),
         (a_fifo_blob, "not a regular file"),
+        (a_referrer_of_another_image, "would make the image a referrer"),
+        (an_index_with_a_subject, "index.json: fields other than"),
     ],
 )
 def test_a_hostile_layout_is_refused_before_any_request(registry, tmp_path, tamper, message):
