@@ -33,12 +33,14 @@ import hashlib
 import html
 import io
 import re
+import struct
 import threading
 import time
 import zipfile
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import PurePosixPath
+from typing import IO
 from urllib.parse import unquote, urljoin, urlsplit
 
 import requests
@@ -52,6 +54,8 @@ CHUNK = 64 * 1024  # bytes asked for per range request, at least
 METADATA_LIMIT = 8 << 20  # bytes of a METADATA read, at most (its headers come first)
 WHOLE_LIMIT = 64 << 20  # the largest wheel read whole from an index that ignores Range
 RANGE_LIMIT = 64 << 20  # bytes read through range requests per wheel, at most
+ENTRIES_LIMIT = 100_000  # central directory entries of a wheel read for its METADATA
+DIRECTORY_LIMIT = 16 << 20  # bytes of that central directory, at most
 FETCHERS = 8  # wheels read at a time
 ATTEMPTS = 3  # per request, on a connection error or a 429/5xx answer
 _METADATA = re.compile(r"^[^/]+\.dist-info/METADATA$")
@@ -190,6 +194,8 @@ def metadata_at(url: str, name: str, wheel: DistributionFile, index: IndexSettin
             else:
                 raise StepError(f"{what}: the index answered {reply.status_code} for the wheel")
         try:
+            if not central_directory_fits(remote):
+                return None  # a zip whose entry list alone would fill the memory: no licence
             with zipfile.ZipFile(remote) as archive:
                 members = [i for i in archive.infolist() if _METADATA.match(i.filename)]
                 if len(members) != 1:
@@ -203,6 +209,32 @@ def metadata_at(url: str, name: str, wheel: DistributionFile, index: IndexSettin
 
 class TooLarge(Exception):
     pass
+
+
+def central_directory_fits(remote: io.IOBase | IO[bytes]) -> bool:
+    """Whether the zip's end records (APPNOTE 6.3.10 4.3.16, and 4.3.14/4.3.15 for ZIP64) give
+    at most `ENTRIES_LIMIT` entries in a central directory of at most `DIRECTORY_LIMIT` bytes:
+    `zipfile` keeps about 320 bytes per entry, and a hostile wheel's directory may list
+    millions. False when no end record is found (then no zip either)."""
+    size = remote.seek(0, io.SEEK_END)
+    start = max(0, size - (22 + 0xFFFF))  # the end record, then a comment of at most 64 KiB
+    remote.seek(start)
+    tail = remote.read(size - start)
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or len(tail) - at < 22:
+        return False
+    entries, directory = struct.unpack_from("<HI", tail, at + 10)
+    if entries == 0xFFFF or directory == 0xFFFFFFFF:  # ZIP64: its own end record says
+        locator = at - 20
+        if locator < 0 or tail[locator : locator + 4] != b"PK\x06\x07":
+            return False
+        (record_at,) = struct.unpack_from("<Q", tail, locator + 8)
+        remote.seek(record_at)
+        record = remote.read(56)
+        if len(record) < 56 or record[:4] != b"PK\x06\x06":
+            return False
+        entries, directory = struct.unpack_from("<QQ", record, 32)
+    return entries <= ENTRIES_LIMIT and directory <= DIRECTORY_LIMIT
 
 
 class Fetcher:

@@ -218,3 +218,28 @@ def test_licences_read_ahead_are_read_once_and_the_builds_own_call_raises_what_f
     core_metadata.read_ahead(gone, IndexSettings(url))
     with pytest.raises(StepError, match=r"^gone: gone-1\.0-py3-none-any\.whl: .*404"):
         core_metadata.licences(gone, IndexSettings(url))
+
+
+def test_a_wheel_whose_entry_list_is_too_long_gets_no_licence_before_zipfile_reads_it(
+    plain_server, monkeypatch
+):
+    """zipfile keeps ~320 bytes per central-directory entry, so a hostile wheel listing
+    millions would fill the memory: the end record is read first, and a directory over the
+    limits means no licence (the limit lowered here to 10 entries to keep the test small)."""
+    folder, url = plain_server
+    (wheel,) = made_wheels(folder)[1:2]
+    with zipfile.ZipFile(wheel, "a") as archive:
+        for n in range(12):
+            archive.writestr(f"lic_field/pad{n}.py", "")
+    monkeypatch.setattr(core_metadata, "ENTRIES_LIMIT", 10)
+    core_metadata._known.clear()
+    assert core_metadata.licences(lock_of([wheel], url), IndexSettings(url)) == {}
+    with open(wheel, "rb") as handle:
+        assert not core_metadata.central_directory_fits(handle)
+    monkeypatch.setattr(core_metadata, "ENTRIES_LIMIT", 100)
+    with open(wheel, "rb") as handle:
+        assert core_metadata.central_directory_fits(handle)
+    core_metadata._known.clear()
+    assert core_metadata.licences(lock_of([wheel], url), IndexSettings(url)) == {
+        "lic-field": [{"license": {"name": "BSD-3-Clause"}}]
+    }
