@@ -31,6 +31,12 @@ BUILDAH_STORE_VOLUME = "varlibcontainers"
 # beside the index or the push credentials.
 DOWNLOADS = "/mlflow-steps-downloads"
 DOWNLOADS_VOLUME = "mlflow-steps-downloads"
+# The job (its tag) and the bill of materials, as the download container planned them, on an
+# emptyDir of their own mounted into `download` and `push` only: the build container, which
+# runs the codeset's code and can rewrite anything in DOWNLOADS, never chooses the tag pushed
+# nor the SBOM attached.
+JOB = "/mlflow-steps-job"
+JOB_VOLUME = "mlflow-steps-job"
 SPLIT_ENGINES = ("kaniko",)
 # Index settings the `build` container of a split variant never gets (they may hold a token).
 INDEX_INPUTS = ("pip_index_url", "pip_extra_index_url", "pip_trusted_host")
@@ -61,7 +67,8 @@ SECRET_CONFIG_KEY = "config.json"
 
 def phase_args(phase: str) -> list[str]:
     """The `mlflow-steps build` flags of one container of a split variant."""
-    return ["--phase", phase, "--downloads", DOWNLOADS]
+    job = ["--job", JOB] if phase in ("download", "push") else []
+    return ["--phase", phase, "--downloads", DOWNLOADS, *job]
 
 
 # The buildah builder's storage driver: an engine input of the buildah variant only (Tekton
@@ -142,6 +149,8 @@ __all__ = [
     "INDEX_INPUTS",
     "INDEX_SECRET",
     "INDEX_SECRET_KEY",
+    "JOB",
+    "JOB_VOLUME",
     "NETRC_ENV",
     "REGISTRY_CONFIG",
     "REGISTRY_SECRET",

@@ -55,6 +55,8 @@ from mlflow_steps.components.steps import (
     INDEX_INPUTS,
     INDEX_SECRET,
     INDEX_SECRET_KEY,
+    JOB,
+    JOB_VOLUME,
     NETRC_ENV,
     REGISTRY_CONFIG,
     REGISTRY_SECRET,
@@ -288,6 +290,7 @@ def split_builder(image: str, build_engine: str) -> ContainerSet:
     settings["pod_spec_patch"] = pod_spec_patch(BUILDER, "build")
     container_security = settings.pop("security_context")
     downloads = m.VolumeMount(name=DOWNLOADS_VOLUME, mount_path=DOWNLOADS)
+    job = m.VolumeMount(name=JOB_VOLUME, mount_path=JOB)  # never into `build`: tag and SBOM
     registry = m.VolumeMount(name=REGISTRY_VOLUME, mount_path=REGISTRY_CONFIG, read_only=True)
     base_pull = m.VolumeMount(name=BASE_PULL_VOLUME, mount_path=BASE_PULL_CONFIG, read_only=True)
     engine = Env(name="FUSEML_ENGINE", value=variant.engine)
@@ -309,7 +312,7 @@ def split_builder(image: str, build_engine: str) -> ContainerSet:
         args=[BUILDER.workdir, *phase_args("download")],
         env=[*env(BUILDER), engine, index_credentials(), docker_config(REGISTRY_CONFIG)],
         resources=static,
-        volume_mounts=[downloads, registry],
+        volume_mounts=[downloads, job, registry],
         **common,
     )
     build = ContainerNode(
@@ -326,7 +329,7 @@ def split_builder(image: str, build_engine: str) -> ContainerSet:
         args=[BUILDER.workdir, *phase_args("push"), *output_args(BUILDER)],
         env=[*no_index, docker_config(REGISTRY_CONFIG)],
         resources=static,
-        volume_mounts=[downloads, registry],
+        volume_mounts=[downloads, job, registry],
         **common,
     )
     return ContainerSet(
@@ -335,6 +338,7 @@ def split_builder(image: str, build_engine: str) -> ContainerSet:
         outputs=outputs(BUILDER),
         volumes=[
             m.Volume(name=DOWNLOADS_VOLUME, empty_dir=m.EmptyDirVolumeSource()),
+            m.Volume(name=JOB_VOLUME, empty_dir=m.EmptyDirVolumeSource()),
             m.Volume(name=CODESET_VOLUME, empty_dir=m.EmptyDirVolumeSource()),
             secret_volume(REGISTRY_VOLUME, REGISTRY_SECRET),
             secret_volume(BASE_PULL_VOLUME, BASE_PULL_SECRET),

@@ -32,6 +32,8 @@ from mlflow_steps.components.steps import (
     INDEX_INPUTS,
     INDEX_SECRET,
     INDEX_SECRET_KEY,
+    JOB,
+    JOB_VOLUME,
     NETRC_ENV,
     REGISTRY_CONFIG,
     REGISTRY_SECRET,
@@ -211,13 +213,15 @@ BASE_PULL_VOLUME = "base-pull-secret"
 def split_steps(step: dict[str, Any], task_spec: dict[str, Any]) -> None:
     """The Kaniko variant in three steps sharing an emptyDir (components/builder/backends/
     split.py): `download` holds the index Secret, the index settings and the registry Secret
-    and only downloads; `build` (Kaniko, whose RUNs are not isolated from its container) gets
+    and only downloads, and plans the job (tag, SBOM) into an emptyDir that only `push` shares;
+    `build` (Kaniko, whose RUNs are not isolated from its container) gets
     none of them, only the optional base-pull Secret, and writes an OCI image layout; `push`
     (the same image, not Kaniko running) holds the registry Secret, pushes the layout and
     writes the results. The registry credentials are a Secret volume mounted into `download`
     and `push` only: a workspace would be mounted into every step."""
     index_env = {BUILDER.input(name).env for name in INDEX_INPUTS} | {NETRC_ENV}
     downloads = {"name": DOWNLOADS_VOLUME, "mountPath": DOWNLOADS}
+    job = {"name": JOB_VOLUME, "mountPath": JOB}  # never into `build`: the tag and the SBOM
     registry = {"name": REGISTRY_VOLUME, "mountPath": REGISTRY_CONFIG, "readOnly": True}
     base_pull = {"name": BASE_PULL_VOLUME, "mountPath": BASE_PULL_CONFIG, "readOnly": True}
 
@@ -235,7 +239,7 @@ def split_steps(step: dict[str, Any], task_spec: dict[str, Any]) -> None:
         "name": "download",
         "env": env(True, REGISTRY_CONFIG),
         "args": [source, *phase_args("download")],
-        "volumeMounts": [downloads, registry],
+        "volumeMounts": [downloads, job, registry],
     }
     build = {
         **copy.deepcopy(step),
@@ -248,13 +252,14 @@ def split_steps(step: dict[str, Any], task_spec: dict[str, Any]) -> None:
         "name": "push",
         "env": env(False, REGISTRY_CONFIG),
         "args": [source, *phase_args("push"), *output_args(BUILDER)],
-        "volumeMounts": [downloads, registry],
+        "volumeMounts": [downloads, job, registry],
     }
     task_spec["steps"] = [download, build, push]
     task_spec["workspaces"] = [w for w in task_spec["workspaces"] if w["name"] != "dockerconfig"]
     task_spec["volumes"] = [
         *task_spec.get("volumes", []),
         {"name": DOWNLOADS_VOLUME, "emptyDir": {}},
+        {"name": JOB_VOLUME, "emptyDir": {}},
         secret_volume(REGISTRY_VOLUME, REGISTRY_SECRET),
         secret_volume(BASE_PULL_VOLUME, BASE_PULL_SECRET),
     ]

@@ -127,6 +127,11 @@ def make_parser() -> argparse.ArgumentParser:
     )
     build.add_argument("--downloads", help="with --phase: the absolute folder the containers share")
     build.add_argument(
+        "--job",
+        help="with --phase download or push: an absolute folder for the job and the bill of "
+        "materials that the build container does not mount (default: the --downloads folder)",
+    )
+    build.add_argument(
         "--layout",
         help="with --phase install or push: the OCI image layout folder (default "
         "DOWNLOADS/layout), for engines whose containers share no folder (KFP artifacts)",
@@ -326,14 +331,17 @@ def cmd_build(args: argparse.Namespace, out: TextIO) -> int:
     if args.layout and args.phase not in ("install", "push"):
         raise StepError("build: --layout goes with --phase install or --phase push")
     layout = Path(args.layout) if args.layout else None
+    if args.job and args.phase not in ("download", "push"):
+        raise StepError("build: --job goes with --phase download or --phase push")
+    job_folder = Path(args.job) if args.job else None
     if args.phase == "download":
-        split.download(args.path, options, Path(args.downloads))
+        split.download(args.path, options, Path(args.downloads), job_folder=job_folder)
         return 0
     if args.phase == "install":
         split.install(options, Path(args.downloads), layout=layout)
         return 0
     if args.phase == "push":
-        result = split.push(options, Path(args.downloads), layout=layout)
+        result = split.push(options, Path(args.downloads), layout=layout, job_folder=job_folder)
     else:
         result = builder.build(args.path, options)
     publish(result.image, output_paths(args.output))

@@ -50,6 +50,7 @@ def test_buildah_builder_keeps_its_store_on_an_empty_dir():
     # mounted into chosen containers only: test_kaniko_split.py), no buildah store.
     assert [v["name"] for v in builder("kaniko")["volumes"]] == [
         "mlflow-steps-downloads",
+        "mlflow-steps-job",
         "codeset",
         "registry-secret",
         "base-pull-secret",

@@ -25,6 +25,8 @@ from mlflow_steps.components.steps import (
     DOWNLOADS,
     DOWNLOADS_VOLUME,
     INDEX_INPUTS,
+    JOB,
+    JOB_VOLUME,
     REGISTRY_CONFIG,
 )
 from mlflow_steps.generators import argo, tekton
@@ -53,7 +55,7 @@ def test_tekton_kaniko_task_downloads_builds_and_pushes_in_three_steps():
     task = out["task/mlflow-builder-kaniko/0.1/mlflow-builder-kaniko.yaml"]
     download, build, push = task["spec"]["steps"]
     assert (download["name"], build["name"], push["name"]) == ("download", "build", "push")
-    assert download["args"][1:] == ["--phase", "download", "--downloads", DOWNLOADS]
+    assert download["args"][1:] == ["--phase", "download", "--downloads", DOWNLOADS, "--job", JOB]
     assert build["args"][1:] == ["--phase", "install", "--downloads", DOWNLOADS]  # no results
     assert push["args"][1:5] == ["--phase", "push", "--downloads", DOWNLOADS]
     assert download["image"] == push["image"]  # the project's step image, Kaniko not running
@@ -66,6 +68,7 @@ def test_tekton_kaniko_task_downloads_builds_and_pushes_in_three_steps():
     volumes = {v["name"]: v for v in task["spec"]["volumes"]}
     assert volumes == {
         DOWNLOADS_VOLUME: {"name": DOWNLOADS_VOLUME, "emptyDir": {}},
+        JOB_VOLUME: {"name": JOB_VOLUME, "emptyDir": {}},
         "registry-secret": {
             "name": "registry-secret",
             "secret": {"secretName": "$(params.REGISTRY_SECRET)", "optional": True},
@@ -78,8 +81,11 @@ def test_tekton_kaniko_task_downloads_builds_and_pushes_in_three_steps():
     shared = {"name": DOWNLOADS_VOLUME, "mountPath": DOWNLOADS}
     registry = {"name": "registry-secret", "mountPath": REGISTRY_CONFIG, "readOnly": True}
     base_pull = {"name": "base-pull-secret", "mountPath": BASE_PULL_CONFIG, "readOnly": True}
-    assert download["volumeMounts"] == push["volumeMounts"] == [shared, registry]
+    job = {"name": JOB_VOLUME, "mountPath": JOB}  # the tag and the SBOM: not `build`'s
+    assert download["volumeMounts"] == push["volumeMounts"] == [shared, job, registry]
     assert build["volumeMounts"] == [shared, base_pull]
+    assert download["args"][-2:] == ["--job", JOB] and "--job" not in build["args"]
+    assert push["args"][push["args"].index("--job") + 1] == JOB
     docker_config = {s["name"]: docker_config_of(s) for s in (download, build, push)}
     assert docker_config == {
         "download": REGISTRY_CONFIG,
@@ -127,10 +133,17 @@ def test_argo_kaniko_template_is_a_container_set_whose_build_holds_no_secret():
         assert docker_config_of(download) == docker_config_of(main) == REGISTRY_CONFIG
         assert "--phase" in download["args"] and "download" in download["args"]
         assert build["args"][1:] == ["--phase", "install", "--downloads", DOWNLOADS]
-        assert main["args"][1:5] == ["--phase", "push", "--downloads", DOWNLOADS]
+        assert main["args"][1:7] == ["--phase", "push", "--downloads", DOWNLOADS, "--job", JOB]
+        mounts = {
+            c["name"]: {v["name"] for v in c["volumeMounts"]} for c in (download, build, main)
+        }
+        assert JOB_VOLUME in mounts["download"] and JOB_VOLUME in mounts["main"]
+        assert JOB_VOLUME not in mounts["build"]  # the build container never chooses the tag
         assert "--output" in main["args"]  # Argo reads a container set's outputs from main
         volumes = {v["name"]: v for v in template["volumes"]}
-        assert set(volumes) == {DOWNLOADS_VOLUME, "codeset", "registry-secret", "base-pull-secret"}
+        assert set(volumes) == {
+            DOWNLOADS_VOLUME, JOB_VOLUME, "codeset", "registry-secret", "base-pull-secret"
+        }  # fmt: skip
         assert volumes["registry-secret"]["secret"] == {
             "secretName": "{{inputs.parameters.registry-secret}}",
             "optional": True,
@@ -157,7 +170,8 @@ def test_hera_kaniko_component_is_the_same_container_set():
     for name in ("build", "main"):
         assert not {e.name for e in nodes[name].env or []} & INDEX_ENV
     mounts = {name: {v.name for v in node.volume_mounts or []} for name, node in nodes.items()}
-    assert "registry-secret" not in mounts["build"]
+    assert "registry-secret" not in mounts["build"] and JOB_VOLUME not in mounts["build"]
+    assert JOB_VOLUME in mounts["main"] and JOB_VOLUME in mounts["download"]
     assert "registry-secret" in mounts["main"] and "registry-secret" in mounts["download"]
 
 

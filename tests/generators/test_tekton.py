@@ -127,7 +127,12 @@ def test_catalog_conventions():
         other = generated[f"task/{name}/0.1/{name}.yaml"]
         assert "STORAGE_DRIVER" not in {p["name"] for p in other["spec"]["params"]}
         volumes = [v["name"] for v in other["spec"].get("volumes", [])]
-        split = ["mlflow-steps-downloads", "registry-secret", "base-pull-secret"]
+        split = [
+            "mlflow-steps-downloads",
+            "mlflow-steps-job",
+            "registry-secret",
+            "base-pull-secret",
+        ]
         assert volumes == (split if name.endswith("kaniko") else [])
         assert "varlibcontainers" not in str(other["spec"]["steps"])
     kaniko = generated["task/mlflow-builder-kaniko/0.1/mlflow-builder-kaniko.yaml"]

@@ -113,11 +113,21 @@ def prepare(path: Path | str, options: BuildOptions, downloads: Path, log: Log =
     return job
 
 
-def download(path: Path | str, options: BuildOptions, downloads: Path, log: Log = stderr) -> None:
+def download(
+    path: Path | str,
+    options: BuildOptions,
+    downloads: Path,
+    log: Log = stderr,
+    job_folder: Path | None = None,
+) -> None:
     """The `download` container: `prepare`, then Kaniko (no push) on DIR/download/Dockerfile
-    with the index settings as the build secret; DIR/job.json is written once it succeeded."""
+    with the index settings as the build secret; DIR/job.json is written once it succeeded.
+    With `job_folder` (a volume the build container does not mount), the job and the bill of
+    materials are written there too, for the push container to read."""
     downloads = checked_folder(downloads)
     job = prepare(path, options, downloads, log)
+    if job_folder is not None:
+        keep_job(checked_folder(job_folder), job, downloads)
     if "tag" not in job:
         return
     if job["download"]:
@@ -198,8 +208,24 @@ def install(
     return layout
 
 
+def keep_job(job_folder: Path, job: dict, downloads: Path) -> None:
+    """The job and the bill of materials (`prepare` wrote it into DIR/context), in
+    `job_folder`, out of the build container's reach."""
+    sbom = downloads / CONTEXT / SBOM_FILE
+    kept = job_folder / Path(SBOM_FILE).name
+    if kept.exists() or kept.is_symlink():
+        kept.unlink()
+    if sbom.is_file() and not sbom.is_symlink():
+        shutil.copyfile(sbom, kept)
+    write_job(job_folder, job)
+
+
 def push(
-    options: BuildOptions, downloads: Path, log: Log = stderr, layout: Path | None = None
+    options: BuildOptions,
+    downloads: Path,
+    log: Log = stderr,
+    layout: Path | None = None,
+    job_folder: Path | None = None,
 ) -> BuildResult:
     """The `push` container, the only one with the registry's push credentials besides the
     download container, which ran nothing of the codeset's: pushes the OCI image layout the
@@ -210,21 +236,22 @@ def push(
     registry already holds is never overwritten (the output names the image it holds). The
     result is `build`'s: the pull reference and the manifest's digest."""
     downloads = checked_folder(downloads)
-    job = read_job(downloads)
+    planned = checked_folder(job_folder) if job_folder is not None else downloads
+    job = read_job(planned)
     if "tag" not in job:
         image, digest = job.get("image"), job.get("digest")
         if not isinstance(image, str) or not isinstance(digest, str):
-            raise StepError(f"--phase push: {downloads / JOB} is not a job the download step wrote")
-        grammar.check_reference(image, f"{downloads / JOB} image")
+            raise StepError(f"--phase push: {planned / JOB} is not a job the download step wrote")
+        grammar.check_reference(image, f"{planned / JOB} image")
         if digest:
-            grammar.check_digest(digest, f"{downloads / JOB} digest")
+            grammar.check_digest(digest, f"{planned / JOB} digest")
         return BuildResult(image, digest, built=False)
     tag = job["tag"]
     if not isinstance(tag, str) or not re.fullmatch(f"[0-9a-f]{{{TAG_LENGTH}}}", tag):
         # Only what `environment_tag` gives: never `latest`, nor a referrers fallback tag
         # (`sha256-...`) that would list the build container's image as another's SBOM.
         raise StepError(
-            f"--phase push: {downloads / JOB} names no environment tag ({TAG_LENGTH} hex "
+            f"--phase push: {planned / JOB} names no environment tag ({TAG_LENGTH} hex "
             "digits); nothing pushed"
         )
     push_reference = options.push_reference(tag)
@@ -233,7 +260,11 @@ def push(
     if held is not None:
         log(f"{push_reference} is already in the registry ({held}): not overwritten")
         return BuildResult(options.pull_reference(tag), held, built=False)
-    sbom_file = downloads / CONTEXT / SBOM_FILE
+    sbom_file = (
+        planned / Path(SBOM_FILE).name
+        if job_folder is not None
+        else downloads / CONTEXT / SBOM_FILE
+    )
     sbom = read_capped(sbom_file, SBOM_LIMIT) if sbom_file.is_file() else None
     writer = RegistryWriter(client)
     digest = push_layout(Path(layout or downloads / LAYOUT), writer, options.repository, tag)

@@ -149,3 +149,31 @@ def test_layout_goes_with_the_install_or_push_phase(tmp_path):
     assert done.returncode != 0 and "Traceback" not in done.stderr
     assert "--layout goes with --phase install or --phase push" in done.stderr
     assert not (tmp_path / "d").exists() and not (tmp_path / "layout").exists()
+
+
+def test_with_a_job_folder_the_push_takes_tag_and_sbom_from_there_not_from_downloads(
+    registry, tmp_path
+):
+    """The build container can rewrite anything in DIR (attack review: it named another
+    environment's tag, to be pushed before that environment's own build, and its own SBOM).
+    With `--job` (an emptyDir only the download and push containers mount), the push reads
+    the job and the SBOM the download container kept there."""
+    tag = uuid.uuid4().hex[:24]
+    downloads, wrote = shared_folder(tmp_path, tag)
+    job_folder = tmp_path / "job"
+    job_folder.mkdir()
+    split.keep_job(job_folder, {"tag": tag, "download": True}, downloads)
+    # What the build container writes afterwards: another tag, another SBOM.
+    victim = uuid.uuid4().hex[:24]
+    split.write_job(downloads, {"tag": victim, "download": True})
+    (downloads / "context" / sbom.SBOM_FILE).write_bytes(SBOM.replace(b"[]", b'[{"x": 1}]'))
+    options = BuildOptions(
+        registry=registry.host, pull_registry="", repository="split/job", insecure=True
+    )
+    result = split.push(options, downloads, job_folder=job_folder)
+    assert result.image.endswith(f"/split/job:{tag}") and result.built
+    assert result.digest == wrote["manifest"]["digest"]
+    client = RegistryClient(registry.host, insecure=True)
+    assert client.manifest_digest("split/job", victim) is None
+    attached = referrers.find(RegistryWriter(client), "split/job", result.digest, sbom.MEDIA_TYPE)
+    assert attached == SBOM  # the kept one, not what the build container wrote
