@@ -96,18 +96,7 @@ def kaniko(job: BuildJob) -> list[Command]:
 def kaniko_no_push(job: BuildJob) -> list[Command]:
     """Kaniko building `job` without pushing anything (the download phase of a split build,
     `split.py`, whose files its RUN copies out): no destination, no digest."""
-    argv = [
-        KANIKO_EXECUTOR,
-        f"--dockerfile={job.dockerfile}",
-        f"--context=dir://{job.context}",
-        "--no-push",
-        "--single-snapshot",
-        f"--verbosity={'debug' if job.verbose else 'info'}",
-    ]
-    argv += build_arg_flags(job, with_values=True) + secret_flags(job)
-    if job.insecure:
-        argv += ["--insecure-pull", "--skip-tls-verify-pull"]
-    return [Command(argv)]
+    return [kaniko_unpushed(job, ["--single-snapshot"])]
 
 
 def kaniko_to_layout(job: BuildJob, layout: Path) -> list[Command]:
@@ -118,21 +107,30 @@ def kaniko_to_layout(job: BuildJob, layout: Path) -> list[Command]:
     `layout.Write` + `AppendImage`) before it returns on `--no-push`; cmd/executor/cmd/root.go
     takes `--no-push` without `--destination`. The
     other flags are `kaniko`'s, so the image is the one a one-container build pushes."""
+    flags = [
+        f"--oci-layout-path={layout}",
+        f"--compressed-caching={str(job.compressed_caching).lower()}",
+        "--single-snapshot",
+        "--reproducible",
+    ]
+    return [kaniko_unpushed(job, flags)]
+
+
+def kaniko_unpushed(job: BuildJob, flags: list[str]) -> Command:
+    """The Kaniko executor's command for `job` with `--no-push` and `flags`, then its
+    verbosity, build arguments, secrets and insecure-pull flags."""
     argv = [
         KANIKO_EXECUTOR,
         f"--dockerfile={job.dockerfile}",
         f"--context=dir://{job.context}",
         "--no-push",
-        f"--oci-layout-path={layout}",
-        f"--compressed-caching={str(job.compressed_caching).lower()}",
-        "--single-snapshot",
-        "--reproducible",
+        *flags,
         f"--verbosity={'debug' if job.verbose else 'info'}",
     ]
     argv += build_arg_flags(job, with_values=True) + secret_flags(job)
     if job.insecure:
         argv += ["--insecure-pull", "--skip-tls-verify-pull"]
-    return [Command(argv)]
+    return Command(argv)
 
 
 def buildah_to_layout(job: BuildJob, layout: Path) -> list[Command]:
