@@ -19,6 +19,20 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def machine_left_as_found(tmp_path_factory):
+    """What a session builds leaves buildah's storage with the session, and the local engine's
+    environments stay in the session's folder (never in ~/.cache, which CI runs share)."""
+    envs = os.environ.get("MLFLOW_STEPS_ENV_CACHE")
+    os.environ["MLFLOW_STEPS_ENV_CACHE"] = str(tmp_path_factory.mktemp("local-envs"))
+    with images.storage_left_as_found():
+        yield
+    if envs is None:
+        del os.environ["MLFLOW_STEPS_ENV_CACHE"]
+    else:
+        os.environ["MLFLOW_STEPS_ENV_CACHE"] = envs
+
+
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory):
     require_tools("docker-registry")

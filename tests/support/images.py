@@ -3,12 +3,15 @@ the tests' own folder (MLFLOW_STEPS_TEST_CACHE); and images only tests make."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
 from mlflow_steps.stack import images
-from mlflow_steps.stack.images import BUILDAH_ENV, remove_local_images, sh  # noqa: F401
+from mlflow_steps.stack.images import BUILDAH_ENV, remove_local_images, sh
 
 CACHE = Path(os.environ.get("MLFLOW_STEPS_TEST_CACHE", Path.home() / ".cache/mlflow-steps-tests"))
 
@@ -32,3 +35,34 @@ def push_derived_image(base: str, run: str, reference: str) -> str:
             quiet=True,
         )  # fmt: skip
     return reference
+
+
+def _storage_ids(kind: str) -> set[str]:
+    """Full IDs in buildah's storage: kind "images" or "containers"."""
+    untruncated = "--no-trunc" if kind == "images" else "--notruncate"
+    done = subprocess.run(
+        ["buildah", kind, "--quiet", untruncated], capture_output=True, text=True, env=BUILDAH_ENV
+    )
+    if done.returncode != 0:
+        return set()
+    return {word.removeprefix("sha256:") for word in done.stdout.split()}
+
+
+@contextlib.contextmanager
+def storage_left_as_found():
+    """Remove, on leaving, the working containers and images that appeared in buildah's storage
+    meanwhile. Sessions and CI share this machine's storage: 263 images left by earlier runs
+    (46 GB) filled the disk in the middle of a CI run."""
+    if not shutil.which("buildah"):
+        yield
+        return
+    containers, found = _storage_ids("containers"), _storage_ids("images")
+    try:
+        yield
+    finally:
+        new_containers = sorted(_storage_ids("containers") - containers)
+        if new_containers:
+            subprocess.run(["buildah", "rm", *new_containers], capture_output=True, env=BUILDAH_ENV)
+        new_images = sorted(_storage_ids("images") - found)
+        if new_images:
+            remove_local_images(*new_images)
