@@ -33,6 +33,7 @@ from mlflow_steps.components.spec import (
     parse_bool,
     resolve,
 )
+from mlflow_steps.components.subprocess_env import keep_environ_private
 from mlflow_steps.generators import catalog
 
 EXIT_FAILED = 1
@@ -325,6 +326,9 @@ def cmd_inspect(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_build(args: argparse.Namespace, out: TextIO) -> int:
+    # What the build starts (uv, the base's interpreter, the engine) runs as this user: none
+    # of it may read this process's environment, where credentials may be (subprocess_env).
+    keep_environ_private()
     options = builder_options(args)
     if bool(args.phase) != bool(args.downloads):
         raise StepError("build: --phase and --downloads go together (the Kaniko variant's steps)")

@@ -141,3 +141,18 @@ def test_stdout_carries_the_outputs_alone_whatever_else_a_command_prints():
         "from a grandchild",
         "written to sys.stdout",
     ]
+
+
+def test_build_keeps_its_environ_from_what_it_starts(tmp_path):
+    """`build` makes itself non-dumpable before anything runs (subprocess_env): uv, the base's
+    interpreter or an engine, run as its user, cannot read its /proc/<pid>/environ."""
+    probe = (
+        "import ctypes, sys\n"
+        "from mlflow_steps.cli import main\n"
+        "code = main(['build', sys.argv[1], '--phase', 'install'])\n"
+        "print(code, ctypes.CDLL(None).prctl(3, 0, 0, 0, 0))\n"  # PR_GET_DUMPABLE
+    )
+    done = subprocess.run([sys.executable, "-c", probe, str(tmp_path)],
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.stdout.split() == ["1", "0"], done.stderr
+    assert "--phase and --downloads go together" in done.stderr

@@ -34,6 +34,7 @@ from pathlib import Path
 
 from mlflow_steps import __version__
 
+from .... import landlock
 from ....problems import StepError
 from ....subprocess_env import minimal_env
 from ...oci.registry_push import RegistryWriter
@@ -109,28 +110,46 @@ def skeleton(root: Path, facts: BaseFacts) -> None:
     (venv / "lib64").symlink_to("lib")
 
 
-def compiler_for(facts: BaseFacts, base_rootfs: Callable[[], Path]) -> list[str]:
-    """The argv of an interpreter of the base's minor version: the builder's own or one uv
-    finds, else the base's own run from its extracted files (`base_rootfs()`), checked to
-    answer with its minor version. Raises Fallback when none can."""
+def compiler_for(facts: BaseFacts, base_rootfs: Callable[[], Path]) -> host_install.Python:
+    """An interpreter of the base's minor version: the builder's own or one uv finds, else the
+    base's own run from its extracted files (`base_rootfs()`), `Untrusted`: confined to those
+    files (`landlock`), checked to answer with its minor version. Raises Fallback when none
+    can, or when this kernel cannot confine the base's (no Landlock)."""
     minor = facts.target.python_minor
     python = host_install.interpreter_for(minor)
     if python:
         return [python]
-    argv = interpreter_argv(base_rootfs(), facts)
-    asked = "import sys; print('%d.%d' % sys.version_info[:2])"
-    # The base is the user's, but runs here without the builder's credentials (subprocess_env).
-    done = subprocess.run(
-        [*argv, "-I", "-c", asked], capture_output=True, text=True, env=minimal_env()
+    install_python = (
+        f"install Python {facts.target.python_version} on the builder (`uv python install`) or "
+        "set compile_bytecode=false"
     )
+    if landlock.abi_version() < 1:
+        raise Fallback(
+            f"the base's Python {facts.python} would compile the bytecode on the builder, "
+            "where the registry's and the index's credentials are, and this kernel has no "
+            f"Landlock to keep them out of its reach; {install_python}"
+        )
+    rootfs = base_rootfs()
+    base = host_install.Untrusted(tuple(interpreter_argv(rootfs, facts)), (str(rootfs),))
+    asked = "import sys; print('%d.%d' % sys.version_info[:2])"
+    # The base may be the codeset's: it runs confined, and without the builder's environment.
+    argv = landlock.confined([*base.argv, "-I", "-c", asked], list(base.reads), [])
+    done = subprocess.run(argv, capture_output=True, text=True, env=minimal_env())
     if done.returncode != 0 or done.stdout.strip() != "{}.{}".format(*minor):
         raise Fallback(
             f"the base's Python {facts.python} could not be run from its files to compile the "
-            f"bytecode ({done.stderr.strip()[-300:] or done.stdout.strip()}); install Python "
-            f"{facts.target.python_version} on the builder (`uv python install`) or set "
-            "compile_bytecode=false"
+            f"bytecode ({done.stderr.strip()[-300:] or done.stdout.strip()}); {install_python}"
         )
-    return argv
+    return base
+
+
+def compiled_by(compile_bytecode: bool, minor: tuple[int, int], base_digest: str) -> str:
+    """Who compiles the bytecode, for the layer identity (`units.Context.compiled_by`): "" for
+    an interpreter the builder trusts (its own, or one uv finds); "base <digest>" when the
+    base's own will, so that bytecode a base wrote is never reused under another base."""
+    if not compile_bytecode or host_install.interpreter_for(minor):
+        return ""
+    return f"base {base_digest}"
 
 
 def recorded_facts(writer: RegistryWriter, layers_repo: str, key: str) -> BaseFacts | None:
@@ -226,8 +245,9 @@ def build_engineless(install: InstallPlan, options: BuildOptions, tag: str, log:
         refuse_sdists(pins, target)
         check_pins(pins, pinned_hashes(install))  # before any layer is mounted or pushed
         check_hash_closure(install, target, options, uv_platform(target))
+        by = compiled_by(install.compile_bytecode, target.python_minor, base.digest)
         context = Context(target, VENV, install.compile_bytecode,
-                          pure=frozenset(pin.name for pin in pins))  # fmt: skip
+                          pure=frozenset(pin.name for pin in pins), compiled_by=by)  # fmt: skip
         units = [unit.by_builder() for unit in plan_units(pins, context, room)]
         reused = reuse(writer, repository, layers_repo, units)
         missing = [unit for unit in units if unit.identity not in reused]
@@ -242,9 +262,9 @@ def build_engineless(install: InstallPlan, options: BuildOptions, tag: str, log:
         compiler = None
         if install.compile_bytecode and missing:  # before anything is written or pushed
             compiler = compiler_for(facts, lambda: extracted(base_writer, base_ref, base))
-            if compiler[0] != host_install.interpreter_for(target.python_minor):
+            if isinstance(compiler, host_install.Untrusted):
                 log(f"engine-less: bytecode compiled by the base's own Python {target.python}, "
-                    "run from its files")  # fmt: skip
+                    "run from its files, confined (Landlock)")  # fmt: skip
         mine = [pin for unit in missing for pin in unit.pins]
         with tempfile.TemporaryDirectory(prefix="mlflow-steps-wheels-") as wheel_folder:
             pool = early or stack.enter_context(

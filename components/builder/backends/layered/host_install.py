@@ -31,9 +31,10 @@ import zipfile
 from collections.abc import Iterable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor, as_completed
 from contextlib import ExitStack, suppress
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Union
 from urllib.parse import unquote, urlsplit
 
 import requests
@@ -42,6 +43,7 @@ from installer.destinations import SchemeDictionaryDestination
 from installer.sources import WheelFile
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
+from .... import landlock
 from ....problems import StepError
 from ....subprocess_env import minimal_env
 from ...oci.registry_push import origin
@@ -54,6 +56,36 @@ INSTALLER = b"mlflow-steps\n"  # the .dist-info/INSTALLER of what the builder in
 CHUNK = 1 << 20
 DOWNLOADS = 8  # wheels downloaded at a time
 WORKERS_FROM = 4  # wheels from which they are unpacked and compiled in worker processes
+
+
+@dataclass(frozen=True)
+class Untrusted:
+    """An interpreter the builder does not trust: the base's own, run from its extracted files
+    (the base may be the codeset's `docker_env` image). `argv`: its argv prefix; `reads`: the
+    folders it may read (the base's files). It runs confined (`landlock.confined`): those
+    folders, the compile script's and the tree it compiles are all it reaches; no TCP."""
+
+    argv: tuple[str, ...]
+    reads: tuple[str, ...]
+
+
+Python = Union[list[str], Untrusted]  # a runtime alias: Python 3.9 has no `|` between types
+
+
+def compiler_argv(python: Python | None, minor: tuple[int, int], script: Path, root: Path,
+                  args: list[str]) -> list[str]:  # fmt: skip
+    """The argv that runs compile-bytecode.py (`script`, then `args`) over the tree at `root`
+    by `python` (default: `interpreter_for(minor)`), isolated (-I -S: no environment variable,
+    no site folder, no wheel's .pth file runs); an `Untrusted` one confined to its files, the
+    script's folder (read) and `root` (read and write). StepError when there is none."""
+    argv = list(python.argv) if isinstance(python, Untrusted) else list(python or [])
+    argv = argv or [interpreter_for(minor) or ""]
+    if not argv[0]:
+        raise StepError("no interpreter of Python {}.{} to compile with".format(*minor))
+    argv = [*argv, "-I", "-S", str(script), "--root", str(root), *args]
+    if isinstance(python, Untrusted):
+        argv = landlock.confined(argv, [*python.reads, str(script.parent)], [str(root)])
+    return argv
 
 
 def wheel_name(pin: Pin) -> str:
@@ -282,7 +314,7 @@ def download_all(pins: list[Pin], index: IndexSettings, folder: Path) -> list[Pa
 
 def install_wheels(pins: Iterable[Pin], root: Path, venv: str, site: str,
                    minor: tuple[int, int], index: IndexSettings, compile_script: bytes | None,
-                   binary: bool, python: list[str] | None = None,
+                   binary: bool, python: Python | None = None,
                    workers: LayerWriters | None = None, downloaded: list[Path] | None = None,
                    compiler: Compiler | None = None) -> list[Pin]:  # fmt: skip
     """`install_pure`, or with `binary` every wheel (the engine-less build: the wheel was
@@ -334,17 +366,13 @@ class Compiler:
     is compiled again at the end, from what was written last."""
 
     def __init__(self, root: Path, site: str, minor: tuple[int, int], compile_script: bytes,
-                 python: list[str] | None, tmp: Path) -> None:  # fmt: skip
-        argv = list(python) if python else [interpreter_for(minor) or ""]
-        if not argv[0]:
-            raise StepError("no interpreter of Python {}.{} to compile with".format(*minor))
+                 python: Python | None, tmp: Path) -> None:  # fmt: skip
         script = tmp / "compile-bytecode.py"
         script.write_bytes(compile_script)
-        self.argv = [*argv, "-I", "-S", str(script), "--root", str(root), "--stdin", site]
+        self.argv = compiler_argv(python, minor, script, root, ["--stdin", site])
         self.errors = tempfile.TemporaryFile()  # noqa: SIM115 (closed when the context ends)
         self.sent: set[str] = set()
         self.again: list[str] = []
-        # Isolated (-I -S): no environment variable, no site folder, no wheel's .pth file runs.
         self.process = subprocess.Popen(
             self.argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self.errors,
             env=minimal_env(),
@@ -399,17 +427,13 @@ class Compiler:
 
 
 def compile_tree(root: Path, site: str, minor: tuple[int, int], compile_script: bytes,
-                 python: list[str] | None, tmp: Path) -> None:  # fmt: skip
-    """compile-bytecode.py over image path `site` of the tree at `root`, by `python` (an
-    argv prefix: the base's own interpreter through its loader) or `interpreter_for(minor)`."""
-    argv = list(python) if python else [interpreter_for(minor) or ""]
-    if not argv[0]:
-        raise StepError("no interpreter of Python {}.{} to compile with".format(*minor))
+                 python: Python | None, tmp: Path) -> None:  # fmt: skip
+    """compile-bytecode.py over image path `site` of the tree at `root`, by `python`
+    (`compiler_argv`)."""
     script = tmp / "compile-bytecode.py"
     script.write_bytes(compile_script)
-    # Isolated (-I -S): no environment variable, no site folder, no wheel's .pth file runs.
     done = subprocess.run(
-        [*argv, "-I", "-S", str(script), "--root", str(root), site],
+        compiler_argv(python, minor, script, root, [site]),
         capture_output=True,
         text=True,
         env=minimal_env(),

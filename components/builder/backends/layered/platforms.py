@@ -67,7 +67,14 @@ from .assemble import (
     write_and_push,
 )
 from .base_files import BaseFacts, extracted, read_base
-from .engineless import ENGINE_LESS, compiler_for, recorded_facts, remember_facts, skeleton
+from .engineless import (
+    ENGINE_LESS,
+    compiled_by,
+    compiler_for,
+    recorded_facts,
+    remember_facts,
+    skeleton,
+)
 from .image import (
     INDEXES,
     OCI_MANIFEST,
@@ -173,8 +180,11 @@ def foreign_elf_files(root: Path, machine: str) -> list[str]:
 
 def prepare(writer: RegistryWriter, base_writer: RegistryWriter, base_ref: Reference,
             repository: str, layers_repo: str, install: InstallPlan, wanted: Platform,
-            base: BaseImage, distributions, names: set[str]) -> PlatformBuild:  # fmt: skip
-    """One platform's base read and its layers named and looked up."""
+            base: BaseImage, distributions, names: set[str],
+            base_index: str) -> PlatformBuild:  # fmt: skip
+    """One platform's base read and its layers named and looked up. `base_index`: the base
+    index's digest (or reference), which names the bytecode's compiler when the base's own
+    interpreter compiles it (one for every platform: the pure layers are shared)."""
     room = room_for(len(base.layers))
     if room < GROUPS + 1:
         raise Fallback(f"the {wanted} base has {len(base.layers)} layers: no room below the limit")
@@ -185,8 +195,9 @@ def prepare(writer: RegistryWriter, base_writer: RegistryWriter, base_ref: Refer
         facts = read_base(base_writer, base_ref, base, wanted.machine)
     check_target(facts.target)
     pins = pins_for(distributions, facts.target, names)
+    by = compiled_by(install.compile_bytecode, facts.target.python_minor, base_index)
     context = Context(facts.target, VENV, install.compile_bytecode,
-                      pure=frozenset(pin.name for pin in pins))  # fmt: skip
+                      pure=frozenset(pin.name for pin in pins), compiled_by=by)  # fmt: skip
     units = [unit.by_builder() for unit in plan_units(pins, context, room)]
     return PlatformBuild(wanted, base, facts, recorded, base_key, pins, units, {}, [])
 
@@ -265,7 +276,8 @@ def build_index(
 
     def read(wanted: Platform) -> PlatformBuild:
         return prepare(writer, base_writer, base_ref, repository, layers_repo, install,
-                       wanted, bases[wanted], distributions, direct)  # fmt: skip
+                       wanted, bases[wanted], distributions, direct,
+                       base_digest or str(base_ref))  # fmt: skip
 
     with ThreadPoolExecutor(len(platforms)) as readers:  # each base's layers read at once
         builds = list(readers.map(read, platforms))

@@ -72,6 +72,9 @@ class Context:
     compile_bytecode: bool
     builder: str = __version__
     pure: frozenset[str] = frozenset()  # names the builder can install itself (host_install)
+    # "" when an interpreter the builder trusts compiles the bytecode; "base <digest>" when the
+    # base's own does (engineless.compiled_by): its layers are never reused under another base.
+    compiled_by: str = ""
 
 
 def identity(pin: Pin, context: Context, by_builder: bool = False) -> str:
@@ -86,6 +89,8 @@ def identity(pin: Pin, context: Context, by_builder: bool = False) -> str:
         "installed_by": "builder" if by_builder else "base",
         "compressor": COMPRESSOR,
     }
+    if context.compiled_by:  # absent otherwise: every other layer keeps its identity
+        payload["compiled_by"] = context.compiled_by
     return sha256_text(json.dumps(payload, sort_keys=True, separators=(",", ":")))
 
 

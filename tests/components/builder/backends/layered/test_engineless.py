@@ -22,6 +22,7 @@ from mlflow_steps.components.builder.build import engineless_reason
 from mlflow_steps.components.builder.planning.options import BuildOptions
 from mlflow_steps.components.builder.planning.plan import InstallPlan
 from mlflow_steps.components.builder.planning.resolution import Distribution, DistributionFile
+from tests.support.require import require
 
 VENV = "/opt/mlflow-env"
 
@@ -108,25 +109,71 @@ def test_what_the_engine_less_build_refuses_before_anything_runs(plan, options, 
     assert (reason in found) if reason else found == ""
 
 
-def test_the_bases_own_interpreter_starts_without_the_builders_credentials(tmp_path, monkeypatch):
+def stand_in_base(rootfs: Path, script: str) -> list[str]:
+    """A base's "interpreter" made of this machine's dash, its libc and loader copied into
+    `rootfs` and run as the base's is (its loader, --library-path into the tree): `script`
+    stands in for the interpreter a hostile base ships."""
+    ldd = subprocess.run(["ldd", "/bin/dash"], capture_output=True, text=True, check=True)
+    for path in [word for word in ldd.stdout.split() if word.startswith("/")] + ["/bin/dash"]:
+        copy = rootfs / path.lstrip("/")
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        copy.write_bytes(Path(path).read_bytes())
+        copy.chmod(0o755)
+    (rootfs / "python.sh").write_text(script)
+    loader = next(rootfs.rglob("ld-linux*"))
+    folders = ":".join(str(p.parent) for p in rootfs.rglob("libc.so.6"))
+    return [str(loader), "--library-path", folders, str(rootfs / "bin" / "dash"),
+            str(rootfs / "python.sh")]  # fmt: skip
+
+
+def test_the_bases_own_interpreter_runs_confined_without_the_builders_credentials(
+    tmp_path, monkeypatch
+):
     """When no interpreter of the base's minor version is on the builder, the base's own is
-    run from its files: in a minimal environment (subprocess_env), never with the index
-    netrc, DOCKER_CONFIG or a token the builder holds (found by this round's attack review:
-    it inherited the builder's whole environment). The base here is a stand-in script that
-    writes the environment it got, then runs this Python."""
+    run from its files. The base may be the codeset's (docker_env): it gets a minimal
+    environment (subprocess_env; it once inherited the builder's whole one) and runs under
+    Landlock, so the registry's config file, readable by the builder's user, and TCP are out
+    of its reach (attack review: it could read them). The stand-in base prints what it could
+    reach, then fails, so that its output is the error."""
+    from mlflow_steps.components import landlock
     from mlflow_steps.components.builder.backends.layered import engineless
 
-    seen = tmp_path / "env-seen"
-    base_python = tmp_path / "python"
-    base_python.write_text(f'#!/bin/sh\nenv > {seen}\nexec {sys.executable} "$@"\n')
-    base_python.chmod(0o755)
+    require(landlock.abi_version() >= 4, "needs Landlock ABI 4+ (Linux 6.7+, `landlock` LSM)")
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "config.json").write_text('{"auths": {"r": {"auth": "czNjcmV0"}}}')
+    rootfs = tmp_path / "rootfs"
+    script = (
+        'echo "HOME=$HOME DOCKER_CONFIG=${DOCKER_CONFIG-unset}" >&2\n'
+        'echo "NETRC=${MLFLOW_STEPS_INDEX_NETRC-unset}" >&2\n'
+        f"if read line < {secrets}/config.json; then echo CREDENTIALS-READ >&2; fi\n"
+        "exit 3\n"
+    )
+    argv = stand_in_base(rootfs, script)
     monkeypatch.setattr(engineless.host_install, "interpreter_for", lambda minor: None)
-    monkeypatch.setattr(engineless, "interpreter_argv", lambda root, facts: [str(base_python)])
+    monkeypatch.setattr(engineless, "interpreter_argv", lambda root, facts: argv)
     monkeypatch.setenv("MLFLOW_STEPS_INDEX_NETRC", "machine idx login u password s3cret")
-    monkeypatch.setenv("DOCKER_CONFIG", "/secrets/registry")
+    monkeypatch.setenv("DOCKER_CONFIG", str(secrets))
     version = "{}.{}.{}".format(*sys.version_info[:3])
     facts = BaseFacts(version, "x86_64", "2.36", "/usr/bin/python3", frozenset())
-    assert engineless.compiler_for(facts, lambda: tmp_path) == [str(base_python)]
-    env = seen.read_text()
-    assert "s3cret" not in env and "MLFLOW_STEPS_INDEX_NETRC" not in env
-    assert "DOCKER_CONFIG" not in env
+    with pytest.raises(Fallback) as raised:
+        engineless.compiler_for(facts, lambda: rootfs)
+    seen = str(raised.value)
+    assert "Permission denied" in seen and "CREDENTIALS-READ" not in seen
+    assert "s3cret" not in seen and "NETRC=unset" in seen
+    assert "HOME=/nonexistent DOCKER_CONFIG=unset" in seen
+
+
+def test_a_kernel_without_landlock_never_runs_the_bases_interpreter(tmp_path, monkeypatch):
+    """No Landlock (an old kernel, or not in its LSM list): the base's interpreter is never
+    started; the build says what to do instead."""
+    from mlflow_steps.components.builder.backends.layered import engineless
+
+    started = tmp_path / "started"
+    monkeypatch.setattr(engineless.host_install, "interpreter_for", lambda minor: None)
+    monkeypatch.setattr(engineless.landlock, "abi_version", lambda: 0)
+    monkeypatch.setattr(engineless, "interpreter_argv", lambda root, facts: ["touch", started])
+    facts = BaseFacts("3.13.5", "x86_64", "2.41", "/usr/bin/python3", frozenset())
+    with pytest.raises(Fallback, match=r"no Landlock.*uv python install.*compile_bytecode=false"):
+        engineless.compiler_for(facts, lambda: tmp_path)
+    assert not started.exists()

@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 import pytest
 
+from mlflow_steps.components import landlock
 from mlflow_steps.components.builder.backends.layered.base_files import (
     extracted,
     interpreter_argv,
@@ -25,7 +26,10 @@ from mlflow_steps.components.builder.backends.layered.grouping import (
     BINARY_LAYERS,
     SHARED_LAYERS,
 )
-from mlflow_steps.components.builder.backends.layered.host_install import compile_tree
+from mlflow_steps.components.builder.backends.layered.host_install import (
+    Untrusted,
+    compile_tree,
+)
 from mlflow_steps.components.builder.backends.layered.image import Reference, fetch_base
 from mlflow_steps.components.builder.oci.registry import RegistryClient
 from mlflow_steps.components.builder.oci.registry_push import RegistryWriter
@@ -199,14 +203,24 @@ def test_the_bases_own_interpreter_runs_from_its_files_and_compiles(
     staged = tmp_path / "staged"
     (staged / site.lstrip("/") / "pkg").mkdir(parents=True)
     (staged / site.lstrip("/") / "pkg" / "__init__.py").write_text("VALUE = 1\n")
+    # As the build runs it: untrusted, confined to the base's files and the staged tree.
+    base = Untrusted(tuple(argv), (str(rootfs),))
+    (tmp_path / "script").mkdir()
     compile_tree(staged, site, facts.target.python_minor, recipe_file("compile-bytecode.py"),
-                 argv, tmp_path)  # fmt: skip
+                 base, tmp_path / "script")  # fmt: skip
     (pyc,) = (staged / site.lstrip("/") / "pkg" / "__pycache__").iterdir()
     magic = "import importlib.util as u; print(u.MAGIC_NUMBER.hex())"
     magic = subprocess.run([*argv, "-I", "-c", magic], capture_output=True, text=True).stdout
     assert magic.strip()
     assert pyc.name == "__init__.cpython-311.pyc" and pyc.read_bytes()[:4].hex() == magic.strip()
     assert marshal.loads(pyc.read_bytes()[16:]).co_filename == f"{site}/pkg/__init__.py"
+    # What it cannot reach, confined: a file of the builder's user beside its own files.
+    secret = tmp_path / "config.json"
+    secret.write_text("{}")
+    peek = f"open({str(secret)!r}).read()"
+    done = subprocess.run(landlock.confined([*argv, "-I", "-c", peek], [str(rootfs)], []),
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode != 0 and "PermissionError" in done.stderr, done.stderr
 
 
 @pytest.fixture(scope="module")
@@ -239,6 +253,7 @@ def test_a_python_313_base_gets_313_bytecode_from_a_311_builder(
     assert done.returncode == 0, done.stderr[-4000:]
     assert "engine-less: Python 3.13." in done.stderr
     assert "bytecode compiled by the base's own Python 3.13." in done.stderr
+    assert "run from its files, confined (Landlock)" in done.stderr
     image = out.read_text()
     probe = (
         "import dotenv, importlib.util, pathlib, six, sys; "

@@ -60,6 +60,16 @@ def test_identity_changes_with_what_decides_the_bytes():
     assert identity(six, patched) == same
 
 
+def test_bytecode_a_base_compiled_is_never_reused_under_another_base():
+    """When the base's own interpreter compiles (the builder has none of its minor version),
+    the layer names that base: a hostile base's bytecode stays in its own images."""
+    six = pin("six")
+    trusted = identity(six, CONTEXT)
+    by_one = identity(six, dataclasses.replace(CONTEXT, compiled_by="base sha256:" + "1" * 64))
+    by_other = identity(six, dataclasses.replace(CONTEXT, compiled_by="base sha256:" + "2" * 64))
+    assert len({trusted, by_one, by_other}) == 3
+
+
 def test_150_distributions_stay_within_the_layer_limit_with_the_base():
     base_layers = 5
     pins = synthetic(150)
