@@ -27,9 +27,12 @@ import sys
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from urllib.parse import unquote, urlsplit
 
-from packaging.utils import canonicalize_name
+from packaging.markers import InvalidMarker, Marker
+from packaging.utils import InvalidName, canonicalize_name
+from packaging.version import InvalidVersion, Version
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -156,9 +159,49 @@ def resolve(
     return Resolution(tuple(read_pylock(text, "the resolution")), text)
 
 
+def file_name_of(url: str) -> str:
+    """The file name a file URL names: its path's last segment, percent-decoded."""
+    return unquote(PurePosixPath(urlsplit(url).path).name)
+
+
+def odd_file_name(file: DistributionFile) -> str:
+    """Why a lock's file `name`, or the name its URL gives, is not a plain file name (a path
+    separator, a leading dot, a control character: `..%2Fx.whl` would be written outside
+    the download folder), or ""."""
+    for name in (file.name, file_name_of(file.url) if file.url else ""):
+        if name and ("/" in name or "\\" in name or name.startswith(".")
+                     or any(ord(c) < 32 or ord(c) == 127 for c in name)):  # fmt: skip
+            return f"the file name {name!r} is not a plain file name"
+    return ""
+
+
+def checked_fields(package: dict) -> tuple[str, str, str]:
+    """(name, version, marker) of a lock's package, each checked against its grammar: a PEP 508
+    name, a PEP 440 version, a PEP 508 marker. They are written into requirement lines
+    (`locked_lines`), index page paths and messages, so nothing else may pass: a newline in a
+    marker would add a line of its own. Raises ValueError naming the field."""
+    raw_name, raw_version = str(package.get("name", "")), str(package.get("version", ""))
+    raw_marker = str(package.get("marker", ""))
+    try:
+        name = canonicalize_name(raw_name, validate=True)
+    except InvalidName:
+        raise ValueError(f"the name {raw_name!r} is not a PEP 508 name") from None
+    try:
+        Version(raw_version)
+    except InvalidVersion:
+        raise ValueError(f"the version {raw_version!r} is not a PEP 440 version") from None
+    try:
+        marker = str(Marker(raw_marker)) if raw_marker else ""
+    except InvalidMarker:
+        raise ValueError(f"the marker {raw_marker!r} is not a PEP 508 marker") from None
+    return name, raw_version, marker
+
+
 def read_pylock(text: str, where: str) -> list[Distribution]:
     """The `[[packages]]` of a PEP 751 lock, sorted by name; raises StepError for what the
-    builder cannot install as a lock: no version, no hash, a directory or VCS source."""
+    builder cannot install as a lock: no version, no hash, a directory or VCS source, a name,
+    version or marker outside its grammar (`checked_fields`), a file name that is not plain
+    (`odd_file_name`)."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -171,8 +214,10 @@ def read_pylock(text: str, where: str) -> list[Distribution]:
     if not isinstance(packages, list):
         raise StepError(f"{where}: no [[packages]] table (PEP 751)")
     for package in packages:
+        if not isinstance(package, dict):
+            raise StepError(f"{where}: a [[packages]] entry is not a table (PEP 751)")
         name = str(package.get("name", ""))
-        at = f"{where}: package `{name or '?'}`"
+        at = f"{where}: package {name!r}"
         if "directory" in package or "vcs" in package:
             problems.append(
                 f"{at} comes from a directory or a VCS checkout; the builder installs "
@@ -189,18 +234,24 @@ def read_pylock(text: str, where: str) -> list[Distribution]:
             if isinstance(entry, dict)
         ]
         unclear = [(f.url, ambiguous_url(f.url)) for f in files if f.url]
+        odd = [why for why in map(odd_file_name, files) if why]
         if not name or not package.get("version"):
             problems.append(f"{at} has no exact `version`")
+            continue
+        try:
+            canonical, version, marker = checked_fields(package)
+        except ValueError as why:
+            problems.append(f"{at}: {why}")
+            continue
+        if odd:
+            problems.append(f"{at}: {odd[0]}")
         elif any(why for _, why in unclear):
             url, why = next((url, why) for url, why in unclear if why)
             problems.append(f"{at}: the file URL {url!r} is refused: {why}")
         elif not files or not all(f.sha256 for f in files):
             problems.append(f"{at} has a file without a sha256 hash")
         else:
-            marker = str(package.get("marker", ""))
-            found.append(
-                Distribution(canonicalize_name(name), str(package["version"]), marker, tuple(files))
-            )
+            found.append(Distribution(canonical, version, marker, tuple(files)))
     if problems:
         raise StepError(problems)
     return sorted(found, key=lambda d: d.name)

@@ -1,6 +1,7 @@
 """The cache `uv pip compile` keeps between a builder's resolutions: wheel metadata only.
 
-`$XDG_CACHE_HOME/mlflow-steps/uv-resolve` (else `~/.cache/...`), mode 0700, is uv's cache
+`$XDG_CACHE_HOME/mlflow-steps/uv-resolve` (else `~/.cache/...`), mode 0700 and this user's
+(else it is not used), is uv's cache
 (`UV_CACHE_DIR`) for `resolution.resolve`. What makes a resolution fresh is the index's
 project pages (PEP 503 / 691): uv keeps them under `simple-v*` and reuses them as their HTTP
 cache headers allow (PyPI's say ten minutes), so they are removed before every resolution, and
@@ -42,16 +43,22 @@ def remove(folders: list[Path]) -> None:
 @contextmanager
 def resolution_cache() -> Iterator[str | None]:
     """The folder for uv's `UV_CACHE_DIR`, held for this resolution alone, its project pages
-    gone; None when another resolution holds it or it cannot be made (the caller then lets uv
-    use a cache of its own in a temporary folder)."""
+    gone; None when another resolution holds it, it cannot be made, or it is not private: a
+    symbolic link, another user's, or open to the group or others (what another user wrote
+    there would steer the resolution). The caller then lets uv use a cache of its own in a
+    temporary folder."""
     folder = cache_folder()
     try:
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        handle = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        handle = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     except OSError:
         yield None
         return
     try:
+        found = os.fstat(handle)
+        if found.st_uid != os.geteuid() or found.st_mode & 0o077:
+            yield None
+            return
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

@@ -89,7 +89,13 @@ def compiler_argv(python: Python | None, minor: tuple[int, int], script: Path, r
 
 
 def wheel_name(pin: Pin) -> str:
-    return unquote(PurePosixPath(urlsplit(pin.wheel_url or "").path).name)
+    """The wheel's file name, from its URL; StepError when it is not a plain file name (a lock
+    is checked for that as it is read, `resolution.odd_file_name`: this is the last guard
+    before it is joined to a folder)."""
+    name = unquote(PurePosixPath(urlsplit(pin.wheel_url or "").path).name)
+    if not name or "/" in name or "\\" in name or name.startswith("."):
+        raise StepError(f"{pin.name} {pin.version}: the wheel's file name {name!r} is not plain")
+    return name
 
 
 def is_pure(pin: Pin) -> bool:

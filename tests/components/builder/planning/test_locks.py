@@ -83,6 +83,49 @@ def test_a_lock_from_a_directory_or_vcs_is_refused():
         read_pylock(text, "pylock.toml")
 
 
+def locked(name: str = "six", version: str = "1.17.0", marker: str = "",
+           url: str = "http://index/six-1.17.0-py2.py3-none-any.whl") -> str:  # fmt: skip
+    file = url.rsplit("/", 1)[-1]
+    return (
+        f"[[packages]]\nname = {name!r}\nversion = {version!r}\n"
+        + (f"marker = {marker!r}\n" if marker else "")
+        + f'wheels = [{{ name = "{file}", url = {url!r}, hashes = {{ sha256 = "{"a" * 64}" }} }}]\n'
+    )
+
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        # A newline in a marker or a version would be a line of its own in the requirements
+        # that uv and pip install (`locked_lines`): an index, an include, an option.
+        ({"marker": 'python_version >= "3"\n--index-url http://evil/simple'}, "the marker"),
+        ({"version": "1.0 --index-url http://evil/simple"}, "the version"),
+        ({"name": "../../simple/x"}, "the name"),
+        # Written as the download's file name: `../../x.whl` beside the builder's own files.
+        ({"url": "http://index/p/..%2F..%2F..%2Ftmp%2Fevil.whl"}, "not a plain file name"),
+        ({"url": "http://index/p/.hidden.whl"}, "not a plain file name"),
+    ],
+)
+def test_a_lock_field_outside_its_grammar_is_refused_naming_it(fields, named):
+    with pytest.raises(StepError, match=named) as raised:
+        read_pylock(locked(**fields), "pylock.toml")
+    assert "\n--index-url" not in str(raised.value)
+
+
+def test_a_locks_marker_is_written_as_packaging_reads_it():
+    (dist,) = read_pylock(locked(marker="python_version>='3.9'"), "pylock.toml")
+    assert dist.marker == 'python_version >= "3.9"'
+
+
+def test_the_download_never_joins_an_odd_file_name_to_its_folder():
+    from mlflow_steps.components.builder.backends.layered.host_install import wheel_name
+    from mlflow_steps.components.builder.backends.layered.wheels import Pin
+
+    odd = Pin("six", "1.17.0", "http://index/..%2Fsix-1.17.0-py3-none-any.whl", "a" * 64, 1, True)
+    with pytest.raises(StepError, match="not plain"):
+        wheel_name(odd)
+
+
 def run_install(install, staging: Path, venv: Path, index_url: str, with_uv: bool):
     staging.mkdir()
     for name, data in install.files.items():

@@ -6,6 +6,7 @@ wheels of the test wheelhouse and the real uv."""
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,6 +17,7 @@ import pytest
 from mlflow_steps.components.builder.planning import uv_cache
 from mlflow_steps.components.builder.planning.resolution import resolve
 from tests.support import images
+from tests.support.require import require_root
 
 PYTHON = "{}.{}".format(*sys.version_info[:2])
 SECRET = "s3cret-resolve-pass"
@@ -119,3 +121,27 @@ def test_a_resolution_beside_one_that_holds_the_cache_uses_a_cache_of_its_own(
             assert other is None
         assert six_version(index) == "1.17.0"  # resolved meanwhile, with a cache of its own
     assert not any(uv_cache.cache_folder().glob("wheels-v*"))
+
+
+@pytest.mark.parametrize("made", ["open to others", "another user's", "a symbolic link"])
+def test_a_cache_folder_that_is_not_private_is_not_used(made, tmp_path, monkeypatch):
+    """What another user could write into the cache would steer resolutions: such a folder is
+    left alone, and the resolution gets a cache of its own (attack review)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    folder = uv_cache.cache_folder()
+    folder.parent.mkdir(parents=True)
+    if made == "a symbolic link":
+        (tmp_path / "elsewhere").mkdir(mode=0o700)
+        folder.symlink_to(tmp_path / "elsewhere")
+    else:
+        folder.mkdir(mode=0o700)
+        if made == "open to others":
+            folder.chmod(0o777)
+        else:
+            require_root()
+            os.chown(folder, 65532, 65532)
+    with uv_cache.resolution_cache() as used:
+        assert used is None
+    folder.unlink() if folder.is_symlink() else folder.rmdir()
+    with uv_cache.resolution_cache() as used:  # made afresh: this user's, 0700
+        assert used == str(folder)
