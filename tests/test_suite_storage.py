@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 
 from tests.support import images
 from tests.support.images import BUILDAH_ENV
@@ -21,13 +22,14 @@ def container(image: str) -> str:
     return buildah("inspect", "--format", "{{.ContainerID}}", buildah("from", image))
 
 
-def test_what_appears_in_the_storage_meanwhile_is_removed_and_nothing_else():
+def test_what_appears_in_the_storage_meanwhile_is_removed_and_nothing_else(tmp_path):
     require_root()
     require_tools("buildah")
+    lock = tmp_path / "sessions.lock"
     kept = container("scratch")
     kept_image = buildah("commit", "--quiet", kept, "localhost/mlflow-steps-test/kept:1")
     try:
-        with images.storage_left_as_found():
+        with images.storage_left_as_found(lock):
             made = container("scratch")
             buildah("config", "--label", "made=inside", made)
             made_image = buildah("commit", "--quiet", made, "localhost/mlflow-steps-test/made:1")
@@ -39,3 +41,22 @@ def test_what_appears_in_the_storage_meanwhile_is_removed_and_nothing_else():
     finally:
         subprocess.run(["buildah", "rm", kept], capture_output=True, env=BUILDAH_ENV)
         images.remove_local_images(kept_image)
+
+
+def test_nothing_is_removed_while_another_session_runs(tmp_path):
+    """Another session (holding the lock shared) may be using what appeared meanwhile."""
+    require_root()
+    require_tools("buildah")
+    lock = tmp_path / "sessions.lock"
+    other = subprocess.Popen(["flock", "--shared", str(lock), "sleep", "30"])
+    try:
+        for _ in range(100):
+            if lock.exists():
+                break
+            time.sleep(0.05)
+        with images.storage_left_as_found(lock):
+            made = container("scratch")
+        assert made in images._storage_ids("containers")
+    finally:
+        other.kill()
+        subprocess.run(["buildah", "rm", made], capture_output=True, env=BUILDAH_ENV)

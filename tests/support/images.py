@@ -4,6 +4,7 @@ the tests' own folder (MLFLOW_STEPS_TEST_CACHE); and images only tests make."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import subprocess
@@ -48,18 +49,28 @@ def _storage_ids(kind: str) -> set[str]:
     return {word.removeprefix("sha256:") for word in done.stdout.split()}
 
 
+SESSIONS_LOCK = Path(tempfile.gettempdir()) / "mlflow-steps-test-sessions.lock"
+
+
 @contextlib.contextmanager
-def storage_left_as_found():
+def storage_left_as_found(lock: Path = SESSIONS_LOCK):
     """Remove, on leaving, the working containers and images that appeared in buildah's storage
     meanwhile. Sessions and CI share this machine's storage: 263 images left by earlier runs
-    (46 GB) filled the disk in the middle of a CI run."""
+    (46 GB) filled the disk in the middle of a CI run. Buildah does not say who made an image,
+    so nothing is removed while another session is in this context too (each holds `lock`
+    shared; the last to leave, holding it alone, removes): that session's builds would lose
+    their images ("image not known")."""
     if not shutil.which("buildah"):
         yield
         return
-    containers, found = _storage_ids("containers"), _storage_ids("images")
-    try:
+    with open(lock, "a+b") as held:
+        fcntl.flock(held, fcntl.LOCK_SH)
+        containers, found = _storage_ids("containers"), _storage_ids("images")
         yield
-    finally:
+        try:
+            fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return  # another session is running: it may be using what appeared meanwhile
         new_containers = sorted(_storage_ids("containers") - containers)
         if new_containers:
             subprocess.run(["buildah", "rm", *new_containers], capture_output=True, env=BUILDAH_ENV)
