@@ -52,6 +52,7 @@ from mlflow_steps.components.steps import (
     DOWNLOADS_VOLUME,
     EXECUTOR_SERVICE_ACCOUNT,
     IMAGE_ENV,
+    IN_MEMORY_STAGING,
     INDEX_INPUTS,
     INDEX_SECRET,
     INDEX_SECRET_KEY,
@@ -61,6 +62,8 @@ from mlflow_steps.components.steps import (
     REGISTRY_CONFIG,
     REGISTRY_SECRET,
     RUNTIME,
+    SHM,
+    SHM_VOLUME,
     SPLIT_ENGINES,
     builder_inputs,
     builder_variant,
@@ -254,12 +257,19 @@ def builder_container(image: str = "", build_engine: str = "none") -> Container 
         inputs=inputs(BUILDER, builder_inputs(variant.engine) + pod_inputs(BUILDER)),
         outputs=outputs(BUILDER),
         env=[*container_env, Env(name="FUSEML_ENGINE", value=variant.engine), index_credentials()],
-        # buildah's store on an emptyDir (overlay cannot sit on the container's overlay root).
-        volumes=[EmptyDirVolume(name=BUILDAH_STORE_VOLUME, mount_path=BUILDAH_STORE)]
-        if variant.engine == "buildah"
-        else None,
+        volumes=builder_volumes(variant.engine),
         **pod_settings(BUILDER, variant.security),
     )
+
+
+def builder_volumes(engine: str) -> list[EmptyDirVolume] | None:
+    """buildah's store on an emptyDir (overlay cannot sit on the container's overlay root);
+    the engine-less builder's /dev/shm in memory (`steps.SHM`)."""
+    if engine == "buildah":
+        return [EmptyDirVolume(name=BUILDAH_STORE_VOLUME, mount_path=BUILDAH_STORE)]
+    if engine in IN_MEMORY_STAGING:
+        return [EmptyDirVolume(name=SHM_VOLUME, mount_path=SHM, medium="Memory")]
+    return None
 
 
 CODESET_VOLUME = "codeset"

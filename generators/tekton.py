@@ -29,6 +29,7 @@ from mlflow_steps.components.steps import (
     DOWNLOADS,
     DOWNLOADS_VOLUME,
     IMAGE_ENV,
+    IN_MEMORY_STAGING,
     INDEX_INPUTS,
     INDEX_SECRET,
     INDEX_SECRET_KEY,
@@ -38,6 +39,8 @@ from mlflow_steps.components.steps import (
     REGISTRY_CONFIG,
     REGISTRY_SECRET,
     RUNTIME,
+    SHM,
+    SHM_VOLUME,
     SPLIT_ENGINES,
     BuilderVariant,
     builder_inputs,
@@ -193,6 +196,9 @@ def builder_task(options: TektonOptions, variant: BuilderVariant | None = None) 
         step["volumeMounts"] = [{"name": BUILDAH_STORE_VOLUME, "mountPath": BUILDAH_STORE}]
         task_spec["volumes"] = [{"name": BUILDAH_STORE_VOLUME, "emptyDir": {}}]
         env.append({"name": "STORAGE_DRIVER", "value": "$(params.STORAGE_DRIVER)"})
+    if variant.engine in IN_MEMORY_STAGING:
+        step["volumeMounts"] = [{"name": SHM_VOLUME, "mountPath": SHM}]
+        task_spec["volumes"] = [{"name": SHM_VOLUME, "emptyDir": {"medium": "Memory"}}]
     if variant.engine in SPLIT_ENGINES:
         split_steps(step, task_spec)
     meta = metadata(spec, options.version, "mlflow, image-build, " + variant.engine)

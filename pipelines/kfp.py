@@ -24,12 +24,15 @@ from mlflow_steps.components.steps import (
     BASE_PULL_CONFIG,
     BASE_PULL_SECRET,
     BUILDER,
+    IN_MEMORY_STAGING,
     INDEX_SECRET,
     INDEX_SECRET_KEY,
     NETRC_ENV,
     REGISTRY_CONFIG,
     REGISTRY_SECRET,
     RUNTIME,
+    SHM,
+    SHM_VOLUME,
     SPLIT_ENGINES,
     builder_variant,
 )
@@ -135,6 +138,9 @@ def make_pipeline(image: str = "", build_engine: str = "none"):
                 mount_docker_config(task, registry_secret, REGISTRY_CONFIG)
             mount_docker_config(build, base_pull_secret, BASE_PULL_CONFIG)
             tasks = [holder, build, pushed]
+        if variant.engine in IN_MEMORY_STAGING:  # the staged tree in memory (steps.SHM)
+            kubernetes.empty_dir_mount(build, volume_name=SHM_VOLUME, mount_path=SHM,
+                                       medium="Memory")  # fmt: skip
         kubernetes.use_secret_as_env(
             holder,
             secret_name=index_secret,

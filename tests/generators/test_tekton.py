@@ -133,7 +133,7 @@ def test_catalog_conventions():
             "registry-secret",
             "base-pull-secret",
         ]
-        assert volumes == (split if name.endswith("kaniko") else [])
+        assert volumes == (split if name.endswith("kaniko") else ["dshm"])  # staging in memory
         assert "varlibcontainers" not in str(other["spec"]["steps"])
     kaniko = generated["task/mlflow-builder-kaniko/0.1/mlflow-builder-kaniko.yaml"]
     assert kaniko["spec"]["steps"][0]["securityContext"] == {"runAsUser": 0}

@@ -240,8 +240,8 @@ def read_pylock(text: str, where: str) -> list[Distribution]:
             continue
         try:
             canonical, version, marker = checked_fields(package)
-        except ValueError as why:
-            problems.append(f"{at}: {why}")
+        except ValueError as error:
+            problems.append(f"{at}: {error}")
             continue
         if odd:
             problems.append(f"{at}: {odd[0]}")
