@@ -188,6 +188,9 @@ def checked_fields(package: dict) -> tuple[str, str, str]:
         raise ValueError(f"the name {raw_name!r} is not a PEP 508 name") from None
     try:
         Version(raw_version)
+        # packaging admits white space around a version; a line break would split the line.
+        if raw_version != raw_version.strip():
+            raise InvalidVersion(raw_version)
     except InvalidVersion:
         raise ValueError(f"the version {raw_version!r} is not a PEP 440 version") from None
     try:
@@ -228,7 +231,9 @@ def read_pylock(text: str, where: str) -> list[Distribution]:
             DistributionFile(
                 str(entry.get("name") or entry.get("url", "").rsplit("/", 1)[-1]),
                 str(entry.get("url", "")),
-                str(entry.get("hashes", {}).get("sha256", "")),
+                str(hashes.get("sha256", ""))
+                if isinstance(hashes := entry.get("hashes"), dict)
+                else "",
             )
             for entry in [*package.get("wheels", []), package.get("sdist"), package.get("archive")]
             if isinstance(entry, dict)

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from mlflow_steps import __version__
 
-from .... import landlock
+from .... import confinement
 from ....problems import StepError
 from ....subprocess_env import minimal_env
 from ...oci.registry_push import RegistryWriter
@@ -112,9 +112,9 @@ def skeleton(root: Path, facts: BaseFacts) -> None:
 
 def compiler_for(facts: BaseFacts, base_rootfs: Callable[[], Path]) -> host_install.Python:
     """An interpreter of the base's minor version: the builder's own or one uv finds, else the
-    base's own run from its extracted files (`base_rootfs()`), `Untrusted`: confined to those
-    files (`landlock`), checked to answer with its minor version. Raises Fallback when none
-    can, or when this kernel cannot confine the base's (no Landlock)."""
+    base's own run from its extracted files (`base_rootfs()`), `Untrusted`: confined to
+    reading those files (`confinement`), checked to answer with its minor version. Raises
+    Fallback when none can, or when this kernel cannot confine the base's (no Landlock)."""
     minor = facts.target.python_minor
     python = host_install.interpreter_for(minor)
     if python:
@@ -123,17 +123,17 @@ def compiler_for(facts: BaseFacts, base_rootfs: Callable[[], Path]) -> host_inst
         f"install Python {facts.target.python_version} on the builder (`uv python install`) or "
         "set compile_bytecode=false"
     )
-    if landlock.abi_version() < 1:
+    if not confinement.available():
         raise Fallback(
             f"the base's Python {facts.python} would compile the bytecode on the builder, "
             "where the registry's and the index's credentials are, and this kernel has no "
-            f"Landlock to keep them out of its reach; {install_python}"
+            f"Landlock (or this machine no seccomp filter of ours) to confine it; {install_python}"
         )
     rootfs = base_rootfs()
     base = host_install.Untrusted(tuple(interpreter_argv(rootfs, facts)), (str(rootfs),))
     asked = "import sys; print('%d.%d' % sys.version_info[:2])"
     # The base may be the codeset's: it runs confined, and without the builder's environment.
-    argv = landlock.confined([*base.argv, "-I", "-c", asked], list(base.reads), [])
+    argv = confinement.confined([*base.argv, "-I", "-c", asked], list(base.reads), [])
     done = subprocess.run(argv, capture_output=True, text=True, env=minimal_env())
     if done.returncode != 0 or done.stdout.strip() != "{}.{}".format(*minor):
         raise Fallback(
@@ -264,7 +264,7 @@ def build_engineless(install: InstallPlan, options: BuildOptions, tag: str, log:
             compiler = compiler_for(facts, lambda: extracted(base_writer, base_ref, base))
             if isinstance(compiler, host_install.Untrusted):
                 log(f"engine-less: bytecode compiled by the base's own Python {target.python}, "
-                    "run from its files, confined (Landlock)")  # fmt: skip
+                    "run from its files, confined (Landlock, seccomp)")  # fmt: skip
         mine = [pin for unit in missing for pin in unit.pins]
         with tempfile.TemporaryDirectory(prefix="mlflow-steps-wheels-") as wheel_folder:
             pool = early or stack.enter_context(

@@ -27,6 +27,7 @@ import posixpath
 import subprocess
 import sys
 import tempfile
+import threading
 import zipfile
 from collections.abc import Iterable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor, as_completed
@@ -43,7 +44,7 @@ from installer.destinations import SchemeDictionaryDestination
 from installer.sources import WheelFile
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
-from .... import landlock
+from .... import confinement
 from ....problems import StepError
 from ....subprocess_env import minimal_env
 from ...oci.registry_push import origin
@@ -62,8 +63,10 @@ WORKERS_FROM = 4  # wheels from which they are unpacked and compiled in worker p
 class Untrusted:
     """An interpreter the builder does not trust: the base's own, run from its extracted files
     (the base may be the codeset's `docker_env` image). `argv`: its argv prefix; `reads`: the
-    folders it may read (the base's files). It runs confined (`landlock.confined`): those
-    folders, the compile script's and the tree it compiles are all it reaches; no TCP."""
+    folders it may read (the base's files). It runs confined (`confinement.confined`): it
+    reads those folders, the compile script's and the tree it compiles, writes nothing, opens
+    no socket and cannot fork; its bytecode comes back over a pipe (`compile-bytecode.py
+    --emit`) and the builder writes it (`PycWriter`)."""
 
     argv: tuple[str, ...]
     reads: tuple[str, ...]
@@ -76,16 +79,84 @@ def compiler_argv(python: Python | None, minor: tuple[int, int], script: Path, r
                   args: list[str]) -> list[str]:  # fmt: skip
     """The argv that runs compile-bytecode.py (`script`, then `args`) over the tree at `root`
     by `python` (default: `interpreter_for(minor)`), isolated (-I -S: no environment variable,
-    no site folder, no wheel's .pth file runs); an `Untrusted` one confined to its files, the
-    script's folder (read) and `root` (read and write). StepError when there is none."""
+    no site folder, no wheel's .pth file runs); an `Untrusted` one with `--emit`, confined to
+    reading its files, the script's folder and `root`. StepError when there is none."""
     argv = list(python.argv) if isinstance(python, Untrusted) else list(python or [])
     argv = argv or [interpreter_for(minor) or ""]
     if not argv[0]:
         raise StepError("no interpreter of Python {}.{} to compile with".format(*minor))
+    if isinstance(python, Untrusted):
+        args = [*args[:-1], "--emit", args[-1]]  # the records replace the files
     argv = [*argv, "-I", "-S", str(script), "--root", str(root), *args]
     if isinstance(python, Untrusted):
-        argv = landlock.confined(argv, [*python.reads, str(script.parent)], [str(root)])
+        argv = confinement.confined(argv, [*python.reads, str(script.parent), str(root)], [])
     return argv
+
+
+PYC_LIMIT = 64 << 20  # bytes of one .pyc an untrusted compiler may send
+
+
+class PycWriter:
+    """Writes into the tree at `root` the .pyc records an untrusted compiler sends on `stream`
+    (`compile-bytecode.py --emit`: image path, NUL, decimal length, NUL, bytes). A record is
+    written only when its path is the `__pycache__/<name>.cpython-XY.pyc` (PEP 3147, the
+    base's minor version) of a source the builder asked for (`expect`), its length at most
+    PYC_LIMIT; the file is opened without following a symbolic link. Anything else stops the
+    writer with `error` set (the compile then fails)."""
+
+    def __init__(self, root: Path, minor: tuple[int, int]) -> None:
+        self.root = root
+        self.tag = "cpython-{}{}".format(*minor)
+        self.expected: set[str] = set()
+        self.error = ""
+
+    def expect(self, image_paths: Iterable[str]) -> None:
+        for path in image_paths:
+            folder, name = posixpath.split(path)
+            self.expected.add(f"{folder}/__pycache__/{name[:-3]}.{self.tag}.pyc")
+
+    def read(self, stream: Any) -> None:
+        """Until the stream ends, or a record is refused (`error`)."""
+        pending = b""
+        try:
+            while True:
+                name, length, pending = self.header(stream, pending)
+                if name is None:
+                    return
+                while len(pending) < length:
+                    chunk = stream.read1(CHUNK)
+                    if not chunk:
+                        raise ValueError("the stream ended inside a record")
+                    pending += chunk
+                self.write(name, pending[:length])
+                pending = pending[length:]
+        except (ValueError, OSError) as error:
+            self.error = str(error)
+
+    def header(self, stream: Any, pending: bytes) -> tuple[str | None, int, bytes]:
+        while pending.count(b"\0") < 2:
+            if len(pending) > 8192:
+                raise ValueError("a record's header is too long")
+            chunk = stream.read1(CHUNK)
+            if not chunk:
+                if pending:
+                    raise ValueError("the stream ended inside a record")
+                return None, 0, b""
+            pending += chunk
+        raw_name, raw_length, rest = pending.split(b"\0", 2)
+        name = os.fsdecode(raw_name)
+        if name not in self.expected or posixpath.normpath(name) != name:
+            raise ValueError(f"a .pyc no source asked for: {name[:200]!r}")
+        if not raw_length.isdigit() or int(raw_length) > PYC_LIMIT:
+            raise ValueError(f"a .pyc of {raw_length[:20]!r} bytes for {name}")
+        return name, int(raw_length), rest
+
+    def write(self, name: str, data: bytes) -> None:
+        path = self.root / name.lstrip("/")
+        path.parent.mkdir(exist_ok=True)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+        with os.fdopen(os.open(path, flags, 0o644), "wb") as handle:
+            handle.write(data)
 
 
 def wheel_name(pin: Pin) -> str:
@@ -379,10 +450,21 @@ class Compiler:
         self.errors = tempfile.TemporaryFile()  # noqa: SIM115 (closed when the context ends)
         self.sent: set[str] = set()
         self.again: list[str] = []
+        self.pyc = PycWriter(root, minor) if isinstance(python, Untrusted) else None
+        self.start()
+
+    def start(self) -> None:
+        emits = self.pyc is not None
         self.process = subprocess.Popen(
-            self.argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self.errors,
-            env=minimal_env(),
+            self.argv, stdin=subprocess.PIPE, stderr=self.errors, env=minimal_env(),
+            stdout=subprocess.PIPE if emits else subprocess.DEVNULL,
         )  # fmt: skip
+        self.reader: threading.Thread | None = None
+        if self.pyc is not None:
+            self.reader = threading.Thread(
+                target=self.pyc.read, args=(self.process.stdout,), daemon=True
+            )
+            self.reader.start()
 
     def add(self, image_paths: Iterable[str]) -> None:
         """Compile these files (those of them the script compiles) once they are written."""
@@ -391,6 +473,8 @@ class Compiler:
             if path.endswith(".py"):
                 (self.again if path in self.sent else fresh).append(path)
         self.sent.update(fresh)
+        if self.pyc is not None:
+            self.pyc.expect(fresh)
         self.send(fresh)
 
     def send(self, paths: list[str]) -> None:
@@ -412,10 +496,7 @@ class Compiler:
                 again = sorted(set(self.again))
                 if again:
                     self.close()
-                    self.process = subprocess.Popen(
-                        self.argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                        stderr=self.errors, env=minimal_env(),
-                    )  # fmt: skip
+                    self.start()
                     self.send(again)
                 self.close()
         finally:
@@ -426,23 +507,25 @@ class Compiler:
         assert self.process.stdin is not None
         with suppress(BrokenPipeError):
             self.process.stdin.close()
-        if self.process.wait() != 0:
+        returncode = self.process.wait()
+        if self.reader is not None:
+            # It ends with the stream; a process of the compiler's own holding it is refused.
+            self.reader.join(timeout=60)
+            if self.reader.is_alive():
+                raise StepError("compiling bytecode failed: the compiler's output did not end")
+        if returncode != 0:
             self.errors.seek(0)
             text = self.errors.read().decode(errors="replace").strip()
             raise StepError(f"compiling bytecode failed: {text[-2000:]}")
+        if self.pyc is not None and self.pyc.error:
+            raise StepError(f"compiling bytecode failed: {self.pyc.error}")
 
 
 def compile_tree(root: Path, site: str, minor: tuple[int, int], compile_script: bytes,
                  python: Python | None, tmp: Path) -> None:  # fmt: skip
-    """compile-bytecode.py over image path `site` of the tree at `root`, by `python`
-    (`compiler_argv`)."""
-    script = tmp / "compile-bytecode.py"
-    script.write_bytes(compile_script)
-    done = subprocess.run(
-        compiler_argv(python, minor, script, root, [site]),
-        capture_output=True,
-        text=True,
-        env=minimal_env(),
-    )
-    if done.returncode != 0:
-        raise StepError(f"compiling bytecode failed: {done.stderr.strip()[-2000:]}")
+    """compile-bytecode.py over the .py files under image path `site` of the tree at `root`,
+    by `python` (`compiler_argv`), as `Compiler` does."""
+    top = root / site.lstrip("/")
+    paths = sorted("/" + str(p.relative_to(root)) for p in top.rglob("*.py") if p.is_file())
+    with Compiler(root, site, minor, compile_script, python, tmp) as compiler:
+        compiler.add(paths)

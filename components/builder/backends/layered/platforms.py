@@ -182,9 +182,9 @@ def prepare(writer: RegistryWriter, base_writer: RegistryWriter, base_ref: Refer
             repository: str, layers_repo: str, install: InstallPlan, wanted: Platform,
             base: BaseImage, distributions, names: set[str],
             base_index: str) -> PlatformBuild:  # fmt: skip
-    """One platform's base read and its layers named and looked up. `base_index`: the base
-    index's digest (or reference), which names the bytecode's compiler when the base's own
-    interpreter compiles it (one for every platform: the pure layers are shared)."""
+    """One platform's base read and its layers named and looked up. `base_index`: the digest
+    that names the bytecode's compiler when the base's own interpreter compiles it (one for
+    every platform: the pure layers are shared)."""
     room = room_for(len(base.layers))
     if room < GROUPS + 1:
         raise Fallback(f"the {wanted} base has {len(base.layers)} layers: no room below the limit")
@@ -273,11 +273,17 @@ def build_index(
     distributions = read_pylock(lock, "the lock")
     direct = requirement_names(names)
     bases = base_manifests(base_writer, base_ref, platforms)
+    # What names the bytecode's compiler when the base's own interpreter compiles: the index
+    # digest the tag hashes, else the manifest of the platform whose interpreter runs (never a
+    # tag, which may name other bytes by then).
+    here = host_platform.machine()
+    own = next((p for p in platforms if p.machine == here), platforms[0])
+    compiler_base = base_digest or bases[own].digest
 
     def read(wanted: Platform) -> PlatformBuild:
         return prepare(writer, base_writer, base_ref, repository, layers_repo, install,
                        wanted, bases[wanted], distributions, direct,
-                       base_digest or str(base_ref))  # fmt: skip
+                       compiler_base)  # fmt: skip
 
     with ThreadPoolExecutor(len(platforms)) as readers:  # each base's layers read at once
         builds = list(readers.map(read, platforms))
@@ -297,11 +303,12 @@ def build_index(
         )
     target = builds[0].facts.target
     site = site_of(target)
-    here = host_platform.machine()
     compiler = None
     if install.compile_bytecode and any(build.missing for build in builds):
-        own = next((b for b in builds if b.facts.machine == here), builds[0])
-        compiler = compiler_for(own.facts, lambda: extracted(base_writer, base_ref, own.base))
+        compiling = next(b for b in builds if b.platform == own)  # compiler_base names its base
+        compiler = compiler_for(
+            compiling.facts, lambda: extracted(base_writer, base_ref, compiling.base)
+        )
     with (
         tempfile.TemporaryDirectory(prefix="mlflow-steps-platforms-") as folder,
         LayerWriters() as pool,

@@ -1,6 +1,7 @@
 """mlflow-steps: compile an environment's Python files to bytecode, on every core.
 
-Usage: python compile-bytecode.py [--root ROOT] [--stdin] DIR...   (Python 3.7+; stdlib only)
+Usage: python compile-bytecode.py [--root ROOT] [--stdin] [--emit] DIR...
+(Python 3.7+; stdlib only)
 
 With --root, each DIR is a path inside the tree staged at ROOT (an image's root on the
 builder's disk): files are read under ROOT, and their code objects are named by the path
@@ -10,6 +11,10 @@ With --stdin, the files are not looked for under DIR but read from standard inpu
 are written (the builder streams each wheel's files once it is unpacked): NUL-terminated
 paths (inside the image with --root), an empty one ending a group that is compiled at once.
 A path is compiled when it is one the search under DIR would find (`wanted`), and once.
+
+With --emit, nothing is written: each .pyc goes to standard output as a record, its path
+inside the image, NUL, its length in decimal, NUL, its bytes (the builder writes it: an
+interpreter it does not trust may read the tree, never write it), in one process.
 
 Each .py under DIR gets an unchecked-hash .pyc (PEP 552): reproducible (no timestamp inside),
 and an import neither stats nor reads the source. Packages' own test folders (`tests`, `test`
@@ -32,6 +37,7 @@ import time
 SKIPPED_FOLDERS = ("tests", "test")
 UNCHECKED_HASH = (1).to_bytes(4, "little")  # PEP 552 flags: hash-based, not checked
 BATCH = 32
+EMIT = []  # type: ignore[var-annotated]  # with --emit: the binary stream the records go to
 
 
 def sources(roots):
@@ -128,12 +134,17 @@ def compile_batch(batch):
             continue
         target = importlib.util.cache_from_source(path)
         folder = os.path.dirname(target)
-        if folder not in made:
+        if folder not in made and not EMIT:
             os.makedirs(folder, exist_ok=True)
             made.add(folder)
         data = importlib.util.MAGIC_NUMBER + UNCHECKED_HASH + importlib.util.source_hash(source)
+        data += marshal.dumps(code)
+        if EMIT:
+            name = os.fsencode(target[len(root) :])
+            EMIT[0].write(name + b"\0" + str(len(data)).encode() + b"\0" + data)
+            continue
         with open(target, "wb") as handle:
-            handle.write(data + marshal.dumps(code))
+            handle.write(data)
         # The next file compiles with none of this one's strings alive (interned ones among
         # them: which strings are interned changes how a file's equal constants are merged).
         del code
@@ -141,7 +152,10 @@ def compile_batch(batch):
 
 
 def worker_pool():
-    """One process per core, or None where this Python has no working multiprocessing."""
+    """One process per core, or None where this Python has no working multiprocessing (or
+    the records go to standard output)."""
+    if EMIT:
+        return None
     try:
         from concurrent.futures import ProcessPoolExecutor
 
@@ -176,6 +190,8 @@ def compile_groups(groups, root=""):
                     results.append(compile_batch(batch))
                 else:
                     results.append(pool.submit(compile_batch, batch))
+            if EMIT:
+                EMIT[0].flush()
         failed = sum(r if isinstance(r, int) else r.result() for r in results)
     return count, failed
 
@@ -197,6 +213,9 @@ def main(argv):
     stream = argv[:1] == ["--stdin"]
     if stream:
         argv = argv[1:]
+    if argv[:1] == ["--emit"]:
+        EMIT.append(sys.stdout.buffer)
+        argv = argv[1:]
     if root:
         argv = [root + "/" + folder.lstrip("/") for folder in argv]
     if stream:
@@ -205,6 +224,8 @@ def main(argv):
     else:
         paths = sources(argv)
         count, failed = len(paths), compile_all(paths, root)
+    if EMIT:
+        EMIT[0].flush()
     print(
         "mlflow-steps: bytecode for {} files ({} left as source) in {:.1f} s".format(
             count - failed, failed, time.time() - start

@@ -100,6 +100,8 @@ def locked(name: str = "six", version: str = "1.17.0", marker: str = "",
         # that uv and pip install (`locked_lines`): an index, an include, an option.
         ({"marker": 'python_version >= "3"\n--index-url http://evil/simple'}, "the marker"),
         ({"version": "1.0 --index-url http://evil/simple"}, "the version"),
+        ({"version": "1.0\n"}, "the version"),  # packaging's Version() admits it
+        ({"version": "\u20281.0"}, "the version"),
         ({"name": "../../simple/x"}, "the name"),
         # Written as the download's file name: `../../x.whl` beside the builder's own files.
         ({"url": "http://index/p/..%2F..%2F..%2Ftmp%2Fevil.whl"}, "not a plain file name"),
@@ -110,6 +112,12 @@ def test_a_lock_field_outside_its_grammar_is_refused_naming_it(fields, named):
     with pytest.raises(StepError, match=named) as raised:
         read_pylock(locked(**fields), "pylock.toml")
     assert "\n--index-url" not in str(raised.value)
+
+
+def test_a_file_whose_hashes_are_not_a_table_is_a_clean_error():
+    text = locked().replace('hashes = { sha256 = "' + "a" * 64 + '" }', 'hashes = "x"')
+    with pytest.raises(StepError, match="a file without a sha256 hash"):
+        read_pylock(text, "pylock.toml")
 
 
 def test_a_locks_marker_is_written_as_packaging_reads_it():

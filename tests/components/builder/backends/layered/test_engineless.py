@@ -22,6 +22,7 @@ from mlflow_steps.components.builder.build import engineless_reason
 from mlflow_steps.components.builder.planning.options import BuildOptions
 from mlflow_steps.components.builder.planning.plan import InstallPlan
 from mlflow_steps.components.builder.planning.resolution import Distribution, DistributionFile
+from mlflow_steps.components.problems import StepError
 from tests.support.require import require
 
 VENV = "/opt/mlflow-env"
@@ -135,10 +136,10 @@ def test_the_bases_own_interpreter_runs_confined_without_the_builders_credential
     Landlock, so the registry's config file, readable by the builder's user, and TCP are out
     of its reach (attack review: it could read them). The stand-in base prints what it could
     reach, then fails, so that its output is the error."""
-    from mlflow_steps.components import landlock
+    from mlflow_steps.components import confinement
     from mlflow_steps.components.builder.backends.layered import engineless
 
-    require(landlock.abi_version() >= 4, "needs Landlock ABI 4+ (Linux 6.7+, `landlock` LSM)")
+    require(confinement.available(), "needs Landlock (Linux 5.13+, `landlock` LSM), x86_64/arm64")
     secrets = tmp_path / "secrets"
     secrets.mkdir()
     (secrets / "config.json").write_text('{"auths": {"r": {"auth": "czNjcmV0"}}}')
@@ -171,9 +172,34 @@ def test_a_kernel_without_landlock_never_runs_the_bases_interpreter(tmp_path, mo
 
     started = tmp_path / "started"
     monkeypatch.setattr(engineless.host_install, "interpreter_for", lambda minor: None)
-    monkeypatch.setattr(engineless.landlock, "abi_version", lambda: 0)
+    monkeypatch.setattr(engineless.confinement, "available", lambda: False)
     monkeypatch.setattr(engineless, "interpreter_argv", lambda root, facts: ["touch", started])
     facts = BaseFacts("3.13.5", "x86_64", "2.41", "/usr/bin/python3", frozenset())
     with pytest.raises(Fallback, match=r"no Landlock.*uv python install.*compile_bytecode=false"):
         engineless.compiler_for(facts, lambda: tmp_path)
     assert not started.exists()
+
+
+def test_the_bases_own_interpreter_cannot_write_the_tree_it_compiles(tmp_path):
+    """It reads the staged tree and sends its bytecode over a pipe; the builder writes it. A
+    stand-in base that tries to plant a file (or a symlink, in the attack review) in the tree
+    gets `Permission denied`, and its compile then fails on the record it was not asked for."""
+    from mlflow_steps.components import confinement
+    from mlflow_steps.components.builder.backends.layered import host_install
+
+    require(confinement.available(), "needs Landlock (Linux 5.13+, `landlock` LSM), x86_64/arm64")
+    root = tmp_path / "staged"
+    site = "/opt/mlflow-env/lib/python3.11/site-packages"
+    (root / site.lstrip("/")).mkdir(parents=True)
+    # Its argv: -I -S SCRIPT --root ROOT --stdin --emit SITE.
+    script = (
+        'if echo planted > "$5/planted.pth"; then echo PLANTED >&2; fi\n'
+        "printf '/etc/ld.so.preload\\0001\\000x'\n"
+    )
+    argv = stand_in_base(tmp_path / "rootfs", script)
+    base = host_install.Untrusted(tuple(argv), (str(tmp_path / "rootfs"),))
+    (tmp_path / "script").mkdir()
+    compiler = host_install.Compiler(root, site, (3, 11), b"", base, tmp_path / "script")
+    with pytest.raises(StepError, match="no source asked for"), compiler:
+        compiler.add([f"{site}/pkg.py"])
+    assert not (root / "planted.pth").exists() and not Path("/etc/ld.so.preload").exists()

@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 import pytest
 
-from mlflow_steps.components import landlock
+from mlflow_steps.components import confinement
 from mlflow_steps.components.builder.backends.layered.base_files import (
     extracted,
     interpreter_argv,
@@ -218,7 +218,7 @@ def test_the_bases_own_interpreter_runs_from_its_files_and_compiles(
     secret = tmp_path / "config.json"
     secret.write_text("{}")
     peek = f"open({str(secret)!r}).read()"
-    done = subprocess.run(landlock.confined([*argv, "-I", "-c", peek], [str(rootfs)], []),
+    done = subprocess.run(confinement.confined([*argv, "-I", "-c", peek], [str(rootfs)], []),
                           capture_output=True, text=True)  # fmt: skip
     assert done.returncode != 0 and "PermissionError" in done.stderr, done.stderr
 
@@ -253,7 +253,7 @@ def test_a_python_313_base_gets_313_bytecode_from_a_311_builder(
     assert done.returncode == 0, done.stderr[-4000:]
     assert "engine-less: Python 3.13." in done.stderr
     assert "bytecode compiled by the base's own Python 3.13." in done.stderr
-    assert "run from its files, confined (Landlock)" in done.stderr
+    assert "run from its files, confined (Landlock, seccomp)" in done.stderr
     image = out.read_text()
     probe = (
         "import dotenv, importlib.util, pathlib, six, sys; "

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import http.server
+import io
 import marshal
 import sys
 import threading
@@ -196,3 +197,54 @@ def test_a_compiler_that_fails_says_why(tmp_path):
                                     tmp_path)  # fmt: skip
     with pytest.raises(StepError, match=r"compiling bytecode failed: .*boom"), failing:
         pass
+
+
+SITE_PY = "/opt/mlflow-env/lib/python3.13/site-packages/pkg/__init__.py"
+SITE_PYC = "/opt/mlflow-env/lib/python3.13/site-packages/pkg/__pycache__/__init__.cpython-313.pyc"
+
+
+def records(*items: tuple[str, bytes]) -> io.BufferedReader:
+    data = b"".join(n.encode() + b"\0" + str(len(d)).encode() + b"\0" + d for n, d in items)
+    return io.BufferedReader(io.BytesIO(data))
+
+
+def test_the_builder_writes_the_bytecode_an_untrusted_compiler_sends(tmp_path):
+    """The base's own interpreter writes nothing (attack review: with the staged tree writable
+    it swapped a package folder for a symlink, and the builder's unpacking wrote through it);
+    the builder writes each .pyc it sends, for a source it was given."""
+    (tmp_path / SITE_PY.lstrip("/")).parent.mkdir(parents=True)
+    writer = host_install.PycWriter(tmp_path, (3, 13))
+    writer.expect([SITE_PY])
+    writer.read(records((SITE_PYC, b"\xf3\r\r\ncode")))
+    assert writer.error == ""
+    assert (tmp_path / SITE_PYC.lstrip("/")).read_bytes() == b"\xf3\r\r\ncode"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "/opt/mlflow-env/lib/python3.13/site-packages/pkg/__pycache__/other.cpython-313.pyc",
+        "/opt/mlflow-env/lib/python3.13/site-packages/pkg/__pycache__/__init__.cpython-311.pyc",
+        "/opt/mlflow-env/lib/python3.13/site-packages/pkg/__pycache__/../../evil.pth",
+        "/etc/ld.so.preload",
+    ],
+)
+def test_a_pyc_no_source_asked_for_is_refused_and_nothing_written(tmp_path, name):
+    writer = host_install.PycWriter(tmp_path, (3, 13))
+    writer.expect([SITE_PY])
+    writer.read(records((name, b"x")))
+    assert "no source asked for" in writer.error
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+def test_a_pyc_over_the_limit_or_a_cut_record_is_refused(tmp_path):
+    (tmp_path / SITE_PY.lstrip("/")).parent.mkdir(parents=True)
+    writer = host_install.PycWriter(tmp_path, (3, 13))
+    writer.expect([SITE_PY])
+    stream = io.BufferedReader(io.BytesIO(f"{SITE_PYC}\0{host_install.PYC_LIMIT + 1}\0".encode()))
+    writer.read(stream)
+    assert "bytes for" in writer.error
+    cut = host_install.PycWriter(tmp_path, (3, 13))
+    cut.expect([SITE_PY])
+    cut.read(io.BufferedReader(io.BytesIO(f"{SITE_PYC}\0100\0short".encode())))
+    assert "ended inside a record" in cut.error

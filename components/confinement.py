@@ -1,26 +1,37 @@
-"""Run a program that the builder does not trust with only some folders in reach (Landlock).
+"""Run a program the builder does not trust with only some folders in reach, and no sockets.
 
 The engine-less build may compile bytecode with the base image's own interpreter, run from
 the base's extracted files on the builder (no container). The base may be the codeset's
-(`docker_env`), so that interpreter is the codeset's code, started in a process of the
-builder's user, where the registry's config file and the index's credential files are
-readable. `confined()` makes it run under a Landlock domain (the kernel's unprivileged
-sandbox, Documentation/userspace-api/landlock.rst; Linux 5.13+, enabled when `landlock` is in
-the kernel's LSM list): it may read and execute beneath the `read` folders, write beneath the
-`write` folders, and open no other file; with ABI 4 and newer it may neither connect nor
-bind a TCP socket; with ABI 6 and newer it may signal no process and reach no abstract Unix
-socket outside its domain. A process in a Landlock domain cannot ptrace one outside it.
+(`docker_env`), so that interpreter is the codeset's code, started as the builder's user, where
+the registry's config file and the index's credential files are readable. `confined()` runs it:
 
-The domain is set by this file run as a script (`python -I -S landlock.py --read DIR ...
+- under a Landlock domain (the kernel's unprivileged sandbox,
+  Documentation/userspace-api/landlock.rst; Linux 5.13+, with `landlock` in the LSM list): it
+  may read and execute beneath the `read` folders, write beneath the `write` folders (the
+  builder gives it none: `host_install.Compiler` takes its output over a pipe), and open no
+  other file; a process in a Landlock domain cannot ptrace one outside it; with ABI 4+ no TCP,
+  with ABI 6+ no signal or abstract Unix socket outside its domain;
+- under a seccomp filter (Documentation/userspace-api/seccomp_filter.rst) that fails
+  `socket`, `socketpair` and `io_uring_setup` with EPERM, whatever the Landlock ABI: no UDP, no
+  pathname Unix socket (a container engine's, a session bus), no TCP on old kernels; any other
+  architecture's system call kills it;
+- with `RLIMIT_NPROC` 0: it cannot fork, so nothing of it outlives it (for a non-root user;
+  root is not bound by that limit).
+
+The domain is set by this file run as a script (`python -I -S confinement.py --read DIR ...
 -- ARGV`) by the builder's own interpreter, which then execs ARGV: `prctl(PR_SET_NO_NEW_PRIVS)`,
 `landlock_create_ruleset`, one `landlock_add_rule` (LANDLOCK_RULE_PATH_BENEATH) per folder,
-`landlock_restrict_self`. Standard library only, so that it runs as a script.
+`landlock_restrict_self`, `prctl(PR_SET_SECCOMP)`, `setrlimit`. Standard library only, so that it
+runs as a script.
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
+import platform
+import resource
+import struct
 import sys
 
 # <linux/landlock.h>; the system call numbers are the same on every architecture.
@@ -31,7 +42,16 @@ EXECUTE, WRITE_FILE, READ_FILE, READ_DIR = 1 << 0, 1 << 1, 1 << 2, 1 << 3
 READ = EXECUTE | READ_FILE | READ_DIR
 NET_BIND_TCP, NET_CONNECT_TCP = 1 << 0, 1 << 1
 SCOPE_ABSTRACT_UNIX_SOCKET, SCOPE_SIGNAL = 1 << 0, 1 << 1
-PR_SET_NO_NEW_PRIVS = 38
+PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 38, 22, 2
+
+# <linux/audit.h> architectures, and the calls refused on each (socket, socketpair,
+# io_uring_setup: an io_uring can open sockets too), from the kernel's syscall tables.
+AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
+NO_SOCKETS = {"x86_64": (41, 53, 425), "aarch64": (198, 199, 425)}
+X32_BIT = 0x40000000  # x86_64's x32 ABI: its numbers carry this bit
+# <linux/filter.h>, <linux/seccomp.h>
+LD_W_ABS, JEQ_K, JGE_K, RET_K = 0x20, 0x15, 0x35, 0x06
+RET_ALLOW, RET_KILL_PROCESS, RET_EPERM = 0x7FFF0000, 0x80000000, 0x00050000 | 1
 
 
 class RulesetAttr(ctypes.Structure):
@@ -48,6 +68,10 @@ class PathBeneathAttr(ctypes.Structure):
         ("allowed_access", ctypes.c_uint64),
         ("parent_fd", ctypes.c_int32),
     ]
+
+
+class SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
 
 def _libc():
@@ -71,6 +95,12 @@ def abi_version() -> int:
     return max(int(found), 0)
 
 
+def available() -> bool:
+    """Whether `confined` can run a program here: Landlock, and a machine whose system calls
+    the seccomp filter names (x86_64, aarch64)."""
+    return abi_version() >= 1 and platform.machine() in AUDIT_ARCH
+
+
 def fs_rights(abi: int) -> int:
     """Every filesystem right the ABI knows: 13 in ABI 1, REFER (2), TRUNCATE (3),
     IOCTL_DEV (5)."""
@@ -80,21 +110,38 @@ def fs_rights(abi: int) -> int:
 
 def confined(argv: list[str], read: list[str], write: list[str]) -> list[str]:
     """The argv that runs `argv` with only `read` (read and execute beneath each folder) and
-    `write` (anything beneath each folder) in reach, no TCP and no signals to other domains
-    (where the ABI has them); run by this interpreter, isolated. Raises OSError when the
-    kernel has no Landlock (`abi_version() == 0`)."""
-    if abi_version() < 1:
-        raise OSError("this kernel has no Landlock (Linux 5.13+, `landlock` in its LSM list)")
+    `write` (anything beneath each folder) in reach, no socket and no fork (module doc); run
+    by this interpreter, isolated. Raises OSError where that cannot be done (`available()`)."""
+    if not available():
+        raise OSError(
+            "this kernel has no Landlock (Linux 5.13+, `landlock` in its LSM list) or this "
+            f"machine ({platform.machine()}) is not one the seccomp filter knows"
+        )
     rules = [arg for folder in read for arg in ("--read", folder)]
     rules += [arg for folder in write for arg in ("--write", folder)]
     return [sys.executable, "-I", "-S", os.path.abspath(__file__), *rules, "--", *argv]
 
 
+def seccomp_program(machine: str) -> bytes:
+    """The classic BPF program (struct sock_filter[]) of the filter in the module doc."""
+    refused = NO_SOCKETS[machine]
+    program = [(LD_W_ABS, 0, 0, 4), (JEQ_K, 1, 0, AUDIT_ARCH[machine]),  # seccomp_data.arch
+               (RET_K, 0, 0, RET_KILL_PROCESS), (LD_W_ABS, 0, 0, 0)]  # fmt: skip
+    checks = [(JEQ_K, 0, 0, number) for number in refused]
+    if machine == "x86_64":
+        checks.insert(0, (JGE_K, 0, 0, X32_BIT))
+    for at, (code, _, _, k) in enumerate(checks):  # jump to the EPERM return when it matches
+        program.append((code, len(checks) - at, 0, k))
+    program += [(RET_K, 0, 0, RET_ALLOW), (RET_K, 0, 0, RET_EPERM)]
+    return b"".join(struct.pack("=HBBI", *instruction) for instruction in program)
+
+
 def restrict(read: list[str], write: list[str]) -> None:
-    """Put this process (and what it execs) in a new Landlock domain; OSError on failure."""
-    libc, abi = _libc(), abi_version()
-    if abi < 1:
-        raise OSError("this kernel has no Landlock")
+    """Put this process (and what it execs) in the confinement of the module doc; OSError
+    on failure."""
+    libc, abi, machine = _libc(), abi_version(), platform.machine()
+    if abi < 1 or machine not in AUDIT_ARCH:
+        raise OSError("confinement is not available here")
     handled = fs_rights(abi)
     attr = RulesetAttr(handled, NET_BIND_TCP | NET_CONNECT_TCP if abi >= 4 else 0,
                        SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL if abi >= 6 else 0)  # fmt: skip
@@ -122,6 +169,12 @@ def restrict(read: list[str], write: list[str]) -> None:
             raise OSError(ctypes.get_errno(), "landlock_restrict_self")
     finally:
         os.close(ruleset)
+    program = seccomp_program(machine)
+    buffer = ctypes.create_string_buffer(program, len(program))
+    fprog = SockFprog(len(program) // 8, ctypes.cast(buffer, ctypes.c_void_p))
+    if libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_SECCOMP)")
+    resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))
 
 
 def main(args: list[str]) -> int:
@@ -135,7 +188,7 @@ def main(args: list[str]) -> int:
         restrict(read, write)
         os.execv(argv[0], argv)
     except OSError as error:
-        sys.stderr.write(f"landlock: {error}\n")
+        sys.stderr.write(f"confinement: {error}\n")
     return 126
 
 
