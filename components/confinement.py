@@ -11,12 +11,14 @@ the registry's config file and the index's credential files are readable. `confi
   builder gives it none: `host_install.Compiler` takes its output over a pipe), and open no
   other file; a process in a Landlock domain cannot ptrace one outside it; with ABI 4+ no TCP,
   with ABI 6+ no signal or abstract Unix socket outside its domain;
-- under a seccomp filter (Documentation/userspace-api/seccomp_filter.rst) that fails
-  `socket`, `socketpair` and `io_uring_setup` with EPERM, whatever the Landlock ABI: no UDP, no
-  pathname Unix socket (a container engine's, a session bus), no TCP on old kernels; any other
-  architecture's system call kills it;
-- with `RLIMIT_NPROC` 0: it cannot fork, so nothing of it outlives it (for a non-root user;
-  root is not bound by that limit).
+- under a seccomp filter (Documentation/userspace-api/seccomp_filter.rst) that fails with
+  EPERM, whatever the Landlock ABI, `socket`, `socketpair` and `io_uring_setup` (no UDP, no
+  pathname Unix socket such as a container engine's, no TCP on old kernels), what Landlock
+  leaves to a file's owner (chmod, chown, utime, extended attributes), the kernel keyring,
+  System V IPC and `unshare` (`REFUSED`); any other architecture's system call kills it;
+- with `RLIMIT_NPROC` 0 it cannot fork, so nothing of it outlives it (for a non-root user;
+  root is not bound by that limit); `RLIMIT_CPU` and `RLIMIT_FSIZE` bound its CPU time and what
+  it writes to its stderr file.
 
 The domain is set by this file run as a script (`python -I -S confinement.py --read DIR ...
 -- ARGV`) by the builder's own interpreter, which then execs ARGV: `prctl(PR_SET_NO_NEW_PRIVS)`,
@@ -44,10 +46,33 @@ NET_BIND_TCP, NET_CONNECT_TCP = 1 << 0, 1 << 1
 SCOPE_ABSTRACT_UNIX_SOCKET, SCOPE_SIGNAL = 1 << 0, 1 << 1
 PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 38, 22, 2
 
-# <linux/audit.h> architectures, and the calls refused on each (socket, socketpair,
-# io_uring_setup: an io_uring can open sockets too), from the kernel's syscall tables.
+# <linux/audit.h> architectures, and the calls refused on each, from the kernel's syscall
+# tables (arch/x86/entry/syscalls/syscall_64.tbl, include/uapi/asm-generic/unistd.h):
+# sockets (socket, socketpair, io_uring_setup: an io_uring opens sockets too); what Landlock
+# leaves to a file's owner (the chmod, chown, utime and set/remove xattr families, which would
+# change files it may not even read); the kernel keyring and System V IPC (a token kept there
+# would be readable); unshare.
 AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
 NO_SOCKETS = {"x86_64": (41, 53, 425), "aarch64": (198, 199, 425)}
+REFUSED = {
+    "x86_64": NO_SOCKETS["x86_64"]
+    + (90, 91, 92, 93, 94, 260, 268, 452)  # chmod, fchmod, chown, fchown, lchown, fchownat,
+    # fchmodat, fchmodat2
+    + (132, 235, 261, 280)  # utime, utimes, futimesat, utimensat
+    + (188, 189, 190, 197, 198, 199, 463, 466)  # set/remove xattr, setxattrat, removexattrat
+    + (248, 249, 250)  # add_key, request_key, keyctl
+    + (29, 30, 31, 64, 65, 66, 68, 69, 70, 71, 220)  # shm*, sem*, msg*, semtimedop
+    + (272,),  # unshare
+    "aarch64": NO_SOCKETS["aarch64"]
+    + (52, 53, 54, 55, 452)  # fchmod, fchmodat, fchownat, fchown, fchmodat2
+    + (88,)  # utimensat
+    + (5, 6, 7, 14, 15, 16, 463, 466)  # set/remove xattr, setxattrat, removexattrat
+    + (217, 218, 219)  # add_key, request_key, keyctl
+    + (186, 187, 188, 189, 190, 191, 192, 193, 194, 195, 196)  # msg*, sem*, shm*
+    + (97,),  # unshare
+}
+CPU_SECONDS = 1800  # RLIMIT_CPU: a compiler that spins is killed (SIGXCPU)
+FILE_BYTES = 16 << 20  # RLIMIT_FSIZE: its stderr (a file) stays small (SIGXFSZ beyond)
 X32_BIT = 0x40000000  # x86_64's x32 ABI: its numbers carry this bit
 # <linux/filter.h>, <linux/seccomp.h>
 LD_W_ABS, JEQ_K, JGE_K, RET_K = 0x20, 0x15, 0x35, 0x06
@@ -124,7 +149,7 @@ def confined(argv: list[str], read: list[str], write: list[str]) -> list[str]:
 
 def seccomp_program(machine: str) -> bytes:
     """The classic BPF program (struct sock_filter[]) of the filter in the module doc."""
-    refused = NO_SOCKETS[machine]
+    refused = REFUSED[machine]
     program = [(LD_W_ABS, 0, 0, 4), (JEQ_K, 1, 0, AUDIT_ARCH[machine]),  # seccomp_data.arch
                (RET_K, 0, 0, RET_KILL_PROCESS), (LD_W_ABS, 0, 0, 0)]  # fmt: skip
     checks = [(JEQ_K, 0, 0, number) for number in refused]
@@ -175,6 +200,8 @@ def restrict(read: list[str], write: list[str]) -> None:
     if libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_SECCOMP)")
     resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))
+    resource.setrlimit(resource.RLIMIT_CPU, (CPU_SECONDS, CPU_SECONDS))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_BYTES, FILE_BYTES))
 
 
 def main(args: list[str]) -> int:

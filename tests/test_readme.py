@@ -60,7 +60,8 @@ OTHER_TOOLS = {
     "--invalidation-mode": "python -m compileall",
     "--isolation": "buildah run",
     **dict.fromkeys(
-        ["--root", "--stdin", "--emit"], "components/builder/backends/recipe_files/compile-bytecode.py"
+        ["--root", "--stdin", "--emit"],
+        "components/builder/backends/recipe_files/compile-bytecode.py",
     ),
     "--refresh": "uv pip compile",
     "--tag": "buildah build",

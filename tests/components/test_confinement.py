@@ -121,3 +121,26 @@ def run_as_nobody(python: str, launcher: Path) -> subprocess.CompletedProcess:
          "--read", "/bin", "--", "/bin/sh", "-c", "/bin/true && echo FORKED"],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
+
+
+def test_what_landlock_leaves_to_a_files_owner_is_refused_too(tmp_path):
+    """chmod, utime and extended attributes are not Landlock rights (attack review: a confined
+    program made a credential file it could not read world-readable); seccomp refuses them."""
+    target = tmp_path / "config.json"
+    target.write_text("{}")
+    target.chmod(0o600)
+    code = f"""
+import os
+for name, call in (("chmod", lambda: os.chmod({str(target)!r}, 0o666)),
+                   ("utime", lambda: os.utime({str(target)!r}, (0, 0))),
+                   ("setxattr", lambda: os.setxattr({str(target)!r}, "user.x", b"1"))):
+    try:
+        call()
+        print(name, "DONE")
+    except PermissionError:
+        print(name, "refused")
+"""
+    done = run_confined(code, [str(tmp_path)], [])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["chmod", "refused", "utime", "refused", "setxattr", "refused"]
+    assert target.stat().st_mode & 0o777 == 0o600

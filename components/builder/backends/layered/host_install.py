@@ -94,6 +94,7 @@ def compiler_argv(python: Python | None, minor: tuple[int, int], script: Path, r
 
 
 PYC_LIMIT = 64 << 20  # bytes of one .pyc an untrusted compiler may send
+COMPILE_TIMEOUT = 3600  # seconds a compiler may take once every file was sent
 
 
 class PycWriter:
@@ -101,26 +102,30 @@ class PycWriter:
     (`compile-bytecode.py --emit`: image path, NUL, decimal length, NUL, bytes). A record is
     written only when its path is the `__pycache__/<name>.cpython-XY.pyc` (PEP 3147, the
     base's minor version) of a source the builder asked for (`expect`), its length at most
-    PYC_LIMIT; the file is opened without following a symbolic link. Anything else stops the
-    writer with `error` set (the compile then fails)."""
+    PYC_LIMIT and, with the others, at most four times the sources' bytes plus PYC_LIMIT; it is
+    written without following a link. Anything else sets `error` (the compile then fails);
+    the stream is drained to its end either way, so the compiler never blocks on it."""
 
     def __init__(self, root: Path, minor: tuple[int, int]) -> None:
         self.root = root
         self.tag = "cpython-{}{}".format(*minor)
         self.expected: set[str] = set()
+        self.budget = PYC_LIMIT
         self.error = ""
 
     def expect(self, image_paths: Iterable[str]) -> None:
         for path in image_paths:
             folder, name = posixpath.split(path)
             self.expected.add(f"{folder}/__pycache__/{name[:-3]}.{self.tag}.pyc")
+            with suppress(OSError):
+                self.budget += 4 * (self.root / path.lstrip("/")).stat().st_size
 
     def read(self, stream: Any) -> None:
-        """Until the stream ends, or a record is refused (`error`)."""
-        pending = b""
+        """Until the stream ends; after a refused record, what follows is read and dropped."""
+        pending = bytearray()
         try:
             while True:
-                name, length, pending = self.header(stream, pending)
+                name, length = self.header(stream, pending)
                 if name is None:
                     return
                 while len(pending) < length:
@@ -128,12 +133,14 @@ class PycWriter:
                     if not chunk:
                         raise ValueError("the stream ended inside a record")
                     pending += chunk
-                self.write(name, pending[:length])
-                pending = pending[length:]
+                self.write(name, bytes(pending[:length]))
+                del pending[:length]
         except (ValueError, OSError) as error:
             self.error = str(error)
+            while stream.read1(CHUNK):
+                pass
 
-    def header(self, stream: Any, pending: bytes) -> tuple[str | None, int, bytes]:
+    def header(self, stream: Any, pending: bytearray) -> tuple[str | None, int]:
         while pending.count(b"\0") < 2:
             if len(pending) > 8192:
                 raise ValueError("a record's header is too long")
@@ -141,18 +148,24 @@ class PycWriter:
             if not chunk:
                 if pending:
                     raise ValueError("the stream ended inside a record")
-                return None, 0, b""
+                return None, 0
             pending += chunk
-        raw_name, raw_length, rest = pending.split(b"\0", 2)
-        name = os.fsdecode(raw_name)
+        first = pending.index(b"\0")
+        second = pending.index(b"\0", first + 1)
+        name = os.fsdecode(bytes(pending[:first]))
+        raw_length = bytes(pending[first + 1 : second])
+        del pending[: second + 1]
         if name not in self.expected or posixpath.normpath(name) != name:
             raise ValueError(f"a .pyc no source asked for: {name[:200]!r}")
-        if not raw_length.isdigit() or int(raw_length) > PYC_LIMIT:
+        if not raw_length.isdigit() or int(raw_length) > min(PYC_LIMIT, self.budget):
             raise ValueError(f"a .pyc of {raw_length[:20]!r} bytes for {name}")
-        return name, int(raw_length), rest
+        self.budget -= int(raw_length)
+        return name, int(raw_length)
 
     def write(self, name: str, data: bytes) -> None:
         path = self.root / name.lstrip("/")
+        if not inside_tree(str(self.root), str(path.parent)):
+            raise ValueError(f"{name} would be written through a link that leaves the tree")
         path.parent.mkdir(exist_ok=True)
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
         with os.fdopen(os.open(path, flags, 0o644), "wb") as handle:
@@ -306,6 +319,14 @@ def scheme(venv: str, site: str, name: str, minor: tuple[int, int]) -> dict[str,
     }
 
 
+def inside_tree(root: str, path: str) -> bool:
+    """Whether `path` stays under `root` once every link in the part of it that exists is
+    followed (`os.path.realpath`; what does not exist yet cannot be a link)."""
+    top = os.path.realpath(root)
+    found = os.path.realpath(path)
+    return found == top or found.startswith(top.rstrip(os.sep) + os.sep)
+
+
 class ContainedDestination(SchemeDictionaryDestination):
     """pypa/installer's destination, refusing any file (RECORD entry, console script, .data
     file) whose path leaves its scheme's folder: installer 0.7 (what `installer>=0.7` gives on
@@ -322,9 +343,18 @@ class ContainedDestination(SchemeDictionaryDestination):
                 f"the wheel writes {os.fspath(path)!r}, outside its {scheme} folder {folder}; "
                 "refusing to install it (a wheel's files stay inside the environment)"
             )
+        # Never through a link: the skeleton's bin/python names the base's interpreter by an
+        # absolute path, which on the builder may be a folder of the builder's own (attack
+        # review: `.data/data/bin/python/...` wrote a .pth there).
+        folder_on_disk = os.path.dirname(str(self.destdir) + target)
+        if not inside_tree(str(self.destdir), folder_on_disk):
+            raise StepError(
+                f"the wheel writes {os.fspath(path)!r} through a link that leaves the "
+                "environment; refusing to install it"
+            )
         # The folder made here, tolerating another process's making it meanwhile (wheels are
         # unpacked in parallel, and two may share a namespace package's folder).
-        os.makedirs(os.path.dirname(str(self.destdir) + target), exist_ok=True)
+        os.makedirs(folder_on_disk, exist_ok=True)
         if hasattr(self, "written"):
             self.written.append(target)
         return super().write_to_fs(scheme, path, stream, is_executable)
@@ -507,15 +537,21 @@ class Compiler:
         assert self.process.stdin is not None
         with suppress(BrokenPipeError):
             self.process.stdin.close()
-        returncode = self.process.wait()
+        try:  # the untrusted one is bounded by its RLIMIT_CPU too (`confinement`)
+            returncode = self.process.wait(timeout=COMPILE_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise StepError(f"compiling bytecode took over {COMPILE_TIMEOUT} s") from None
         if self.reader is not None:
             # It ends with the stream; a process of the compiler's own holding it is refused.
             self.reader.join(timeout=60)
             if self.reader.is_alive():
                 raise StepError("compiling bytecode failed: the compiler's output did not end")
         if returncode != 0:
-            self.errors.seek(0)
-            text = self.errors.read().decode(errors="replace").strip()
+            size = self.errors.seek(0, os.SEEK_END)
+            self.errors.seek(max(size - 4096, 0))
+            text = self.errors.read(4096).decode(errors="replace").strip()
             raise StepError(f"compiling bytecode failed: {text[-2000:]}")
         if self.pyc is not None and self.pyc.error:
             raise StepError(f"compiling bytecode failed: {self.pyc.error}")

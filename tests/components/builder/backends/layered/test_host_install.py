@@ -248,3 +248,43 @@ def test_a_pyc_over_the_limit_or_a_cut_record_is_refused(tmp_path):
     cut.expect([SITE_PY])
     cut.read(io.BufferedReader(io.BytesIO(f"{SITE_PYC}\0100\0short".encode())))
     assert "ended inside a record" in cut.error
+
+
+def test_a_wheel_never_writes_through_the_skeletons_interpreter_link(tmp_path):
+    """The skeleton's bin/python names the base's interpreter by an absolute path; on the
+    builder a hostile base can make that a folder of the builder's own (attack review: a
+    wheel's `.data/data/bin/python/...` wrote a .pth into the builder's site-packages). Such
+    a file is refused, and nothing is written outside the tree."""
+    outside = tmp_path / "builder-site-packages"
+    outside.mkdir()
+    root = tmp_path / "root"
+    (root / VENV.lstrip("/") / "bin").mkdir(parents=True)
+    (root / VENV.lstrip("/") / "bin" / "python").symlink_to(outside)
+    planted = {"evil-1.0.data/data/bin/python/zz-evil.pth": b"import os; os.system('id')\n"}
+    wheel = make_wheel(tmp_path, "evil", planted)
+    with pytest.raises(StepError, match="through a link that leaves the environment"):
+        host_install.install_wheel(wheel, root, VENV, SITE, "evil", MINOR)
+    assert list(outside.iterdir()) == []
+
+
+def test_a_pyc_is_never_written_through_a_link(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    root = tmp_path / "root"
+    (root / "opt" / "mlflow-env" / "lib" / "python3.13").mkdir(parents=True)
+    (root / "opt" / "mlflow-env" / "lib" / "python3.13" / "site-packages").symlink_to(outside)
+    writer = host_install.PycWriter(root, (3, 13))
+    writer.expect([SITE_PY])
+    writer.read(records((SITE_PYC, b"code")))
+    assert "through a link" in writer.error
+    assert list(outside.rglob("*")) == []
+
+
+def test_a_compiler_that_sends_a_refused_record_still_ends(tmp_path):
+    """After a refused record the rest is drained, so a compiler that goes on writing never
+    blocks on a full pipe (attack review: the build hung there)."""
+    writer = host_install.PycWriter(tmp_path, (3, 13))
+    writer.expect([SITE_PY])
+    flood = b"".join([b"/etc/x\0" + b"1\0" + b"x"] + [b"y" * (1 << 20)] * 8)
+    writer.read(io.BufferedReader(io.BytesIO(flood)))
+    assert "no source asked for" in writer.error
