@@ -45,6 +45,11 @@ except ImportError:  # pragma: no cover (a platform without isal's wheels)
     _gzip_compress = gzip.compress  # type: ignore[assignment]
     COMPRESSOR = f"zlib {zlib.ZLIB_RUNTIME_VERSION} level {GZIP_LEVEL}"
 CHUNK = 4 << 20
+# A member below this size goes through zlib: the builder's own small layers (the venv
+# skeleton, the runtime module, the lock) must have the same digest in every build, and ISA-L
+# gave one 10 KiB tar two different streams (358 and 360 bytes) in two builds of one CI run
+# (not reproduced alone). Their speed does not matter; the large members keep ISA-L.
+SMALL_MEMBER = 1 << 20
 COMPRESSORS = ThreadPoolExecutor(os.cpu_count() or 1)  # zlib releases the GIL
 
 
@@ -150,7 +155,8 @@ class _ParallelGzip(io.RawIOBase):
         return len(data)
 
     def submit(self, chunk: bytes) -> None:
-        self.pending.append(COMPRESSORS.submit(_gzip_compress, chunk, GZIP_LEVEL, mtime=0))
+        compress = gzip.compress if len(chunk) < SMALL_MEMBER else _gzip_compress
+        self.pending.append(COMPRESSORS.submit(compress, chunk, GZIP_LEVEL, mtime=0))
         while len(self.pending) > 2 * (os.cpu_count() or 1) or (
             self.pending and self.pending[0].done()
         ):

@@ -106,3 +106,12 @@ def test_an_unguarded_main_module_gets_threads_and_its_layer(tmp_path):
     assert done.returncode == 0, done.stderr
     expected = write_layer([Entry("/x", data=b"x")], tmp_path / "expected.tar.gz")
     assert done.stdout.split() == ["ThreadPoolExecutor", expected.digest]
+
+
+def test_a_small_layer_is_compressed_by_zlib_so_every_build_writes_the_same_bytes(tmp_path):
+    """The builder's own small layers (venv skeleton, runtime module, lock) are written in
+    every build and must keep their digest: ISA-L once gave one 10 KiB tar two streams."""
+    out = tmp_path / "layer.tar.gz"
+    write_layer([Entry("/opt/x/pyvenv.cfg", data=b"home = /usr/bin\n")], out)
+    written = out.read_bytes()
+    assert written == gzip.compress(gzip.decompress(written), tarlayer.GZIP_LEVEL, mtime=0)
