@@ -24,7 +24,6 @@ No container engine, no root, no user namespaces; the base image is never pulled
 from __future__ import annotations
 
 import json
-import os
 import platform
 import subprocess
 import tempfile
@@ -32,7 +31,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
-from typing import IO
 
 from mlflow_steps import __version__
 
@@ -143,20 +141,13 @@ def compiler_for(facts: BaseFacts, base_rootfs: Callable[[], Path]) -> host_inst
                                         timeout=120).returncode  # fmt: skip
         except subprocess.TimeoutExpired:
             returncode = -1
-        said, errors = (tail(f) for f in (out, err))
+        said, errors = (host_install.tail(f) for f in (out, err))
     if returncode != 0 or said.strip() != "{}.{}".format(*minor):
         raise Fallback(
             f"the base's Python {facts.python} could not be run from its files to compile the "
             f"bytecode ({errors.strip()[-300:] or said.strip()[-300:]}); {install_python}"
         )
     return base
-
-
-def tail(file: IO[bytes], size: int = 4096) -> str:
-    """The last `size` bytes of an open file, as text."""
-    end = file.seek(0, os.SEEK_END)
-    file.seek(max(end - size, 0))
-    return file.read(size).decode(errors="replace")
 
 
 def compiled_by(compile_bytecode: bool, minor: tuple[int, int], base_digest: str) -> str:

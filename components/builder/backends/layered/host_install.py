@@ -35,7 +35,7 @@ from contextlib import ExitStack, suppress
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path, PurePosixPath
-from typing import Any, Union
+from typing import IO, Any, Union
 from urllib.parse import unquote, urlsplit
 
 import requests
@@ -50,6 +50,7 @@ from ....subprocess_env import minimal_env
 from ...oci.registry_push import origin
 from ...planning.indexes import IndexSettings, ambiguous_url, host_of, origin_of
 from ...planning.plan import find_uv
+from .base_files import within
 from .tarlayer import LayerWriters
 from .wheels import Pin
 
@@ -322,9 +323,7 @@ def scheme(venv: str, site: str, name: str, minor: tuple[int, int]) -> dict[str,
 def inside_tree(root: str, path: str) -> bool:
     """Whether `path` stays under `root` once every link in the part of it that exists is
     followed (`os.path.realpath`; what does not exist yet cannot be a link)."""
-    top = os.path.realpath(root)
-    found = os.path.realpath(path)
-    return found == top or found.startswith(top.rstrip(os.sep) + os.sep)
+    return within(os.path.realpath(root), os.path.realpath(path))
 
 
 class ContainedDestination(SchemeDictionaryDestination):
@@ -549,12 +548,17 @@ class Compiler:
             if self.reader.is_alive():
                 raise StepError("compiling bytecode failed: the compiler's output did not end")
         if returncode != 0:
-            size = self.errors.seek(0, os.SEEK_END)
-            self.errors.seek(max(size - 4096, 0))
-            text = self.errors.read(4096).decode(errors="replace").strip()
+            text = tail(self.errors).strip()
             raise StepError(f"compiling bytecode failed: {text[-2000:]}")
         if self.pyc is not None and self.pyc.error:
             raise StepError(f"compiling bytecode failed: {self.pyc.error}")
+
+
+def tail(file: IO[bytes], size: int = 4096) -> str:
+    """The last `size` bytes of an open file, as text."""
+    end = file.seek(0, os.SEEK_END)
+    file.seek(max(end - size, 0))
+    return file.read(size).decode(errors="replace")
 
 
 def compile_tree(root: Path, site: str, minor: tuple[int, int], compile_script: bytes,
