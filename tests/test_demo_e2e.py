@@ -5,7 +5,7 @@ new tracking server; then again, where the builder finds the image and builds no
 Only the downloads are shared with the rest of the suite: the state's `cache` folder (the
 wheelhouse and the debootstrapped Debian tarball, which the demo keeps there between runs) is
 the tests' own cache. The base image is pushed into the new registry and the image built,
-cold, as on a fresh machine. The demo's ports (35000 to 35002) must be free."""
+cold, as on a fresh machine. The demo's ports (27500 to 27502) must be free."""
 
 from __future__ import annotations
 

@@ -20,8 +20,10 @@ from . import images, services
 
 DEFAULT_STATE = Path.home() / ".cache" / "mlflow-steps" / "stack"
 # Fixed ports: a build's tag includes its base image and index URL, so they must not move
-# between runs for the second run to find the first one's image.
-DEFAULT_PORTS = {"registry": 35000, "index": 35001, "tracking": 35002}
+# between runs for the second run to find the first one's image. Below Linux's ephemeral range
+# (32768-60999 by default, /proc/sys/net/ipv4/ip_local_port_range): a port in it can be taken
+# by any connection's local end (35000 once was, in CI, between the demo's check and its start).
+DEFAULT_PORTS = {"registry": 27500, "index": 27501, "tracking": 27502}
 
 
 @dataclass
@@ -57,6 +59,8 @@ def running(
     ports = {**DEFAULT_PORTS, **(ports or {})}
     started: list[services.Service] = []
     try:
+        for name, port in ports.items():
+            port_free(name, port)
         registry = services.start_registry(state / "registry", port=ports["registry"])
         started.append(registry)
         index = services.start_index(
@@ -69,6 +73,19 @@ def running(
     finally:
         for service in reversed(started):
             service.stop()
+
+
+def port_free(name: str, port: int) -> None:
+    """RuntimeError naming the service, its port and how to choose another one when
+    127.0.0.1:`port` is taken."""
+    try:
+        services.port_for(port)
+    except services.PortInUse:
+        raise RuntimeError(
+            f"the {name}'s port, 127.0.0.1:{port}, is in use: stop what holds it "
+            f"(`ss -tanp 'sport = :{port}'` shows it) or run the stack on other ports "
+            f"(`mlflow-steps stack up --{name}-port N`)"
+        ) from None
 
 
 def base_image(registry: str, cache: Path, log=print) -> str:

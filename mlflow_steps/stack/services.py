@@ -26,11 +26,48 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_http(url: str, timeout: float = 20.0, ok=(200, 401), log: Path | None = None) -> None:
+class PortInUse(RuntimeError):
+    """127.0.0.1:`port` cannot be bound: a server listens there, or a connection holds it as
+    its local port (any port in the kernel's ephemeral range can be taken that way)."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__(f"127.0.0.1:{port} is in use")
+        self.port = port
+
+
+def port_for(port: int | None) -> int:
+    """`port` if 127.0.0.1:`port` can be bound now (tried with SO_REUSEADDR, as the servers
+    bind), else PortInUse; a free port when `port` is None. Checked before a server starts,
+    so that a taken port is named at once and another server that answers there is never
+    taken for the one started."""
+    if port is None:
+        return free_port()
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise PortInUse(port) from exc
+    return port
+
+
+def wait_http(
+    url: str,
+    timeout: float = 20.0,
+    ok=(200, 401),
+    log: Path | None = None,
+    process: subprocess.Popen | None = None,
+) -> None:
     """Wait until `url` answers with one of `ok`; RuntimeError (with the end of `log`) if not
-    within `timeout` seconds."""
+    within `timeout` seconds, or as soon as `process` (the server) has exited."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            tail = log.read_text(errors="replace")[-2000:] if log and log.exists() else ""
+            raise RuntimeError(
+                f"the server for {url} exited (code {process.returncode}) before it answered"
+                + (f": {tail}" if tail else "")
+            )
         try:
             if requests.get(url, timeout=1).status_code in ok:
                 return
@@ -99,7 +136,7 @@ def serving(service: Service, url: str, **wait) -> Service:
     """`service` once `url` answers (see wait_http); stopped, whole session, if it never
     does, so that a failed start leaves nothing running."""
     try:
-        wait_http(url, log=service.log, **wait)
+        wait_http(url, log=service.log, process=service.process, **wait)
     except BaseException:
         service.stop()
         raise
@@ -135,7 +172,7 @@ def start_registry(
     """`docker-registry serve` (Debian's CNCF distribution) storing in `workdir/data`, plain
     http, optionally with htpasswd auth (`users`: {name: password}; needs `htpasswd`)."""
     workdir.mkdir(parents=True, exist_ok=True)
-    port = port or free_port()
+    port = port_for(port)
     config = REGISTRY_CONFIG.format(data=workdir / "data", port=port)
     if users:
         htpasswd = htpasswd_file(workdir / "htpasswd", users)
@@ -169,7 +206,7 @@ def start_index(
     passlib), listings and downloads require one of them (pypiserver's `-P htpasswd -a
     download,list`): an index that answers 401 to anonymous requests."""
     workdir.mkdir(parents=True, exist_ok=True)
-    port = port or free_port()
+    port = port_for(port)
     log = workdir / "pypiserver.log"
     argv = [sys.executable, "-m", "gunicorn", "--workers", "1", "--threads", "16"]
     argv += ["--bind", f"127.0.0.1:{port}", "mlflow_steps.stack.index_app:app"]
@@ -192,7 +229,7 @@ def start_tracking_server(
     storage at `artifacts` (default `workdir/artifacts`; an `s3://` URI with `env` holding the
     S3 endpoint and credentials); extra["url"] is http://HOST."""
     workdir.mkdir(parents=True, exist_ok=True)
-    port = port or free_port()
+    port = port_for(port)
     log = workdir / "mlflow-server.log"
     argv = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port)]
     argv += ["--backend-store-uri", f"sqlite:///{workdir / 'mlflow.db'}"]
