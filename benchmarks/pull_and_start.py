@@ -20,10 +20,21 @@ disk is flushed between runs (untimed); the order of the images rotates from run
 phase is timed in wall time and in CPU time (user + system of buildah and its children, which
 the other loads of a shared machine disturb less). The load average is printed with each run.
 
+With `--node containerd`, the node is containerd instead (the runtime of GKE's, EKS's and
+AKS's nodes; Debian's `containerd` package, 1.6): each run and image start a containerd of
+their own (its root, state and socket in a fresh folder, the CRI plugin off, the overlayfs
+snapshotter), then
+
+1. pull: `ctr images pull --plain-http` (fetch every blob, then unpack each layer into an
+   overlayfs snapshot: what the kubelet's image pull does through CRI);
+2. run: `ctr run --rm` of the same import (a snapshot over every layer, runc).
+
+Its CPU time is `ctr`'s plus the containerd daemon's (and its children's), read from /proc.
+
     python3 benchmarks/pull_and_start.py [--runs 5] [--only per-package single engine-less]
-        [--grouping 4:0 2:2 ...]
-        (root, buildah, podman, an overlay-capable kernel; about 1 min to build, then
-        about 30 s a run)
+        [--grouping 4:0 2:2 ...] [--node buildah|containerd]
+        (root, buildah, podman, an overlay-capable kernel, and for `--node containerd`
+        containerd and runc; about 1 min to build, then about 30 s a run)
 """
 
 from __future__ import annotations
@@ -164,6 +175,99 @@ class Store:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
+CONTAINERD_CONF = """\
+version = 2
+root = "{folder}/root"
+state = "{folder}/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "{folder}/containerd.sock"
+[ttrpc]
+  address = "{folder}/containerd.sock.ttrpc"
+"""
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+class ContainerdNode:
+    """An empty containerd of its own: its root, state and socket in a temp folder (the CRI
+    plugin off; the default overlayfs snapshotter), talked to with `ctr`."""
+
+    def __init__(self, parent: Path) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="containerd-", dir=parent))
+        conf = self.folder / "config.toml"
+        conf.write_text(CONTAINERD_CONF.format(folder=self.folder))
+        self.socket = self.folder / "containerd.sock"
+        with (self.folder / "containerd.log").open("wb") as log:
+            self.daemon = subprocess.Popen(
+                ["containerd", "--config", str(conf)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + 30
+        while not self.socket.exists():
+            if self.daemon.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"containerd did not start: see {self.folder}/containerd.log")
+            time.sleep(0.05)
+
+    def daemon_cpu(self) -> float:
+        """CPU seconds of the containerd daemon and its waited-for children (/proc/PID/stat:
+        utime, stime, cutime, cstime)."""
+        fields = Path(f"/proc/{self.daemon.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return sum(int(value) for value in fields[11:15]) / TICKS
+
+    def ctr(self, *argv: str) -> tuple[str, float, float]:
+        """ctr's stdout, its wall time and the CPU time of ctr and the daemon."""
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        daemon = self.daemon_cpu()
+        start = time.perf_counter()
+        done = subprocess.run(["ctr", "--address", str(self.socket), *argv],
+                              capture_output=True, text=True)  # fmt: skip
+        wall = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if done.returncode != 0:
+            raise RuntimeError(f"ctr {' '.join(argv)}: {done.stderr[-2000:]}")
+        cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+        return done.stdout, wall, cpu + self.daemon_cpu() - daemon
+
+    def size(self) -> int:
+        """Bytes of the unpacked snapshots (du; the content store's compressed blobs apart)."""
+        snapshots = self.folder / "root" / "io.containerd.snapshotter.v1.overlayfs"
+        out = subprocess.run(["du", "-sb", str(snapshots)], capture_output=True, text=True,
+                             check=True).stdout  # fmt: skip
+        return int(out.split()[0])
+
+    def remove(self) -> None:
+        self.daemon.terminate()
+        try:
+            self.daemon.wait(20)
+        except subprocess.TimeoutExpired:
+            self.daemon.kill()
+            self.daemon.wait()
+        mounted = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()
+                   if line.split()[1].startswith(str(self.folder))]  # fmt: skip
+        for point in sorted(mounted, key=len, reverse=True):
+            subprocess.run(["umount", "-l", point], capture_output=True)
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def pull_and_run(image: str, parent: Path) -> tuple[dict[str, tuple[float, float]], int]:
+    """{phase: (wall seconds, CPU seconds)} for pull and run (start: the run) on a fresh
+    containerd, and its snapshots' bytes after the pull."""
+    node = ContainerdNode(parent)
+    try:
+        _, *pulled = node.ctr("images", "pull", "--plain-http", image)
+        size = node.size()
+        os.sync()  # untimed, as with buildah
+        _, *ran = node.ctr("run", "--rm", image, "start", *START)
+        phases = {"pull": tuple(pulled), "run": tuple(ran), "start": tuple(ran)}
+        phases["total"] = (pulled[0] + ran[0], pulled[1] + ran[1])
+        return phases, size  # type: ignore[return-value]
+    finally:
+        node.remove()
+        os.sync()
+
+
 def pull_and_start(image: str, parent: Path) -> tuple[dict[str, tuple[float, float]], int]:
     """{phase: (wall seconds, CPU seconds)} for pull, from and run, and the store's bytes after
     the pull, in a fresh store."""
@@ -191,12 +295,22 @@ def main() -> None:
                         metavar="PURE:BINARY", help="per-package images with these "
                         "grouping.SHARED_LAYERS:BINARY_LAYERS too (BINARY 0: a layer per binary "
                         "wheel)")  # fmt: skip
+    parser.add_argument(
+        "--node",
+        choices=("buildah", "containerd"),
+        default="buildah",
+        help="what pulls and starts the images (default: buildah)",
+    )
     args = parser.parse_args()
     IMAGES.update(dict(args.grouping))
     args.only = [*args.only, *(name for name, _ in args.grouping if name not in args.only)]
     if os.geteuid() != 0 or not shutil.which("buildah"):
         sys.exit("pull_and_start: needs root and buildah (bash scripts/setup-machine)")
-    version = buildah_version()
+    if args.node == "containerd" and not (shutil.which("containerd") and shutil.which("runc")):
+        sys.exit("pull_and_start: --node containerd needs containerd and runc "
+                 "(apt-get install containerd)")  # fmt: skip
+    version = node_version(args.node)
+    measure = pull_and_run if args.node == "containerd" else pull_and_start
     work = Path(tempfile.mkdtemp(prefix="mlflow-steps-bench-pull-", dir="/var/tmp"))
     conf = work / "storage.conf"
     conf.write_text(STORAGE_CONF.format(work=work))
@@ -224,7 +338,7 @@ def main() -> None:
         for run in range(args.runs):
             shift = run % len(args.only)  # rotated: no image always comes first
             for name in args.only[shift:] + args.only[:shift]:
-                phases, sizes[name] = pull_and_start(built[name], work)
+                phases, sizes[name] = measure(built[name], work)
                 for key, (wall, cpu) in phases.items():
                     times[name].setdefault(key, []).append(wall)
                     times[name].setdefault(key + " (CPU)", []).append(cpu)
@@ -244,7 +358,7 @@ def main() -> None:
             if line.split()[1].startswith(str(work)):
                 subprocess.run(["umount", "-l", line.split()[1]], capture_output=True)
         shutil.rmtree(work, ignore_errors=True)
-    print(f"\nstorage driver overlay (a fresh store per run; buildah {version}); "
+    print(f"\noverlay storage (a fresh store per run; {version}); "
           f"runs: {args.runs}, interleaved; load average during the runs: {loads}")  # fmt: skip
     for name in built:
         sized = layer_sizes[name]
@@ -265,9 +379,10 @@ def main() -> None:
             print(f"{name} / single, {key}: {ratio:.2f} (medians), {low:.2f} (minima)")
 
 
-def buildah_version() -> str:
-    done = subprocess.run(["buildah", "--version"], capture_output=True, text=True, check=True)
-    return done.stdout.split()[2]
+def node_version(node: str) -> str:
+    """`buildah 1.28.2` or `containerd 1.6.20~ds1`."""
+    done = subprocess.run([node, "--version"], capture_output=True, text=True, check=True)
+    return f"{node} {done.stdout.split()[2]}"
 
 
 if __name__ == "__main__":
