@@ -13,6 +13,8 @@ quiet) or a command was run `quiet` (its log kept for the error only).
 from __future__ import annotations
 
 import collections
+import os
+import select
 import subprocess
 import sys
 import threading
@@ -42,6 +44,25 @@ class Finished:
             return "(it printed nothing)"
         cut = [line if len(line) <= LINE else line[: LINE - 3] + "..." for line in lines]
         return "\n".join("    " + line for line in cut)
+
+
+def wait_exit(process: subprocess.Popen, timeout: float) -> int:
+    """`process.wait(timeout)`, woken by the exit itself: its exit status, or
+    subprocess.TimeoutExpired after `timeout` seconds (the process left running). CPython's
+    Popen.wait with a timeout polls, sleeping up to 50 ms between looks (3.11's `_wait`),
+    which every build's bytecode compile paid at its end; a Linux pidfd (5.3+,
+    `os.pidfd_open`) is readable once the process has exited. Without one (another kernel,
+    or a process already waited for), Popen.wait."""
+    try:
+        pidfd = os.pidfd_open(process.pid)
+    except (AttributeError, OSError):
+        return process.wait(timeout)
+    try:
+        if not select.select([pidfd], [], [], timeout)[0]:
+            raise subprocess.TimeoutExpired(process.args, timeout)
+    finally:
+        os.close(pidfd)
+    return process.wait()
 
 
 def failure(what: str, done: Finished, after: str = "", running: str = "") -> str:

@@ -1,11 +1,14 @@
 """run_logged: an engine's log goes to stderr (never stdout), masked, and its last lines end
-the error of a failure, shown or not."""
+the error of a failure, shown or not. wait_exit: a process's exit status, or a timeout."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
 
-from mlflow_steps.components.processes import TAIL, failure, run_logged
+import pytest
+
+from mlflow_steps.components.processes import TAIL, failure, run_logged, wait_exit
 
 
 def test_the_log_goes_to_stderr_masked_and_its_tail_is_kept(capfd):
@@ -41,3 +44,17 @@ def test_a_captured_stdout_is_the_answer_not_the_log(capfd):
 def test_a_silent_failure_says_so():
     done = run_logged(["sh", "-c", "exit 7"])
     assert failure("the probe", done) == "the probe failed (exit 7); it said:\n(it printed nothing)"
+
+
+def test_wait_exit_gives_the_exit_status_or_times_out_leaving_it_running():
+    done = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.2); exit(3)"])
+    assert wait_exit(done, 30) == 3 and done.returncode == 3
+    assert wait_exit(done, 30) == 3  # waited for already: no pidfd, Popen's own answer
+    slow = subprocess.Popen(["sleep", "30"])
+    try:
+        with pytest.raises(subprocess.TimeoutExpired):
+            wait_exit(slow, 0.2)
+        assert slow.poll() is None
+    finally:
+        slow.kill()
+        slow.wait()

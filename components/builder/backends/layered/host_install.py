@@ -46,6 +46,7 @@ from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 from .... import confinement
 from ....problems import StepError
+from ....processes import wait_exit
 from ....subprocess_env import minimal_env
 from ...oci.registry_push import origin
 from ...planning.indexes import IndexSettings, ambiguous_url, host_of, origin_of
@@ -537,7 +538,7 @@ class Compiler:
         with suppress(BrokenPipeError):
             self.process.stdin.close()
         try:  # the untrusted one is bounded by its RLIMIT_CPU too (`confinement`)
-            returncode = self.process.wait(timeout=COMPILE_TIMEOUT)
+            returncode = wait_exit(self.process, COMPILE_TIMEOUT)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
