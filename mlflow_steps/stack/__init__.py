@@ -83,8 +83,8 @@ def port_free(name: str, port: int) -> None:
     except services.PortInUse:
         raise RuntimeError(
             f"the {name}'s port, 127.0.0.1:{port}, is in use: stop what holds it "
-            f"(`ss -tanp 'sport = :{port}'` shows it) or run the stack on other ports "
-            f"(`mlflow-steps stack up --{name}-port N`)"
+            f"(`ss -tanp 'sport = :{port}'` shows it); `mlflow-steps stack up` also runs on "
+            f"other ports (`--{name}-port N`)"
         ) from None
 
 
