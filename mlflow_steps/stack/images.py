@@ -20,7 +20,16 @@ from mlflow_steps.components.builder.oci.registry import RegistryClient
 from mlflow_steps.components.builder.oci.registry_push import RegistryWriter, sha256_digest
 from mlflow_steps.components.processes import Finished, failure, run_logged
 
-BUILDAH_ENV = {**os.environ, "BUILDAH_ISOLATION": "chroot"}
+
+def buildah_env() -> dict[str, str]:
+    """This process's environment as it is now, with buildah's chroot isolation: read at each
+    call, so that a benchmark that points CONTAINERS_STORAGE_CONF at a store of its own after
+    this module is imported pushes from that store (pull_and_start.py left its base images in
+    the machine's store when this was read once, at import)."""
+    return {**os.environ, "BUILDAH_ISOLATION": "chroot"}
+
+
+BUILDAH_ENV = buildah_env()  # as at import: what the tests give buildah
 
 # Debian's python3 has no `python` command and a PEP 668 marker; this shape has both fixed,
 # as the official python:3.x images have.
@@ -78,7 +87,7 @@ def sh(*argv: str, quiet: bool = False, log_stdout: bool = True, stdin=None) -> 
     unless `log_stdout` is false (then dropped), nothing when `quiet`; when it fails, raises
     RuntimeError naming the command and ending with its last lines, shown or not."""
     done = run_logged(
-        argv, env=BUILDAH_ENV, stdin=stdin, capture_stdout=not log_stdout, quiet=quiet
+        argv, env=buildah_env(), stdin=stdin, capture_stdout=not log_stdout, quiet=quiet
     )
     if done.returncode != 0:
         raise RuntimeError(failure(f"`{' '.join(argv)}`", done))
@@ -162,7 +171,7 @@ def push_base_images(registry: str, cache: Path) -> dict[str, str]:
 def remove_local_images(*refs: str) -> None:
     """Drop images from buildah's local storage (vfs keeps a full copy of each)."""
     if shutil.which("buildah"):
-        subprocess.run(["buildah", "rmi", "-f", *refs], capture_output=True, env=BUILDAH_ENV)
+        subprocess.run(["buildah", "rmi", "-f", *refs], capture_output=True, env=buildah_env())
 
 
 def wheelhouse(cache: Path) -> Path:
