@@ -1,12 +1,14 @@
 """The local stack's package index (mlflow_steps.stack.index_app over pypiserver, served by
 gunicorn, real): a project page carries each wheel's sha256, kept between requests, and a
-wheel replaced under the same name is listed with its new digest."""
+wheel replaced under the same name is listed with its new digest (at once; with pypiserver's
+`cache` extra installed, once its watchdog has seen the write and cleared its listing)."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import re
+import time
 import zipfile
 
 import requests
@@ -30,6 +32,14 @@ def listed_digest(url: str) -> str:
     return re.search(r"#sha256=([0-9a-f]{64})", page.text)[1]
 
 
+def listed_within(url: str, digest: str, seconds: float = 15.0) -> str:
+    """The listed digest once it is `digest`, or what is listed after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while (listed := listed_digest(url)) != digest and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return listed
+
+
 def test_a_project_page_lists_each_wheels_current_digest(tmp_path):
     house = tmp_path / "wheelhouse"
     house.mkdir()
@@ -43,6 +53,6 @@ def test_a_project_page_lists_each_wheels_current_digest(tmp_path):
         second = wheel(path, "A = 2  # another build of the same version\n")
         stat = path.stat()
         os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
-        assert second != first and listed_digest(url) == second
+        assert second != first and listed_within(url, second) == second
     finally:
         index.stop()
