@@ -5,8 +5,8 @@ With $MLFLOW_STEPS_INDEX_HTPASSWD set, listings and downloads need a user of tha
 (pypiserver's `-P htpasswd -a download,list`; passlib checks the passwords).
 
 pypiserver 2.4 hashes every wheel a project page lists, on every request (35 ms for scipy's page
-here), like no real index: its `cache` extra's watchdog drops the cached digests on the very
-reads that compute them. The wheelhouse does not change while it is served, so each file's
+here), like no real index; with its `cache` extra (watchdog) installed, the digests were still
+computed on every request in this project's measurement (the cause not traced). The wheelhouse does not change while it is served, so each file's
 digest is kept, by path, size and modification time."""
 
 import functools
