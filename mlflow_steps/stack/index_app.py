@@ -6,8 +6,9 @@ With $MLFLOW_STEPS_INDEX_HTPASSWD set, listings and downloads need a user of tha
 
 pypiserver 2.4 hashes every wheel a project page lists, on every request (35 ms for scipy's page
 here), like no real index; with its `cache` extra (watchdog) installed, the digests were still
-computed on every request in this project's measurement (the cause not traced). The wheelhouse does not change while it is served, so each file's
-digest is kept, by path, size and modification time."""
+computed on every request in this project's measurement (the cause not traced). The
+wheelhouse does not change while it is served, so each file's digest is kept, by path, size
+and modification time."""
 
 import functools
 import os
