@@ -134,6 +134,37 @@ def layers(image: str) -> list[int]:
     return [layer["size"] for layer in manifest["layers"]]
 
 
+def timed(argv: list[str], env: dict[str, str] | None = None) -> tuple[str, float, float]:
+    """`argv`'s stdout, its wall time and its CPU time (user + system, its children's
+    included: the CPU time is less disturbed by the other loads of a shared machine);
+    RuntimeError with the end of its stderr when it fails."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    done = subprocess.run(argv, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)}: {done.stderr[-2000:]}")
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return done.stdout, wall, cpu
+
+
+def bytes_on_disk(path: Path) -> int:
+    """Bytes under `path` (du; hard links counted once)."""
+    out = subprocess.run(["du", "-sb", str(path)], capture_output=True, text=True,
+                         check=True).stdout  # fmt: skip
+    return int(out.split()[0])
+
+
+def unmount_and_remove(folder: Path) -> None:
+    """Unmount whatever is mounted under `folder` (deepest first, lazily), then remove it."""
+    mounted = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()
+               if line.split()[1].startswith(str(folder))]  # fmt: skip
+    for point in sorted(mounted, key=len, reverse=True):
+        subprocess.run(["umount", "-l", point], capture_output=True)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 class Store:
     """An empty overlay store of its own: `buildah` with `--root`/`--runroot` in a temp folder."""
 
@@ -145,34 +176,18 @@ class Store:
         self.env["BUILDAH_ISOLATION"] = "chroot"
 
     def buildah(self, *argv: str) -> tuple[str, float, float]:
-        """buildah's stdout, its wall time and its CPU time (user + system, its children's
-        included: the CPU time is less disturbed by the other loads of a shared machine)."""
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        start = time.perf_counter()
-        done = subprocess.run(["buildah", *self.flags, *argv], env=self.env,
-                              capture_output=True, text=True)  # fmt: skip
-        wall = time.perf_counter() - start
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        if done.returncode != 0:
-            raise RuntimeError(f"buildah {' '.join(argv)}: {done.stderr[-2000:]}")
-        cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
-        return done.stdout, wall, cpu
+        """buildah's stdout, its wall time and its CPU time (`timed`)."""
+        return timed(["buildah", *self.flags, *argv], self.env)
 
     def size(self) -> int:
-        """Bytes the store holds on disk (du; hard links counted once)."""
-        out = subprocess.run(["du", "-sb", str(self.folder / "root")], capture_output=True,
-                             text=True, check=True).stdout  # fmt: skip
-        return int(out.split()[0])
+        """Bytes the store holds on disk."""
+        return bytes_on_disk(self.folder / "root")
 
     def remove(self) -> None:
         subprocess.run(["buildah", *self.flags, "rm", "--all"], env=self.env, capture_output=True)
         subprocess.run(["buildah", *self.flags, "rmi", "--all", "--force"], env=self.env,
                        capture_output=True)  # fmt: skip
-        mounted = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()
-                   if line.split()[1].startswith(str(self.folder))]  # fmt: skip
-        for point in sorted(mounted, key=len, reverse=True):
-            subprocess.run(["umount", "-l", point], capture_output=True)
-        shutil.rmtree(self.folder, ignore_errors=True)
+        unmount_and_remove(self.folder)
 
 
 CONTAINERD_CONF = """\
@@ -217,25 +232,14 @@ class ContainerdNode:
         return sum(int(value) for value in fields[11:15]) / TICKS
 
     def ctr(self, *argv: str) -> tuple[str, float, float]:
-        """ctr's stdout, its wall time and the CPU time of ctr and the daemon."""
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        """ctr's stdout, its wall time and the CPU time of ctr and the daemon (`timed`)."""
         daemon = self.daemon_cpu()
-        start = time.perf_counter()
-        done = subprocess.run(["ctr", "--address", str(self.socket), *argv],
-                              capture_output=True, text=True)  # fmt: skip
-        wall = time.perf_counter() - start
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        if done.returncode != 0:
-            raise RuntimeError(f"ctr {' '.join(argv)}: {done.stderr[-2000:]}")
-        cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
-        return done.stdout, wall, cpu + self.daemon_cpu() - daemon
+        out, wall, cpu = timed(["ctr", "--address", str(self.socket), *argv])
+        return out, wall, cpu + self.daemon_cpu() - daemon
 
     def size(self) -> int:
-        """Bytes of the unpacked snapshots (du; the content store's compressed blobs apart)."""
-        snapshots = self.folder / "root" / "io.containerd.snapshotter.v1.overlayfs"
-        out = subprocess.run(["du", "-sb", str(snapshots)], capture_output=True, text=True,
-                             check=True).stdout  # fmt: skip
-        return int(out.split()[0])
+        """Bytes of the unpacked snapshots (the content store's compressed blobs apart)."""
+        return bytes_on_disk(self.folder / "root" / "io.containerd.snapshotter.v1.overlayfs")
 
     def remove(self) -> None:
         self.daemon.terminate()
@@ -244,11 +248,7 @@ class ContainerdNode:
         except subprocess.TimeoutExpired:
             self.daemon.kill()
             self.daemon.wait()
-        mounted = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()
-                   if line.split()[1].startswith(str(self.folder))]  # fmt: skip
-        for point in sorted(mounted, key=len, reverse=True):
-            subprocess.run(["umount", "-l", point], capture_output=True)
-        shutil.rmtree(self.folder, ignore_errors=True)
+        unmount_and_remove(self.folder)
 
 
 def pull_and_run(image: str, parent: Path) -> tuple[dict[str, tuple[float, float]], int]:
@@ -354,10 +354,7 @@ def main() -> None:
         subprocess.run(["podman", "rmi", "--all", "--force"], capture_output=True, env=env)
         index.stop()
         registry.stop()
-        for line in Path("/proc/mounts").read_text().splitlines():
-            if line.split()[1].startswith(str(work)):
-                subprocess.run(["umount", "-l", line.split()[1]], capture_output=True)
-        shutil.rmtree(work, ignore_errors=True)
+        unmount_and_remove(work)
     print(f"\noverlay storage (a fresh store per run; {version}); "
           f"runs: {args.runs}, interleaved; load average during the runs: {loads}")  # fmt: skip
     for name in built:
