@@ -1,16 +1,19 @@
 """The local stack's package index (mlflow_steps.stack.index_app over pypiserver, served by
 gunicorn, real): a project page carries each wheel's sha256, kept between requests, and a
 wheel replaced under the same name is listed with its new digest (at once; with pypiserver's
-`cache` extra installed, once its watchdog has seen the write and cleared its listing)."""
+`cache` extra installed, once its watchdog has seen the write and cleared its listing). The
+wheelhouse's listing is kept while its folders are unchanged and settled (in process)."""
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import os
 import re
 import time
 import zipfile
 
+import pytest
 import requests
 
 from mlflow_steps.stack import services
@@ -56,3 +59,65 @@ def test_a_project_page_lists_each_wheels_current_digest(tmp_path):
         assert second != first and listed_within(url, second) == second
     finally:
         index.stop()
+
+
+def test_a_wheel_added_while_served_is_listed_at_once(tmp_path):
+    house = tmp_path / "wheelhouse"
+    house.mkdir()
+    wheel(house / "demo_pkg-1.0-py3-none-any.whl", "A = 1\n")
+    os.utime(house, (time.time() - 60, time.time() - 60))  # settled: its listing is kept
+    index = services.start_index(house, tmp_path / "index")
+    try:
+        url = index.extra["url"]
+        page = requests.get(url + "demo-pkg/", timeout=10).text
+        assert "demo_pkg-1.0-" in page and "demo_pkg-2.0-" not in page
+        added = wheel(house / "demo_pkg-2.0-py3-none-any.whl", "A = 2\n")
+        page = requests.get(url + "demo-pkg/", timeout=10).text
+        assert f"demo_pkg-2.0-py3-none-any.whl#sha256={added}" in page
+    finally:
+        index.stop()
+
+
+@pytest.fixture
+def index_app(tmp_path, monkeypatch):
+    """The module, imported afresh over an empty wheelhouse at tmp_path/wheelhouse."""
+    (tmp_path / "wheelhouse").mkdir()
+    monkeypatch.setenv("MLFLOW_STEPS_WHEELHOUSE", str(tmp_path / "wheelhouse"))
+    monkeypatch.delenv("MLFLOW_STEPS_INDEX_HTPASSWD", raising=False)
+    from mlflow_steps.stack import index_app
+
+    return importlib.reload(index_app)
+
+
+def counting_walks(module, monkeypatch) -> list:
+    walks = []
+    walked = module._walked
+    monkeypatch.setattr(module, "_walked", lambda: walks.append(1) or walked())
+    return walks
+
+
+def test_the_listing_is_kept_until_a_folder_changes(index_app, tmp_path, monkeypatch):
+    house = tmp_path / "wheelhouse"
+    wheel(house / "demo_pkg-1.0-py3-none-any.whl", "A = 1\n")
+    os.utime(house, (time.time() - 60, time.time() - 60))
+    walks = counting_walks(index_app, monkeypatch)
+    assert [p.relfn for p in index_app.listed()] == ["demo_pkg-1.0-py3-none-any.whl"]
+    assert [p.relfn for p in index_app.listed()] == ["demo_pkg-1.0-py3-none-any.whl"]
+    assert len(walks) == 1
+    (house / "sub").mkdir()
+    wheel(house / "sub" / "demo_pkg-2.0-py3-none-any.whl", "A = 2\n")
+    assert sorted(p.relfn_unix for p in index_app.listed()) == [
+        "demo_pkg-1.0-py3-none-any.whl",
+        "sub/demo_pkg-2.0-py3-none-any.whl",
+    ]
+    assert len(walks) == 2
+
+
+def test_a_folder_changed_within_the_settling_time_is_walked_every_time(
+    index_app, tmp_path, monkeypatch
+):
+    wheel(tmp_path / "wheelhouse" / "demo_pkg-1.0-py3-none-any.whl", "A = 1\n")
+    walks = counting_walks(index_app, monkeypatch)
+    for _ in range(3):
+        assert [p.relfn for p in index_app.listed()] == ["demo_pkg-1.0-py3-none-any.whl"]
+    assert len(walks) == 3
