@@ -175,7 +175,6 @@ def build(path: Path | str, options: BuildOptions, log: Log = stderr) -> BuildRe
         log(f"{the_plan.push_reference} is already in the registry: nothing to build")
         return BuildResult(the_plan.pull_reference, digest, built=False)
     log(f"{the_plan.push_reference} not in the registry: building")
-    the_plan = with_licences(the_plan, options)
     reported = run_build(the_plan, options, log)
     digest = tagged_digest(client, the_plan, options)
     if reported and reported != digest:
@@ -213,10 +212,15 @@ def with_licences(the_plan: Plan, options: BuildOptions) -> Plan:
 def attach_sbom(the_plan: Plan, options: BuildOptions, digest: str, log: Log) -> None:
     """Attach the image's bill of materials (the one the recipe put in the image) to the
     pushed manifest as an OCI 1.1 referrer (`referrers.attach`); nothing for an image without
-    a lock."""
-    data = the_plan.recipe.files.get(SBOM_FILE) if the_plan.recipe else None
-    if data is not None:
-        attach_sbom_data(data, the_plan.push_reference, options, digest, log)
+    a lock, nor when the build attached its own (per-package, engine-less, platforms: their
+    licences come from the layer cache's records and the index, `core_metadata`)."""
+    if the_plan.recipe is None or SBOM_FILE not in the_plan.recipe.files:
+        return
+    writer = RegistryWriter(RegistryClient(options.registry, insecure=options.insecure))
+    if referrers.referrers(writer, options.repository, digest, sbom.MEDIA_TYPE):
+        return
+    data = with_licences(the_plan, options).recipe.files[SBOM_FILE]  # type: ignore[union-attr]
+    attach_sbom_data(data, the_plan.push_reference, options, digest, log)
 
 
 def attach_sbom_data(
@@ -376,6 +380,10 @@ def run_build(the_plan: Plan, options: BuildOptions, log: Log) -> str:
             except Fallback as why:
                 reason = str(why)
         log(f"layering: single, not per-package: {reason}")
+    # The recipe's bill of materials, with the lock's licences, goes into the image: read only
+    # now, when the recipe is built (the layered builds write their own).
+    the_plan = with_licences(the_plan, options)
+    assert the_plan.recipe is not None
     index = options.index()
     with (
         tempfile.TemporaryDirectory(prefix="mlflow-steps-") as tmp,

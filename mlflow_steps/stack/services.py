@@ -209,8 +209,9 @@ def start_index(
     port = port_for(port)
     log = workdir / "pypiserver.log"
     argv = [sys.executable, "-m", "gunicorn", "--workers", "1", "--threads", "16"]
+    argv += ["--access-logfile", "-"]  # into the log: each request, its answer, its user agent
     argv += ["--bind", f"127.0.0.1:{port}", "mlflow_steps.stack.index_app:app"]
-    env = {**os.environ, "MLFLOW_STEPS_WHEELHOUSE": str(wheelhouse)}
+    env = {**os.environ, "MLFLOW_STEPS_WHEELHOUSE": str(wheelhouse), "PYTHONUNBUFFERED": "1"}
     if users:
         env["MLFLOW_STEPS_INDEX_HTPASSWD"] = str(htpasswd_file(workdir / "htpasswd", users))
     process = start(argv, log, env=env)

@@ -117,6 +117,30 @@ def spdx_expression(text: str) -> str:
         return ""
 
 
+def checked_choice(value: object) -> list[dict] | None:
+    """`value` (JSON, read back from a registry) when it is a `licence_of` answer: None, or a
+    non-empty list of `{"expression": <canonical SPDX>}` or `{"license": {"name": <clean>}}`
+    (`clean`: one line, at most `LICENCE_LIMIT` characters). Raises ValueError otherwise: a
+    value no wheel's metadata could have given never reaches the document."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or not value:
+        raise ValueError("a licence choice is a non-empty list")
+    for item in value:
+        if isinstance(item, dict) and set(item) == {"expression"}:
+            text = item["expression"]
+            if isinstance(text, str) and text and spdx_expression(text) == text:
+                continue
+        if isinstance(item, dict) and set(item) == {"license"}:
+            named = item["license"]
+            if isinstance(named, dict) and set(named) == {"name"}:
+                name = named["name"]
+                if isinstance(name, str) and name and clean(name) == name:
+                    continue
+        raise ValueError(f"not a licence this builder writes: {str(item)[:80]!r}")
+    return value
+
+
 def licences_in(site_packages: Path) -> dict[str, list[dict]]:
     """`licence_of` by canonical distribution name, read from every `*.dist-info/METADATA`
     under `site_packages` (a venv's site-packages folder)."""

@@ -14,7 +14,9 @@ whole, as pip and uv read metadata:
 3. else, from an index that ignores `Range` (answers 200), the whole wheel when it is at most
    `WHOLE_LIMIT` bytes, its sha256 checked against the lock.
 
-The answer depends only on the wheel's bytes, so each is read once per process (by sha256).
+The answer depends only on the wheel's bytes, so each is read once per process (by sha256),
+and a distribution layer's record in the registry's layer cache carries it for later builds
+(`known`, `remember`): a bump reads the licences of the wheels it installs, not all 53.
 A distribution with no wheel in the lock (an sdist only), with no URL, or whose wheel has no
 readable METADATA gets no licence. A wheel no index serves (unreachable, 401, 403, 404 on the
 wheel itself) is a StepError naming the distribution: a licence missing by accident would
@@ -32,6 +34,7 @@ import contextlib
 import hashlib
 import html
 import io
+import json
 import re
 import struct
 import threading
@@ -46,7 +49,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 import requests
 
 from ...problems import StepError
-from ..oci.sbom import licence_of
+from ..oci.sbom import checked_choice, licence_of
 from .indexes import IndexSettings, host_of, origin_of
 from .resolution import Distribution, DistributionFile
 
@@ -59,6 +62,8 @@ DIRECTORY_LIMIT = 16 << 20  # bytes of that central directory, at most
 FETCHERS = 8  # wheels read at a time
 ATTEMPTS = 3  # per request, on a connection error or a 429/5xx answer
 _METADATA = re.compile(r"^[^/]+\.dist-info/METADATA$")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+RECORDED_LIMIT = 1000  # licences one layer record may carry
 _HREF = re.compile(r"""href=["']([^"']+)["']""", re.IGNORECASE)
 
 _known: dict[str, list[dict] | None] = {}  # by wheel sha256, for this process
@@ -80,6 +85,35 @@ def read_ahead(distributions: Iterable[Distribution], index: IndexSettings) -> N
     thread.start()
     with _lock:
         _ahead.append(thread)
+
+
+def known(sha256s: Iterable[str]) -> dict[str, list[dict] | None]:
+    """{wheel sha256: `licence_of` its metadata (None: no licence)} for the wheels of
+    `sha256s` this process has read (or been told of by `remember`), for a layer's record."""
+    with _lock:
+        return {sha: _known[sha] for sha in sha256s if sha in _known}
+
+
+def remember(recorded: str) -> bool:
+    """Take the licences a layer's record carries (`known`'s answer as JSON, written by an
+    earlier build) as read, so that they are not read from the index again. Each must be a
+    wheel sha256 (64 hex digits) with `sbom.checked_choice`; else nothing is taken (False) and
+    the licences are read from the index as ever. Never replaces a licence read here."""
+    try:
+        found = json.loads(recorded)
+        if not isinstance(found, dict) or len(found) > RECORDED_LIMIT:
+            return False
+        checked = {}
+        for sha, choice in found.items():
+            if not (isinstance(sha, str) and _SHA256.fullmatch(sha)):
+                return False
+            checked[sha] = checked_choice(choice)
+    except ValueError:  # json.JSONDecodeError included
+        return False
+    with _lock:
+        for sha, choice in checked.items():
+            _known.setdefault(sha, choice)
+    return True
 
 
 def licences(

@@ -47,6 +47,7 @@ from ...oci import referrers, sbom
 from ...oci.registry import RegistryClient
 from ...oci.registry_push import RegistryWriter, sha256_digest
 from ...oci.sbom import SBOM_IN_IMAGE
+from ...planning import core_metadata
 from ...planning.core_metadata import licences, read_ahead
 from ...planning.hash_pins import MISSING_HEAD, check_pins, hash_mode_sets, pinned_hashes, unhashed
 from ...planning.indexes import IndexSettings
@@ -184,7 +185,6 @@ def build_layered(install: InstallPlan, options: BuildOptions, tag: str, log: Lo
             it is)."""
             lock = locked(install, options_lines + constraint_lines + names, target, options)
             locked_dists = read_pylock(lock, "the lock")
-            read_ahead(locked_dists, index)  # the bill of materials' licences, meanwhile
             pins = pins_for(locked_dists, target, requirement_names(names))
             check_pins(pins, user_hashes)  # before any layer is mounted or pushed
             check_hash_closure(install, target, options)
@@ -198,6 +198,9 @@ def build_layered(install: InstallPlan, options: BuildOptions, tag: str, log: Lo
             context = Context(target, VENV, install.compile_bytecode, pure=pure)
             units = plan_units(pins, context, room)
             reused = reuse(writer, repository, layers_repo, units)
+            # The bill of materials' licences, meanwhile: those the reused layers' records
+            # do not carry.
+            read_ahead(locked_dists, index)
             missing = [unit for unit in units if unit.identity not in reused]
             return Prepared(target, lock, pins, units, reused, missing)
 
@@ -444,15 +447,18 @@ def reuse(writer: RegistryWriter, repository: str, layers_repo: str, units: list
     """{identity: Layer} of the units the cache holds (installed in the base, else by the
     builder), each mounted into `repository`. One task per unit, `LOOKUPS` at a time: its
     record read (each identity once: a unit the builder installs has the same identity both
-    ways), then its blob mounted at once, no waiting for the other units' records."""
+    ways), then its blob mounted at once, no waiting for the other units' records. The
+    licences a mounted layer's record carries are taken (`core_metadata.remember`): the bill
+    of materials reads from the index only those of the layers built here."""
 
     def one(unit: Unit) -> Layer | None:
         for key in dict.fromkeys(k for k in (unit.identity, unit.builder_identity) if k):
             found = cache.lookup_one(writer, layers_repo, key)
-            if found is not None:
-                descriptor, diff_id = found
-                if writer.mount(repository, descriptor.digest, layers_repo):
-                    return Layer(unit.label, descriptor, diff_id, unit=unit)
+            if found is not None and writer.mount(repository, found.descriptor.digest,
+                                                  layers_repo):  # fmt: skip
+                if found.licences:
+                    core_metadata.remember(found.licences)
+                return Layer(unit.label, found.descriptor, found.diff_id, unit=unit)
         return None
 
     with ThreadPoolExecutor(LOOKUPS) as pool:
@@ -493,7 +499,8 @@ def layer_jobs(root: Path, skeleton: list[str] | None, claimed: dict[str, list[s
 def bill_of_materials(install: InstallPlan, lock: str, base, index: IndexSettings) -> bytes:
     """The image's CycloneDX document (`sbom.cyclonedx`): the lock's distributions on the
     base, by its digest, with the licences their wheels' metadata on the index give
-    (`core_metadata.licences`: read from the lock, never from the layers, built or reused).
+    (`core_metadata.licences`: for the lock's wheels, by sha256, never from the layers' files;
+    a reused layer's record carries what its wheels gave the build that wrote it).
     The same bytes the single-layer recipe writes for the same lock and base. Raises
     StepError when the index cannot be read."""
     dists = read_pylock(lock, "the lock")
@@ -547,9 +554,11 @@ def write_and_push(writer: RegistryWriter, repository: str, layers_repo: str, jo
             if sent:
                 cache.keep(writer, layers_repo, digest, repository, None)
         elif cache.keep(writer, layers_repo, digest, repository, blob.path):
+            told = core_metadata.known(pin.wheel_sha256 for pin in unit.pins if pin.wheel_sha256)
             cache.record(
                 writer, layers_repo, unit.identity, layer.descriptor, layer.diff_id, what,
                 ARCHITECTURES.get(machine, machine),
+                {cache.LICENCES: json.dumps(told, sort_keys=True)} if told else None,
             )  # fmt: skip
         if consume:
             blob.path.unlink(missing_ok=True)

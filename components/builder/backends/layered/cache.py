@@ -7,6 +7,9 @@ The record holds the layer's descriptor with its diff_id as an annotation (and a
 by all records); so one GET tells the builder the layer's digest, size and diff_id, and the
 registry's garbage collector keeps the blob while the record exists. A lookup that finds no
 record (or a registry that lost the blob, seen when the mount fails) means: build the layer.
+A distribution layer's record also carries the licences its wheels' metadata gave
+(`LICENCES`), so that a build reusing the layer writes its bill of materials without reading
+them from the index again (`core_metadata.remember` checks them).
 
 The cache is only a cache: its repository may be emptied or deleted at any time (a retention
 policy, a person). A record is written only once the cache repository holds the layer's blob
@@ -26,6 +29,7 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from mlflow_steps import __version__
 
@@ -38,6 +42,16 @@ CACHE_NAME = "mlflow-steps-layers"
 DIFF_ID = "io.github.mlflow-steps.diff-id"
 CONTENT = "io.github.mlflow-steps.layer"
 BASE_PYTHON = "io.github.mlflow-steps.base-python"
+LICENCES = "io.github.mlflow-steps.licences"
+
+
+class Found(NamedTuple):
+    """A distribution layer's record: its descriptor, its diff_id, and the licences of its
+    wheels as the record carries them (`core_metadata.known` as JSON; "" when it has none)."""
+
+    descriptor: Descriptor
+    diff_id: str
+    licences: str = ""
 
 
 @dataclass(frozen=True)
@@ -82,22 +96,25 @@ def cache_repository(repository: str) -> str:
     return f"{parent}/{CACHE_NAME}" if parent else CACHE_NAME
 
 
-def lookup_one(writer: RegistryWriter, repository: str, identity: str):
-    """(Descriptor, diff_id) of the layer the cache holds under `identity`, else None (no
-    record, or one without a diff_id)."""
+def lookup_one(writer: RegistryWriter, repository: str, identity: str) -> Found | None:
+    """The record of the layer the cache holds under `identity`, else None (no record, or one
+    without a diff_id)."""
     found = writer.get_manifest(repository, identity)
     if found is None:
         return None
-    layer = json.loads(found[0])["layers"][0]
+    manifest = json.loads(found[0])
+    layer = manifest["layers"][0]
     diff_id = layer.get("annotations", {}).get(DIFF_ID, "")
     if not diff_id:
         return None
-    return Descriptor(layer["mediaType"], layer["digest"], layer["size"]), diff_id
+    licences = manifest.get("annotations", {}).get(LICENCES, "")
+    descriptor = Descriptor(layer["mediaType"], layer["digest"], layer["size"])
+    return Found(descriptor, diff_id, licences if isinstance(licences, str) else "")
 
 
 def lookup(writer: RegistryWriter, repository: str, identities: list[str]) -> dict:
-    """{identity: (Descriptor, diff_id)} for the identities the cache holds (parallel GETs,
-    each identity once)."""
+    """{identity: Found} for the identities the cache holds (parallel GETs, each identity
+    once)."""
     unique = list(dict.fromkeys(identities))
     with ThreadPoolExecutor(8) as pool:
         found = pool.map(lambda key: lookup_one(writer, repository, key), unique)

@@ -247,7 +247,6 @@ def build_engineless(install: InstallPlan, options: BuildOptions, tag: str, log:
             else:
                 lock = engineless_lock(install, lines, target, options)
         locked_dists = read_pylock(lock, "the lock")
-        read_ahead(locked_dists, index)  # the bill of materials' licences, meanwhile
         pins = pins_for(locked_dists, target, requirement_names(names))
         refuse_sdists(pins, target)
         check_pins(pins, pinned_hashes(install))  # before any layer is mounted or pushed
@@ -257,6 +256,9 @@ def build_engineless(install: InstallPlan, options: BuildOptions, tag: str, log:
                           pure=frozenset(pin.name for pin in pins), compiled_by=by)  # fmt: skip
         units = [unit.by_builder() for unit in plan_units(pins, context, room)]
         reused = reuse(writer, repository, layers_repo, units)
+        # The bill of materials' licences, meanwhile: those the reused layers' records do not
+        # carry.
+        read_ahead(locked_dists, index)
         missing = [unit for unit in units if unit.identity not in reused]
         site = site_of(target)
         log(

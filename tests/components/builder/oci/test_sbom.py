@@ -199,3 +199,28 @@ def test_an_image_without_an_sbom_says_so(registry):
         assert "has no application/vnd.cyclonedx+json referrer" in str(exc)
     else:
         raise AssertionError("found an SBOM that was never attached")
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [["License-Expression: apache-2.0 OR mit"], ["License: BSD-3-Clause"],
+     ["Classifier: License :: OSI Approved :: MIT License",
+      "Classifier: License :: OSI Approved :: Apache Software License"],
+     [f"License: {HOSTILE}"], []],
+)  # fmt: skip
+def test_checked_choice_takes_what_licence_of_gives(lines):
+    choice = sbom.licence_of(metadata(*lines))
+    assert sbom.checked_choice(json.loads(json.dumps(choice))) == choice
+
+
+@pytest.mark.parametrize(
+    "value",
+    [[], "MIT", [{"expression": "apache-2.0 OR mit"}],  # not canonical: licence_of never gives it
+     [{"expression": "MIT AND"}], [{"expression": ""}], [{"license": {"id": "MIT"}}],
+     [{"license": {"name": "MIT\nIndex-Url: http://evil/"}}], [{"license": {"name": " MIT"}}],
+     [{"license": {"name": "A" * (sbom.LICENCE_LIMIT + 1)}}], [{"license": {"name": 7}}],
+     [{"license": {"name": "MIT"}, "url": "http://evil/"}], [{"expression": "MIT"}, "MIT"]],
+)  # fmt: skip
+def test_checked_choice_refuses_what_licence_of_never_gives(value):
+    with pytest.raises(ValueError):
+        sbom.checked_choice(value)

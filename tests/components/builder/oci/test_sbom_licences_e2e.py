@@ -6,7 +6,8 @@ The engine-less builder builds the environment cold, then again into another rep
 namespace, where every layer is reused from the layer cache; `inspect --sbom` for a repository
 without the image prints the document the single-layer recipe would write. All three are the
 same bytes (and the copy in the image), validate against CycloneDX 1.5, and their licences are
-what each wheel file's METADATA says."""
+what each wheel file's METADATA says; the reused build takes them from the layer cache's
+records, reading no wheel from the index (its access log)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import os
 import subprocess
 import sys
 import tarfile
+import time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -60,6 +62,18 @@ def lock_layer(image: str) -> dict[str, bytes]:
         }
 
 
+def licence_reads(index) -> list[str]:
+    """The index's access log lines of wheel reads by the builder's own HTTP client (its
+    licence reads: uv says `uv/`, and a build that installs nothing downloads nothing), once
+    the log has not grown for 0.5 s (gunicorn writes a line as each answer ends)."""
+    size = -1
+    while size != index.log.stat().st_size:
+        size = index.log.stat().st_size
+        time.sleep(0.5)
+    lines = index.log.read_text(errors="replace").splitlines()
+    return [line for line in lines if "/packages/" in line and "python-requests/" in line]
+
+
 def test_cold_reused_and_single_layer_documents_are_the_same_with_the_wheels_licences(
     registry, base_images, tmp_path
 ):
@@ -80,9 +94,10 @@ def test_cold_reused_and_single_layer_documents_are_the_same_with_the_wheels_lic
     flags = ["--mlflow-requirement", "", "--resolve", "true", "--pip-trusted-host", "127.0.0.1"]
     env = {**BUILDAH_ENV, "XDG_CACHE_HOME": str(tmp_path / "cache")}
     writer = RegistryWriter(RegistryClient(registry.host, insecure=True))
-    documents, logs, locks = {}, {}, {}
+    documents, logs, locks, reads = {}, {}, {}, {}
     try:
         for name in ("cold", "reused"):
+            before = len(licence_reads(index))
             out = tmp_path / f"{name}.image"
             argv = engineless_argv(codeset, registry, index, base_images["debian"],
                                    f"{namespace}/{name}", out)  # fmt: skip
@@ -95,7 +110,11 @@ def test_cold_reused_and_single_layer_documents_are_the_same_with_the_wheels_lic
             assert files[sbom.SBOM_IN_IMAGE] == attached
             locks[name] = files[LOCK_IN_IMAGE].decode()
             documents[name], logs[name] = attached, done.stderr
+            reads[name] = licence_reads(index)[before:]
         assert "0 to install" in logs["reused"] and "0 to install" not in logs["cold"]
+        # The reused layers' records carry their wheels' licences: none is read again.
+        assert len(reads["cold"]) >= len(names)
+        assert reads["reused"] == [], "\n".join(reads["reused"])
         argv = [sys.executable, "-m", "mlflow_steps", "inspect", str(codeset), "--sbom"]
         argv += ["--registry", registry.host, "--pull-registry", "", "--insecure"]
         argv += ["--base-image", base_images["debian"], "--pip-index-url", index.extra["url"]]

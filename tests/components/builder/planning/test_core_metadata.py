@@ -5,6 +5,7 @@ serves a PEP 658 `.metadata` file. The expected licences are computed from the w
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import threading
@@ -243,3 +244,41 @@ def test_a_wheel_whose_entry_list_is_too_long_gets_no_licence_before_zipfile_rea
     assert core_metadata.licences(lock_of([wheel], url), IndexSettings(url)) == {
         "lic-field": [{"license": {"name": "BSD-3-Clause"}}]
     }
+
+
+def test_licences_a_layer_record_carries_are_taken_and_not_read_again(plain_server):
+    """A reused layer's record carries the licences its wheels gave (`known`, as JSON): taken
+    by `remember`, the bill of materials asks the index nothing for them."""
+    folder, url = plain_server
+    wheels = made_wheels(folder)[:3]
+    dists = lock_of(wheels, url)
+    core_metadata._known.clear()
+    expected = core_metadata.licences(dists, IndexSettings(url))
+    shas = [dist.files[0].sha256 for dist in dists]
+    recorded = json.dumps(core_metadata.known(shas))
+    assert json.loads(recorded) == {sha: expected.get(dist.name) for sha, dist in zip(shas, dists)}
+    core_metadata._known.clear()
+    Recording.seen = []
+    assert core_metadata.remember(recorded)
+    assert core_metadata.licences(dists, IndexSettings(url)) == expected
+    assert Recording.seen == []
+
+
+@pytest.mark.parametrize(
+    "recorded",
+    ["not json", "[]", json.dumps({"F" * 64: None}), json.dumps({"f" * 63: None}),
+     json.dumps({"f" * 64: [{"license": {"name": "MIT\nEvil"}}]}),
+     json.dumps({"f" * 64: None, "e" * 64: "MIT"}),
+     json.dumps({f"{n:064x}": None for n in range(core_metadata.RECORDED_LIMIT + 1)})],
+)  # fmt: skip
+def test_a_record_whose_licences_are_not_the_builders_own_is_passed_over(recorded):
+    core_metadata._known.clear()
+    assert core_metadata.remember(recorded) is False
+    assert core_metadata._known == {}
+
+
+def test_a_recorded_licence_never_replaces_one_read_here():
+    core_metadata._known.clear()
+    core_metadata._known["a" * 64] = [{"license": {"name": "MIT"}}]
+    assert core_metadata.remember(json.dumps({"a" * 64: [{"license": {"name": "BSD"}}]}))
+    assert core_metadata._known["a" * 64] == [{"license": {"name": "MIT"}}]
