@@ -137,7 +137,7 @@ def sklearn_build(tmp_path_factory, registry, package_index, base_images):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     yield root, out.read_text(), done
-    # Per-package: ~14 layers (grouped), each a full copy of the tree below it in vfs storage
+    # Per-package: ~11 layers (grouped), each a full copy of the tree below it in vfs storage
     # (GB); the tests that ran it pulled it there.
     images.remove_local_images(out.read_text())
 

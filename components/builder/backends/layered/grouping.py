@@ -15,8 +15,9 @@ distributions are grouped, the way apko groups by origin and Nixery by popularit
   in share `BINARY_LAYERS` layers the same way, apart from the pure ones (a pure group can be
   written by the builder without the base, `host_install`; a binary one is installed in the
   base). `BINARY_LAYERS = 0`: a layer for each, as before (57 -> 20 layers for the wine-like
-  stack; with binary groups 14). The index gives no wheel sizes here (pypiserver's simple API,
-  and the lock has none), so the groups go by name, not by size.
+  stack; with 4 pure and 4 binary groups 14, with 2 and 2, the default, 11). The index gives
+  no wheel sizes here (pypiserver's simple API, and the lock has none), so the groups go by
+  name, not by size.
 
 A group's identity is that of its members (`units.unit_of`), so two environments with the same
 members in a group share that layer too.
@@ -33,10 +34,12 @@ from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 from .wheels import Pin
 
-SHARED_LAYERS = 4
-# Measured per extra layer on a pull into an empty overlay store (buildah 1.28): 0.07-0.09 s
-# (benchmarks/pull_and_start.py, docs/layering.md).
-BINARY_LAYERS = 4
+SHARED_LAYERS = 2
+# Measured per extra layer on a pull into an empty overlay store (buildah 1.28): 0.07-0.09 s;
+# 2:2 (11 layers for the wine-like stack) pulled in 0.92-0.94x the `single` image's time on
+# buildah and containerd, 4:4 (14 layers) in 0.99-1.06x (benchmarks/pull_and_start.py,
+# docs/layering.md).
+BINARY_LAYERS = 2
 
 
 def wheel_tags(pin: Pin) -> frozenset[Tag] | None:
