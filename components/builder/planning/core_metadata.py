@@ -108,7 +108,7 @@ def remember(recorded: str) -> bool:
             if not (isinstance(sha, str) and _SHA256.fullmatch(sha)):
                 return False
             checked[sha] = checked_choice(choice)
-    except ValueError:  # json.JSONDecodeError included
+    except (ValueError, RecursionError):  # json.JSONDecodeError; nesting past the stack
         return False
     with _lock:
         for sha, choice in checked.items():

@@ -269,7 +269,8 @@ def test_licences_a_layer_record_carries_are_taken_and_not_read_again(plain_serv
     ["not json", "[]", json.dumps({"F" * 64: None}), json.dumps({"f" * 63: None}),
      json.dumps({"f" * 64: [{"license": {"name": "MIT\nEvil"}}]}),
      json.dumps({"f" * 64: None, "e" * 64: "MIT"}),
-     json.dumps({f"{n:064x}": None for n in range(core_metadata.RECORDED_LIMIT + 1)})],
+     json.dumps({f"{n:064x}": None for n in range(core_metadata.RECORDED_LIMIT + 1)}),
+     '{"' + "f" * 64 + '": ' + "[" * 100_000 + "]" * 100_000 + "}"],
 )  # fmt: skip
 def test_a_record_whose_licences_are_not_the_builders_own_is_passed_over(recorded):
     core_metadata._known.clear()
