@@ -26,7 +26,9 @@ their own (its root, state and socket in a fresh folder, the CRI plugin off, the
 snapshotter), then
 
 1. pull: `ctr images pull --plain-http` (fetch every blob, then unpack each layer into an
-   overlayfs snapshot: what the kubelet's image pull does through CRI);
+   overlayfs snapshot: the work of the kubelet's image pull through CRI, whose `client.Pull`
+   with unpack may start unpacking a layer while later ones are still being fetched; no CRI
+   client is installed here);
 2. run: `ctr run --rm` of the same import (a snapshot over every layer, runc).
 
 Its CPU time is `ctr`'s plus the containerd daemon's (and its children's), read from /proc.
