@@ -58,6 +58,8 @@ def oci_purl(reference: str, digest: str) -> str:
 LICENCE_LIMIT = 200
 # Longer `License` fields are licence texts, not names: the classifiers are read instead.
 FIELD_LIMIT = 100
+# The most licence names a choice read back from a layer record may hold (`checked_choice`).
+NAMES_LIMIT = 32
 _WHITESPACE = re.compile(r"\s+")
 
 
@@ -115,6 +117,8 @@ def spdx_expression(text: str) -> str:
         return canonicalize_license_expression(text)
     except InvalidLicenseExpression:
         return ""
+    except Exception:  # packaging 26.2 raises KeyError for `LicenseRef-x+`
+        return ""
 
 
 def checked_choice(value: object) -> list[dict] | None:
@@ -124,20 +128,22 @@ def checked_choice(value: object) -> list[dict] | None:
     value no wheel's metadata could have given never reaches the document."""
     if value is None:
         return None
-    if not isinstance(value, list) or not value:
-        raise ValueError("a licence choice is a non-empty list")
+    if not isinstance(value, list) or not value or len(value) > NAMES_LIMIT:
+        raise ValueError(f"a licence choice is a list of 1 to {NAMES_LIMIT} items")
+    if len(value) == 1 and isinstance(value[0], dict) and set(value[0]) == {"expression"}:
+        text = value[0]["expression"]
+        if isinstance(text, str) and text and spdx_expression(text) == text:
+            return value
+        raise ValueError(f"not an SPDX expression in canonical form: {str(text)[:80]!r}")
+    names = []
     for item in value:
-        if isinstance(item, dict) and set(item) == {"expression"}:
-            text = item["expression"]
-            if isinstance(text, str) and text and spdx_expression(text) == text:
-                continue
-        if isinstance(item, dict) and set(item) == {"license"}:
-            named = item["license"]
-            if isinstance(named, dict) and set(named) == {"name"}:
-                name = named["name"]
-                if isinstance(name, str) and name and clean(name) == name:
-                    continue
-        raise ValueError(f"not a licence this builder writes: {str(item)[:80]!r}")
+        named = item.get("license") if isinstance(item, dict) and set(item) == {"license"} else None
+        name = named.get("name") if isinstance(named, dict) and set(named) == {"name"} else None
+        if not (isinstance(name, str) and name and clean(name) == name):
+            raise ValueError(f"not a licence this builder writes: {str(item)[:80]!r}")
+        names.append(name)
+    if names != sorted(set(names)):
+        raise ValueError("licence names are written sorted, each once")
     return value
 
 

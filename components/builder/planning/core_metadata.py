@@ -66,7 +66,9 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 RECORDED_LIMIT = 1000  # licences one layer record may carry
 _HREF = re.compile(r"""href=["']([^"']+)["']""", re.IGNORECASE)
 
-_known: dict[str, list[dict] | None] = {}  # by wheel sha256, for this process
+_known: dict[str, list[dict] | None] = {}  # by wheel sha256, read in this process
+_read_at: dict[str, str] = {}  # wheel sha256: `location` of the lock URL its METADATA was read at
+_recorded: dict[tuple[str, str], list[dict] | None] = {}  # (sha256, location): from records
 _lock = threading.Lock()
 _ahead: list[threading.Thread] = []  # started by `read_ahead`
 
@@ -87,33 +89,66 @@ def read_ahead(distributions: Iterable[Distribution], index: IndexSettings) -> N
         _ahead.append(thread)
 
 
-def known(sha256s: Iterable[str]) -> dict[str, list[dict] | None]:
-    """{wheel sha256: `licence_of` its metadata (None: no licence)} for the wheels of
-    `sha256s` this process has read (or been told of by `remember`), for a layer's record."""
+def location(url: str) -> str:
+    """`url` without user information, query or fragment (`scheme://host[:port]/path`): what a
+    layer record may name, and what binds a recorded licence to a lock's file."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+def known(wheels: Iterable[tuple[str, str]]) -> dict[str, dict]:
+    """For a layer's record: `{sha256: {"at": location, "licences": choice}}` of the wheels
+    (`(sha256, lock URL)`) whose licence this process read from that very URL, its METADATA in
+    hand (`_read_at`); a licence read elsewhere (a configured index standing in for the lock's
+    URL) or from a wheel without readable metadata is not recorded."""
     with _lock:
-        return {sha: _known[sha] for sha in sha256s if sha in _known}
+        return {
+            sha: {"at": location(url), "licences": _known[sha]}
+            for sha, url in wheels
+            if sha in _known and _read_at.get(sha) == location(url)
+        }
 
 
-def remember(recorded: str) -> bool:
+def remember(recorded: str, wheels: Iterable[tuple[str, str]]) -> bool:
     """Take the licences a layer's record carries (`known`'s answer as JSON, written by an
-    earlier build) as read, so that they are not read from the index again. Each must be a
-    wheel sha256 (64 hex digits) with `sbom.checked_choice`; else nothing is taken (False) and
-    the licences are read from the index as ever. Never replaces a licence read here."""
+    earlier build) for the layer's own wheels (`(sha256, lock URL)`), so that they are not
+    read from the index again. Each entry must name one of those wheels and hold a
+    `sbom.checked_choice`, else nothing is taken (False) and the licences are read from the
+    index as ever; an entry read at another URL than this lock's is passed over (another
+    codeset's lock may name another host for the same file). Taken licences are looked up by
+    (sha256, location) and never replace one read in this process."""
+    expected = {sha: location(url) for sha, url in wheels}
     try:
         found = json.loads(recorded)
         if not isinstance(found, dict) or len(found) > RECORDED_LIMIT:
             return False
-        checked = {}
-        for sha, choice in found.items():
-            if not (isinstance(sha, str) and _SHA256.fullmatch(sha)):
+        taken = {}
+        for sha, entry in found.items():
+            if sha not in expected or not isinstance(entry, dict) or set(entry) != {
+                "at", "licences"
+            }:  # fmt: skip
                 return False
-            checked[sha] = checked_choice(choice)
-    except (ValueError, RecursionError):  # json.JSONDecodeError; nesting past the stack
+            choice = checked_choice(entry["licences"])
+            if entry["at"] == expected[sha]:
+                taken[(sha, expected[sha])] = choice
+    except Exception:  # a record is only a cache: any fault, and it is passed over
         return False
     with _lock:
-        for sha, choice in checked.items():
-            _known.setdefault(sha, choice)
+        for key, choice in taken.items():
+            _recorded.setdefault(key, choice)
     return True
+
+
+def forget() -> None:
+    """Forget every licence read or taken in this process (for tests)."""
+    with _lock:
+        _known.clear()
+        _read_at.clear()
+        _recorded.clear()
 
 
 def licences(
@@ -142,13 +177,20 @@ def first_wheel(dist: Distribution) -> DistributionFile | None:
 
 
 def licence_of_wheel(name: str, wheel: DistributionFile, index: IndexSettings) -> list[dict] | None:
+    """The wheel's licence: read in this process, else taken from a layer record for this
+    sha256 at this URL (`remember`), else read now (the first answer kept)."""
+    at = location(wheel.url)
     with _lock:
         if wheel.sha256 in _known:
             return _known[wheel.sha256]
-    text = metadata_text(name, wheel, index)
+        if (wheel.sha256, at) in _recorded:
+            return _recorded[(wheel.sha256, at)]
+    text, read_at_lock_url = metadata_text_where(name, wheel, index)
     choice = licence_of(text) if text is not None else None
     with _lock:
-        _known[wheel.sha256] = choice
+        choice = _known.setdefault(wheel.sha256, choice)
+        if text is not None and read_at_lock_url:
+            _read_at.setdefault(wheel.sha256, at)
     return choice
 
 
@@ -157,12 +199,17 @@ def metadata_text(name: str, wheel: DistributionFile, index: IndexSettings) -> s
     the wheel has none to read: read at the lock's URL, else, when that fails (a lock made
     against PyPI, built from a mirror), at the same file on a configured index
     (`on_the_indexes`). Raises the first failure's StepError when none answers."""
+    return metadata_text_where(name, wheel, index)[0]
+
+
+def metadata_text_where(name: str, wheel: DistributionFile, index: IndexSettings):
+    """(`metadata_text`, whether it was read at the lock's own URL)."""
     try:
-        return metadata_at(wheel.url, name, wheel, index)
+        return metadata_at(wheel.url, name, wheel, index), True
     except StepError as error:
         for url in on_the_indexes(name, wheel, index):
             try:
-                return metadata_at(url, name, wheel, index)
+                return metadata_at(url, name, wheel, index), False
             except StepError:
                 continue
         raise error

@@ -443,6 +443,12 @@ def refuse_sdists(pins: list[Pin], target: Target) -> None:
         )
 
 
+def wheels_of(unit: Unit) -> list[tuple[str, str]]:
+    """(sha256, lock URL) of the unit's wheels: what its record's licences are bound to."""
+    return [(pin.wheel_sha256, pin.wheel_url) for pin in unit.pins
+            if pin.wheel_sha256 and pin.wheel_url]  # fmt: skip
+
+
 def reuse(writer: RegistryWriter, repository: str, layers_repo: str, units: list[Unit]):
     """{identity: Layer} of the units the cache holds (installed in the base, else by the
     builder), each mounted into `repository`. One task per unit, `LOOKUPS` at a time: its
@@ -457,7 +463,7 @@ def reuse(writer: RegistryWriter, repository: str, layers_repo: str, units: list
             if found is not None and writer.mount(repository, found.descriptor.digest,
                                                   layers_repo):  # fmt: skip
                 if found.licences:
-                    core_metadata.remember(found.licences)
+                    core_metadata.remember(found.licences, wheels_of(unit))
                 return Layer(unit.label, found.descriptor, found.diff_id, unit=unit)
         return None
 
@@ -554,7 +560,7 @@ def write_and_push(writer: RegistryWriter, repository: str, layers_repo: str, jo
             if sent:
                 cache.keep(writer, layers_repo, digest, repository, None)
         elif cache.keep(writer, layers_repo, digest, repository, blob.path):
-            told = core_metadata.known(pin.wheel_sha256 for pin in unit.pins if pin.wheel_sha256)
+            told = core_metadata.known(wheels_of(unit))
             cache.record(
                 writer, layers_repo, unit.identity, layer.descriptor, layer.diff_id, what,
                 ARCHITECTURES.get(machine, machine),

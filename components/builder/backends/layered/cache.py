@@ -43,11 +43,13 @@ DIFF_ID = "io.github.mlflow-steps.diff-id"
 CONTENT = "io.github.mlflow-steps.layer"
 BASE_PYTHON = "io.github.mlflow-steps.base-python"
 LICENCES = "io.github.mlflow-steps.licences"
+LICENCES_LIMIT = 256 * 1024  # characters of a record's licences read back, at most
 
 
 class Found(NamedTuple):
     """A distribution layer's record: its descriptor, its diff_id, and the licences of its
-    wheels as the record carries them (`core_metadata.known` as JSON; "" when it has none)."""
+    wheels as the record carries them (`core_metadata.known` as JSON; "" when it has none or
+    more than `LICENCES_LIMIT` characters)."""
 
     descriptor: Descriptor
     diff_id: str
@@ -102,14 +104,19 @@ def lookup_one(writer: RegistryWriter, repository: str, identity: str) -> Found 
     found = writer.get_manifest(repository, identity)
     if found is None:
         return None
-    manifest = json.loads(found[0])
-    layer = manifest["layers"][0]
-    diff_id = layer.get("annotations", {}).get(DIFF_ID, "")
-    if not diff_id:
+    try:
+        manifest = json.loads(found[0])
+        layer = manifest["layers"][0]
+        diff_id = layer.get("annotations", {}).get(DIFF_ID, "")
+        licences = manifest.get("annotations", {}).get(LICENCES, "")
+        descriptor = Descriptor(layer["mediaType"], layer["digest"], layer["size"])
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError, RecursionError):
+        return None  # not a record this builder wrote: the layer is built
+    if not isinstance(diff_id, str) or not diff_id:
         return None
-    licences = manifest.get("annotations", {}).get(LICENCES, "")
-    descriptor = Descriptor(layer["mediaType"], layer["digest"], layer["size"])
-    return Found(descriptor, diff_id, licences if isinstance(licences, str) else "")
+    if not isinstance(licences, str) or len(licences) > LICENCES_LIMIT:
+        licences = ""
+    return Found(descriptor, diff_id, licences)
 
 
 def lookup(writer: RegistryWriter, repository: str, identities: list[str]) -> dict:

@@ -219,8 +219,22 @@ def test_checked_choice_takes_what_licence_of_gives(lines):
      [{"expression": "MIT AND"}], [{"expression": ""}], [{"license": {"id": "MIT"}}],
      [{"license": {"name": "MIT\nIndex-Url: http://evil/"}}], [{"license": {"name": " MIT"}}],
      [{"license": {"name": "A" * (sbom.LICENCE_LIMIT + 1)}}], [{"license": {"name": 7}}],
-     [{"license": {"name": "MIT"}, "url": "http://evil/"}], [{"expression": "MIT"}, "MIT"]],
+     [{"license": {"name": "MIT"}, "url": "http://evil/"}], [{"expression": "MIT"}, "MIT"],
+     [{"expression": "MIT"}, {"expression": "BSD-3-Clause"}],  # one expression at most
+     [{"expression": "MIT"}, {"license": {"name": "BSD"}}],
+     [{"license": {"name": "MIT"}}, {"license": {"name": "BSD"}}],  # names come sorted
+     [{"license": {"name": "MIT"}}, {"license": {"name": "MIT"}}],  # and once each
+     [{"license": {"name": f"L{n:03}"}} for n in range(sbom.NAMES_LIMIT + 1)]],
 )  # fmt: skip
 def test_checked_choice_refuses_what_licence_of_never_gives(value):
     with pytest.raises(ValueError):
         sbom.checked_choice(value)
+
+
+def test_an_expression_packaging_cannot_parse_is_no_licence_not_a_crash():
+    """packaging 26.2 raises KeyError (not InvalidLicenseExpression) for `LicenseRef-x+`: a
+    wheel's metadata, or a layer record, must not stop the build with a traceback."""
+    assert sbom.spdx_expression("LicenseRef-a+") in ("", "LicenseRef-a+")
+    assert sbom.licence_of(metadata("License-Expression: LicenseRef-a+")) in (
+        None, [{"expression": "LicenseRef-a+"}]
+    )  # fmt: skip

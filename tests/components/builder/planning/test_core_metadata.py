@@ -247,39 +247,77 @@ def test_a_wheel_whose_entry_list_is_too_long_gets_no_licence_before_zipfile_rea
 
 
 def test_licences_a_layer_record_carries_are_taken_and_not_read_again(plain_server):
-    """A reused layer's record carries the licences its wheels gave (`known`, as JSON): taken
-    by `remember`, the bill of materials asks the index nothing for them."""
+    """A reused layer's record carries the licences its wheels gave (`known`, as JSON, bound to
+    the lock URL each was read at): taken by `remember` for a lock naming the same files at
+    the same URLs, the bill of materials asks the index nothing for them."""
     folder, url = plain_server
     wheels = made_wheels(folder)[:3]
     dists = lock_of(wheels, url)
-    core_metadata._known.clear()
-    expected = core_metadata.licences(dists, IndexSettings(url))
-    shas = [dist.files[0].sha256 for dist in dists]
-    recorded = json.dumps(core_metadata.known(shas))
-    assert json.loads(recorded) == {sha: expected.get(dist.name) for sha, dist in zip(shas, dists)}
-    core_metadata._known.clear()
-    Recording.seen = []
-    assert core_metadata.remember(recorded)
-    assert core_metadata.licences(dists, IndexSettings(url)) == expected
-    assert Recording.seen == []
+    own = [(dist.files[0].sha256, dist.files[0].url) for dist in dists]
+    core_metadata.forget()
+    try:
+        expected = core_metadata.licences(dists, IndexSettings(url))
+        recorded = json.dumps(core_metadata.known(own))
+        assert json.loads(recorded) == {
+            sha: {"at": wheel_url, "licences": expected.get(dist.name)}
+            for (sha, wheel_url), dist in zip(own, dists)
+        }
+        core_metadata.forget()
+        Recording.seen = []
+        assert core_metadata.remember(recorded, own)
+        assert core_metadata.licences(dists, IndexSettings(url)) == expected
+        assert Recording.seen == []
+    finally:
+        core_metadata.forget()
+
+
+def test_a_recorded_licence_is_taken_only_for_the_same_file_at_the_same_url(plain_server):
+    """Another codeset's lock may name the same file (sha256) on a host of its own, which
+    serves any METADATA it likes: its build's record binds the licence to that URL, and a lock
+    naming another URL reads its own."""
+    folder, url = plain_server
+    (wheel,) = made_wheels(folder)[:1]
+    (dist,) = lock_of([wheel], url)
+    sha = dist.files[0].sha256
+    elsewhere = f"http://127.0.0.1:9/{wheel.name}"
+    lie = json.dumps({sha: {"at": elsewhere, "licences": [{"license": {"name": "Public Domain"}}]}})
+    core_metadata.forget()
+    try:
+        assert core_metadata.remember(lie, [(sha, dist.files[0].url)])  # well-formed, not taken
+        Recording.seen = []
+        assert core_metadata.licences([dist], IndexSettings(url)) == expected_licences([wheel])
+        assert Recording.seen  # read from this lock's own URL
+    finally:
+        core_metadata.forget()
+
+
+A = "a" * 64
+MIT = [{"license": {"name": "MIT"}}]
 
 
 @pytest.mark.parametrize(
     "recorded",
-    ["not json", "[]", json.dumps({"F" * 64: None}), json.dumps({"f" * 63: None}),
-     json.dumps({"f" * 64: [{"license": {"name": "MIT\nEvil"}}]}),
-     json.dumps({"f" * 64: None, "e" * 64: "MIT"}),
+    ["not json", "[]", json.dumps({A: None}), json.dumps({"b" * 64: {"at": "x", "licences": None}}),
+     json.dumps({A: {"at": "http://h/a.whl", "licences": [{"license": {"name": "MIT\nEvil"}}]}}),
+     json.dumps({A: {"at": "http://h/a.whl", "licences": [{"expression": "MIT"}] * 2}}),
+     json.dumps({A: {"at": "http://h/a.whl", "licences": MIT, "more": 1}}),
      json.dumps({f"{n:064x}": None for n in range(core_metadata.RECORDED_LIMIT + 1)}),
-     '{"' + "f" * 64 + '": ' + "[" * 100_000 + "]" * 100_000 + "}"],
+     '{"' + A + '": {"at": "http://h/a.whl", "licences": ' + "[" * 100_000 + "]" * 100_000 + "}}"],
 )  # fmt: skip
 def test_a_record_whose_licences_are_not_the_builders_own_is_passed_over(recorded):
-    core_metadata._known.clear()
-    assert core_metadata.remember(recorded) is False
-    assert core_metadata._known == {}
+    """Malformed, for a wheel not in the layer (b...), or not a choice `licence_of` writes."""
+    core_metadata.forget()
+    assert core_metadata.remember(recorded, [(A, "http://h/a.whl")]) is False
+    assert core_metadata._recorded == {}
 
 
 def test_a_recorded_licence_never_replaces_one_read_here():
-    core_metadata._known.clear()
-    core_metadata._known["a" * 64] = [{"license": {"name": "MIT"}}]
-    assert core_metadata.remember(json.dumps({"a" * 64: [{"license": {"name": "BSD"}}]}))
-    assert core_metadata._known["a" * 64] == [{"license": {"name": "MIT"}}]
+    core_metadata.forget()
+    try:
+        core_metadata._known[A] = MIT
+        told = {A: {"at": "http://h/a.whl", "licences": [{"license": {"name": "BSD"}}]}}
+        assert core_metadata.remember(json.dumps(told), [(A, "http://h/a.whl")])
+        wheel = DistributionFile("a-1.0-py3-none-any.whl", "http://h/a.whl", A)
+        assert core_metadata.licence_of_wheel("a", wheel, IndexSettings()) == MIT
+    finally:
+        core_metadata.forget()

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from mlflow_steps.components.builder.backends.layered import cache
-from mlflow_steps.components.builder.backends.layered.image import Descriptor
+from mlflow_steps.components.builder.backends.layered.image import OCI_MANIFEST, Descriptor
 from mlflow_steps.components.builder.backends.layered.tarlayer import MEDIA_TYPE
 from mlflow_steps.components.builder.oci.registry import RegistryClient
 from mlflow_steps.components.builder.oci.registry_push import RegistryWriter
@@ -83,3 +83,30 @@ def test_a_mount_answered_with_202_is_uploaded_into_the_cache_instead(registry, 
         assert cache.lookup(writer, layers, ["one"])["one"][:2] == (layer, "sha256:d1")
     finally:
         proxy.stop()
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"annotations": None}, {"layers": []},  # what this registry takes (it refuses a list)
+     {"annotations": {cache.LICENCES: "x" * (cache.LICENCES_LIMIT + 1)}}],
+)  # fmt: skip
+def test_a_record_this_builder_did_not_write_is_passed_over_not_a_crash(registry, tmp_path,
+                                                                         change):  # fmt: skip
+    """A manifest under an identity's tag in the cache repository (anyone with push rights
+    there may write one): malformed, it reads as no record (the layer is built); an
+    over-long licences annotation reads as none (they are read from the index)."""
+    writer = RegistryWriter(RegistryClient(registry.host, insecure=True))
+    target = f"{namespace(tmp_path)}/a"
+    layers = cache.cache_repository(target)
+    path, layer = layer_file(tmp_path)
+    writer.upload(target, layer.digest, path)
+    assert cache.keep(writer, layers, layer.digest, target, path)
+    assert cache.record(writer, layers, "one", layer, "sha256:d1", "six", "amd64")
+    manifest = json.loads(writer.get_manifest(layers, "one")[0])
+    manifest.update(change)
+    writer.put_manifest(layers, "one", json.dumps(manifest).encode(), OCI_MANIFEST)
+    found = cache.lookup_one(writer, layers, "one")
+    if "layers" in change or change["annotations"] is None:
+        assert found is None
+    else:
+        assert found == (layer, "sha256:d1", "")
