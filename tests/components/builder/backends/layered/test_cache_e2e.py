@@ -42,13 +42,20 @@ def namespace(tmp_path: Path) -> str:
     return "cache-" + hashlib.sha256(str(tmp_path).encode()).hexdigest()[:10]
 
 
-def test_a_deleted_cache_repository_is_written_again(registry, tmp_path):
+def kept_layer(registry, tmp_path: Path):
+    """(writer, target repository, its cache repository, the layer's file, its descriptor):
+    a layer uploaded into the target and kept in the cache."""
     writer = RegistryWriter(RegistryClient(registry.host, insecure=True))
     target = f"{namespace(tmp_path)}/a"
     layers = cache.cache_repository(target)
     path, layer = layer_file(tmp_path)
     writer.upload(target, layer.digest, path)
     assert cache.keep(writer, layers, layer.digest, target, path)
+    return writer, target, layers, path, layer
+
+
+def test_a_deleted_cache_repository_is_written_again(registry, tmp_path):
+    writer, target, layers, path, layer = kept_layer(registry, tmp_path)
     told = json.dumps({"a" * 64: [{"license": {"name": "MIT License"}}]})
     assert cache.record(writer, layers, "one", layer, "sha256:d1", "six 1.16.0", "amd64",
                         {cache.LICENCES: told})  # fmt: skip
@@ -95,12 +102,7 @@ def test_a_record_this_builder_did_not_write_is_passed_over_not_a_crash(registry
     """A manifest under an identity's tag in the cache repository (anyone with push rights
     there may write one): malformed, it reads as no record (the layer is built); an
     over-long licences annotation reads as none (they are read from the index)."""
-    writer = RegistryWriter(RegistryClient(registry.host, insecure=True))
-    target = f"{namespace(tmp_path)}/a"
-    layers = cache.cache_repository(target)
-    path, layer = layer_file(tmp_path)
-    writer.upload(target, layer.digest, path)
-    assert cache.keep(writer, layers, layer.digest, target, path)
+    writer, _, layers, _, layer = kept_layer(registry, tmp_path)
     assert cache.record(writer, layers, "one", layer, "sha256:d1", "six", "amd64")
     manifest = json.loads(writer.get_manifest(layers, "one")[0])
     manifest.update(change)
