@@ -44,7 +44,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import PurePosixPath
 from typing import IO
-from urllib.parse import unquote, urljoin, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 import requests
 
@@ -62,7 +62,6 @@ DIRECTORY_LIMIT = 16 << 20  # bytes of that central directory, at most
 FETCHERS = 8  # wheels read at a time
 ATTEMPTS = 3  # per request, on a connection error or a 429/5xx answer
 _METADATA = re.compile(r"^[^/]+\.dist-info/METADATA$")
-_SHA256 = re.compile(r"[0-9a-f]{64}")
 RECORDED_LIMIT = 1000  # licences one layer record may carry
 _HREF = re.compile(r"""href=["']([^"']+)["']""", re.IGNORECASE)
 
@@ -90,27 +89,32 @@ def read_ahead(distributions: Iterable[Distribution], index: IndexSettings) -> N
 
 
 def location(url: str) -> str:
-    """`url` without user information, query or fragment (`scheme://host[:port]/path`): what a
-    layer record may name, and what binds a recorded licence to a lock's file."""
+    """`url` without user information or fragment: what binds a recorded licence to a lock's
+    file, and what a layer record may name (the query stays: some indexes pick the file by it;
+    the lock in the image holds the same URL)."""
     parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}"
+    netloc = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
 
 
 def known(wheels: Iterable[tuple[str, str]]) -> dict[str, dict]:
     """For a layer's record: `{sha256: {"at": location, "licences": choice}}` of the wheels
     (`(sha256, lock URL)`) whose licence this process read from that very URL, its METADATA in
     hand (`_read_at`); a licence read elsewhere (a configured index standing in for the lock's
-    URL) or from a wheel without readable metadata is not recorded."""
+    URL), from a wheel without readable metadata, or one `sbom.checked_choice` refuses (more
+    than `sbom.NAMES_LIMIT` names) is not recorded."""
     with _lock:
-        return {
+        found = {
             sha: {"at": location(url), "licences": _known[sha]}
             for sha, url in wheels
             if sha in _known and _read_at.get(sha) == location(url)
         }
+    kept = {}
+    for sha, entry in found.items():
+        with contextlib.suppress(ValueError):  # what `remember` would refuse is not recorded
+            checked_choice(entry["licences"])
+            kept[sha] = entry
+    return kept
 
 
 def remember(recorded: str, wheels: Iterable[tuple[str, str]]) -> bool:
@@ -185,25 +189,26 @@ def licence_of_wheel(name: str, wheel: DistributionFile, index: IndexSettings) -
             return _known[wheel.sha256]
         if (wheel.sha256, at) in _recorded:
             return _recorded[(wheel.sha256, at)]
-    text, read_at_lock_url = metadata_text_where(name, wheel, index)
+    text, read_at_lock_url = metadata_text(name, wheel, index)
     choice = licence_of(text) if text is not None else None
     with _lock:
-        choice = _known.setdefault(wheel.sha256, choice)
-        if text is not None and read_at_lock_url:
-            _read_at.setdefault(wheel.sha256, at)
-    return choice
+        # The first answer is kept, and with it where it was read: both from one thread (a lock
+        # may list the same sha256 twice, at two URLs).
+        if wheel.sha256 not in _known:
+            _known[wheel.sha256] = choice
+            if text is not None and read_at_lock_url:
+                _read_at[wheel.sha256] = at
+        return _known[wheel.sha256]
 
 
-def metadata_text(name: str, wheel: DistributionFile, index: IndexSettings) -> str | None:
-    """The wheel's METADATA (at most `METADATA_LIMIT` bytes, decoded as UTF-8), or None when
-    the wheel has none to read: read at the lock's URL, else, when that fails (a lock made
-    against PyPI, built from a mirror), at the same file on a configured index
-    (`on_the_indexes`). Raises the first failure's StepError when none answers."""
-    return metadata_text_where(name, wheel, index)[0]
-
-
-def metadata_text_where(name: str, wheel: DistributionFile, index: IndexSettings):
-    """(`metadata_text`, whether it was read at the lock's own URL)."""
+def metadata_text(
+    name: str, wheel: DistributionFile, index: IndexSettings
+) -> tuple[str | None, bool]:
+    """(the wheel's METADATA, at most `METADATA_LIMIT` bytes, decoded as UTF-8, or None when
+    the wheel has none to read; whether it was read at the lock's own URL): read at the lock's
+    URL, else, when that fails (a lock made against PyPI, built from a mirror), at the same
+    file on a configured index (`on_the_indexes`). Raises the first failure's StepError when
+    none answers."""
     try:
         return metadata_at(wheel.url, name, wheel, index), True
     except StepError as error:

@@ -561,10 +561,11 @@ def write_and_push(writer: RegistryWriter, repository: str, layers_repo: str, jo
                 cache.keep(writer, layers_repo, digest, repository, None)
         elif cache.keep(writer, layers_repo, digest, repository, blob.path):
             told = core_metadata.known(wheels_of(unit))
+            licences = json.dumps(told, sort_keys=True) if told else ""
             cache.record(
                 writer, layers_repo, unit.identity, layer.descriptor, layer.diff_id, what,
                 ARCHITECTURES.get(machine, machine),
-                {cache.LICENCES: json.dumps(told, sort_keys=True)} if told else None,
+                {cache.LICENCES: licences} if 0 < len(licences) <= cache.LICENCES_LIMIT else None,
             )  # fmt: skip
         if consume:
             blob.path.unlink(missing_ok=True)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,7 @@ DIFF_ID = "io.github.mlflow-steps.diff-id"
 CONTENT = "io.github.mlflow-steps.layer"
 BASE_PYTHON = "io.github.mlflow-steps.base-python"
 LICENCES = "io.github.mlflow-steps.licences"
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 LICENCES_LIMIT = 256 * 1024  # characters of a record's licences read back, at most
 
 
@@ -112,11 +114,22 @@ def lookup_one(writer: RegistryWriter, repository: str, identity: str) -> Found 
         descriptor = Descriptor(layer["mediaType"], layer["digest"], layer["size"])
     except (KeyError, IndexError, TypeError, AttributeError, ValueError, RecursionError):
         return None  # not a record this builder wrote: the layer is built
-    if not isinstance(diff_id, str) or not diff_id:
+    if not (isinstance(diff_id, str) and diff_id and well_formed(descriptor)):
         return None
     if not isinstance(licences, str) or len(licences) > LICENCES_LIMIT:
         licences = ""
     return Found(descriptor, diff_id, licences)
+
+
+def well_formed(descriptor: Descriptor) -> bool:
+    """Whether a record's layer descriptor has the types and digest form this builder writes."""
+    return (
+        isinstance(descriptor.media_type, str)
+        and isinstance(descriptor.digest, str)
+        and _DIGEST.fullmatch(descriptor.digest) is not None
+        and type(descriptor.size) is int
+        and descriptor.size >= 0
+    )
 
 
 def lookup(writer: RegistryWriter, repository: str, identities: list[str]) -> dict:

@@ -18,6 +18,7 @@ from typing import ClassVar
 import pytest
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
+from mlflow_steps.components.builder.oci import sbom
 from mlflow_steps.components.builder.oci.sbom import LICENCE_LIMIT, licence_of
 from mlflow_steps.components.builder.planning import core_metadata
 from mlflow_steps.components.builder.planning.indexes import IndexSettings
@@ -319,5 +320,59 @@ def test_a_recorded_licence_never_replaces_one_read_here():
         assert core_metadata.remember(json.dumps(told), [(A, "http://h/a.whl")])
         wheel = DistributionFile("a-1.0-py3-none-any.whl", "http://h/a.whl", A)
         assert core_metadata.licence_of_wheel("a", wheel, IndexSettings()) == MIT
+    finally:
+        core_metadata.forget()
+
+
+def test_location_drops_user_information_and_fragment_and_keeps_the_query():
+    url = "https://user:t0ken@nexus.example:8443/service/download?repository=pypi&name=a.whl#x"
+    assert core_metadata.location(url) == (
+        "https://nexus.example:8443/service/download?repository=pypi&name=a.whl"
+    )
+    other = "https://nexus.example:8443/service/download?repository=evil&name=a.whl"
+    assert core_metadata.location(other) != core_metadata.location(url)
+
+
+def test_a_licence_and_where_it_was_read_are_kept_from_the_same_answer(monkeypatch):
+    """A lock may list one sha256 twice: at a decoy URL whose server answers garbage (no
+    licence, nothing recorded) and at the real one. When both reads run at once and the decoy's
+    answer is kept, the real URL must not be recorded with the decoy's answer."""
+    real, decoy = "https://files.example/a-1.0-py3-none-any.whl", "https://evil.example/a.whl"
+    both, decoy_kept = threading.Barrier(2), threading.Event()
+    text = "Metadata-Version: 2.1\nName: a\nVersion: 1.0\nLicense-Expression: MIT\n"
+
+    def answer(name, wheel, index):
+        both.wait(5)
+        if wheel.url == decoy:
+            return None, True  # an unreadable wheel: no METADATA
+        assert decoy_kept.wait(5)
+        return text, True
+
+    monkeypatch.setattr(core_metadata, "metadata_text", answer)
+    core_metadata.forget()
+    try:
+
+        def read(url: str) -> None:
+            core_metadata.licence_of_wheel("a", DistributionFile("a.whl", url, A), IndexSettings())
+            if url == decoy:
+                decoy_kept.set()
+
+        threads = [threading.Thread(target=read, args=(url,)) for url in (decoy, real)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+        assert core_metadata._known[A] is None
+        assert core_metadata.known([(A, real)]) == {}
+    finally:
+        core_metadata.forget()
+
+
+def test_a_choice_remember_would_refuse_is_not_recorded():
+    names = [{"license": {"name": f"L{n:03}"}} for n in range(sbom.NAMES_LIMIT + 1)]
+    core_metadata.forget()
+    try:
+        core_metadata._known[A], core_metadata._read_at[A] = names, "http://h/a.whl"
+        assert core_metadata.known([(A, "http://h/a.whl")]) == {}
     finally:
         core_metadata.forget()
