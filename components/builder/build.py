@@ -216,20 +216,27 @@ def attach_sbom(the_plan: Plan, options: BuildOptions, digest: str, log: Log) ->
     licences come from the layer cache's records and the index, `core_metadata`)."""
     if the_plan.recipe is None or SBOM_FILE not in the_plan.recipe.files:
         return
-    writer = RegistryWriter(RegistryClient(options.registry, insecure=options.insecure))
-    if referrers.referrers(writer, options.repository, digest, sbom.MEDIA_TYPE):
-        return
-    data = with_licences(the_plan, options).recipe.files[SBOM_FILE]  # type: ignore[union-attr]
-    attach_sbom_data(data, the_plan.push_reference, options, digest, log)
+
+    def document() -> bytes:  # the lock's licences read only when nothing is attached yet
+        return with_licences(the_plan, options).recipe.files[SBOM_FILE]  # type: ignore[union-attr]
+
+    attach_sbom_data(document, the_plan.push_reference, options, digest, log)
 
 
 def attach_sbom_data(
-    data: bytes, push_reference: str, options: BuildOptions, digest: str, log: Log
+    data: bytes | Callable[[], bytes],
+    push_reference: str,
+    options: BuildOptions,
+    digest: str,
+    log: Log,
 ) -> None:
-    """`attach_sbom` of the CycloneDX document `data`, for the image `push_reference`."""
+    """`attach_sbom` of the CycloneDX document `data` (or what makes it, called only when the
+    image has no SBOM referrer yet), for the image `push_reference`."""
     writer = RegistryWriter(RegistryClient(options.registry, insecure=options.insecure))
     if referrers.referrers(writer, options.repository, digest, sbom.MEDIA_TYPE):
         return  # the per-package and engine-less builds attach their own
+    if callable(data):
+        data = data()
     found = writer.get_manifest(options.repository, digest)
     if found is None:
         raise StepError(f"{push_reference}: {digest} vanished before its SBOM was attached")

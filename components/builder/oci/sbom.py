@@ -122,10 +122,11 @@ def spdx_expression(text: str) -> str:
 
 
 def checked_choice(value: object) -> list[dict] | None:
-    """`value` (JSON, read back from a registry) when it is a `licence_of` answer: None, or a
-    non-empty list of `{"expression": <canonical SPDX>}` or `{"license": {"name": <clean>}}`
-    (`clean`: one line, at most `LICENCE_LIMIT` characters). Raises ValueError otherwise: a
-    value no wheel's metadata could have given never reaches the document."""
+    """`value` (JSON, read back from a registry) when it is a `licence_of` answer: None, one
+    `{"expression": <canonical SPDX>}`, or 1 to `NAMES_LIMIT` `{"license": {"name": <clean>}}`
+    sorted by name, each once (`clean`: one line, at most `LICENCE_LIMIT` characters). Raises
+    ValueError otherwise: a value no wheel's metadata could have given never reaches the
+    document."""
     if value is None:
         return None
     if not isinstance(value, list) or not value or len(value) > NAMES_LIMIT:

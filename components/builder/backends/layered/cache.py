@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +35,7 @@ from mlflow_steps import __version__
 
 from ....problems import StepError
 from ...oci.registry_push import RegistryWriter, sha256_digest
+from ...reading import grammar
 from .image import OCI_CONFIG, OCI_MANIFEST, Descriptor, canonical, image_manifest
 from .tarlayer import MEDIA_TYPE
 
@@ -44,7 +44,6 @@ DIFF_ID = "io.github.mlflow-steps.diff-id"
 CONTENT = "io.github.mlflow-steps.layer"
 BASE_PYTHON = "io.github.mlflow-steps.base-python"
 LICENCES = "io.github.mlflow-steps.licences"
-_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 LICENCES_LIMIT = 256 * 1024  # characters of a record's licences read back, at most
 
 
@@ -126,7 +125,7 @@ def well_formed(descriptor: Descriptor) -> bool:
     return (
         isinstance(descriptor.media_type, str)
         and isinstance(descriptor.digest, str)
-        and _DIGEST.fullmatch(descriptor.digest) is not None
+        and grammar.SHA256_RE.fullmatch(descriptor.digest) is not None
         and type(descriptor.size) is int
         and descriptor.size >= 0
     )
